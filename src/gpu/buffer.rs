@@ -1,0 +1,101 @@
+use std::marker::PhantomData;
+
+use super::{GpuContext, GpuError};
+
+/// A storage buffer holding `len` values of `T`.
+pub struct GpuBuffer<T: bytemuck::Pod> {
+    pub buffer: wgpu::Buffer,
+    len: usize,
+    _element: PhantomData<T>,
+}
+
+const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl<T: bytemuck::Pod> GpuBuffer<T> {
+    /// A zero-filled buffer of `len` elements (at least one, as empty bindings are invalid).
+    pub fn zeros(ctx: &GpuContext, label: &str, len: usize) -> Self {
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: Self::byte_size(len),
+            usage: STORAGE_USAGE,
+            mapped_at_creation: false,
+        });
+        Self { buffer, len, _element: PhantomData }
+    }
+
+    /// A buffer initialised with `values`.
+    pub fn from_slice(ctx: &GpuContext, label: &str, values: &[T]) -> Self {
+        let this = Self::zeros(ctx, label, values.len());
+        this.write(ctx, values);
+        this
+    }
+
+    /// Replaces the whole contents; `values` must have exactly `len` elements.
+    pub fn write(&self, ctx: &GpuContext, values: &[T]) {
+        assert_eq!(values.len(), self.len, "write of the wrong length into a GPU buffer");
+        if !values.is_empty() {
+            ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(values));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        Self::byte_size(self.len)
+    }
+
+    fn byte_size(len: usize) -> u64 {
+        ((len.max(1) * std::mem::size_of::<T>()) as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+    }
+
+    /// Copies the buffer back to the CPU. Works natively and in the browser: the map callback
+    /// sends on a channel, and the caller awaits it.
+    pub async fn read(&self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
+        let size = self.size_bytes();
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("read-back copy"),
+        });
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        ctx.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        receiver
+            .await
+            .map_err(|_| GpuError::ReadBack("the device was lost before the copy finished".into()))?
+            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        let values = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+            bytemuck::cast_slice::<u8, T>(&view)[..self.len].to_vec()
+        };
+        staging.unmap();
+        Ok(values)
+    }
+
+    /// Blocking form of [`GpuBuffer::read`] for native programs and tests.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(&self, ctx: &GpuContext) -> Vec<T> {
+        pollster::block_on(self.read(ctx)).expect("GPU read-back failed")
+    }
+}

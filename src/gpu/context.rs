@@ -1,0 +1,215 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::shaders::Kernel;
+
+/// Why the GPU could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter was found ({0}). Install a WebGPU-capable driver: on Debian or Ubuntu \
+         without a GPU, `apt-get install mesa-vulkan-drivers` provides lavapipe, a Vulkan \
+         driver that runs on the CPU; in a browser, use a recent Chrome or Edge with WebGPU"
+    )]
+    NoAdapter(String),
+    #[error(
+        "the adapter '{0}' cannot run compute shaders (it offers {1} storage buffers per \
+         shader stage; 8 are needed). Use a Vulkan, Metal, DX12 or WebGPU adapter"
+    )]
+    NoCompute(String, u32),
+    #[error("the adapter '{adapter}' refused to open a device: {reason}")]
+    RequestDevice { adapter: String, reason: String },
+    #[error("reading a buffer back from the GPU failed: {0}")]
+    ReadBack(String),
+    #[error("the GPU reported an error: {0}")]
+    Validation(String),
+}
+
+/// Optional adapter features that kernels may take advantage of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptionalFeatures {
+    pub shader_f16: bool,
+    /// Subgroup operations in compute shaders, with a subgroup of at least 8 lanes.
+    pub subgroups: bool,
+    pub timestamp_query: bool,
+}
+
+/// An open device with its queue, what the adapter is, and the pipelines built so far.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: OptionalFeatures,
+    /// Whether launches use the subgroup variant of a kernel where one exists.
+    use_subgroups: AtomicBool,
+    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+}
+
+/// The smallest subgroup the subgroup kernels work with: they exchange operands among groups
+/// of 8 neighbouring lanes.
+const MIN_SUBGROUP_SIZE_FOR_KERNELS: u32 = 8;
+
+impl GpuContext {
+    /// Opens the highest-performance adapter on any backend, asking for its largest buffer
+    /// and workgroup limits and for the optional features it offers.
+    pub async fn new() -> Result<Self, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        Self::from_adapter(&adapter).await
+    }
+
+    /// Blocking form of [`GpuContext::new`] for native programs and tests.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Self, GpuError> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Opens a device on a given adapter (the app passes the one its window renders with).
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let supported = adapter.limits();
+        if supported.max_storage_buffers_per_shader_stage < 8 {
+            return Err(GpuError::NoCompute(
+                info.name.clone(),
+                supported.max_storage_buffers_per_shader_stage,
+            ));
+        }
+        let offered = adapter.features();
+        let mut wanted = wgpu::Features::empty();
+        for feature in [
+            wgpu::Features::SHADER_F16,
+            wgpu::Features::SUBGROUP,
+            wgpu::Features::TIMESTAMP_QUERY,
+        ] {
+            if offered.contains(feature) {
+                wanted |= feature;
+            }
+        }
+        let features = OptionalFeatures {
+            shader_f16: offered.contains(wgpu::Features::SHADER_F16),
+            subgroups: offered.contains(wgpu::Features::SUBGROUP)
+                && info.subgroup_min_size >= MIN_SUBGROUP_SIZE_FOR_KERNELS,
+            timestamp_query: offered.contains(wgpu::Features::TIMESTAMP_QUERY),
+        };
+        // The adapter's own limits: the largest buffers and workgroups it offers.
+        let limits = supported;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("resnet-wgpu device"),
+                required_features: wanted,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        log::info!(
+            "GPU: {} ({:?}, {:?}), subgroups {}",
+            info.name,
+            info.backend,
+            info.device_type,
+            features.subgroups
+        );
+        Ok(Self {
+            device,
+            queue,
+            adapter_info: info,
+            limits,
+            use_subgroups: AtomicBool::new(features.subgroups),
+            features,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether launches currently pick subgroup kernels.
+    pub fn uses_subgroups(&self) -> bool {
+        self.use_subgroups.load(Ordering::Relaxed)
+    }
+
+    /// Turns the subgroup kernels on or off (on only where the adapter offers subgroups).
+    /// Returns the setting now in force.
+    pub fn set_use_subgroups(&self, on: bool) -> bool {
+        let effective = on && self.features.subgroups;
+        self.use_subgroups.store(effective, Ordering::Relaxed);
+        effective
+    }
+
+    /// The compute pipeline of a kernel, built on first use and cached afterwards.
+    pub fn pipeline(&self, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
+        let mut cache = self.pipelines.lock().expect("pipeline cache poisoned");
+        cache
+            .entry(kernel)
+            .or_insert_with(|| {
+                let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.name()),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source_for_device().into()),
+                });
+                Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.name()),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    cache: None,
+                }))
+            })
+            .clone()
+    }
+
+    /// A one-line description of the adapter: name, backend and type.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?} backend, {:?}, driver {} {})",
+            self.adapter_info.name,
+            self.adapter_info.backend,
+            self.adapter_info.device_type,
+            self.adapter_info.driver,
+            self.adapter_info.driver_info
+        )
+    }
+
+    /// Records the launches into one compute pass and submits them.
+    pub fn submit(&self, label: &str, launches: &[&Launch]) -> wgpu::SubmissionIndex {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
+            for launch in launches {
+                launch.record(&mut pass);
+            }
+        }
+        self.queue.submit([encoder.finish()])
+    }
+
+    /// Submits the launches and waits until the GPU has finished them (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_blocking(&self, label: &str, launches: &[&Launch]) {
+        let index = self.submit(label, launches);
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .expect("waiting for the GPU failed");
+    }
+}
+
+use super::Launch;

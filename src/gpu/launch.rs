@@ -1,0 +1,103 @@
+use std::sync::Arc;
+
+use super::GpuContext;
+use crate::shaders::Kernel;
+
+/// WebGPU's default limit on workgroups in one dimension of a dispatch.
+pub const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65_535;
+
+/// Splits `count` workgroups over a 2-D grid with no dimension above 65,535.
+///
+/// Kernels recover the linear workgroup index as `id.x + id.y * num_workgroups.x` and return
+/// when it is `>= count` (the grid may hold up to `x - 1` spare workgroups).
+pub fn grid_2d(count: u32) -> [u32; 2] {
+    if count <= MAX_WORKGROUPS_PER_DIMENSION {
+        return [count.max(1), 1];
+    }
+    let rows = count.div_ceil(MAX_WORKGROUPS_PER_DIMENSION);
+    let columns = count.div_ceil(rows);
+    [columns, rows]
+}
+
+/// One kernel dispatch, fully prepared: pipeline, bound buffers and the workgroup grid.
+///
+/// Building a launch allocates its small uniform buffer and bind group; recording it does
+/// not allocate, so a training step replays launches built once.
+pub struct Launch {
+    pub kernel: Kernel,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    /// Kept alive for the bind group; holds the kernel's parameter struct.
+    _params: wgpu::Buffer,
+    pub workgroups: [u32; 3],
+}
+
+impl Launch {
+    /// Binds `params` as a uniform at binding 0 and `buffers` at bindings 1, 2, … in order.
+    pub fn new<P: bytemuck::Pod>(
+        ctx: &GpuContext,
+        kernel: Kernel,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Self {
+        for (axis, &count) in workgroups.iter().enumerate() {
+            assert!(
+                count <= ctx.limits.max_compute_workgroups_per_dimension,
+                "{}: {count} workgroups on axis {axis} exceed the device limit of {}",
+                kernel.name(),
+                ctx.limits.max_compute_workgroups_per_dimension
+            );
+        }
+        let pipeline = ctx.pipeline(kernel);
+        let params_buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(kernel.name()),
+            size: (std::mem::size_of::<P>() as u64).max(16).next_multiple_of(16),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        ctx.queue
+            .write_buffer(&params_buffer, 0, bytemuck::bytes_of(params));
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params_buffer.as_entire_binding(),
+        }];
+        for (i, buffer) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name()),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Self {
+            kernel,
+            pipeline,
+            bind_group,
+            _params: params_buffer,
+            workgroups,
+        }
+    }
+
+    /// A launch over `count` workgroups laid out by [`grid_2d`].
+    pub fn linear<P: bytemuck::Pod>(
+        ctx: &GpuContext,
+        kernel: Kernel,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        count: u32,
+    ) -> Self {
+        let [x, y] = grid_2d(count);
+        Self::new(ctx, kernel, params, buffers, [x, y, 1])
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}

@@ -1,0 +1,12 @@
+//! The GPU layer: device, limits, typed buffers, cached pipelines, dispatch and read-back.
+//!
+//! Everything above this module talks to wgpu only through these types, so that the same code
+//! runs natively (Vulkan, Metal, DX12, GL) and in the browser (WebGPU).
+
+mod buffer;
+mod context;
+mod launch;
+
+pub use buffer::GpuBuffer;
+pub use context::{GpuContext, GpuError, OptionalFeatures};
+pub use launch::{Launch, grid_2d, MAX_WORKGROUPS_PER_DIMENSION};

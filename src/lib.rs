@@ -1,0 +1,10 @@
+//! Train ResNets on CIFAR-10 entirely on the GPU through WebGPU.
+//!
+//! Layers, each knowing only the one below: `ops` (one file per op family: launcher and CPU
+//! reference) over `gpu` (device, buffers, pipelines, dispatch) over the WGSL files in
+//! `shaders/`, listed once in [`shaders`].
+
+pub mod gpu;
+pub mod ops;
+pub mod shaders;
+pub mod rng;

@@ -1,0 +1,94 @@
+//! Shared by the GPU tests: opening the adapter (loudly failing without one) and helpers.
+#![allow(dead_code)]
+
+use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
+pub use resnet_wgpu::ops::check::{compare, to_f64};
+pub use resnet_wgpu::rng::Rng;
+
+/// Opens the GPU or fails the test with instructions. Tests never pass by skipping.
+pub fn gpu() -> GpuContext {
+    match GpuContext::new_blocking() {
+        Ok(ctx) => ctx,
+        Err(e) => panic!(
+            "GPU tests need a WebGPU adapter and none could be opened: {e}\n\
+             On Debian/Ubuntu without a GPU: `apt-get install -y mesa-vulkan-drivers` (lavapipe)."
+        ),
+    }
+}
+
+/// The kernel variants to test on this adapter: the portable path always, and the subgroup
+/// path too, which must exist where the adapter offers subgroups (lavapipe does).
+pub fn variants(ctx: &GpuContext) -> Vec<bool> {
+    if ctx.features.subgroups {
+        vec![false, true]
+    } else if std::env::var_os("RESNET_WGPU_ALLOW_NO_SUBGROUPS").is_some() {
+        vec![false]
+    } else {
+        panic!(
+            "the adapter {} offers no subgroups, so the subgroup kernels cannot be tested here; \
+             set RESNET_WGPU_ALLOW_NO_SUBGROUPS=1 to test only the portable kernels",
+            ctx.describe()
+        )
+    }
+}
+
+pub fn upload(ctx: &GpuContext, label: &str, values: &[f32]) -> GpuBuffer<f32> {
+    GpuBuffer::from_slice(ctx, label, values)
+}
+
+pub fn zeros(ctx: &GpuContext, label: &str, len: usize) -> GpuBuffer<f32> {
+    GpuBuffer::zeros(ctx, label, len)
+}
+
+/// Panics with the comparison's message when GPU and reference disagree.
+pub fn assert_close(name: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol: f64) {
+    if let Err(message) = compare(name, gpu, reference, atol, rtol) {
+        panic!("{message}");
+    }
+}
+
+/// Central finite difference of a scalar function `f` of `x`, in f64, for every element.
+pub fn numeric_gradient(x: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    let mut point = x.to_vec();
+    (0..x.len())
+        .map(|i| {
+            let h = 1e-6 * (1.0 + x[i].abs());
+            point[i] = x[i] + h;
+            let up = f(&point);
+            point[i] = x[i] - h;
+            let down = f(&point);
+            point[i] = x[i];
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+/// Asserts two f64 gradients agree (analytic backward vs finite differences).
+pub fn assert_gradient(name: &str, analytic: &[f64], numeric: &[f64]) {
+    assert_eq!(analytic.len(), numeric.len(), "{name}: lengths differ");
+    let (mut worst, mut worst_i) = (0.0f64, 0usize);
+    for (i, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
+        let err = (a - n).abs() / (1e-6 + 1e-5 * n.abs().max(a.abs()));
+        if err > worst {
+            worst = err;
+            worst_i = i;
+        }
+    }
+    assert!(
+        worst <= 1.0,
+        "{name}: backward disagrees with finite differences at index {worst_i}: analytic {} vs numeric {}",
+        analytic[worst_i],
+        numeric[worst_i]
+    );
+}
+
+/// A weighted sum `Σ w_i y_i` with fixed pseudo-random weights: a scalar loss whose gradient
+/// with respect to `y` is `w`, used to check backward passes.
+pub fn probe_weights(len: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
