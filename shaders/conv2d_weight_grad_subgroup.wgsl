@@ -1,1 +1,142 @@
-// placeholder
+// 2-D convolution weight gradient as an implicit GEMM, subgroup variant (subgroup size ≥ 8):
+//   dw[co, ci, kh, kw] = Σ_{b, oh, ow} dy[b, co, oh, ow] · x[b, ci, oh·sh − ph + kh, ow·sw − pw + kw]
+// dy [B, Cout, OH, OW], x [B, Cin, H, W], dw [Cout, Cin, KH, KW]; padding reads zeros.
+// GEMM view: M = Cout, N = Cin·KH·KW, K = B·OH·OW. Each output is summed by one lane in a
+// fixed order, so the result is the same run after run.
+//
+// A subgroup of 8 lanes computes 16 output channels × 32 taps (ci, kh, kw); lane l owns taps
+// n0 + l + 8j (j < 4), loads its 4 input values and 2 values of dy per k, and receives the
+// other 14 values of dy by subgroupBroadcast.
+
+struct Params {
+    batch: u32,
+    in_channels: u32,
+    in_height: u32,
+    in_width: u32,
+    out_channels: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    has_bias: u32,
+    accumulate: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+
+@compute @workgroup_size(8)
+fn main(
+    @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let plane = params.in_height * params.in_width;
+    let out_pixels = params.out_height * params.out_width;
+    let taps = params.kernel_h * params.kernel_w;
+    let n_total = params.in_channels * taps;
+    let m0 = tile.y * 16u;
+    let n0 = (tile.x + tile.z * 65535u) * 32u;
+    let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
+    let safe = min(columns, vec4<u32>(n_total - 1u));
+    let ci = safe / taps;
+    let kh = (safe % taps) / params.kernel_w;
+    let kw = safe % params.kernel_w;
+    let row_lo = min(m0 + lane, params.out_channels - 1u) * out_pixels;
+    let row_hi = min(m0 + 8u + lane, params.out_channels - 1u) * out_pixels;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    var acc8 = vec4<f32>(0.0);
+    var acc9 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
+    var acc12 = vec4<f32>(0.0);
+    var acc13 = vec4<f32>(0.0);
+    var acc14 = vec4<f32>(0.0);
+    var acc15 = vec4<f32>(0.0);
+
+    for (var b = 0u; b < params.batch; b++) {
+        var dy_lo = b * params.out_channels * out_pixels + row_lo;
+        var dy_hi = b * params.out_channels * out_pixels + row_hi;
+        let x_plane = (b * params.in_channels + ci) * plane;
+        for (var oh = 0u; oh < params.out_height; oh++) {
+            // Unsigned wrap-around makes negative rows (padding) compare as out of range.
+            let ih = vec4<u32>(oh * params.stride_h - params.pad_h) + kh;
+            let row_ok = ih < vec4<u32>(params.in_height);
+            let row_at = x_plane + ih * params.in_width;
+            for (var ow = 0u; ow < params.out_width; ow++) {
+                let iw = vec4<u32>(ow * params.stride_w - params.pad_w) + kw;
+                let ok = row_ok & (iw < vec4<u32>(params.in_width));
+                let at = select(vec4<u32>(0u), row_at + iw, ok);
+                let bv = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
+                let lo = dy[dy_lo];
+                let hi = dy[dy_hi];
+                acc0 += subgroupBroadcast(lo, 0u) * bv;
+                acc1 += subgroupBroadcast(lo, 1u) * bv;
+                acc2 += subgroupBroadcast(lo, 2u) * bv;
+                acc3 += subgroupBroadcast(lo, 3u) * bv;
+                acc4 += subgroupBroadcast(lo, 4u) * bv;
+                acc5 += subgroupBroadcast(lo, 5u) * bv;
+                acc6 += subgroupBroadcast(lo, 6u) * bv;
+                acc7 += subgroupBroadcast(lo, 7u) * bv;
+                acc8 += subgroupBroadcast(hi, 0u) * bv;
+                acc9 += subgroupBroadcast(hi, 1u) * bv;
+                acc10 += subgroupBroadcast(hi, 2u) * bv;
+                acc11 += subgroupBroadcast(hi, 3u) * bv;
+                acc12 += subgroupBroadcast(hi, 4u) * bv;
+                acc13 += subgroupBroadcast(hi, 5u) * bv;
+                acc14 += subgroupBroadcast(hi, 6u) * bv;
+                acc15 += subgroupBroadcast(hi, 7u) * bv;
+                dy_lo += 1u;
+                dy_hi += 1u;
+            }
+        }
+    }
+
+    store_row(m0 + 0u, columns, acc0);
+    store_row(m0 + 1u, columns, acc1);
+    store_row(m0 + 2u, columns, acc2);
+    store_row(m0 + 3u, columns, acc3);
+    store_row(m0 + 4u, columns, acc4);
+    store_row(m0 + 5u, columns, acc5);
+    store_row(m0 + 6u, columns, acc6);
+    store_row(m0 + 7u, columns, acc7);
+    store_row(m0 + 8u, columns, acc8);
+    store_row(m0 + 9u, columns, acc9);
+    store_row(m0 + 10u, columns, acc10);
+    store_row(m0 + 11u, columns, acc11);
+    store_row(m0 + 12u, columns, acc12);
+    store_row(m0 + 13u, columns, acc13);
+    store_row(m0 + 14u, columns, acc14);
+    store_row(m0 + 15u, columns, acc15);
+}
+
+// Writes one output channel of a lane's 4 taps, adding the old value when accumulating.
+fn store_row(channel: u32, columns: vec4<u32>, values: vec4<f32>) {
+    let n_total = params.in_channels * params.kernel_h * params.kernel_w;
+    if channel >= params.out_channels {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if columns[j] < n_total {
+            var value = values[j];
+            let at = channel * n_total + columns[j];
+            if params.accumulate == 1u {
+                value += dw[at];
+            }
+            dw[at] = value;
+        }
+    }
+}

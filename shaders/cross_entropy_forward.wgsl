@@ -1,1 +1,65 @@
-// placeholder
+// Softmax cross-entropy, forward, over logits[B, K] (K classes) and labels[B] (u32, < K).
+//
+//   out[0] = (1/B) Σ_b (logsumexp(logits[b]) − logits[b, label_b])
+//   out[1] = #{b : argmax_k logits[b, k] = label_b}   (as f32; on ties the first maximal
+//                                                      index wins, as torch.argmax)
+// logsumexp(z) = max(z) + log Σ_k exp(z_k − max(z)), stable for large logits.
+// One workgroup of 256: lane l takes rows l, l + 256, …, then fixed tree reductions in
+// workgroup memory (deterministic). Dispatch exactly one workgroup.
+
+struct Params {
+    batch: u32,
+    classes: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+const WORKGROUP: u32 = 256u;
+
+var<workgroup> partial_loss: array<f32, 256>;
+var<workgroup> partial_hits: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lane: u32) {
+    let classes = params.classes;
+    var loss = 0.0;
+    var hits = 0u;
+    for (var b = lane; b < params.batch; b += WORKGROUP) {
+        let row = b * classes;
+        var best = logits[row];
+        var best_k = 0u;
+        for (var k = 1u; k < classes; k++) {
+            let v = logits[row + k];
+            if v > best {
+                best = v;
+                best_k = k;
+            }
+        }
+        var sum = 0.0;
+        for (var k = 0u; k < classes; k++) {
+            sum += exp(logits[row + k] - best);
+        }
+        let label = labels[b];
+        loss += best + log(sum) - logits[row + label];
+        hits += select(0u, 1u, best_k == label);
+    }
+    partial_loss[lane] = loss;
+    partial_hits[lane] = hits;
+    workgroupBarrier();
+    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
+        if lane < stride {
+            partial_loss[lane] += partial_loss[lane + stride];
+            partial_hits[lane] += partial_hits[lane + stride];
+        }
+        workgroupBarrier();
+    }
+    if lane == 0u {
+        out[0] = partial_loss[0] / f32(params.batch);
+        out[1] = f32(partial_hits[0]);
+    }
+}

@@ -1,1 +1,145 @@
-// placeholder
+// Batched strided GEMM, subgroup variant (subgroup size 8):
+//   C[z, m, n] = Σ_k A[z, m, k] · B[z, k, n]  (+ bias) (+ C[z, m, n] when accumulating)
+// with A at a_batch·z + a_row·m + a_k·k and B at b_batch·z + b_k·k + b_col·n, so that
+// transposes are strides. When `reduce_batch` is 1 the batch is summed as well (a weight
+// gradient over a minibatch): C[m, n] = Σ_z Σ_k A[z, m, k] · B[z, k, n], and the grid has z = 1.
+//
+// One workgroup is one subgroup of 8 lanes and computes a 16×32 tile of C. Lane l owns the
+// columns n0 + l + 8j (j < 4) and all 16 rows: per k it loads its 4 values of B and 2 values
+// of A (rows m0 + l and m0 + 8 + l), and receives the other 14 A values from its neighbours
+// by subgroupBroadcast. Each loaded value is thus used 16 or 4 times from registers, which is
+// what matters on CPU-based adapters, where every memory load is costly.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_batch: u32,
+    a_row: u32,
+    a_k: u32,
+    b_batch: u32,
+    b_k: u32,
+    b_col: u32,
+    c_batch: u32,
+    c_row: u32,
+    // 0: none, 1: bias[m] added to row m, 2: bias[n] added to column n.
+    bias_mode: u32,
+    accumulate: u32,
+    reduce_batch: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(8)
+fn main(
+    @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let m0 = tile.y * 16u;
+    let n0 = tile.x * 32u;
+    let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
+    // Out-of-range rows and columns read a valid clamped address; their results are dropped.
+    let safe_columns = min(columns, vec4<u32>(params.n - 1u));
+    let row_lo = min(m0 + lane, params.m - 1u);
+    let row_hi = min(m0 + 8u + lane, params.m - 1u);
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    var acc8 = vec4<f32>(0.0);
+    var acc9 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
+    var acc12 = vec4<f32>(0.0);
+    var acc13 = vec4<f32>(0.0);
+    var acc14 = vec4<f32>(0.0);
+    var acc15 = vec4<f32>(0.0);
+
+    var first_z = tile.z;
+    var last_z = tile.z + 1u;
+    if params.reduce_batch == 1u {
+        first_z = 0u;
+        last_z = params.batch;
+    }
+    for (var z = first_z; z < last_z; z++) {
+        var a_lo = z * params.a_batch + row_lo * params.a_row;
+        var a_hi = z * params.a_batch + row_hi * params.a_row;
+        var b_at = z * params.b_batch + safe_columns * params.b_col;
+        for (var k = 0u; k < params.k; k++) {
+            let bv = vec4<f32>(b[b_at.x], b[b_at.y], b[b_at.z], b[b_at.w]);
+            let lo = a[a_lo];
+            let hi = a[a_hi];
+            acc0 += subgroupBroadcast(lo, 0u) * bv;
+            acc1 += subgroupBroadcast(lo, 1u) * bv;
+            acc2 += subgroupBroadcast(lo, 2u) * bv;
+            acc3 += subgroupBroadcast(lo, 3u) * bv;
+            acc4 += subgroupBroadcast(lo, 4u) * bv;
+            acc5 += subgroupBroadcast(lo, 5u) * bv;
+            acc6 += subgroupBroadcast(lo, 6u) * bv;
+            acc7 += subgroupBroadcast(lo, 7u) * bv;
+            acc8 += subgroupBroadcast(hi, 0u) * bv;
+            acc9 += subgroupBroadcast(hi, 1u) * bv;
+            acc10 += subgroupBroadcast(hi, 2u) * bv;
+            acc11 += subgroupBroadcast(hi, 3u) * bv;
+            acc12 += subgroupBroadcast(hi, 4u) * bv;
+            acc13 += subgroupBroadcast(hi, 5u) * bv;
+            acc14 += subgroupBroadcast(hi, 6u) * bv;
+            acc15 += subgroupBroadcast(hi, 7u) * bv;
+            a_lo += params.a_k;
+            a_hi += params.a_k;
+            b_at += vec4<u32>(params.b_k);
+        }
+    }
+
+    let z_out = select(tile.z, 0u, params.reduce_batch == 1u);
+    store_row(z_out, m0 + 0u, columns, acc0);
+    store_row(z_out, m0 + 1u, columns, acc1);
+    store_row(z_out, m0 + 2u, columns, acc2);
+    store_row(z_out, m0 + 3u, columns, acc3);
+    store_row(z_out, m0 + 4u, columns, acc4);
+    store_row(z_out, m0 + 5u, columns, acc5);
+    store_row(z_out, m0 + 6u, columns, acc6);
+    store_row(z_out, m0 + 7u, columns, acc7);
+    store_row(z_out, m0 + 8u, columns, acc8);
+    store_row(z_out, m0 + 9u, columns, acc9);
+    store_row(z_out, m0 + 10u, columns, acc10);
+    store_row(z_out, m0 + 11u, columns, acc11);
+    store_row(z_out, m0 + 12u, columns, acc12);
+    store_row(z_out, m0 + 13u, columns, acc13);
+    store_row(z_out, m0 + 14u, columns, acc14);
+    store_row(z_out, m0 + 15u, columns, acc15);
+}
+
+// Writes one row of a lane's results (4 columns), adding bias and the old value as asked.
+fn store_row(z: u32, row: u32, columns: vec4<u32>, values: vec4<f32>) {
+    if row >= params.m {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let column = columns[j];
+        if column < params.n {
+            var value = values[j];
+            if params.bias_mode == 1u {
+                value += bias[row];
+            } else if params.bias_mode == 2u {
+                value += bias[column];
+            }
+            let at = z * params.c_batch + row * params.c_row + column;
+            if params.accumulate == 1u {
+                value += c[at];
+            }
+            c[at] = value;
+        }
+    }
+}

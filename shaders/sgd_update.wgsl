@@ -1,1 +1,35 @@
-// placeholder
+// SGD with momentum and weight decay, PyTorch semantics (no dampening, no Nesterov),
+// element-wise over a flat parameter of `len` values, w and v updated in place:
+//   g = grad + weight_decay · w
+//   v = momentum · v + g
+//   w = w − lr · v
+// One invocation per element, 256 per workgroup, on a 2-D grid of workgroups.
+
+struct Params {
+    len: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) workgroup: vec3<u32>,
+    @builtin(num_workgroups) grid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let i = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
+    if i >= params.len {
+        return;
+    }
+    let weight = w[i];
+    let g = grad[i] + params.weight_decay * weight;
+    let velocity = params.momentum * v[i] + g;
+    v[i] = velocity;
+    w[i] = weight - params.lr * velocity;
+}

@@ -45,6 +45,8 @@ pub struct GpuContext {
     /// Whether launches use the subgroup variant of a kernel where one exists.
     use_subgroups: AtomicBool,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+    /// A small read-only storage buffer bound where an optional input (a bias) is absent.
+    placeholder: wgpu::Buffer,
 }
 
 /// The smallest subgroup the subgroup kernels work with: they exchange operands among groups
@@ -124,7 +126,14 @@ impl GpuContext {
             info.device_type,
             features.subgroups
         );
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("absent optional input"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         Ok(Self {
+            placeholder,
             device,
             queue,
             adapter_info: info,
@@ -146,6 +155,11 @@ impl GpuContext {
         let effective = on && self.features.subgroups;
         self.use_subgroups.store(effective, Ordering::Relaxed);
         effective
+    }
+
+    /// The buffer to bind for an absent optional input; kernels told so never read it.
+    pub fn placeholder(&self) -> &wgpu::Buffer {
+        &self.placeholder
     }
 
     /// The compute pipeline of a kernel, built on first use and cached afterwards.

@@ -3,3 +3,13 @@
 
 pub mod check;
 pub mod relu;
+pub mod matmul;
+pub mod add;
+pub mod global_avg_pool;
+pub mod max_pool;
+pub mod upsample;
+pub mod batch_norm;
+pub mod bias_grad;
+pub mod cross_entropy;
+pub mod sgd;
+pub mod conv2d;

@@ -1,0 +1,69 @@
+//! The benchmark: GFLOP/s of the convolution kernels on every distinct ResNet-50 layer shape,
+//! against a large square GEMM on the same adapter as the yardstick.
+
+use std::time::Instant;
+
+use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::ops::conv2d::{self, Conv2dShape};
+use crate::ops::matmul::{self, MatmulParams};
+use crate::rng::Rng;
+
+/// Runs `launches` once to warm up (pipeline compilation), then `repeats` times in one
+/// submission each, and returns the mean seconds of one repetition.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_launches(ctx: &GpuContext, launches: &[&Launch], min_seconds: f64) -> f64 {
+    ctx.run_blocking("warm-up", launches);
+    let start = Instant::now();
+    let mut repeats = 0u32;
+    while repeats == 0 || start.elapsed().as_secs_f64() < min_seconds {
+        ctx.run_blocking("timed", launches);
+        repeats += 1;
+    }
+    start.elapsed().as_secs_f64() / repeats as f64
+}
+
+fn random_buffer(ctx: &GpuContext, label: &str, len: usize, rng: &mut Rng) -> GpuBuffer<f32> {
+    GpuBuffer::from_slice(ctx, label, &rng.uniform_vec(len, -1.0, 1.0))
+}
+
+/// GFLOP/s of a square `size`³ GEMM.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gemm_yardstick(ctx: &GpuContext, size: usize, min_seconds: f64) -> f64 {
+    let mut rng = Rng::new(1);
+    let a = random_buffer(ctx, "yardstick A", size * size, &mut rng);
+    let b = random_buffer(ctx, "yardstick B", size * size, &mut rng);
+    let c = GpuBuffer::zeros(ctx, "yardstick C", size * size);
+    let params = MatmulParams::row_major(1, size, size, size);
+    let launch = matmul::launch(ctx, &params, &a, &b, None, &c);
+    params.flops() / time_launches(ctx, &[&launch], min_seconds) / 1e9
+}
+
+/// One measured row of the table.
+pub struct ConvTiming {
+    pub shape: Conv2dShape,
+    pub seconds: [f64; 3],
+    pub gflops: [f64; 3],
+}
+
+/// Times forward, input gradient and weight gradient of one convolution shape.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_conv(ctx: &GpuContext, shape: Conv2dShape, min_seconds: f64) -> ConvTiming {
+    let mut rng = Rng::new(2);
+    let x = random_buffer(ctx, "x", shape.input_len(), &mut rng);
+    let w = random_buffer(ctx, "w", shape.weight_len(), &mut rng);
+    let dy = random_buffer(ctx, "dy", shape.output_len(), &mut rng);
+    let y = GpuBuffer::zeros(ctx, "y", shape.output_len());
+    let dx = GpuBuffer::zeros(ctx, "dx", shape.input_len());
+    let dw = GpuBuffer::zeros(ctx, "dw", shape.weight_len());
+    let launches = [
+        conv2d::forward(ctx, &shape, &x, &w, None, &y),
+        conv2d::input_grad(ctx, &shape, &dy, &w, &dx),
+        conv2d::weight_grad(ctx, &shape, &dy, &x, &dw),
+    ];
+    let flops = shape.flops();
+    let mut seconds = [0.0; 3];
+    for (i, launch) in launches.iter().enumerate() {
+        seconds[i] = time_launches(ctx, &[launch], min_seconds);
+    }
+    ConvTiming { shape, seconds, gflops: seconds.map(|s| flops / s / 1e9) }
+}

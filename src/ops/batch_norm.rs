@@ -1,0 +1,312 @@
+//! Batch normalization over NCHW tensors, per channel, training and inference.
+//!
+//! Shapes: x, y, dy, dx are `[N, C, S]` with `S = H·W` (NCHW, spatial axes flattened);
+//! gamma, beta, the saved `mean`/`invstd` and the running statistics are `[C]`. With
+//! `M = N·S` values per channel:
+//!
+//! - training forward: `mean = Σx/M`, `var = Σ(x − mean)²/M` (biased, two passes),
+//!   `invstd = 1/sqrt(var + eps)`, `y = γ·(x − mean)·invstd + β`; saves `mean` and `invstd`;
+//!   `running_mean ← (1 − m)·running_mean + m·mean`,
+//!   `running_var ← (1 − m)·running_var + m·var·M/(M − 1)` (unbiased; `var` itself when M = 1,
+//!   where PyTorch refuses to train);
+//! - inference forward: `y = γ·(x − running_mean)/sqrt(running_var + eps) + β`;
+//! - backward (from `x` and the saved `mean`, `invstd`; `xhat = (x − mean)·invstd`):
+//!   `dβ = Σdy`, `dγ = Σdy·xhat`, `dx = γ·invstd/M·(M·dy − Σdy − xhat·Σdy·xhat)`.
+//!
+//! The reductions run one workgroup of 256 per channel with fixed tree reductions, so results
+//! are identical run to run. Gradients are overwritten, not accumulated.
+
+use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::ops::relu::flat_workgroups;
+use crate::shaders::Kernel;
+
+/// PyTorch's defaults.
+pub const DEFAULT_MOMENTUM: f32 = 0.1;
+pub const DEFAULT_EPS: f32 = 1e-5;
+
+/// An NCHW shape with the spatial axes flattened: `[batch, channels, spatial]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnShape {
+    pub batch: usize,
+    pub channels: usize,
+    /// `H·W`.
+    pub spatial: usize,
+}
+
+impl BnShape {
+    pub fn new(batch: usize, channels: usize, spatial: usize) -> Self {
+        Self { batch, channels, spatial }
+    }
+
+    /// Elements of x.
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.spatial
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values per channel, `M = N·S`.
+    pub fn per_channel(&self) -> usize {
+        self.batch * self.spatial
+    }
+}
+
+/// The uniform of all three batch-norm kernels (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BatchNormParams {
+    pub batch: u32,
+    pub channels: u32,
+    pub spatial: u32,
+    /// Weight of the new batch statistic in the running averages (PyTorch's `momentum`).
+    pub momentum: f32,
+    pub eps: f32,
+    pub _pad: [u32; 3],
+}
+
+impl BatchNormParams {
+    pub fn new(shape: BnShape, momentum: f32, eps: f32) -> Self {
+        assert!(shape.len() <= u32::MAX as usize, "batch norm: tensor too large for u32 indices");
+        assert!(shape.per_channel() > 0, "batch norm: empty channels");
+        Self {
+            batch: shape.batch as u32,
+            channels: shape.channels as u32,
+            spatial: shape.spatial as u32,
+            momentum,
+            eps,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Buffers of the training forward. `x`, `y`: `[N, C, S]`; the others `[C]`. `save_mean` and
+/// `save_invstd` are written for [`backward`]; the running statistics are updated in place.
+pub struct TrainForwardBuffers<'a> {
+    pub x: &'a GpuBuffer<f32>,
+    pub gamma: &'a GpuBuffer<f32>,
+    pub beta: &'a GpuBuffer<f32>,
+    pub y: &'a GpuBuffer<f32>,
+    pub save_mean: &'a GpuBuffer<f32>,
+    pub save_invstd: &'a GpuBuffer<f32>,
+    pub running_mean: &'a GpuBuffer<f32>,
+    pub running_var: &'a GpuBuffer<f32>,
+}
+
+/// Buffers of the inference forward. `x`, `y`: `[N, C, S]`; the others `[C]`.
+pub struct InferenceForwardBuffers<'a> {
+    pub x: &'a GpuBuffer<f32>,
+    pub gamma: &'a GpuBuffer<f32>,
+    pub beta: &'a GpuBuffer<f32>,
+    pub running_mean: &'a GpuBuffer<f32>,
+    pub running_var: &'a GpuBuffer<f32>,
+    pub y: &'a GpuBuffer<f32>,
+}
+
+/// Buffers of the backward. `dy`, `x` (the forward input), `dx`: `[N, C, S]`; the others `[C]`;
+/// `save_mean`/`save_invstd` as written by [`train_forward`].
+pub struct BackwardBuffers<'a> {
+    pub dy: &'a GpuBuffer<f32>,
+    pub x: &'a GpuBuffer<f32>,
+    pub gamma: &'a GpuBuffer<f32>,
+    pub save_mean: &'a GpuBuffer<f32>,
+    pub save_invstd: &'a GpuBuffer<f32>,
+    pub dx: &'a GpuBuffer<f32>,
+    pub dgamma: &'a GpuBuffer<f32>,
+    pub dbeta: &'a GpuBuffer<f32>,
+}
+
+fn check_lengths(name: &str, shape: BnShape, full: &[&GpuBuffer<f32>], per_channel: &[&GpuBuffer<f32>]) {
+    for b in full {
+        assert_eq!(b.len(), shape.len(), "{name}: a [N, C, S] buffer has the wrong length");
+    }
+    for b in per_channel {
+        assert_eq!(b.len(), shape.channels, "{name}: a [C] buffer has the wrong length");
+    }
+}
+
+/// Training forward: batch statistics, `y`, saved statistics and running-statistic update.
+pub fn train_forward(ctx: &GpuContext, shape: BnShape, momentum: f32, eps: f32, b: &TrainForwardBuffers) -> Launch {
+    check_lengths(
+        "batch norm train forward",
+        shape,
+        &[b.x, b.y],
+        &[b.gamma, b.beta, b.save_mean, b.save_invstd, b.running_mean, b.running_var],
+    );
+    Launch::linear(
+        ctx,
+        Kernel::BatchNormTrainForward,
+        &BatchNormParams::new(shape, momentum, eps),
+        &[
+            &b.x.buffer,
+            &b.gamma.buffer,
+            &b.beta.buffer,
+            &b.y.buffer,
+            &b.save_mean.buffer,
+            &b.save_invstd.buffer,
+            &b.running_mean.buffer,
+            &b.running_var.buffer,
+        ],
+        shape.channels as u32,
+    )
+}
+
+/// Inference forward with the running statistics, element-wise.
+pub fn inference_forward(ctx: &GpuContext, shape: BnShape, eps: f32, b: &InferenceForwardBuffers) -> Launch {
+    check_lengths(
+        "batch norm inference forward",
+        shape,
+        &[b.x, b.y],
+        &[b.gamma, b.beta, b.running_mean, b.running_var],
+    );
+    Launch::linear(
+        ctx,
+        Kernel::BatchNormInferenceForward,
+        &BatchNormParams::new(shape, 0.0, eps),
+        &[
+            &b.x.buffer,
+            &b.gamma.buffer,
+            &b.beta.buffer,
+            &b.running_mean.buffer,
+            &b.running_var.buffer,
+            &b.y.buffer,
+        ],
+        flat_workgroups(shape.len()),
+    )
+}
+
+/// Training backward: `dx`, `dgamma`, `dbeta` (all overwritten).
+pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers) -> Launch {
+    check_lengths(
+        "batch norm backward",
+        shape,
+        &[b.dy, b.x, b.dx],
+        &[b.gamma, b.save_mean, b.save_invstd, b.dgamma, b.dbeta],
+    );
+    Launch::linear(
+        ctx,
+        Kernel::BatchNormBackward,
+        &BatchNormParams::new(shape, 0.0, 0.0),
+        &[
+            &b.dy.buffer,
+            &b.x.buffer,
+            &b.gamma.buffer,
+            &b.save_mean.buffer,
+            &b.save_invstd.buffer,
+            &b.dx.buffer,
+            &b.dgamma.buffer,
+            &b.dbeta.buffer,
+        ],
+        shape.channels as u32,
+    )
+}
+
+/// Offset of element `(n, c, p)` of an `[N, C, S]` tensor.
+fn at(shape: BnShape, n: usize, c: usize, p: usize) -> usize {
+    (n * shape.channels + c) * shape.spatial + p
+}
+
+/// What the training forward computes, in f64.
+#[derive(Clone, Debug)]
+pub struct TrainForwardCpu {
+    /// `[N, C, S]`.
+    pub y: Vec<f64>,
+    /// `[C]` batch mean.
+    pub mean: Vec<f64>,
+    /// `[C]` biased batch variance.
+    pub var: Vec<f64>,
+    /// `[C]` `1/sqrt(var + eps)`.
+    pub invstd: Vec<f64>,
+}
+
+/// CPU reference of the training forward (running statistics: see [`update_running_cpu`]).
+pub fn train_forward_cpu(x: &[f64], gamma: &[f64], beta: &[f64], shape: BnShape, eps: f64) -> TrainForwardCpu {
+    assert_eq!(x.len(), shape.len());
+    let m = shape.per_channel() as f64;
+    let mut out = TrainForwardCpu {
+        y: vec![0.0; x.len()],
+        mean: vec![0.0; shape.channels],
+        var: vec![0.0; shape.channels],
+        invstd: vec![0.0; shape.channels],
+    };
+    for c in 0..shape.channels {
+        let values = || (0..shape.batch).flat_map(move |n| (0..shape.spatial).map(move |p| at(shape, n, c, p)));
+        let mean = values().map(|j| x[j]).sum::<f64>() / m;
+        let var = values().map(|j| (x[j] - mean).powi(2)).sum::<f64>() / m;
+        let invstd = 1.0 / (var + eps).sqrt();
+        for j in values() {
+            out.y[j] = gamma[c] * (x[j] - mean) * invstd + beta[c];
+        }
+        (out.mean[c], out.var[c], out.invstd[c]) = (mean, var, invstd);
+    }
+    out
+}
+
+/// CPU reference of the running-statistic update, in place: `count` is `M = N·S`, `var` the
+/// biased batch variance, made unbiased with `M/(M − 1)` (left as is when `M = 1`).
+pub fn update_running_cpu(
+    running_mean: &mut [f64],
+    running_var: &mut [f64],
+    mean: &[f64],
+    var: &[f64],
+    count: usize,
+    momentum: f64,
+) {
+    let correction = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+    for c in 0..mean.len() {
+        running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c];
+        running_var[c] = (1.0 - momentum) * running_var[c] + momentum * var[c] * correction;
+    }
+}
+
+/// CPU reference of the inference forward.
+pub fn inference_forward_cpu(
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    running_mean: &[f64],
+    running_var: &[f64],
+    shape: BnShape,
+    eps: f64,
+) -> Vec<f64> {
+    assert_eq!(x.len(), shape.len());
+    (0..x.len())
+        .map(|i| {
+            let c = (i / shape.spatial) % shape.channels;
+            gamma[c] * (x[i] - running_mean[c]) / (running_var[c] + eps).sqrt() + beta[c]
+        })
+        .collect()
+}
+
+/// What the backward computes, in f64: `dx` `[N, C, S]`, `dgamma` and `dbeta` `[C]`.
+#[derive(Clone, Debug)]
+pub struct BackwardCpu {
+    pub dx: Vec<f64>,
+    pub dgamma: Vec<f64>,
+    pub dbeta: Vec<f64>,
+}
+
+/// CPU reference of the training backward, from the forward input `x` and the batch `mean` and
+/// `invstd` of the training forward.
+pub fn backward_cpu(dy: &[f64], x: &[f64], gamma: &[f64], mean: &[f64], invstd: &[f64], shape: BnShape) -> BackwardCpu {
+    assert!(dy.len() == shape.len() && x.len() == shape.len());
+    let m = shape.per_channel() as f64;
+    let mut out = BackwardCpu {
+        dx: vec![0.0; x.len()],
+        dgamma: vec![0.0; shape.channels],
+        dbeta: vec![0.0; shape.channels],
+    };
+    for c in 0..shape.channels {
+        let values = || (0..shape.batch).flat_map(move |n| (0..shape.spatial).map(move |p| at(shape, n, c, p)));
+        let xhat = |j: usize| (x[j] - mean[c]) * invstd[c];
+        let sum_dy: f64 = values().map(|j| dy[j]).sum();
+        let sum_dy_xhat: f64 = values().map(|j| dy[j] * xhat(j)).sum();
+        for j in values() {
+            out.dx[j] = gamma[c] * invstd[c] / m * (m * dy[j] - sum_dy - xhat(j) * sum_dy_xhat);
+        }
+        out.dgamma[c] = sum_dy_xhat;
+        out.dbeta[c] = sum_dy;
+    }
+    out
+}

@@ -1,0 +1,290 @@
+//! 2-D convolution (cross-correlation, as PyTorch) in NCHW layout, forward and backward.
+//!
+//! Shapes: x [B, Cin, H, W], w [Cout, Cin, KH, KW], bias [Cout], y [B, Cout, OH, OW] with
+//! `OH = (H + 2·ph − KH) / sh + 1` (and likewise OW); padding reads zeros.
+//!
+//! - forward:      `y[b,co,oh,ow] = bias[co] + Σ_{ci,kh,kw} w[co,ci,kh,kw] · x[b,ci,oh·sh−ph+kh, ow·sw−pw+kw]`
+//! - input grad:   `dx[b,ci,ih,iw] = Σ_{co,kh,kw} w[co,ci,kh,kw] · dy[b,co,oh,ow]` where `ih = oh·sh−ph+kh`
+//! - weight grad:  `dw[co,ci,kh,kw] = Σ_{b,oh,ow} dy[b,co,oh,ow] · x[b,ci,oh·sh−ph+kh, ow·sw−pw+kw]`
+//! - bias grad:    `db[co] = Σ_{b,oh,ow} dy[b,co,oh,ow]` (see [`crate::ops::bias_grad`]).
+//!
+//! Each GEMM runs as an implicit GEMM (no im2col buffer); a 1×1, stride-1, unpadded
+//! convolution runs as a plain GEMM ([`crate::ops::matmul`]).
+
+use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::ops::matmul::{self, Bias, MatmulParams};
+use crate::shaders::Kernel;
+
+/// The geometry of one convolution layer at a given batch size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub in_height: usize,
+    pub in_width: usize,
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+/// The uniform struct of `conv2d_*.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Conv2dParams {
+    pub batch: u32,
+    pub in_channels: u32,
+    pub in_height: u32,
+    pub in_width: u32,
+    pub out_channels: u32,
+    pub out_height: u32,
+    pub out_width: u32,
+    pub kernel_h: u32,
+    pub kernel_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub has_bias: u32,
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+
+impl Conv2dShape {
+    /// A square kernel `k`, stride `s` and padding `p`.
+    pub fn square(batch: usize, in_channels: usize, size: usize, out_channels: usize, k: usize, s: usize, p: usize) -> Self {
+        Self {
+            batch,
+            in_channels,
+            in_height: size,
+            in_width: size,
+            out_channels,
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+        }
+    }
+
+    pub fn out_height(&self) -> usize {
+        (self.in_height + 2 * self.padding[0] - self.kernel[0]) / self.stride[0] + 1
+    }
+
+    pub fn out_width(&self) -> usize {
+        (self.in_width + 2 * self.padding[1] - self.kernel[1]) / self.stride[1] + 1
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_channels * self.in_height * self.in_width
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_channels * self.out_height() * self.out_width()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Floating-point operations of one of the three GEMMs (2 per multiply-add).
+    pub fn flops(&self) -> f64 {
+        2.0 * self.output_len() as f64 * (self.in_channels * self.kernel[0] * self.kernel[1]) as f64
+    }
+
+    /// A 1×1, stride-1, unpadded convolution: a plain GEMM per image.
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    fn valid(&self) -> bool {
+        self.batch > 0
+            && self.in_channels > 0
+            && self.out_channels > 0
+            && self.kernel.iter().all(|&k| k > 0)
+            && self.stride.iter().all(|&s| s > 0)
+            && self.in_height + 2 * self.padding[0] >= self.kernel[0]
+            && self.in_width + 2 * self.padding[1] >= self.kernel[1]
+    }
+
+    pub fn params(&self, has_bias: bool, accumulate: bool) -> Conv2dParams {
+        assert!(self.valid(), "invalid convolution {self:?}");
+        let u = |v: usize| v as u32;
+        Conv2dParams {
+            batch: u(self.batch),
+            in_channels: u(self.in_channels),
+            in_height: u(self.in_height),
+            in_width: u(self.in_width),
+            out_channels: u(self.out_channels),
+            out_height: u(self.out_height()),
+            out_width: u(self.out_width()),
+            kernel_h: u(self.kernel[0]),
+            kernel_w: u(self.kernel[1]),
+            stride_h: u(self.stride[0]),
+            stride_w: u(self.stride[1]),
+            pad_h: u(self.padding[0]),
+            pad_w: u(self.padding[1]),
+            has_bias: has_bias as u32,
+            accumulate: accumulate as u32,
+            _pad: 0,
+        }
+    }
+
+    fn pixels(&self) -> usize {
+        self.in_height * self.in_width
+    }
+}
+
+/// The grid for an implicit-GEMM kernel: tiles of N on x (wrapping onto z past 65,535), tiles
+/// of M on y.
+fn implicit_gemm_grid(ctx: &GpuContext, m: usize, n: usize) -> [u32; 3] {
+    let (tile_m, tile_n) = if ctx.uses_subgroups() { (16, 32) } else { (64, 64) };
+    let n_tiles = n.div_ceil(tile_n) as u32;
+    let wraps = n_tiles.div_ceil(65_535);
+    [n_tiles.div_ceil(wraps), m.div_ceil(tile_m) as u32, wraps]
+}
+
+fn pick(ctx: &GpuContext, portable: Kernel, subgroup: Kernel) -> Kernel {
+    if ctx.uses_subgroups() { subgroup } else { portable }
+}
+
+/// `y = conv(x, w) + bias`.
+pub fn forward(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    x: &GpuBuffer<f32>,
+    w: &GpuBuffer<f32>,
+    bias: Option<&GpuBuffer<f32>>,
+    y: &GpuBuffer<f32>,
+) -> Launch {
+    assert_eq!(x.len(), shape.input_len(), "conv2d forward: input size");
+    assert_eq!(w.len(), shape.weight_len(), "conv2d forward: weight size");
+    assert_eq!(y.len(), shape.output_len(), "conv2d forward: output size");
+    if shape.is_pointwise() {
+        // Per image: y[b] [Cout, P] = w [Cout, Cin] · x[b] [Cin, P].
+        let mut p = MatmulParams::row_major(shape.batch, shape.out_channels, shape.pixels(), shape.in_channels);
+        p.a_batch = 0;
+        let p = p.with_bias(if bias.is_some() { Bias::PerRow } else { Bias::None });
+        return matmul::launch(ctx, &p, w, x, bias, y);
+    }
+    let params = shape.params(bias.is_some(), false);
+    let kernel = pick(ctx, Kernel::Conv2dForward, Kernel::Conv2dForwardSubgroup);
+    let grid = implicit_gemm_grid(ctx, shape.out_channels, shape.batch * shape.out_height() * shape.out_width());
+    let bias = bias.map_or(ctx.placeholder(), |b| &b.buffer);
+    Launch::new(ctx, kernel, &params, &[&x.buffer, &w.buffer, bias, &y.buffer], grid)
+}
+
+/// `dx (+)= ∂L/∂x` from `dy`; with `accumulate` the result is added to what `dx` holds (a
+/// tensor that also receives gradient from a residual shortcut).
+pub fn input_grad(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    dy: &GpuBuffer<f32>,
+    w: &GpuBuffer<f32>,
+    dx: &GpuBuffer<f32>,
+    accumulate: bool,
+) -> Launch {
+    assert_eq!(dy.len(), shape.output_len(), "conv2d input grad: dy size");
+    assert_eq!(w.len(), shape.weight_len(), "conv2d input grad: weight size");
+    assert_eq!(dx.len(), shape.input_len(), "conv2d input grad: dx size");
+    if shape.is_pointwise() {
+        // Per image: dx[b] [Cin, P] = wᵀ [Cin, Cout] · dy[b] [Cout, P].
+        let mut p = MatmulParams::row_major(shape.batch, shape.in_channels, shape.pixels(), shape.out_channels);
+        p.a_batch = 0;
+        p.a_row = 1;
+        p.a_k = shape.in_channels as u32;
+        return matmul::launch(ctx, &p.accumulating(accumulate), w, dy, None, dx);
+    }
+    let params = shape.params(false, accumulate);
+    let kernel = pick(ctx, Kernel::Conv2dInputGrad, Kernel::Conv2dInputGradSubgroup);
+    let grid = implicit_gemm_grid(ctx, shape.in_channels, shape.batch * shape.pixels());
+    Launch::new(ctx, kernel, &params, &[&dy.buffer, &w.buffer, &dx.buffer], grid)
+}
+
+/// `dw (+)= ∂L/∂w` from `dy` and the layer's input `x`; with `accumulate` the result is added
+/// to what `dw` holds (gradient accumulation over micro-batches).
+pub fn weight_grad(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    dy: &GpuBuffer<f32>,
+    x: &GpuBuffer<f32>,
+    dw: &GpuBuffer<f32>,
+    accumulate: bool,
+) -> Launch {
+    assert_eq!(dy.len(), shape.output_len(), "conv2d weight grad: dy size");
+    assert_eq!(x.len(), shape.input_len(), "conv2d weight grad: input size");
+    assert_eq!(dw.len(), shape.weight_len(), "conv2d weight grad: dw size");
+    if shape.is_pointwise() {
+        // dw [Cout, Cin] = Σ_b dy[b] [Cout, P] · x[b]ᵀ [P, Cin].
+        let pixels = shape.pixels() as u32;
+        let mut p = MatmulParams::row_major(shape.batch, shape.out_channels, shape.in_channels, shape.pixels())
+            .summed_over_batch()
+            .accumulating(accumulate);
+        p.a_batch = shape.out_channels as u32 * pixels;
+        p.a_row = pixels;
+        p.a_k = 1;
+        p.b_batch = shape.in_channels as u32 * pixels;
+        p.b_k = 1;
+        p.b_col = pixels;
+        return matmul::launch(ctx, &p, dy, x, None, dw);
+    }
+    let params = shape.params(false, accumulate);
+    let kernel = pick(ctx, Kernel::Conv2dWeightGrad, Kernel::Conv2dWeightGradSubgroup);
+    let grid = implicit_gemm_grid(ctx, shape.out_channels, shape.in_channels * shape.kernel[0] * shape.kernel[1]);
+    Launch::new(ctx, kernel, &params, &[&dy.buffer, &x.buffer, &dw.buffer], grid)
+}
+
+/// Calls `f(b, co, ci, oh, ow, x_index, w_index, y_index)` for every term of the convolution
+/// sum whose input position lies inside the image: the three references share this walk.
+fn for_each_term(s: &Conv2dShape, mut f: impl FnMut(usize, usize, usize)) {
+    let (oh_n, ow_n) = (s.out_height(), s.out_width());
+    let [kh_n, kw_n] = s.kernel;
+    for b in 0..s.batch {
+        for co in 0..s.out_channels {
+            for oh in 0..oh_n {
+                for ow in 0..ow_n {
+                    let y_at = ((b * s.out_channels + co) * oh_n + oh) * ow_n + ow;
+                    for ci in 0..s.in_channels {
+                        for kh in 0..kh_n {
+                            let ih = (oh * s.stride[0] + kh) as isize - s.padding[0] as isize;
+                            if ih < 0 || ih >= s.in_height as isize {
+                                continue;
+                            }
+                            for kw in 0..kw_n {
+                                let iw = (ow * s.stride[1] + kw) as isize - s.padding[1] as isize;
+                                if iw < 0 || iw >= s.in_width as isize {
+                                    continue;
+                                }
+                                let x_at = ((b * s.in_channels + ci) * s.in_height + ih as usize) * s.in_width + iw as usize;
+                                let w_at = ((co * s.in_channels + ci) * kh_n + kh) * kw_n + kw;
+                                f(x_at, w_at, y_at);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// CPU reference of the forward pass.
+pub fn forward_cpu(s: &Conv2dShape, x: &[f64], w: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
+    let pixels = s.out_height() * s.out_width();
+    let mut y: Vec<f64> = (0..s.output_len())
+        .map(|i| bias.map_or(0.0, |b| b[(i / pixels) % s.out_channels]))
+        .collect();
+    for_each_term(s, |x_at, w_at, y_at| y[y_at] += w[w_at] * x[x_at]);
+    y
+}
+
+/// CPU reference of the input gradient.
+pub fn input_grad_cpu(s: &Conv2dShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+    let mut dx = vec![0.0; s.input_len()];
+    for_each_term(s, |x_at, w_at, y_at| dx[x_at] += w[w_at] * dy[y_at]);
+    dx
+}
+
+/// CPU reference of the weight gradient.
+pub fn weight_grad_cpu(s: &Conv2dShape, dy: &[f64], x: &[f64]) -> Vec<f64> {
+    let mut dw = vec![0.0; s.weight_len()];
+    for_each_term(s, |x_at, w_at, y_at| dw[w_at] += dy[y_at] * x[x_at]);
+    dw
+}

@@ -1,0 +1,456 @@
+//! Batch normalization, bias gradient, softmax cross-entropy and SGD: GPU kernels against
+//! their f64 CPU references, CPU backwards against finite differences, determinism (the same
+//! launch twice gives bit-identical output), and two consecutive optimizer / running-stat steps.
+
+mod common;
+use common::*;
+use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
+use resnet_wgpu::ops::batch_norm::{
+    self, BackwardBuffers, BnShape, InferenceForwardBuffers, TrainForwardBuffers, DEFAULT_EPS, DEFAULT_MOMENTUM,
+};
+use resnet_wgpu::ops::{bias_grad, cross_entropy, sgd};
+
+/// Shapes `[N, C, H·W]` for the per-channel kernels: batch 1, 1×1 spatial, sizes that are not
+/// multiples of 256, more than 256 channels, a channel of more than 70,000 values, and more
+/// than 65,535 channels (a 2-D grid of workgroups). That last one has 4 values per channel,
+/// not 2: among 66,000 random pairs some are nearly equal, where `invstd` approaches
+/// `1/sqrt(eps)` ≈ 316 and amplifies f32 rounding of `x − mean` beyond any fixed tolerance
+/// (an ill-conditioned input, not a kernel error).
+const BN_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 3, 37),
+    (4, 5, 1),
+    (1, 4, 1),
+    (3, 4, 97),
+    (2, 300, 7),
+    (2, 3, 35_003),
+    (2, 66_000, 2),
+];
+
+/// Tolerance for a sum of `count` values of order 1 accumulated in f32.
+fn sum_atol(count: usize) -> f64 {
+    1e-4 * (count as f64 / 1_000.0).sqrt().max(1.0)
+}
+
+/// A BN layer on the GPU with all its buffers.
+struct BnLayer {
+    shape: BnShape,
+    x: GpuBuffer<f32>,
+    gamma: GpuBuffer<f32>,
+    beta: GpuBuffer<f32>,
+    y: GpuBuffer<f32>,
+    mean: GpuBuffer<f32>,
+    invstd: GpuBuffer<f32>,
+    running_mean: GpuBuffer<f32>,
+    running_var: GpuBuffer<f32>,
+    dy: GpuBuffer<f32>,
+    dx: GpuBuffer<f32>,
+    dgamma: GpuBuffer<f32>,
+    dbeta: GpuBuffer<f32>,
+}
+
+/// Host values of a BN layer's inputs.
+struct BnData {
+    x: Vec<f32>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    running_mean: Vec<f32>,
+    running_var: Vec<f32>,
+    dy: Vec<f32>,
+}
+
+fn bn_data(shape: BnShape, seed: u64, offset: f64) -> BnData {
+    let mut rng = Rng::new(seed);
+    let c = shape.channels;
+    BnData {
+        x: rng.uniform_vec(shape.len(), offset - 2.0, offset + 3.0),
+        gamma: rng.uniform_vec(c, 0.5, 1.5),
+        beta: rng.uniform_vec(c, -0.5, 0.5),
+        running_mean: rng.uniform_vec(c, -0.2, 0.2),
+        running_var: rng.uniform_vec(c, 0.5, 2.0),
+        dy: rng.uniform_vec(shape.len(), -1.0, 1.0),
+    }
+}
+
+impl BnLayer {
+    fn new(ctx: &GpuContext, shape: BnShape, d: &BnData) -> Self {
+        Self {
+            shape,
+            x: upload(ctx, "x", &d.x),
+            gamma: upload(ctx, "gamma", &d.gamma),
+            beta: upload(ctx, "beta", &d.beta),
+            y: zeros(ctx, "y", shape.len()),
+            mean: zeros(ctx, "mean", shape.channels),
+            invstd: zeros(ctx, "invstd", shape.channels),
+            running_mean: upload(ctx, "running_mean", &d.running_mean),
+            running_var: upload(ctx, "running_var", &d.running_var),
+            dy: upload(ctx, "dy", &d.dy),
+            dx: zeros(ctx, "dx", shape.len()),
+            dgamma: zeros(ctx, "dgamma", shape.channels),
+            dbeta: zeros(ctx, "dbeta", shape.channels),
+        }
+    }
+
+    fn train_forward(&self, ctx: &GpuContext) -> resnet_wgpu::gpu::Launch {
+        batch_norm::train_forward(
+            ctx,
+            self.shape,
+            DEFAULT_MOMENTUM,
+            DEFAULT_EPS,
+            &TrainForwardBuffers {
+                x: &self.x,
+                gamma: &self.gamma,
+                beta: &self.beta,
+                y: &self.y,
+                save_mean: &self.mean,
+                save_invstd: &self.invstd,
+                running_mean: &self.running_mean,
+                running_var: &self.running_var,
+            },
+        )
+    }
+
+    fn backward(&self, ctx: &GpuContext) -> resnet_wgpu::gpu::Launch {
+        batch_norm::backward(
+            ctx,
+            self.shape,
+            &BackwardBuffers {
+                dy: &self.dy,
+                x: &self.x,
+                gamma: &self.gamma,
+                save_mean: &self.mean,
+                save_invstd: &self.invstd,
+                dx: &self.dx,
+                dgamma: &self.dgamma,
+                dbeta: &self.dbeta,
+            },
+        )
+    }
+}
+
+#[test]
+fn batch_norm_train_forward_and_running_stats_match_reference_over_two_steps() {
+    let ctx = gpu();
+    let eps = DEFAULT_EPS as f64;
+    let momentum = DEFAULT_MOMENTUM as f64;
+    for (k, &(n, c, s)) in BN_SHAPES.iter().enumerate() {
+        let shape = BnShape::new(n, c, s);
+        let name = format!("batch norm train forward {n}x{c}x{s}");
+        let d = bn_data(shape, 10 + k as u64, 0.0);
+        let layer = BnLayer::new(&ctx, shape, &d);
+        let launch = layer.train_forward(&ctx);
+        let (gamma, beta) = (to_f64(&d.gamma), to_f64(&d.beta));
+        let (mut rm, mut rv) = (to_f64(&d.running_mean), to_f64(&d.running_var));
+        // Step 2 sees other data, shifted, through the same launch.
+        let x2 = Rng::new(500 + k as u64).uniform_vec(shape.len(), -1.0, 5.0);
+        for (step, x) in [&d.x, &x2].into_iter().enumerate() {
+            layer.x.write(&ctx, x);
+            ctx.run_blocking("bn train forward", &[&launch]);
+            let r = batch_norm::train_forward_cpu(&to_f64(x), &gamma, &beta, shape, eps);
+            batch_norm::update_running_cpu(&mut rm, &mut rv, &r.mean, &r.var, shape.per_channel(), momentum);
+            let name = format!("{name} step {}", step + 1);
+            assert_close(&format!("{name}: y"), &layer.y.read_blocking(&ctx), &r.y, 1e-4, 1e-4);
+            assert_close(&format!("{name}: mean"), &layer.mean.read_blocking(&ctx), &r.mean, 1e-5, 1e-4);
+            assert_close(&format!("{name}: invstd"), &layer.invstd.read_blocking(&ctx), &r.invstd, 1e-5, 1e-4);
+            assert_close(&format!("{name}: running_mean"), &layer.running_mean.read_blocking(&ctx), &rm, 1e-5, 1e-4);
+            assert_close(&format!("{name}: running_var"), &layer.running_var.read_blocking(&ctx), &rv, 1e-5, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn batch_norm_train_forward_is_stable_for_large_means() {
+    // Values around 100 with a spread of 5: a one-pass E[x²] − E[x]² would lose the variance.
+    let ctx = gpu();
+    let shape = BnShape::new(4, 3, 1_001);
+    let d = bn_data(shape, 20, 100.0);
+    let layer = BnLayer::new(&ctx, shape, &d);
+    ctx.run_blocking("bn train forward", &[&layer.train_forward(&ctx)]);
+    let r = batch_norm::train_forward_cpu(&to_f64(&d.x), &to_f64(&d.gamma), &to_f64(&d.beta), shape, DEFAULT_EPS as f64);
+    assert_close("large-mean y", &layer.y.read_blocking(&ctx), &r.y, 1e-4, 1e-4);
+    assert_close("large-mean invstd", &layer.invstd.read_blocking(&ctx), &r.invstd, 1e-5, 1e-4);
+}
+
+#[test]
+fn batch_norm_inference_forward_matches_reference() {
+    let ctx = gpu();
+    for (k, &(n, c, s)) in BN_SHAPES.iter().enumerate() {
+        let shape = BnShape::new(n, c, s);
+        let d = bn_data(shape, 30 + k as u64, 0.5);
+        let layer = BnLayer::new(&ctx, shape, &d);
+        let launch = batch_norm::inference_forward(
+            &ctx,
+            shape,
+            DEFAULT_EPS,
+            &InferenceForwardBuffers {
+                x: &layer.x,
+                gamma: &layer.gamma,
+                beta: &layer.beta,
+                running_mean: &layer.running_mean,
+                running_var: &layer.running_var,
+                y: &layer.y,
+            },
+        );
+        ctx.run_blocking("bn inference forward", &[&launch]);
+        let reference = batch_norm::inference_forward_cpu(
+            &to_f64(&d.x),
+            &to_f64(&d.gamma),
+            &to_f64(&d.beta),
+            &to_f64(&d.running_mean),
+            &to_f64(&d.running_var),
+            shape,
+            DEFAULT_EPS as f64,
+        );
+        assert_close(&format!("batch norm inference {n}x{c}x{s}"), &layer.y.read_blocking(&ctx), &reference, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn batch_norm_backward_matches_reference() {
+    let ctx = gpu();
+    for (k, &(n, c, s)) in BN_SHAPES.iter().enumerate() {
+        let shape = BnShape::new(n, c, s);
+        let name = format!("batch norm backward {n}x{c}x{s}");
+        let d = bn_data(shape, 40 + k as u64, -0.5);
+        let layer = BnLayer::new(&ctx, shape, &d);
+        ctx.run_blocking("bn forward+backward", &[&layer.train_forward(&ctx), &layer.backward(&ctx)]);
+        let (x, gamma) = (to_f64(&d.x), to_f64(&d.gamma));
+        let f = batch_norm::train_forward_cpu(&x, &gamma, &to_f64(&d.beta), shape, DEFAULT_EPS as f64);
+        let r = batch_norm::backward_cpu(&to_f64(&d.dy), &x, &gamma, &f.mean, &f.invstd, shape);
+        let atol = sum_atol(shape.per_channel());
+        assert_close(&format!("{name}: dx"), &layer.dx.read_blocking(&ctx), &r.dx, 1e-4, 1e-4);
+        assert_close(&format!("{name}: dgamma"), &layer.dgamma.read_blocking(&ctx), &r.dgamma, atol, 1e-4);
+        assert_close(&format!("{name}: dbeta"), &layer.dbeta.read_blocking(&ctx), &r.dbeta, atol, 1e-4);
+    }
+}
+
+#[test]
+fn batch_norm_is_deterministic() {
+    let ctx = gpu();
+    for (k, &(n, c, s)) in [(2usize, 3usize, 35_003usize), (8, 300, 49)].iter().enumerate() {
+        let shape = BnShape::new(n, c, s);
+        let d = bn_data(shape, 50 + k as u64, 0.0);
+        let layer = BnLayer::new(&ctx, shape, &d);
+        let (forward, backward) = (layer.train_forward(&ctx), layer.backward(&ctx));
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            layer.running_mean.write(&ctx, &d.running_mean);
+            layer.running_var.write(&ctx, &d.running_var);
+            ctx.run_blocking("bn determinism", &[&forward, &backward]);
+            let outputs: Vec<Vec<f32>> = [
+                &layer.y,
+                &layer.mean,
+                &layer.invstd,
+                &layer.running_mean,
+                &layer.running_var,
+                &layer.dx,
+                &layer.dgamma,
+                &layer.dbeta,
+            ]
+            .iter()
+            .map(|b| b.read_blocking(&ctx))
+            .collect();
+            runs.push(outputs);
+        }
+        assert!(runs[0] == runs[1], "batch norm {n}x{c}x{s}: two runs differ");
+    }
+}
+
+/// A loss `Σ w·y` of the BN training forward, and its gradients by the CPU backward.
+fn bn_probe_setup() -> (BnShape, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let shape = BnShape::new(3, 2, 5);
+    let mut rng = Rng::new(60);
+    let x: Vec<f64> = (0..shape.len()).map(|_| rng.uniform(-2.0, 2.0)).collect();
+    let gamma: Vec<f64> = (0..shape.channels).map(|_| rng.uniform(0.5, 1.5)).collect();
+    let beta: Vec<f64> = (0..shape.channels).map(|_| rng.uniform(-0.5, 0.5)).collect();
+    let w = probe_weights(shape.len(), 61);
+    (shape, x, gamma, beta, w)
+}
+
+#[test]
+fn batch_norm_backward_matches_finite_differences() {
+    let (shape, x, gamma, beta, w) = bn_probe_setup();
+    let eps = DEFAULT_EPS as f64;
+    let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| dot(&batch_norm::train_forward_cpu(x, gamma, beta, shape, eps).y, &w);
+    let f = batch_norm::train_forward_cpu(&x, &gamma, &beta, shape, eps);
+    let analytic = batch_norm::backward_cpu(&w, &x, &gamma, &f.mean, &f.invstd, shape);
+    assert_gradient("batch norm dx", &analytic.dx, &numeric_gradient(&x, |x| loss(x, &gamma, &beta)));
+    assert_gradient("batch norm dgamma", &analytic.dgamma, &numeric_gradient(&gamma, |g| loss(&x, g, &beta)));
+    assert_gradient("batch norm dbeta", &analytic.dbeta, &numeric_gradient(&beta, |b| loss(&x, &gamma, b)));
+}
+
+const BIAS_SHAPES: &[(usize, usize, usize)] =
+    &[(1, 1, 1), (128, 10, 1), (1, 5, 257), (2, 300, 49), (3, 2, 70_001), (2, 66_000, 1)];
+
+#[test]
+fn bias_grad_matches_reference_and_is_deterministic() {
+    let ctx = gpu();
+    for (k, &(n, c, p)) in BIAS_SHAPES.iter().enumerate() {
+        let name = format!("bias grad {n}x{c}x{p}");
+        let dy = Rng::new(70 + k as u64).uniform_vec(n * c * p, -1.0, 1.0);
+        let (dyb, db) = (upload(&ctx, "dy", &dy), zeros(&ctx, "db", c));
+        let launch = bias_grad::backward(&ctx, n, c, p, &dyb, &db);
+        ctx.run_blocking("bias grad", &[&launch]);
+        let first = db.read_blocking(&ctx);
+        let reference = bias_grad::backward_cpu(&to_f64(&dy), n, c, p);
+        assert_close(&name, &first, &reference, sum_atol(n * p), 1e-4);
+        db.write(&ctx, &vec![0.0; c]);
+        ctx.run_blocking("bias grad again", &[&launch]);
+        assert!(first == db.read_blocking(&ctx), "{name}: two runs differ");
+    }
+}
+
+#[test]
+fn bias_grad_matches_finite_differences() {
+    // y[n, c, p] = z[n, c, p] + b[c]; with the loss Σ w·y, ∂/∂b = bias_grad(w).
+    let (n, c, p) = (3, 4, 5);
+    let w = probe_weights(n * c * p, 80);
+    let b: Vec<f64> = Rng::new(81).uniform_vec(c, -1.0, 1.0).iter().map(|&v| v as f64).collect();
+    let loss = |b: &[f64]| (0..w.len()).map(|i| w[i] * b[(i / p) % c]).sum::<f64>();
+    assert_gradient("bias grad", &bias_grad::backward_cpu(&w, n, c, p), &numeric_gradient(&b, loss));
+}
+
+/// Logits and labels for the cross-entropy tests; roughly a third of the labels are the row's
+/// argmax so that the correct count is neither 0 nor everything.
+fn ce_data(batch: usize, classes: usize, scale: f64, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = Rng::new(seed);
+    let logits = rng.uniform_vec(batch * classes, -scale, scale);
+    let labels = logits
+        .chunks(classes)
+        .map(|row| {
+            if rng.below(3) == 0 {
+                let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                row.iter().position(|&v| v == best).expect("a maximum") as u32
+            } else {
+                rng.below(classes) as u32
+            }
+        })
+        .collect();
+    (logits, labels)
+}
+
+fn run_cross_entropy(ctx: &GpuContext, batch: usize, classes: usize, logits: &[f32], labels: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let logits_b = upload(ctx, "logits", logits);
+    let labels_b = GpuBuffer::<u32>::from_slice(ctx, "labels", labels);
+    let (out, dlogits) = (zeros(ctx, "out", 2), zeros(ctx, "dlogits", batch * classes));
+    let forward = cross_entropy::forward(ctx, batch, classes, &logits_b, &labels_b, &out);
+    let backward = cross_entropy::backward(ctx, batch, classes, &logits_b, &labels_b, &dlogits);
+    ctx.run_blocking("cross-entropy", &[&forward, &backward]);
+    (out.read_blocking(ctx), dlogits.read_blocking(ctx))
+}
+
+fn check_cross_entropy(ctx: &GpuContext, name: &str, batch: usize, classes: usize, logits: &[f32], labels: &[u32]) {
+    let (out, dlogits) = run_cross_entropy(ctx, batch, classes, logits, labels);
+    let logits64 = to_f64(logits);
+    let reference = cross_entropy::forward_cpu(&logits64, labels, classes);
+    assert_close(&format!("{name}: loss"), &out[..1], &reference[..1], 1e-5, 1e-5);
+    assert_close(&format!("{name}: correct count"), &out[1..], &reference[1..], 0.0, 0.0);
+    let d_reference = cross_entropy::backward_cpu(&logits64, labels, classes);
+    assert_close(&format!("{name}: dlogits"), &dlogits, &d_reference, 1e-6, 1e-4);
+}
+
+#[test]
+fn cross_entropy_matches_reference() {
+    let ctx = gpu();
+    let cases: &[(usize, usize, f64)] =
+        &[(1, 10, 3.0), (128, 10, 3.0), (300, 10, 3.0), (513, 3, 3.0), (7, 1000, 3.0), (3, 1, 3.0), (64, 10, 200.0)];
+    for (k, &(batch, classes, scale)) in cases.iter().enumerate() {
+        let (logits, labels) = ce_data(batch, classes, scale, 90 + k as u64);
+        check_cross_entropy(&ctx, &format!("cross-entropy {batch}x{classes} ±{scale}"), batch, classes, &logits, &labels);
+    }
+}
+
+#[test]
+fn cross_entropy_argmax_ties_take_the_first_index() {
+    let ctx = gpu();
+    // Row 0: all equal, label 0 (correct). Row 1: all equal, label 2 (wrong).
+    // Row 2: maxima at 1 and 3, label 1 (correct). Row 3: maxima at 1 and 3, label 3 (wrong).
+    let logits = [
+        0.5, 0.5, 0.5, 0.5, //
+        0.5, 0.5, 0.5, 0.5, //
+        0.0, 2.0, -1.0, 2.0, //
+        0.0, 2.0, -1.0, 2.0,
+    ];
+    let labels = [0, 2, 1, 3];
+    let (out, _) = run_cross_entropy(&ctx, 4, 4, &logits, &labels);
+    assert_eq!(out[1], 2.0, "ties must go to the first maximal index");
+    assert_eq!(cross_entropy::forward_cpu(&to_f64(&logits), &labels, 4)[1], 2.0);
+    check_cross_entropy(&ctx, "cross-entropy ties", 4, 4, &logits, &labels);
+}
+
+#[test]
+fn cross_entropy_is_deterministic() {
+    let ctx = gpu();
+    let (batch, classes) = (1000, 10);
+    let (logits, labels) = ce_data(batch, classes, 4.0, 99);
+    let first = run_cross_entropy(&ctx, batch, classes, &logits, &labels);
+    let second = run_cross_entropy(&ctx, batch, classes, &logits, &labels);
+    assert!(first == second, "cross-entropy: two runs differ");
+}
+
+#[test]
+fn cross_entropy_backward_matches_finite_differences() {
+    let (batch, classes) = (4, 5);
+    let (logits, labels) = ce_data(batch, classes, 3.0, 100);
+    let logits = to_f64(&logits);
+    let analytic = cross_entropy::backward_cpu(&logits, &labels, classes);
+    let numeric = numeric_gradient(&logits, |z| cross_entropy::forward_cpu(z, &labels, classes)[0]);
+    assert_gradient("cross-entropy dlogits", &analytic, &numeric);
+}
+
+#[test]
+fn sgd_matches_reference_over_two_steps_and_is_deterministic() {
+    let ctx = gpu();
+    let configs = [
+        sgd::SgdConfig::REFERENCE,
+        sgd::SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 },
+        sgd::SgdConfig { lr: 0.05, momentum: 0.0, weight_decay: 0.0 },
+    ];
+    for (k, &len) in [1usize, 255, 257, 70_001].iter().enumerate() {
+        for (j, &config) in configs.iter().enumerate() {
+            let name = format!("sgd len {len} {config:?}");
+            let mut rng = Rng::new(110 + (k * 10 + j) as u64);
+            let w0 = rng.uniform_vec(len, -1.0, 1.0);
+            let grads = [rng.uniform_vec(len, -1.0, 1.0), rng.uniform_vec(len, -1.0, 1.0)];
+            let (grad, w, v) = (zeros(&ctx, "grad", len), upload(&ctx, "w", &w0), zeros(&ctx, "v", len));
+            let launch = sgd::update(&ctx, config, &grad, &w, &v);
+            let (mut w_ref, mut v_ref) = (to_f64(&w0), vec![0.0; len]);
+            let mut results = Vec::new();
+            for (step, g) in grads.iter().enumerate() {
+                grad.write(&ctx, g);
+                ctx.run_blocking("sgd", &[&launch]);
+                sgd::update_cpu(config, &to_f64(g), &mut w_ref, &mut v_ref);
+                let (w_gpu, v_gpu) = (w.read_blocking(&ctx), v.read_blocking(&ctx));
+                assert_close(&format!("{name} step {}: w", step + 1), &w_gpu, &w_ref, 1e-6, 1e-6);
+                assert_close(&format!("{name} step {}: v", step + 1), &v_gpu, &v_ref, 1e-6, 1e-6);
+                results.push((w_gpu, v_gpu));
+            }
+            // Replaying both steps from the same start gives bit-identical results.
+            w.write(&ctx, &w0);
+            v.write(&ctx, &vec![0.0; len]);
+            for (step, g) in grads.iter().enumerate() {
+                grad.write(&ctx, g);
+                ctx.run_blocking("sgd again", &[&launch]);
+                assert!(
+                    results[step] == (w.read_blocking(&ctx), v.read_blocking(&ctx)),
+                    "{name} step {}: two runs differ",
+                    step + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sgd_first_step_matches_pytorch_semantics() {
+    // PyTorch's first step sets the buffer to g itself: v = g, w = w − lr·g (g with decay).
+    // Values exact in binary, so that the f64 arithmetic is exact too.
+    let config = sgd::SgdConfig { lr: 0.5, momentum: 0.75, weight_decay: 0.5 };
+    let (mut w, mut v) = (vec![2.0, -1.0], vec![0.0, 0.0]);
+    sgd::update_cpu(config, &[1.0, 3.0], &mut w, &mut v);
+    assert_eq!(v, vec![2.0, 2.5]);
+    assert_eq!(w, vec![1.0, -2.25]);
+    sgd::update_cpu(config, &[0.0, 0.0], &mut w, &mut v);
+    // g = 0.5·w = [0.5, −1.125]; v = 0.75·v + g = [2, 0.75]; w = w − 0.5·v.
+    assert_eq!(v, vec![2.0, 0.75]);
+    assert_eq!(w, vec![0.0, -2.625]);
+}
