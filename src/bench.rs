@@ -57,13 +57,72 @@ pub fn time_conv(ctx: &GpuContext, shape: Conv2dShape, min_seconds: f64) -> Conv
     let dw = GpuBuffer::zeros(ctx, "dw", shape.weight_len());
     let launches = [
         conv2d::forward(ctx, &shape, &x, &w, None, &y),
-        conv2d::input_grad(ctx, &shape, &dy, &w, &dx),
-        conv2d::weight_grad(ctx, &shape, &dy, &x, &dw),
+        conv2d::input_grad(ctx, &shape, &dy, &w, &dx, false),
+        conv2d::weight_grad(ctx, &shape, &dy, &x, &dw, false),
     ];
     let flops = shape.flops();
     let mut seconds = [0.0; 3];
     for (i, launch) in launches.iter().enumerate() {
         seconds[i] = time_launches(ctx, &[launch], min_seconds);
     }
-    ConvTiming { shape, seconds, gflops: seconds.map(|s| flops / s / 1e9) }
+    ConvTiming {
+        shape,
+        seconds,
+        gflops: seconds.map(|s| flops / s / 1e9),
+    }
+}
+
+/// The distinct convolution shapes of ResNet-50 at a given input size and batch: with the
+/// ImageNet stem (7×7/2 conv, 2× pooling) or the CIFAR stem (3×3/1 conv, no pooling).
+/// Each entry names the first layer that has the shape.
+pub fn resnet50_conv_shapes(batch: usize, input: usize, cifar_stem: bool) -> Vec<(String, Conv2dShape)> {
+    let mut shapes: Vec<(String, Conv2dShape)> = Vec::new();
+    let mut add = |name: String, s: Conv2dShape| {
+        if !shapes.iter().any(|(_, known)| *known == s) {
+            shapes.push((name, s));
+        }
+    };
+    let mut size = input;
+    if cifar_stem {
+        add(
+            "stem 3x3".into(),
+            Conv2dShape::square(batch, 3, size, 64, 3, 1, 1),
+        );
+    } else {
+        add(
+            "stem 7x7/2".into(),
+            Conv2dShape::square(batch, 3, size, 64, 7, 2, 3),
+        );
+        size = size.div_ceil(2) / 2;
+    }
+    let mut channels = 64;
+    for (stage, (&blocks, &width)) in [3, 4, 6, 3].iter().zip(&[64usize, 128, 256, 512]).enumerate() {
+        let out = width * 4;
+        for block in 0..blocks {
+            let stride = if block == 0 && stage > 0 { 2 } else { 1 };
+            let name = |layer: &str| format!("layer{}.{block}.{layer}", stage + 1);
+            add(
+                name("conv1"),
+                Conv2dShape::square(batch, channels, size, width, 1, 1, 0),
+            );
+            add(
+                name("conv2"),
+                Conv2dShape::square(batch, width, size, width, 3, stride, 1),
+            );
+            let out_size = (size + 2 - 3) / stride + 1;
+            add(
+                name("conv3"),
+                Conv2dShape::square(batch, width, out_size, out, 1, 1, 0),
+            );
+            if block == 0 {
+                add(
+                    name("shortcut"),
+                    Conv2dShape::square(batch, channels, size, out, 1, stride, 0),
+                );
+            }
+            channels = out;
+            size = out_size;
+        }
+    }
+    shapes
 }

@@ -4,7 +4,8 @@
 //! reference) over `gpu` (device, buffers, pipelines, dispatch) over the WGSL files in
 //! `shaders/`, listed once in [`shaders`].
 
+pub mod bench;
 pub mod gpu;
 pub mod ops;
-pub mod shaders;
 pub mod rng;
+pub mod shaders;

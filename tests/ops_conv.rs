@@ -6,8 +6,27 @@ use common::*;
 use resnet_wgpu::gpu::GpuContext;
 use resnet_wgpu::ops::conv2d::{self, Conv2dShape};
 
-fn shape(batch: usize, cin: usize, h: usize, w: usize, cout: usize, k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> Conv2dShape {
-    Conv2dShape { batch, in_channels: cin, in_height: h, in_width: w, out_channels: cout, kernel: k, stride: s, padding: p }
+#[allow(clippy::too_many_arguments)]
+fn shape(
+    batch: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: [usize; 2],
+    s: [usize; 2],
+    p: [usize; 2],
+) -> Conv2dShape {
+    Conv2dShape {
+        batch,
+        in_channels: cin,
+        in_height: h,
+        in_width: w,
+        out_channels: cout,
+        kernel: k,
+        stride: s,
+        padding: p,
+    }
 }
 
 /// Runs forward (with and without bias), input and weight gradients (plain and accumulating)
@@ -20,8 +39,16 @@ fn check_all(ctx: &GpuContext, s: Conv2dShape, seed: u64) {
     let dy = rng.uniform_vec(s.output_len(), -1.0, 1.0);
     let old_dx = rng.uniform_vec(s.input_len(), -1.0, 1.0);
     let old_dw = rng.uniform_vec(s.weight_len(), -1.0, 1.0);
-    let (xb, wb, bb, dyb) = (upload(ctx, "x", &x), upload(ctx, "w", &w), upload(ctx, "bias", &bias), upload(ctx, "dy", &dy));
-    let (y1, y2) = (zeros(ctx, "y", s.output_len()), zeros(ctx, "y bias", s.output_len()));
+    let (xb, wb, bb, dyb) = (
+        upload(ctx, "x", &x),
+        upload(ctx, "w", &w),
+        upload(ctx, "bias", &bias),
+        upload(ctx, "dy", &dy),
+    );
+    let (y1, y2) = (
+        zeros(ctx, "y", s.output_len()),
+        zeros(ctx, "y bias", s.output_len()),
+    );
     let (dx, dx_acc) = (zeros(ctx, "dx", s.input_len()), upload(ctx, "dx acc", &old_dx));
     let (dw, dw_acc) = (zeros(ctx, "dw", s.weight_len()), upload(ctx, "dw acc", &old_dw));
     let launches = [
@@ -38,19 +65,55 @@ fn check_all(ctx: &GpuContext, s: Conv2dShape, seed: u64) {
     let reduce = |n: usize| 1e-5 * (n as f64).sqrt();
     let fan_in = s.in_channels * s.kernel[0] * s.kernel[1];
     let y_ref = conv2d::forward_cpu(&s, &x, &w, None);
-    assert_close(&format!("forward {name}"), &y1.read_blocking(ctx), &y_ref, reduce(fan_in), 1e-4);
+    assert_close(
+        &format!("forward {name}"),
+        &y1.read_blocking(ctx),
+        &y_ref,
+        reduce(fan_in),
+        1e-4,
+    );
     let yb_ref = conv2d::forward_cpu(&s, &x, &w, Some(&to_f64(&bias)));
-    assert_close(&format!("forward+bias {name}"), &y2.read_blocking(ctx), &yb_ref, reduce(fan_in), 1e-4);
+    assert_close(
+        &format!("forward+bias {name}"),
+        &y2.read_blocking(ctx),
+        &yb_ref,
+        reduce(fan_in),
+        1e-4,
+    );
     let dx_ref = conv2d::input_grad_cpu(&s, &dy, &w);
     let fan_out = s.out_channels * s.kernel[0] * s.kernel[1];
-    assert_close(&format!("input grad {name}"), &dx.read_blocking(ctx), &dx_ref, reduce(fan_out), 1e-4);
+    assert_close(
+        &format!("input grad {name}"),
+        &dx.read_blocking(ctx),
+        &dx_ref,
+        reduce(fan_out),
+        1e-4,
+    );
     let dx_acc_ref: Vec<f64> = dx_ref.iter().zip(&old_dx).map(|(a, &b)| a + b as f64).collect();
-    assert_close(&format!("input grad acc {name}"), &dx_acc.read_blocking(ctx), &dx_acc_ref, reduce(fan_out), 1e-4);
+    assert_close(
+        &format!("input grad acc {name}"),
+        &dx_acc.read_blocking(ctx),
+        &dx_acc_ref,
+        reduce(fan_out),
+        1e-4,
+    );
     let dw_ref = conv2d::weight_grad_cpu(&s, &dy, &x);
     let terms = s.batch * s.out_height() * s.out_width();
-    assert_close(&format!("weight grad {name}"), &dw.read_blocking(ctx), &dw_ref, reduce(terms), 1e-4);
+    assert_close(
+        &format!("weight grad {name}"),
+        &dw.read_blocking(ctx),
+        &dw_ref,
+        reduce(terms),
+        1e-4,
+    );
     let dw_acc_ref: Vec<f64> = dw_ref.iter().zip(&old_dw).map(|(a, &b)| a + b as f64).collect();
-    assert_close(&format!("weight grad acc {name}"), &dw_acc.read_blocking(ctx), &dw_acc_ref, reduce(terms), 1e-4);
+    assert_close(
+        &format!("weight grad acc {name}"),
+        &dw_acc.read_blocking(ctx),
+        &dw_acc_ref,
+        reduce(terms),
+        1e-4,
+    );
 }
 
 #[test]
@@ -107,7 +170,11 @@ fn conv_kernels_are_deterministic() {
     let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
     for subgroups in variants(&ctx) {
         ctx.set_use_subgroups(subgroups);
-        let (y, dx, dw) = (zeros(&ctx, "y", s.output_len()), zeros(&ctx, "dx", s.input_len()), zeros(&ctx, "dw", s.weight_len()));
+        let (y, dx, dw) = (
+            zeros(&ctx, "y", s.output_len()),
+            zeros(&ctx, "dx", s.input_len()),
+            zeros(&ctx, "dw", s.weight_len()),
+        );
         let launches = [
             conv2d::forward(&ctx, &s, &x, &w, None, &y),
             conv2d::input_grad(&ctx, &s, &dy, &w, &dx, false),
@@ -115,28 +182,57 @@ fn conv_kernels_are_deterministic() {
         ];
         let refs: Vec<_> = launches.iter().collect();
         ctx.run_blocking("first", &refs);
-        let first = (y.read_blocking(&ctx), dx.read_blocking(&ctx), dw.read_blocking(&ctx));
+        let first = (
+            y.read_blocking(&ctx),
+            dx.read_blocking(&ctx),
+            dw.read_blocking(&ctx),
+        );
         ctx.run_blocking("second", &refs);
-        let second = (y.read_blocking(&ctx), dx.read_blocking(&ctx), dw.read_blocking(&ctx));
+        let second = (
+            y.read_blocking(&ctx),
+            dx.read_blocking(&ctx),
+            dw.read_blocking(&ctx),
+        );
         assert!(first == second, "two runs differ (subgroups {subgroups})");
     }
 }
 
 #[test]
 fn conv_cpu_backward_matches_finite_differences() {
-    for s in [shape(2, 2, 5, 4, 3, [3, 3], [2, 2], [1, 1]), shape(1, 3, 4, 4, 2, [2, 1], [1, 2], [0, 1])] {
+    for s in [
+        shape(2, 2, 5, 4, 3, [3, 3], [2, 2], [1, 1]),
+        shape(1, 3, 4, 4, 2, [2, 1], [1, 2], [0, 1]),
+    ] {
         let mut rng = Rng::new(11);
         let x: Vec<f64> = (0..s.input_len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let w: Vec<f64> = (0..s.weight_len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let bias: Vec<f64> = (0..s.out_channels).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let probe = probe_weights(s.output_len(), 12);
-        let loss = |x: &[f64], w: &[f64], bias: &[f64]| dot(&conv2d::forward_cpu(&s, x, w, Some(bias)), &probe);
-        assert_gradient("conv dx", &conv2d::input_grad_cpu(&s, &probe, &w), &numeric_gradient(&x, |x| loss(x, &w, &bias)));
-        assert_gradient("conv dw", &conv2d::weight_grad_cpu(&s, &probe, &x), &numeric_gradient(&w, |w| loss(&x, w, &bias)));
+        let loss =
+            |x: &[f64], w: &[f64], bias: &[f64]| dot(&conv2d::forward_cpu(&s, x, w, Some(bias)), &probe);
+        assert_gradient(
+            "conv dx",
+            &conv2d::input_grad_cpu(&s, &probe, &w),
+            &numeric_gradient(&x, |x| loss(x, &w, &bias)),
+        );
+        assert_gradient(
+            "conv dw",
+            &conv2d::weight_grad_cpu(&s, &probe, &x),
+            &numeric_gradient(&w, |w| loss(&x, w, &bias)),
+        );
         let pixels = s.out_height() * s.out_width();
         let db: Vec<f64> = (0..s.out_channels)
-            .map(|c| (0..s.batch).flat_map(|b| (0..pixels).map(move |p| (b * s.out_channels + c) * pixels + p)).map(|i| probe[i]).sum())
+            .map(|c| {
+                (0..s.batch)
+                    .flat_map(|b| (0..pixels).map(move |p| (b * s.out_channels + c) * pixels + p))
+                    .map(|i| probe[i])
+                    .sum()
+            })
             .collect();
-        assert_gradient("conv dbias", &db, &numeric_gradient(&bias, |bias| loss(&x, &w, bias)));
+        assert_gradient(
+            "conv dbias",
+            &db,
+            &numeric_gradient(&bias, |bias| loss(&x, &w, bias)),
+        );
     }
 }

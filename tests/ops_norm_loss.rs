@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
 use resnet_wgpu::ops::batch_norm::{
-    self, BackwardBuffers, BnShape, InferenceForwardBuffers, TrainForwardBuffers, DEFAULT_EPS, DEFAULT_MOMENTUM,
+    self, BackwardBuffers, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, InferenceForwardBuffers,
+    TrainForwardBuffers,
 };
 use resnet_wgpu::ops::{bias_grad, cross_entropy, sgd};
 
@@ -148,11 +149,41 @@ fn batch_norm_train_forward_and_running_stats_match_reference_over_two_steps() {
             let r = batch_norm::train_forward_cpu(&to_f64(x), &gamma, &beta, shape, eps);
             batch_norm::update_running_cpu(&mut rm, &mut rv, &r.mean, &r.var, shape.per_channel(), momentum);
             let name = format!("{name} step {}", step + 1);
-            assert_close(&format!("{name}: y"), &layer.y.read_blocking(&ctx), &r.y, 1e-4, 1e-4);
-            assert_close(&format!("{name}: mean"), &layer.mean.read_blocking(&ctx), &r.mean, 1e-5, 1e-4);
-            assert_close(&format!("{name}: invstd"), &layer.invstd.read_blocking(&ctx), &r.invstd, 1e-5, 1e-4);
-            assert_close(&format!("{name}: running_mean"), &layer.running_mean.read_blocking(&ctx), &rm, 1e-5, 1e-4);
-            assert_close(&format!("{name}: running_var"), &layer.running_var.read_blocking(&ctx), &rv, 1e-5, 1e-4);
+            assert_close(
+                &format!("{name}: y"),
+                &layer.y.read_blocking(&ctx),
+                &r.y,
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("{name}: mean"),
+                &layer.mean.read_blocking(&ctx),
+                &r.mean,
+                1e-5,
+                1e-4,
+            );
+            assert_close(
+                &format!("{name}: invstd"),
+                &layer.invstd.read_blocking(&ctx),
+                &r.invstd,
+                1e-5,
+                1e-4,
+            );
+            assert_close(
+                &format!("{name}: running_mean"),
+                &layer.running_mean.read_blocking(&ctx),
+                &rm,
+                1e-5,
+                1e-4,
+            );
+            assert_close(
+                &format!("{name}: running_var"),
+                &layer.running_var.read_blocking(&ctx),
+                &rv,
+                1e-5,
+                1e-4,
+            );
         }
     }
 }
@@ -165,9 +196,21 @@ fn batch_norm_train_forward_is_stable_for_large_means() {
     let d = bn_data(shape, 20, 100.0);
     let layer = BnLayer::new(&ctx, shape, &d);
     ctx.run_blocking("bn train forward", &[&layer.train_forward(&ctx)]);
-    let r = batch_norm::train_forward_cpu(&to_f64(&d.x), &to_f64(&d.gamma), &to_f64(&d.beta), shape, DEFAULT_EPS as f64);
+    let r = batch_norm::train_forward_cpu(
+        &to_f64(&d.x),
+        &to_f64(&d.gamma),
+        &to_f64(&d.beta),
+        shape,
+        DEFAULT_EPS as f64,
+    );
     assert_close("large-mean y", &layer.y.read_blocking(&ctx), &r.y, 1e-4, 1e-4);
-    assert_close("large-mean invstd", &layer.invstd.read_blocking(&ctx), &r.invstd, 1e-5, 1e-4);
+    assert_close(
+        "large-mean invstd",
+        &layer.invstd.read_blocking(&ctx),
+        &r.invstd,
+        1e-5,
+        1e-4,
+    );
 }
 
 #[test]
@@ -200,7 +243,13 @@ fn batch_norm_inference_forward_matches_reference() {
             shape,
             DEFAULT_EPS as f64,
         );
-        assert_close(&format!("batch norm inference {n}x{c}x{s}"), &layer.y.read_blocking(&ctx), &reference, 1e-5, 1e-5);
+        assert_close(
+            &format!("batch norm inference {n}x{c}x{s}"),
+            &layer.y.read_blocking(&ctx),
+            &reference,
+            1e-5,
+            1e-5,
+        );
     }
 }
 
@@ -212,14 +261,35 @@ fn batch_norm_backward_matches_reference() {
         let name = format!("batch norm backward {n}x{c}x{s}");
         let d = bn_data(shape, 40 + k as u64, -0.5);
         let layer = BnLayer::new(&ctx, shape, &d);
-        ctx.run_blocking("bn forward+backward", &[&layer.train_forward(&ctx), &layer.backward(&ctx)]);
+        ctx.run_blocking(
+            "bn forward+backward",
+            &[&layer.train_forward(&ctx), &layer.backward(&ctx)],
+        );
         let (x, gamma) = (to_f64(&d.x), to_f64(&d.gamma));
         let f = batch_norm::train_forward_cpu(&x, &gamma, &to_f64(&d.beta), shape, DEFAULT_EPS as f64);
         let r = batch_norm::backward_cpu(&to_f64(&d.dy), &x, &gamma, &f.mean, &f.invstd, shape);
         let atol = sum_atol(shape.per_channel());
-        assert_close(&format!("{name}: dx"), &layer.dx.read_blocking(&ctx), &r.dx, 1e-4, 1e-4);
-        assert_close(&format!("{name}: dgamma"), &layer.dgamma.read_blocking(&ctx), &r.dgamma, atol, 1e-4);
-        assert_close(&format!("{name}: dbeta"), &layer.dbeta.read_blocking(&ctx), &r.dbeta, atol, 1e-4);
+        assert_close(
+            &format!("{name}: dx"),
+            &layer.dx.read_blocking(&ctx),
+            &r.dx,
+            1e-4,
+            1e-4,
+        );
+        assert_close(
+            &format!("{name}: dgamma"),
+            &layer.dgamma.read_blocking(&ctx),
+            &r.dgamma,
+            atol,
+            1e-4,
+        );
+        assert_close(
+            &format!("{name}: dbeta"),
+            &layer.dbeta.read_blocking(&ctx),
+            &r.dbeta,
+            atol,
+            1e-4,
+        );
     }
 }
 
@@ -270,16 +340,36 @@ fn bn_probe_setup() -> (BnShape, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
 fn batch_norm_backward_matches_finite_differences() {
     let (shape, x, gamma, beta, w) = bn_probe_setup();
     let eps = DEFAULT_EPS as f64;
-    let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| dot(&batch_norm::train_forward_cpu(x, gamma, beta, shape, eps).y, &w);
+    let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| {
+        dot(&batch_norm::train_forward_cpu(x, gamma, beta, shape, eps).y, &w)
+    };
     let f = batch_norm::train_forward_cpu(&x, &gamma, &beta, shape, eps);
     let analytic = batch_norm::backward_cpu(&w, &x, &gamma, &f.mean, &f.invstd, shape);
-    assert_gradient("batch norm dx", &analytic.dx, &numeric_gradient(&x, |x| loss(x, &gamma, &beta)));
-    assert_gradient("batch norm dgamma", &analytic.dgamma, &numeric_gradient(&gamma, |g| loss(&x, g, &beta)));
-    assert_gradient("batch norm dbeta", &analytic.dbeta, &numeric_gradient(&beta, |b| loss(&x, &gamma, b)));
+    assert_gradient(
+        "batch norm dx",
+        &analytic.dx,
+        &numeric_gradient(&x, |x| loss(x, &gamma, &beta)),
+    );
+    assert_gradient(
+        "batch norm dgamma",
+        &analytic.dgamma,
+        &numeric_gradient(&gamma, |g| loss(&x, g, &beta)),
+    );
+    assert_gradient(
+        "batch norm dbeta",
+        &analytic.dbeta,
+        &numeric_gradient(&beta, |b| loss(&x, &gamma, b)),
+    );
 }
 
-const BIAS_SHAPES: &[(usize, usize, usize)] =
-    &[(1, 1, 1), (128, 10, 1), (1, 5, 257), (2, 300, 49), (3, 2, 70_001), (2, 66_000, 1)];
+const BIAS_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (128, 10, 1),
+    (1, 5, 257),
+    (2, 300, 49),
+    (3, 2, 70_001),
+    (2, 66_000, 1),
+];
 
 #[test]
 fn bias_grad_matches_reference_and_is_deterministic() {
@@ -304,9 +394,17 @@ fn bias_grad_matches_finite_differences() {
     // y[n, c, p] = z[n, c, p] + b[c]; with the loss Σ w·y, ∂/∂b = bias_grad(w).
     let (n, c, p) = (3, 4, 5);
     let w = probe_weights(n * c * p, 80);
-    let b: Vec<f64> = Rng::new(81).uniform_vec(c, -1.0, 1.0).iter().map(|&v| v as f64).collect();
+    let b: Vec<f64> = Rng::new(81)
+        .uniform_vec(c, -1.0, 1.0)
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
     let loss = |b: &[f64]| (0..w.len()).map(|i| w[i] * b[(i / p) % c]).sum::<f64>();
-    assert_gradient("bias grad", &bias_grad::backward_cpu(&w, n, c, p), &numeric_gradient(&b, loss));
+    assert_gradient(
+        "bias grad",
+        &bias_grad::backward_cpu(&w, n, c, p),
+        &numeric_gradient(&b, loss),
+    );
 }
 
 /// Logits and labels for the cross-entropy tests; roughly a third of the labels are the row's
@@ -328,7 +426,13 @@ fn ce_data(batch: usize, classes: usize, scale: f64, seed: u64) -> (Vec<f32>, Ve
     (logits, labels)
 }
 
-fn run_cross_entropy(ctx: &GpuContext, batch: usize, classes: usize, logits: &[f32], labels: &[u32]) -> (Vec<f32>, Vec<f32>) {
+fn run_cross_entropy(
+    ctx: &GpuContext,
+    batch: usize,
+    classes: usize,
+    logits: &[f32],
+    labels: &[u32],
+) -> (Vec<f32>, Vec<f32>) {
     let logits_b = upload(ctx, "logits", logits);
     let labels_b = GpuBuffer::<u32>::from_slice(ctx, "labels", labels);
     let (out, dlogits) = (zeros(ctx, "out", 2), zeros(ctx, "dlogits", batch * classes));
@@ -338,12 +442,25 @@ fn run_cross_entropy(ctx: &GpuContext, batch: usize, classes: usize, logits: &[f
     (out.read_blocking(ctx), dlogits.read_blocking(ctx))
 }
 
-fn check_cross_entropy(ctx: &GpuContext, name: &str, batch: usize, classes: usize, logits: &[f32], labels: &[u32]) {
+fn check_cross_entropy(
+    ctx: &GpuContext,
+    name: &str,
+    batch: usize,
+    classes: usize,
+    logits: &[f32],
+    labels: &[u32],
+) {
     let (out, dlogits) = run_cross_entropy(ctx, batch, classes, logits, labels);
     let logits64 = to_f64(logits);
     let reference = cross_entropy::forward_cpu(&logits64, labels, classes);
     assert_close(&format!("{name}: loss"), &out[..1], &reference[..1], 1e-5, 1e-5);
-    assert_close(&format!("{name}: correct count"), &out[1..], &reference[1..], 0.0, 0.0);
+    assert_close(
+        &format!("{name}: correct count"),
+        &out[1..],
+        &reference[1..],
+        0.0,
+        0.0,
+    );
     let d_reference = cross_entropy::backward_cpu(&logits64, labels, classes);
     assert_close(&format!("{name}: dlogits"), &dlogits, &d_reference, 1e-6, 1e-4);
 }
@@ -351,11 +468,25 @@ fn check_cross_entropy(ctx: &GpuContext, name: &str, batch: usize, classes: usiz
 #[test]
 fn cross_entropy_matches_reference() {
     let ctx = gpu();
-    let cases: &[(usize, usize, f64)] =
-        &[(1, 10, 3.0), (128, 10, 3.0), (300, 10, 3.0), (513, 3, 3.0), (7, 1000, 3.0), (3, 1, 3.0), (64, 10, 200.0)];
+    let cases: &[(usize, usize, f64)] = &[
+        (1, 10, 3.0),
+        (128, 10, 3.0),
+        (300, 10, 3.0),
+        (513, 3, 3.0),
+        (7, 1000, 3.0),
+        (3, 1, 3.0),
+        (64, 10, 200.0),
+    ];
     for (k, &(batch, classes, scale)) in cases.iter().enumerate() {
         let (logits, labels) = ce_data(batch, classes, scale, 90 + k as u64);
-        check_cross_entropy(&ctx, &format!("cross-entropy {batch}x{classes} ±{scale}"), batch, classes, &logits, &labels);
+        check_cross_entropy(
+            &ctx,
+            &format!("cross-entropy {batch}x{classes} ±{scale}"),
+            batch,
+            classes,
+            &logits,
+            &labels,
+        );
     }
 }
 
@@ -402,8 +533,16 @@ fn sgd_matches_reference_over_two_steps_and_is_deterministic() {
     let ctx = gpu();
     let configs = [
         sgd::SgdConfig::REFERENCE,
-        sgd::SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 },
-        sgd::SgdConfig { lr: 0.05, momentum: 0.0, weight_decay: 0.0 },
+        sgd::SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        },
+        sgd::SgdConfig {
+            lr: 0.05,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
     ];
     for (k, &len) in [1usize, 255, 257, 70_001].iter().enumerate() {
         for (j, &config) in configs.iter().enumerate() {
@@ -411,7 +550,11 @@ fn sgd_matches_reference_over_two_steps_and_is_deterministic() {
             let mut rng = Rng::new(110 + (k * 10 + j) as u64);
             let w0 = rng.uniform_vec(len, -1.0, 1.0);
             let grads = [rng.uniform_vec(len, -1.0, 1.0), rng.uniform_vec(len, -1.0, 1.0)];
-            let (grad, w, v) = (zeros(&ctx, "grad", len), upload(&ctx, "w", &w0), zeros(&ctx, "v", len));
+            let (grad, w, v) = (
+                zeros(&ctx, "grad", len),
+                upload(&ctx, "w", &w0),
+                zeros(&ctx, "v", len),
+            );
             let launch = sgd::update(&ctx, config, &grad, &w, &v);
             let (mut w_ref, mut v_ref) = (to_f64(&w0), vec![0.0; len]);
             let mut results = Vec::new();
@@ -420,8 +563,20 @@ fn sgd_matches_reference_over_two_steps_and_is_deterministic() {
                 ctx.run_blocking("sgd", &[&launch]);
                 sgd::update_cpu(config, &to_f64(g), &mut w_ref, &mut v_ref);
                 let (w_gpu, v_gpu) = (w.read_blocking(&ctx), v.read_blocking(&ctx));
-                assert_close(&format!("{name} step {}: w", step + 1), &w_gpu, &w_ref, 1e-6, 1e-6);
-                assert_close(&format!("{name} step {}: v", step + 1), &v_gpu, &v_ref, 1e-6, 1e-6);
+                assert_close(
+                    &format!("{name} step {}: w", step + 1),
+                    &w_gpu,
+                    &w_ref,
+                    1e-6,
+                    1e-6,
+                );
+                assert_close(
+                    &format!("{name} step {}: v", step + 1),
+                    &v_gpu,
+                    &v_ref,
+                    1e-6,
+                    1e-6,
+                );
                 results.push((w_gpu, v_gpu));
             }
             // Replaying both steps from the same start gives bit-identical results.
@@ -444,7 +599,11 @@ fn sgd_matches_reference_over_two_steps_and_is_deterministic() {
 fn sgd_first_step_matches_pytorch_semantics() {
     // PyTorch's first step sets the buffer to g itself: v = g, w = w − lr·g (g with decay).
     // Values exact in binary, so that the f64 arithmetic is exact too.
-    let config = sgd::SgdConfig { lr: 0.5, momentum: 0.75, weight_decay: 0.5 };
+    let config = sgd::SgdConfig {
+        lr: 0.5,
+        momentum: 0.75,
+        weight_decay: 0.5,
+    };
     let (mut w, mut v) = (vec![2.0, -1.0], vec![0.0, 0.0]);
     sgd::update_cpu(config, &[1.0, 3.0], &mut w, &mut v);
     assert_eq!(v, vec![2.0, 2.5]);

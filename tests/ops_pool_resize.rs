@@ -36,9 +36,7 @@ fn assert_deterministic(ctx: &GpuContext, name: &str, launch: &Launch, out: &Gpu
 /// `len` distinct values (a shuffled ramp with steps of 0.01), so that max pooling has no ties
 /// even under finite-difference perturbations.
 fn distinct_values(len: usize, seed: u64) -> Vec<f64> {
-    let mut values: Vec<f64> = (0..len)
-        .map(|i| (i as f64 - len as f64 / 2.0) * 0.01)
-        .collect();
+    let mut values: Vec<f64> = (0..len).map(|i| (i as f64 - len as f64 / 2.0) * 0.01).collect();
     Rng::new(seed).shuffle(&mut values);
     values
 }
@@ -347,17 +345,12 @@ fn global_avg_pool_matches_reference() {
 
 #[test]
 fn global_avg_pool_backward_matches_finite_differences() {
-    for (i, &shape) in [[2, 3, 4, 5], [1, 2, 1, 1], [1, 1, 7, 7]]
-        .iter()
-        .enumerate()
-    {
+    for (i, &shape) in [[2, 3, 4, 5], [1, 2, 1, 1], [1, 1, 7, 7]].iter().enumerate() {
         let [n, c, h, w] = shape;
         let x = to_f64(&Rng::new(400 + i as u64).uniform_vec(n * c * h * w, -1.0, 1.0));
         let weights = probe_weights(n * c, 410 + i as u64);
         let analytic = global_avg_pool::backward_cpu(shape, &weights);
-        let numeric = numeric_gradient(&x, |x| {
-            dot(&global_avg_pool::forward_cpu(shape, x), &weights)
-        });
+        let numeric = numeric_gradient(&x, |x| dot(&global_avg_pool::forward_cpu(shape, x), &weights));
         assert_gradient(&format!("global avg pool {shape:?}"), &analytic, &numeric);
     }
 }
@@ -438,10 +431,7 @@ fn upsample_integer_ratio_repeats_each_pixel() {
     for c in 0..2 {
         for oh in 0..224 {
             for ow in 0..224 {
-                assert_eq!(
-                    y[(c * 224 + oh) * 224 + ow],
-                    x[(c * 32 + oh / 7) * 32 + ow / 7]
-                );
+                assert_eq!(y[(c * 224 + oh) * 224 + ow], x[(c * 32 + oh / 7) * 32 + ow / 7]);
             }
         }
     }
@@ -475,10 +465,7 @@ fn upsample_is_deterministic() {
     let ctx = gpu();
     let shape = UpsampleNearest::new(2, 3, (32, 32), (224, 224));
     let dy = Rng::new(720).uniform_vec(shape.output_len(), -1.0, 1.0);
-    let (dyb, dxb) = (
-        upload(&ctx, "dy", &dy),
-        zeros(&ctx, "dx", shape.input_len()),
-    );
+    let (dyb, dxb) = (upload(&ctx, "dy", &dy), zeros(&ctx, "dx", shape.input_len()));
     let bwd = upsample::backward(&ctx, &shape, &dyb, &dxb);
     assert_deterministic(&ctx, "upsample backward", &bwd, &dxb);
 }
@@ -490,10 +477,7 @@ fn large_launches_use_a_2d_grid() {
     let shape = UpsampleNearest::new(128, 3, (32, 32), (224, 224));
     assert!(shape.output_len() > 65_535 * 256);
     let x = Rng::new(730).uniform_vec(shape.input_len(), -1.0, 1.0);
-    let (xb, yb) = (
-        upload(&ctx, "x", &x),
-        poisoned(&ctx, "y", shape.output_len()),
-    );
+    let (xb, yb) = (upload(&ctx, "x", &x), poisoned(&ctx, "y", shape.output_len()));
     let fwd = upsample::forward(&ctx, &shape, &xb, &yb);
     assert!(
         fwd.workgroups[1] > 1,
@@ -516,19 +500,10 @@ fn params_structs_match_the_wgsl_layouts() {
     // u32 fields only, padded to a multiple of 16 bytes as the WGSL uniform structs.
     assert_eq!(std::mem::size_of::<add::AddParams>(), 16);
     assert_eq!(std::mem::size_of::<max_pool::MaxPoolParams>(), 32);
-    assert_eq!(
-        std::mem::size_of::<global_avg_pool::GlobalAvgPoolParams>(),
-        16
-    );
+    assert_eq!(std::mem::size_of::<global_avg_pool::GlobalAvgPoolParams>(), 16);
     assert_eq!(std::mem::size_of::<upsample::UpsampleParams>(), 32);
     let p = MaxPool2d::new(2, 64, 112, 112, 3, 2, 1).params();
-    assert_eq!(
-        bytemuck::cast::<_, [u32; 8]>(p),
-        [128, 112, 112, 56, 56, 3, 2, 1]
-    );
+    assert_eq!(bytemuck::cast::<_, [u32; 8]>(p), [128, 112, 112, 56, 56, 3, 2, 1]);
     let p = UpsampleNearest::new(2, 3, (32, 32), (224, 224)).params();
-    assert_eq!(
-        bytemuck::cast::<_, [u32; 8]>(p),
-        [6, 32, 32, 224, 224, 0, 0, 0]
-    );
+    assert_eq!(bytemuck::cast::<_, [u32; 8]>(p), [6, 32, 32, 224, 224, 0, 0, 0]);
 }

@@ -9,7 +9,11 @@ fn every_shader_parses_and_validates() {
         let module = match naga::front::wgsl::parse_str(kernel.source()) {
             Ok(module) => module,
             Err(e) => {
-                failures.push(format!("{}: {}", kernel.name(), e.emit_to_string(kernel.source())));
+                failures.push(format!(
+                    "{}: {}",
+                    kernel.name(),
+                    e.emit_to_string(kernel.source())
+                ));
                 continue;
             }
         };
@@ -24,7 +28,11 @@ fn every_shader_parses_and_validates() {
             validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
         }
         if let Err(e) = validator.validate(&module) {
-            failures.push(format!("{}: {}", kernel.name(), e.emit_to_string(kernel.source())));
+            failures.push(format!(
+                "{}: {}",
+                kernel.name(),
+                e.emit_to_string(kernel.source())
+            ));
             continue;
         }
         if !module.entry_points.iter().any(|ep| ep.name == "main") {
@@ -39,7 +47,11 @@ fn every_shader_file_is_in_the_table() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
     for entry in std::fs::read_dir(dir).expect("shaders/ exists") {
         let path = entry.expect("readable entry").path();
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
         assert!(
             Kernel::ALL.iter().any(|k| k.name() == stem),
             "{} is not listed in src/shaders.rs",

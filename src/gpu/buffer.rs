@@ -22,7 +22,11 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
             usage: STORAGE_USAGE,
             mapped_at_creation: false,
         });
-        Self { buffer, len, _element: PhantomData }
+        Self {
+            buffer,
+            len,
+            _element: PhantomData,
+        }
     }
 
     /// A buffer initialised with `values`.
@@ -34,9 +38,14 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
 
     /// Replaces the whole contents; `values` must have exactly `len` elements.
     pub fn write(&self, ctx: &GpuContext, values: &[T]) {
-        assert_eq!(values.len(), self.len, "write of the wrong length into a GPU buffer");
+        assert_eq!(
+            values.len(),
+            self.len,
+            "write of the wrong length into a GPU buffer"
+        );
         if !values.is_empty() {
-            ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(values));
+            ctx.queue
+                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(values));
         }
     }
 
@@ -66,9 +75,11 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("read-back copy"),
-        });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("read-back copy"),
+            });
         encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
         ctx.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();

@@ -9,4 +9,4 @@ mod launch;
 
 pub use buffer::GpuBuffer;
 pub use context::{GpuContext, GpuError, OptionalFeatures};
-pub use launch::{Launch, grid_2d, MAX_WORKGROUPS_PER_DIMENSION};
+pub use launch::{Launch, MAX_WORKGROUPS_PER_DIMENSION, grid_2d};

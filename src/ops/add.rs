@@ -29,12 +29,7 @@ impl AddParams {
 }
 
 /// `out = a + b`; all three have the same length and `out` is neither `a` nor `b`.
-pub fn forward(
-    ctx: &GpuContext,
-    a: &GpuBuffer<f32>,
-    b: &GpuBuffer<f32>,
-    out: &GpuBuffer<f32>,
-) -> Launch {
+pub fn forward(ctx: &GpuContext, a: &GpuBuffer<f32>, b: &GpuBuffer<f32>, out: &GpuBuffer<f32>) -> Launch {
     assert!(
         a.len() == b.len() && b.len() == out.len(),
         "add: lengths differ ({}, {}, {})",

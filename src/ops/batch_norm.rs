@@ -35,7 +35,11 @@ pub struct BnShape {
 
 impl BnShape {
     pub fn new(batch: usize, channels: usize, spatial: usize) -> Self {
-        Self { batch, channels, spatial }
+        Self {
+            batch,
+            channels,
+            spatial,
+        }
     }
 
     /// Elements of x.
@@ -68,7 +72,10 @@ pub struct BatchNormParams {
 
 impl BatchNormParams {
     pub fn new(shape: BnShape, momentum: f32, eps: f32) -> Self {
-        assert!(shape.len() <= u32::MAX as usize, "batch norm: tensor too large for u32 indices");
+        assert!(
+            shape.len() <= u32::MAX as usize,
+            "batch norm: tensor too large for u32 indices"
+        );
         assert!(shape.per_channel() > 0, "batch norm: empty channels");
         Self {
             batch: shape.batch as u32,
@@ -119,20 +126,41 @@ pub struct BackwardBuffers<'a> {
 
 fn check_lengths(name: &str, shape: BnShape, full: &[&GpuBuffer<f32>], per_channel: &[&GpuBuffer<f32>]) {
     for b in full {
-        assert_eq!(b.len(), shape.len(), "{name}: a [N, C, S] buffer has the wrong length");
+        assert_eq!(
+            b.len(),
+            shape.len(),
+            "{name}: a [N, C, S] buffer has the wrong length"
+        );
     }
     for b in per_channel {
-        assert_eq!(b.len(), shape.channels, "{name}: a [C] buffer has the wrong length");
+        assert_eq!(
+            b.len(),
+            shape.channels,
+            "{name}: a [C] buffer has the wrong length"
+        );
     }
 }
 
 /// Training forward: batch statistics, `y`, saved statistics and running-statistic update.
-pub fn train_forward(ctx: &GpuContext, shape: BnShape, momentum: f32, eps: f32, b: &TrainForwardBuffers) -> Launch {
+pub fn train_forward(
+    ctx: &GpuContext,
+    shape: BnShape,
+    momentum: f32,
+    eps: f32,
+    b: &TrainForwardBuffers,
+) -> Launch {
     check_lengths(
         "batch norm train forward",
         shape,
         &[b.x, b.y],
-        &[b.gamma, b.beta, b.save_mean, b.save_invstd, b.running_mean, b.running_var],
+        &[
+            b.gamma,
+            b.beta,
+            b.save_mean,
+            b.save_invstd,
+            b.running_mean,
+            b.running_var,
+        ],
     );
     Launch::linear(
         ctx,
@@ -221,7 +249,13 @@ pub struct TrainForwardCpu {
 }
 
 /// CPU reference of the training forward (running statistics: see [`update_running_cpu`]).
-pub fn train_forward_cpu(x: &[f64], gamma: &[f64], beta: &[f64], shape: BnShape, eps: f64) -> TrainForwardCpu {
+pub fn train_forward_cpu(
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    shape: BnShape,
+    eps: f64,
+) -> TrainForwardCpu {
     assert_eq!(x.len(), shape.len());
     let m = shape.per_channel() as f64;
     let mut out = TrainForwardCpu {
@@ -231,7 +265,8 @@ pub fn train_forward_cpu(x: &[f64], gamma: &[f64], beta: &[f64], shape: BnShape,
         invstd: vec![0.0; shape.channels],
     };
     for c in 0..shape.channels {
-        let values = || (0..shape.batch).flat_map(move |n| (0..shape.spatial).map(move |p| at(shape, n, c, p)));
+        let values =
+            || (0..shape.batch).flat_map(move |n| (0..shape.spatial).map(move |p| at(shape, n, c, p)));
         let mean = values().map(|j| x[j]).sum::<f64>() / m;
         let var = values().map(|j| (x[j] - mean).powi(2)).sum::<f64>() / m;
         let invstd = 1.0 / (var + eps).sqrt();
@@ -253,7 +288,11 @@ pub fn update_running_cpu(
     count: usize,
     momentum: f64,
 ) {
-    let correction = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+    let correction = if count > 1 {
+        count as f64 / (count - 1) as f64
+    } else {
+        1.0
+    };
     for c in 0..mean.len() {
         running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c];
         running_var[c] = (1.0 - momentum) * running_var[c] + momentum * var[c] * correction;
@@ -289,7 +328,14 @@ pub struct BackwardCpu {
 
 /// CPU reference of the training backward, from the forward input `x` and the batch `mean` and
 /// `invstd` of the training forward.
-pub fn backward_cpu(dy: &[f64], x: &[f64], gamma: &[f64], mean: &[f64], invstd: &[f64], shape: BnShape) -> BackwardCpu {
+pub fn backward_cpu(
+    dy: &[f64],
+    x: &[f64],
+    gamma: &[f64],
+    mean: &[f64],
+    invstd: &[f64],
+    shape: BnShape,
+) -> BackwardCpu {
     assert!(dy.len() == shape.len() && x.len() == shape.len());
     let m = shape.per_channel() as f64;
     let mut out = BackwardCpu {
@@ -298,7 +344,8 @@ pub fn backward_cpu(dy: &[f64], x: &[f64], gamma: &[f64], mean: &[f64], invstd: 
         dbeta: vec![0.0; shape.channels],
     };
     for c in 0..shape.channels {
-        let values = || (0..shape.batch).flat_map(move |n| (0..shape.spatial).map(move |p| at(shape, n, c, p)));
+        let values =
+            || (0..shape.batch).flat_map(move |n| (0..shape.spatial).map(move |p| at(shape, n, c, p)));
         let xhat = |j: usize| (x[j] - mean[c]) * invstd[c];
         let sum_dy: f64 = values().map(|j| dy[j]).sum();
         let sum_dy_xhat: f64 = values().map(|j| dy[j] * xhat(j)).sum();

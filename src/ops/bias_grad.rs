@@ -19,8 +19,16 @@ pub struct BiasGradParams {
 
 impl BiasGradParams {
     pub fn new(batch: usize, channels: usize, spatial: usize) -> Self {
-        assert!(batch * channels * spatial <= u32::MAX as usize, "bias grad: tensor too large for u32 indices");
-        Self { batch: batch as u32, channels: channels as u32, spatial: spatial as u32, _pad: 0 }
+        assert!(
+            batch * channels * spatial <= u32::MAX as usize,
+            "bias grad: tensor too large for u32 indices"
+        );
+        Self {
+            batch: batch as u32,
+            channels: channels as u32,
+            spatial: spatial as u32,
+            _pad: 0,
+        }
     }
 }
 
@@ -33,7 +41,11 @@ pub fn backward(
     dy: &GpuBuffer<f32>,
     db: &GpuBuffer<f32>,
 ) -> Launch {
-    assert_eq!(dy.len(), batch * channels * spatial, "bias grad: dy has the wrong length");
+    assert_eq!(
+        dy.len(),
+        batch * channels * spatial,
+        "bias grad: dy has the wrong length"
+    );
     assert_eq!(db.len(), channels, "bias grad: db has the wrong length");
     Launch::linear(
         ctx,

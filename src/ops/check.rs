@@ -3,7 +3,11 @@
 /// Checks every element and, on failure, names the worst one, its index and both values.
 pub fn compare(name: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol: f64) -> Result<(), String> {
     if gpu.len() != reference.len() {
-        return Err(format!("{name}: GPU gave {} values, the reference {}", gpu.len(), reference.len()));
+        return Err(format!(
+            "{name}: GPU gave {} values, the reference {}",
+            gpu.len(),
+            reference.len()
+        ));
     }
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&g, &r)) in gpu.iter().zip(reference).enumerate() {

@@ -52,7 +52,15 @@ pub struct Conv2dParams {
 
 impl Conv2dShape {
     /// A square kernel `k`, stride `s` and padding `p`.
-    pub fn square(batch: usize, in_channels: usize, size: usize, out_channels: usize, k: usize, s: usize, p: usize) -> Self {
+    pub fn square(
+        batch: usize,
+        in_channels: usize,
+        size: usize,
+        out_channels: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+    ) -> Self {
         Self {
             batch,
             in_channels,
@@ -160,16 +168,27 @@ pub fn forward(
     assert_eq!(y.len(), shape.output_len(), "conv2d forward: output size");
     if shape.is_pointwise() {
         // Per image: y[b] [Cout, P] = w [Cout, Cin] · x[b] [Cin, P].
-        let mut p = MatmulParams::row_major(shape.batch, shape.out_channels, shape.pixels(), shape.in_channels);
+        let mut p =
+            MatmulParams::row_major(shape.batch, shape.out_channels, shape.pixels(), shape.in_channels);
         p.a_batch = 0;
         let p = p.with_bias(if bias.is_some() { Bias::PerRow } else { Bias::None });
         return matmul::launch(ctx, &p, w, x, bias, y);
     }
     let params = shape.params(bias.is_some(), false);
     let kernel = pick(ctx, Kernel::Conv2dForward, Kernel::Conv2dForwardSubgroup);
-    let grid = implicit_gemm_grid(ctx, shape.out_channels, shape.batch * shape.out_height() * shape.out_width());
+    let grid = implicit_gemm_grid(
+        ctx,
+        shape.out_channels,
+        shape.batch * shape.out_height() * shape.out_width(),
+    );
     let bias = bias.map_or(ctx.placeholder(), |b| &b.buffer);
-    Launch::new(ctx, kernel, &params, &[&x.buffer, &w.buffer, bias, &y.buffer], grid)
+    Launch::new(
+        ctx,
+        kernel,
+        &params,
+        &[&x.buffer, &w.buffer, bias, &y.buffer],
+        grid,
+    )
 }
 
 /// `dx (+)= ∂L/∂x` from `dy`; with `accumulate` the result is added to what `dx` holds (a
@@ -187,7 +206,8 @@ pub fn input_grad(
     assert_eq!(dx.len(), shape.input_len(), "conv2d input grad: dx size");
     if shape.is_pointwise() {
         // Per image: dx[b] [Cin, P] = wᵀ [Cin, Cout] · dy[b] [Cout, P].
-        let mut p = MatmulParams::row_major(shape.batch, shape.in_channels, shape.pixels(), shape.out_channels);
+        let mut p =
+            MatmulParams::row_major(shape.batch, shape.in_channels, shape.pixels(), shape.out_channels);
         p.a_batch = 0;
         p.a_row = 1;
         p.a_k = shape.in_channels as u32;
@@ -215,9 +235,10 @@ pub fn weight_grad(
     if shape.is_pointwise() {
         // dw [Cout, Cin] = Σ_b dy[b] [Cout, P] · x[b]ᵀ [P, Cin].
         let pixels = shape.pixels() as u32;
-        let mut p = MatmulParams::row_major(shape.batch, shape.out_channels, shape.in_channels, shape.pixels())
-            .summed_over_batch()
-            .accumulating(accumulate);
+        let mut p =
+            MatmulParams::row_major(shape.batch, shape.out_channels, shape.in_channels, shape.pixels())
+                .summed_over_batch()
+                .accumulating(accumulate);
         p.a_batch = shape.out_channels as u32 * pixels;
         p.a_row = pixels;
         p.a_k = 1;
@@ -228,7 +249,11 @@ pub fn weight_grad(
     }
     let params = shape.params(false, accumulate);
     let kernel = pick(ctx, Kernel::Conv2dWeightGrad, Kernel::Conv2dWeightGradSubgroup);
-    let grid = implicit_gemm_grid(ctx, shape.out_channels, shape.in_channels * shape.kernel[0] * shape.kernel[1]);
+    let grid = implicit_gemm_grid(
+        ctx,
+        shape.out_channels,
+        shape.in_channels * shape.kernel[0] * shape.kernel[1],
+    );
     Launch::new(ctx, kernel, &params, &[&dy.buffer, &x.buffer, &dw.buffer], grid)
 }
 
@@ -253,7 +278,9 @@ fn for_each_term(s: &Conv2dShape, mut f: impl FnMut(usize, usize, usize)) {
                                 if iw < 0 || iw >= s.in_width as isize {
                                     continue;
                                 }
-                                let x_at = ((b * s.in_channels + ci) * s.in_height + ih as usize) * s.in_width + iw as usize;
+                                let x_at = ((b * s.in_channels + ci) * s.in_height + ih as usize)
+                                    * s.in_width
+                                    + iw as usize;
                                 let w_at = ((co * s.in_channels + ci) * kh_n + kh) * kw_n + kw;
                                 f(x_at, w_at, y_at);
                             }

@@ -21,14 +21,28 @@ pub struct CrossEntropyParams {
 
 impl CrossEntropyParams {
     pub fn new(batch: usize, classes: usize) -> Self {
-        assert!(batch > 0 && classes > 0, "cross-entropy: empty batch or no classes");
-        assert!(batch * classes <= u32::MAX as usize, "cross-entropy: logits too large for u32 indices");
-        Self { batch: batch as u32, classes: classes as u32, _pad: [0; 2] }
+        assert!(
+            batch > 0 && classes > 0,
+            "cross-entropy: empty batch or no classes"
+        );
+        assert!(
+            batch * classes <= u32::MAX as usize,
+            "cross-entropy: logits too large for u32 indices"
+        );
+        Self {
+            batch: batch as u32,
+            classes: classes as u32,
+            _pad: [0; 2],
+        }
     }
 }
 
 fn check(batch: usize, classes: usize, logits: &GpuBuffer<f32>, labels: &GpuBuffer<u32>) {
-    assert_eq!(logits.len(), batch * classes, "cross-entropy: logits have the wrong length");
+    assert_eq!(
+        logits.len(),
+        batch * classes,
+        "cross-entropy: logits have the wrong length"
+    );
     assert_eq!(labels.len(), batch, "cross-entropy: labels have the wrong length");
 }
 
@@ -42,7 +56,11 @@ pub fn forward(
     out: &GpuBuffer<f32>,
 ) -> Launch {
     check(batch, classes, logits, labels);
-    assert_eq!(out.len(), 2, "cross-entropy: out holds the loss and the correct count");
+    assert_eq!(
+        out.len(),
+        2,
+        "cross-entropy: out holds the loss and the correct count"
+    );
     Launch::new(
         ctx,
         Kernel::CrossEntropyForward,
@@ -62,7 +80,11 @@ pub fn backward(
     dlogits: &GpuBuffer<f32>,
 ) -> Launch {
     check(batch, classes, logits, labels);
-    assert_eq!(dlogits.len(), batch * classes, "cross-entropy: dlogits have the wrong length");
+    assert_eq!(
+        dlogits.len(),
+        batch * classes,
+        "cross-entropy: dlogits have the wrong length"
+    );
     Launch::linear(
         ctx,
         Kernel::CrossEntropyBackward,

@@ -25,9 +25,8 @@ impl GlobalAvgPoolParams {
     pub fn new(shape: [usize; 4]) -> Self {
         let [n, c, h, w] = shape;
         assert!(h * w > 0, "global average pool: empty planes");
-        let fits = |v: usize| {
-            u32::try_from(v).expect("global average pool: tensor too large for u32 indexing")
-        };
+        let fits =
+            |v: usize| u32::try_from(v).expect("global average pool: tensor too large for u32 indexing");
         fits(n * c * h * w);
         Self {
             planes: fits(n * c),
@@ -38,12 +37,7 @@ impl GlobalAvgPoolParams {
 }
 
 /// `x` is `[N, C, H, W]` = `shape`, `y` is `[N, C]`.
-pub fn forward(
-    ctx: &GpuContext,
-    shape: [usize; 4],
-    x: &GpuBuffer<f32>,
-    y: &GpuBuffer<f32>,
-) -> Launch {
+pub fn forward(ctx: &GpuContext, shape: [usize; 4], x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Launch {
     let [n, c, h, w] = shape;
     assert_eq!(
         x.len(),
@@ -65,12 +59,7 @@ pub fn forward(
 }
 
 /// `dy` is `[N, C]`, `dx` is `[N, C, H, W]` = `shape` (fully overwritten).
-pub fn backward(
-    ctx: &GpuContext,
-    shape: [usize; 4],
-    dy: &GpuBuffer<f32>,
-    dx: &GpuBuffer<f32>,
-) -> Launch {
+pub fn backward(ctx: &GpuContext, shape: [usize; 4], dy: &GpuBuffer<f32>, dx: &GpuBuffer<f32>) -> Launch {
     let [n, c, h, w] = shape;
     assert_eq!(
         dy.len(),

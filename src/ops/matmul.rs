@@ -83,7 +83,11 @@ impl MatmulParams {
 
     /// Number of C elements the kernel writes into.
     pub fn c_len(&self) -> usize {
-        let batches = if self.reduce_batch == 1 { 1 } else { self.batch as usize };
+        let batches = if self.reduce_batch == 1 {
+            1
+        } else {
+            self.batch as usize
+        };
         (batches - 1) * self.c_batch as usize + (self.m as usize - 1) * self.c_row as usize + self.n as usize
     }
 
@@ -102,9 +106,21 @@ pub fn launch(
     bias: Option<&GpuBuffer<f32>>,
     c: &GpuBuffer<f32>,
 ) -> Launch {
-    assert!(params.m > 0 && params.n > 0 && params.k > 0 && params.batch > 0, "empty GEMM {params:?}");
-    assert!(c.len() >= params.c_len(), "C holds {} values, the GEMM writes {}", c.len(), params.c_len());
-    assert_eq!(bias.is_some(), params.bias_mode != Bias::None as u32, "bias buffer and bias mode disagree");
+    assert!(
+        params.m > 0 && params.n > 0 && params.k > 0 && params.batch > 0,
+        "empty GEMM {params:?}"
+    );
+    assert!(
+        c.len() >= params.c_len(),
+        "C holds {} values, the GEMM writes {}",
+        c.len(),
+        params.c_len()
+    );
+    assert_eq!(
+        bias.is_some(),
+        params.bias_mode != Bias::None as u32,
+        "bias buffer and bias mode disagree"
+    );
     let z = if params.reduce_batch == 1 { 1 } else { params.batch };
     let (kernel, tile_m, tile_n) = if ctx.uses_subgroups() {
         (Kernel::MatmulSubgroup, 16, 32)
@@ -130,7 +146,11 @@ pub fn matmul_cpu(p: &MatmulParams, a: &[f64], b: &[f64], bias: Option<&[f64]>, 
         for m in 0..u(p.m) {
             for n in 0..u(p.n) {
                 let mut sum = 0.0;
-                let batches: Vec<usize> = if p.reduce_batch == 1 { (0..u(p.batch)).collect() } else { vec![zo] };
+                let batches: Vec<usize> = if p.reduce_batch == 1 {
+                    (0..u(p.batch)).collect()
+                } else {
+                    vec![zo]
+                };
                 for z in batches {
                     for k in 0..u(p.k) {
                         sum += a[z * u(p.a_batch) + m * u(p.a_row) + k * u(p.a_k)]

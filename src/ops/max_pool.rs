@@ -100,8 +100,7 @@ impl MaxPool2d {
     }
 
     pub fn params(&self) -> MaxPoolParams {
-        let fits =
-            |v: usize| u32::try_from(v).expect("max pool: tensor too large for u32 indexing");
+        let fits = |v: usize| u32::try_from(v).expect("max pool: tensor too large for u32 indexing");
         fits(self.input_len());
         fits(self.output_len());
         fits(self.in_h + self.pad + self.stride);

@@ -1,15 +1,15 @@
 //! One module per operation family: the parameter struct a kernel reads, the launcher that
 //! binds buffers and picks the grid, and the CPU reference in plain Rust (f64) beside it.
 
-pub mod check;
-pub mod relu;
-pub mod matmul;
 pub mod add;
-pub mod global_avg_pool;
-pub mod max_pool;
-pub mod upsample;
 pub mod batch_norm;
 pub mod bias_grad;
-pub mod cross_entropy;
-pub mod sgd;
+pub mod check;
 pub mod conv2d;
+pub mod cross_entropy;
+pub mod global_avg_pool;
+pub mod matmul;
+pub mod max_pool;
+pub mod relu;
+pub mod sgd;
+pub mod upsample;

@@ -13,7 +13,10 @@ pub struct LenParams {
 
 impl LenParams {
     pub fn new(len: usize) -> Self {
-        Self { len: len as u32, _pad: [0; 3] }
+        Self {
+            len: len as u32,
+            _pad: [0; 3],
+        }
     }
 }
 
@@ -24,7 +27,13 @@ pub fn flat_workgroups(len: usize) -> u32 {
 
 pub fn forward(ctx: &GpuContext, x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Launch {
     assert_eq!(x.len(), y.len());
-    Launch::linear(ctx, Kernel::ReluForward, &LenParams::new(x.len()), &[&x.buffer, &y.buffer], flat_workgroups(x.len()))
+    Launch::linear(
+        ctx,
+        Kernel::ReluForward,
+        &LenParams::new(x.len()),
+        &[&x.buffer, &y.buffer],
+        flat_workgroups(x.len()),
+    )
 }
 
 /// `y` is the forward output.
@@ -44,5 +53,8 @@ pub fn forward_cpu(x: &[f64]) -> Vec<f64> {
 }
 
 pub fn backward_cpu(y: &[f64], dy: &[f64]) -> Vec<f64> {
-    y.iter().zip(dy).map(|(&y, &g)| if y > 0.0 { g } else { 0.0 }).collect()
+    y.iter()
+        .zip(dy)
+        .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
+        .collect()
 }

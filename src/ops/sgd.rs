@@ -17,7 +17,11 @@ pub struct SgdConfig {
 
 impl SgdConfig {
     /// The reference experiment's: lr 0.01, momentum 0.9, weight decay 1e-4.
-    pub const REFERENCE: SgdConfig = SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 1e-4 };
+    pub const REFERENCE: SgdConfig = SgdConfig {
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+    };
 }
 
 /// The kernel's uniform (16 bytes).
@@ -32,8 +36,16 @@ pub struct SgdParams {
 
 impl SgdParams {
     pub fn new(len: usize, config: SgdConfig) -> Self {
-        assert!(len <= u32::MAX as usize, "sgd: parameter too large for u32 indices");
-        Self { len: len as u32, lr: config.lr, momentum: config.momentum, weight_decay: config.weight_decay }
+        assert!(
+            len <= u32::MAX as usize,
+            "sgd: parameter too large for u32 indices"
+        );
+        Self {
+            len: len as u32,
+            lr: config.lr,
+            momentum: config.momentum,
+            weight_decay: config.weight_decay,
+        }
     }
 }
 
@@ -46,7 +58,10 @@ pub fn update(
     w: &GpuBuffer<f32>,
     v: &GpuBuffer<f32>,
 ) -> Launch {
-    assert!(grad.len() == w.len() && w.len() == v.len(), "sgd: grad, w and v differ in length");
+    assert!(
+        grad.len() == w.len() && w.len() == v.len(),
+        "sgd: grad, w and v differ in length"
+    );
     Launch::linear(
         ctx,
         Kernel::SgdUpdate,
@@ -59,7 +74,11 @@ pub fn update(
 /// CPU reference of one step, in place on `w` and `v`.
 pub fn update_cpu(config: SgdConfig, grad: &[f64], w: &mut [f64], v: &mut [f64]) {
     assert!(grad.len() == w.len() && w.len() == v.len());
-    let (lr, momentum, wd) = (config.lr as f64, config.momentum as f64, config.weight_decay as f64);
+    let (lr, momentum, wd) = (
+        config.lr as f64,
+        config.momentum as f64,
+        config.weight_decay as f64,
+    );
     for ((w, v), &grad) in w.iter_mut().zip(v.iter_mut()).zip(grad) {
         let g = grad + wd * *w;
         *v = momentum * *v + g;

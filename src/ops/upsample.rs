@@ -72,8 +72,7 @@ impl UpsampleNearest {
     }
 
     pub fn params(&self) -> UpsampleParams {
-        let fits =
-            |v: usize| u32::try_from(v).expect("upsample: tensor too large for u32 indexing");
+        let fits = |v: usize| u32::try_from(v).expect("upsample: tensor too large for u32 indexing");
         fits(self.input_len());
         fits(self.output_len());
         // The largest intermediate products of the index arithmetic in both kernels.
@@ -91,12 +90,7 @@ impl UpsampleNearest {
 }
 
 /// `x` has `shape.input_len()` elements, `y` has `shape.output_len()`.
-pub fn forward(
-    ctx: &GpuContext,
-    shape: &UpsampleNearest,
-    x: &GpuBuffer<f32>,
-    y: &GpuBuffer<f32>,
-) -> Launch {
+pub fn forward(ctx: &GpuContext, shape: &UpsampleNearest, x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Launch {
     assert_eq!(
         x.len(),
         shape.input_len(),
