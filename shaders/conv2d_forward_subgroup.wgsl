@@ -71,40 +71,49 @@ fn main(
     var acc14 = vec4<f32>(0.0);
     var acc15 = vec4<f32>(0.0);
 
-    for (var ci = 0u; ci < params.in_channels; ci++) {
-        for (var kh = 0u; kh < params.kernel_h; kh++) {
-            // Unsigned wrap-around makes negative rows (padding) compare as out of range.
-            let ih = ih0 + vec4<u32>(kh);
-            let row_ok = ih < vec4<u32>(params.in_height);
-            let row_at = x_plane + ih * params.in_width;
-            for (var kw = 0u; kw < params.kernel_w; kw++) {
-                let iw = iw0 + vec4<u32>(kw);
-                let ok = row_ok & (iw < vec4<u32>(params.in_width));
-                let at = select(vec4<u32>(0u), row_at + iw, ok);
-                let bv = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
-                let lo = w[w_lo];
-                let hi = w[w_hi];
-                acc0 += subgroupBroadcast(lo, 0u) * bv;
-                acc1 += subgroupBroadcast(lo, 1u) * bv;
-                acc2 += subgroupBroadcast(lo, 2u) * bv;
-                acc3 += subgroupBroadcast(lo, 3u) * bv;
-                acc4 += subgroupBroadcast(lo, 4u) * bv;
-                acc5 += subgroupBroadcast(lo, 5u) * bv;
-                acc6 += subgroupBroadcast(lo, 6u) * bv;
-                acc7 += subgroupBroadcast(lo, 7u) * bv;
-                acc8 += subgroupBroadcast(hi, 0u) * bv;
-                acc9 += subgroupBroadcast(hi, 1u) * bv;
-                acc10 += subgroupBroadcast(hi, 2u) * bv;
-                acc11 += subgroupBroadcast(hi, 3u) * bv;
-                acc12 += subgroupBroadcast(hi, 4u) * bv;
-                acc13 += subgroupBroadcast(hi, 5u) * bv;
-                acc14 += subgroupBroadcast(hi, 6u) * bv;
-                acc15 += subgroupBroadcast(hi, 7u) * bv;
-                w_lo += 1u;
-                w_hi += 1u;
+    // One flat loop over k = (ci, kh, kw), stepping the gather position as k advances: on
+    // CPU adapters the bookkeeping of nested loops costs more than these few adds.
+    var kh = 0u;
+    var kw = 0u;
+    var ih = ih0;
+    var row_ok = ih < vec4<u32>(params.in_height);
+    var row_at = x_plane + ih * params.in_width;
+    for (var k = 0u; k < k_total; k++) {
+        // Unsigned wrap-around makes negative rows and columns (padding) compare as out of range.
+        let iw = iw0 + vec4<u32>(kw);
+        let ok = row_ok & (iw < vec4<u32>(params.in_width));
+        let at = select(vec4<u32>(0u), row_at + iw, ok);
+        let bv = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
+        let lo = w[w_lo + k];
+        let hi = w[w_hi + k];
+        acc0 += subgroupBroadcast(lo, 0u) * bv;
+        acc1 += subgroupBroadcast(lo, 1u) * bv;
+        acc2 += subgroupBroadcast(lo, 2u) * bv;
+        acc3 += subgroupBroadcast(lo, 3u) * bv;
+        acc4 += subgroupBroadcast(lo, 4u) * bv;
+        acc5 += subgroupBroadcast(lo, 5u) * bv;
+        acc6 += subgroupBroadcast(lo, 6u) * bv;
+        acc7 += subgroupBroadcast(lo, 7u) * bv;
+        acc8 += subgroupBroadcast(hi, 0u) * bv;
+        acc9 += subgroupBroadcast(hi, 1u) * bv;
+        acc10 += subgroupBroadcast(hi, 2u) * bv;
+        acc11 += subgroupBroadcast(hi, 3u) * bv;
+        acc12 += subgroupBroadcast(hi, 4u) * bv;
+        acc13 += subgroupBroadcast(hi, 5u) * bv;
+        acc14 += subgroupBroadcast(hi, 6u) * bv;
+        acc15 += subgroupBroadcast(hi, 7u) * bv;
+        kw += 1u;
+        if kw == params.kernel_w {
+            kw = 0u;
+            kh += 1u;
+            if kh == params.kernel_h {
+                kh = 0u;
+                x_plane += vec4<u32>(plane);
             }
+            ih = ih0 + vec4<u32>(kh);
+            row_ok = ih < vec4<u32>(params.in_height);
+            row_at = x_plane + ih * params.in_width;
         }
-        x_plane += vec4<u32>(plane);
     }
 
     let image_out = (columns / out_pixels) * (params.out_channels * out_pixels) + columns % out_pixels;

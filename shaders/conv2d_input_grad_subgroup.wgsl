@@ -4,10 +4,14 @@
 // dy [B, Cout, OH, OW], w [Cout, Cin, KH, KW], dx [B, Cin, H, W].
 // GEMM view: M = Cin, N = B·H·W, K = Cout·KH·KW, with dy gathered on the fly.
 //
+// Strided convolutions are split into stride_h·stride_w phases (grid z): the input pixels of
+// phase (rh, rw) have (ih + ph) mod sh = rh and (iw + pw) mod sw = rw, and receive gradient
+// only through the taps kh ≡ rh (mod sh), kw ≡ rw (mod sw). Each phase walks just those taps,
+// so no multiply is spent on the zeros a masked gather would read.
+//
 // Tiling as in conv2d_forward_subgroup: a subgroup of 8 lanes computes 16 input channels × 32
-// input pixels; lane l owns pixels n0 + l + 8j (j < 4), loads 2 weights per k and receives
-// the other 14 by subgroupBroadcast. Division by the stride happens once per lane: inside the
-// loops, (oh, remainder) steps down as kh steps up.
+// input pixels of one phase; lane l owns pixels n0 + l + 8j (j < 4), loads 2 weights per tap
+// and receives the other 14 by subgroupBroadcast.
 
 struct Params {
     batch: u32,
@@ -40,24 +44,35 @@ fn main(
 ) {
     let plane = params.in_height * params.in_width;
     let out_pixels = params.out_height * params.out_width;
-    let n_total = params.batch * plane;
     let taps = params.kernel_h * params.kernel_w;
+    let phases = params.stride_h * params.stride_w;
+    let phase = tile.z % phases;
+    let rh = phase / params.stride_w;
+    let rw = phase % params.stride_w;
+    // First input row of the phase, how many rows it has, and the output row its first tap
+    // (kh = rh) reads: oh = u + base_h − j for the u-th row of the phase and tap kh = rh + j·sh.
+    let ih_first = (rh + params.stride_h - params.pad_h % params.stride_h) % params.stride_h;
+    let iw_first = (rw + params.stride_w - params.pad_w % params.stride_w) % params.stride_w;
+    let rows = select(0u, (params.in_height - ih_first + params.stride_h - 1u) / params.stride_h, ih_first < params.in_height);
+    let cols = select(0u, (params.in_width - iw_first + params.stride_w - 1u) / params.stride_w, iw_first < params.in_width);
+    let base_h = (ih_first + params.pad_h - rh) / params.stride_h;
+    let base_w = (iw_first + params.pad_w - rw) / params.stride_w;
+    let phase_pixels = rows * cols;
+    let n_total = params.batch * phase_pixels;
+    if n_total == 0u {
+        return;
+    }
     let m0 = tile.y * 16u;
-    let n0 = (tile.x + tile.z * 65535u) * 32u;
+    let n0 = (tile.x + (tile.z / phases) * 65535u) * 32u;
     let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
     let safe = min(columns, vec4<u32>(n_total - 1u));
-    let image = safe / plane;
-    let pixel = safe % plane;
-    let th = pixel / params.in_width + params.pad_h;
-    let tw = pixel % params.in_width + params.pad_w;
-    let oh_first = th / params.stride_h;
-    let rh_first = th % params.stride_h;
-    let ow_first = tw / params.stride_w;
-    let rw_first = tw % params.stride_w;
+    let image = safe / phase_pixels;
+    let u = (safe % phase_pixels) / cols;
+    let v = safe % cols;
     var dy_plane = image * (params.out_channels * out_pixels);
     var w_lo = min(m0 + lane, params.in_channels - 1u) * taps;
     var w_hi = min(m0 + 8u + lane, params.in_channels - 1u) * taps;
-    let w_channel_step = params.in_channels * taps - taps;
+    let w_channel_step = params.in_channels * taps;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -75,79 +90,89 @@ fn main(
     var acc14 = vec4<f32>(0.0);
     var acc15 = vec4<f32>(0.0);
 
-    for (var co = 0u; co < params.out_channels; co++) {
-        var oh = oh_first;
-        var rh = rh_first;
-        for (var kh = 0u; kh < params.kernel_h; kh++) {
-            // oh wraps past zero to a huge value, which fails the range test.
-            let row_ok = (rh == vec4<u32>(0u)) & (oh < vec4<u32>(params.out_height));
-            let row_at = dy_plane + oh * params.out_width;
-            var ow = ow_first;
-            var rw = rw_first;
-            for (var kw = 0u; kw < params.kernel_w; kw++) {
-                let ok = row_ok & (rw == vec4<u32>(0u)) & (ow < vec4<u32>(params.out_width));
-                let at = select(vec4<u32>(0u), row_at + ow, ok);
-                let bv = select(vec4<f32>(0.0), vec4<f32>(dy[at.x], dy[at.y], dy[at.z], dy[at.w]), ok);
-                let lo = w[w_lo];
-                let hi = w[w_hi];
-                acc0 += subgroupBroadcast(lo, 0u) * bv;
-                acc1 += subgroupBroadcast(lo, 1u) * bv;
-                acc2 += subgroupBroadcast(lo, 2u) * bv;
-                acc3 += subgroupBroadcast(lo, 3u) * bv;
-                acc4 += subgroupBroadcast(lo, 4u) * bv;
-                acc5 += subgroupBroadcast(lo, 5u) * bv;
-                acc6 += subgroupBroadcast(lo, 6u) * bv;
-                acc7 += subgroupBroadcast(lo, 7u) * bv;
-                acc8 += subgroupBroadcast(hi, 0u) * bv;
-                acc9 += subgroupBroadcast(hi, 1u) * bv;
-                acc10 += subgroupBroadcast(hi, 2u) * bv;
-                acc11 += subgroupBroadcast(hi, 3u) * bv;
-                acc12 += subgroupBroadcast(hi, 4u) * bv;
-                acc13 += subgroupBroadcast(hi, 5u) * bv;
-                acc14 += subgroupBroadcast(hi, 6u) * bv;
-                acc15 += subgroupBroadcast(hi, 7u) * bv;
-                w_lo += 1u;
-                w_hi += 1u;
-                let wrap_w = rw == vec4<u32>(0u);
-                ow = select(ow, ow - vec4<u32>(1u), wrap_w);
-                rw = select(rw - vec4<u32>(1u), vec4<u32>(params.stride_w - 1u), wrap_w);
+    // One flat loop over (co, kh, kw) for the taps of this phase, stepping the gather position
+    // as it advances: on CPU adapters nested-loop bookkeeping costs more than these few adds.
+    let taps_h = (params.kernel_h - min(rh, params.kernel_h) + params.stride_h - 1u) / params.stride_h;
+    let taps_w = (params.kernel_w - min(rw, params.kernel_w) + params.stride_w - 1u) / params.stride_w;
+    let steps = params.out_channels * taps_h * taps_w;
+    var kh = rh;
+    var kw = rw;
+    // oh and ow wrap past zero to huge values, which fail the range tests.
+    var oh = u + base_h;
+    var ow = v + base_w;
+    var row_ok = oh < vec4<u32>(params.out_height);
+    var row_at = dy_plane + oh * params.out_width;
+    for (var step = 0u; step < steps; step++) {
+        let ok = row_ok & (ow < vec4<u32>(params.out_width));
+        let at = select(vec4<u32>(0u), row_at + ow, ok);
+        let bv = select(vec4<f32>(0.0), vec4<f32>(dy[at.x], dy[at.y], dy[at.z], dy[at.w]), ok);
+        let tap = kh * params.kernel_w + kw;
+        let lo = w[w_lo + tap];
+        let hi = w[w_hi + tap];
+        acc0 += subgroupBroadcast(lo, 0u) * bv;
+        acc1 += subgroupBroadcast(lo, 1u) * bv;
+        acc2 += subgroupBroadcast(lo, 2u) * bv;
+        acc3 += subgroupBroadcast(lo, 3u) * bv;
+        acc4 += subgroupBroadcast(lo, 4u) * bv;
+        acc5 += subgroupBroadcast(lo, 5u) * bv;
+        acc6 += subgroupBroadcast(lo, 6u) * bv;
+        acc7 += subgroupBroadcast(lo, 7u) * bv;
+        acc8 += subgroupBroadcast(hi, 0u) * bv;
+        acc9 += subgroupBroadcast(hi, 1u) * bv;
+        acc10 += subgroupBroadcast(hi, 2u) * bv;
+        acc11 += subgroupBroadcast(hi, 3u) * bv;
+        acc12 += subgroupBroadcast(hi, 4u) * bv;
+        acc13 += subgroupBroadcast(hi, 5u) * bv;
+        acc14 += subgroupBroadcast(hi, 6u) * bv;
+        acc15 += subgroupBroadcast(hi, 7u) * bv;
+        kw += params.stride_w;
+        ow -= vec4<u32>(1u);
+        if kw >= params.kernel_w {
+            kw = rw;
+            ow = v + base_w;
+            kh += params.stride_h;
+            oh -= vec4<u32>(1u);
+            if kh >= params.kernel_h {
+                kh = rh;
+                oh = u + base_h;
+                dy_plane += vec4<u32>(out_pixels);
+                w_lo += w_channel_step;
+                w_hi += w_channel_step;
             }
-            let wrap_h = rh == vec4<u32>(0u);
-            oh = select(oh, oh - vec4<u32>(1u), wrap_h);
-            rh = select(rh - vec4<u32>(1u), vec4<u32>(params.stride_h - 1u), wrap_h);
+            row_ok = oh < vec4<u32>(params.out_height);
+            row_at = dy_plane + oh * params.out_width;
         }
-        dy_plane += vec4<u32>(out_pixels);
-        w_lo += w_channel_step;
-        w_hi += w_channel_step;
     }
 
-    let image_out = (columns / plane) * (params.in_channels * plane) + columns % plane;
-    store_row(m0 + 0u, columns, image_out, acc0);
-    store_row(m0 + 1u, columns, image_out, acc1);
-    store_row(m0 + 2u, columns, image_out, acc2);
-    store_row(m0 + 3u, columns, image_out, acc3);
-    store_row(m0 + 4u, columns, image_out, acc4);
-    store_row(m0 + 5u, columns, image_out, acc5);
-    store_row(m0 + 6u, columns, image_out, acc6);
-    store_row(m0 + 7u, columns, image_out, acc7);
-    store_row(m0 + 8u, columns, image_out, acc8);
-    store_row(m0 + 9u, columns, image_out, acc9);
-    store_row(m0 + 10u, columns, image_out, acc10);
-    store_row(m0 + 11u, columns, image_out, acc11);
-    store_row(m0 + 12u, columns, image_out, acc12);
-    store_row(m0 + 13u, columns, image_out, acc13);
-    store_row(m0 + 14u, columns, image_out, acc14);
-    store_row(m0 + 15u, columns, image_out, acc15);
+    let in_row = ih_first + u * params.stride_h;
+    let in_col = iw_first + v * params.stride_w;
+    let image_out = image * (params.in_channels * plane) + in_row * params.in_width + in_col;
+    store_row(m0 + 0u, columns, image_out, n_total, acc0);
+    store_row(m0 + 1u, columns, image_out, n_total, acc1);
+    store_row(m0 + 2u, columns, image_out, n_total, acc2);
+    store_row(m0 + 3u, columns, image_out, n_total, acc3);
+    store_row(m0 + 4u, columns, image_out, n_total, acc4);
+    store_row(m0 + 5u, columns, image_out, n_total, acc5);
+    store_row(m0 + 6u, columns, image_out, n_total, acc6);
+    store_row(m0 + 7u, columns, image_out, n_total, acc7);
+    store_row(m0 + 8u, columns, image_out, n_total, acc8);
+    store_row(m0 + 9u, columns, image_out, n_total, acc9);
+    store_row(m0 + 10u, columns, image_out, n_total, acc10);
+    store_row(m0 + 11u, columns, image_out, n_total, acc11);
+    store_row(m0 + 12u, columns, image_out, n_total, acc12);
+    store_row(m0 + 13u, columns, image_out, n_total, acc13);
+    store_row(m0 + 14u, columns, image_out, n_total, acc14);
+    store_row(m0 + 15u, columns, image_out, n_total, acc15);
 }
 
 // Writes one input channel of a lane's 4 pixels, adding the old value when accumulating.
-fn store_row(channel: u32, columns: vec4<u32>, image_out: vec4<u32>, values: vec4<f32>) {
+fn store_row(channel: u32, columns: vec4<u32>, image_out: vec4<u32>, n_total: u32, values: vec4<f32>) {
     let plane = params.in_height * params.in_width;
     if channel >= params.in_channels {
         return;
     }
     for (var j = 0u; j < 4u; j++) {
-        if columns[j] < params.batch * plane {
+        if columns[j] < n_total {
             var value = values[j];
             let at = image_out[j] + channel * plane;
             if params.accumulate == 1u {

@@ -34,6 +34,9 @@ enum Command {
         /// Only the yardstick GEMM and the 32×32 CIFAR-stem network (faster).
         #[arg(long)]
         quick: bool,
+        /// Only the layers whose name contains this text.
+        #[arg(long, default_value = "")]
+        layer: String,
     },
 }
 
@@ -57,10 +60,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             min_seconds,
             no_subgroups,
             quick,
+            layer,
         } => {
             let ctx = GpuContext::new_blocking()?;
             ctx.set_use_subgroups(!no_subgroups);
-            run_bench(&ctx, gemm_size, min_seconds, quick);
+            run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
         }
     }
     Ok(())
@@ -91,7 +95,7 @@ fn print_info(ctx: &GpuContext) {
     );
 }
 
-fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool) {
+fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, layer: &str) {
     println!("adapter: {}", ctx.describe());
     println!(
         "kernels: {}",
@@ -137,7 +141,7 @@ fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool) 
             "GFLOP/s",
             "ratio"
         );
-        for (name, shape) in shapes {
+        for (name, shape) in shapes.into_iter().filter(|(name, _)| name.contains(layer)) {
             let t = bench::time_conv(ctx, shape, min_seconds);
             print!(
                 "{:<18} {:>5} {:>5} {:>4} {:>3}/{} {:>3} {:>6.2}",

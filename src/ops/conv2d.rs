@@ -215,7 +215,15 @@ pub fn input_grad(
     }
     let params = shape.params(false, accumulate);
     let kernel = pick(ctx, Kernel::Conv2dInputGrad, Kernel::Conv2dInputGradSubgroup);
-    let grid = implicit_gemm_grid(ctx, shape.in_channels, shape.batch * shape.pixels());
+    let grid = if ctx.uses_subgroups() {
+        // One z slice per stride phase (see the shader), each over that phase's pixels.
+        let [sh, sw] = shape.stride;
+        let phase_pixels = shape.in_height.div_ceil(sh) * shape.in_width.div_ceil(sw);
+        let [x, y, wraps] = implicit_gemm_grid(ctx, shape.in_channels, shape.batch * phase_pixels);
+        [x, y, wraps * (sh * sw) as u32]
+    } else {
+        implicit_gemm_grid(ctx, shape.in_channels, shape.batch * shape.pixels())
+    };
     Launch::new(ctx, kernel, &params, &[&dy.buffer, &w.buffer, &dx.buffer], grid)
 }
 
