@@ -5,7 +5,10 @@
 //! `shaders/`, listed once in [`shaders`].
 
 pub mod bench;
+pub mod data;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod rng;
+pub mod schedule;
 pub mod shaders;

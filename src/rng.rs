@@ -47,3 +47,12 @@ impl Rng {
         }
     }
 }
+
+impl Rng {
+    /// Standard normal, by the Box–Muller transform.
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.next_f64();
+        let u2 = self.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}

@@ -27,8 +27,8 @@ pub struct Launch {
     pub kernel: Kernel,
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
-    /// Kept alive for the bind group; holds the kernel's parameter struct.
-    _params: wgpu::Buffer,
+    /// The kernel's parameter struct, bound as a uniform.
+    params: wgpu::Buffer,
     pub workgroups: [u32; 3],
 }
 
@@ -77,7 +77,7 @@ impl Launch {
             kernel,
             pipeline,
             bind_group,
-            _params: params_buffer,
+            params: params_buffer,
             workgroups,
         }
     }
@@ -92,6 +92,12 @@ impl Launch {
     ) -> Self {
         let [x, y] = grid_2d(count);
         Self::new(ctx, kernel, params, buffers, [x, y, 1])
+    }
+
+    /// Replaces the parameter struct (a new learning rate, say) without rebuilding the launch.
+    pub fn set_params<P: bytemuck::Pod>(&self, ctx: &GpuContext, params: &P) {
+        ctx.queue
+            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
     }
 
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {

@@ -1,0 +1,258 @@
+//! Models as data: a network is a list of layers in execution order, each naming the tensors
+//! it reads. Tensor 0 is the input batch [B, 3, 32, 32]; tensor `i + 1` is the output of
+//! layer `i`. The scheduler and the CPU reference both walk this list; nothing else knows the
+//! architecture.
+
+mod resnet;
+
+pub use resnet::{Stem, Variant};
+
+use crate::rng::Rng;
+
+/// Index of a tensor: 0 for the input, `i + 1` for the output of layer `i`.
+pub type TensorId = usize;
+
+/// One operation of the network. Parameters are named as in PyTorch's `state_dict`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Nearest upsampling to `size`×`size`.
+    Upsample {
+        size: usize,
+    },
+    /// Square convolution; parameters `{name}.weight` [Cout, Cin, k, k] and `{name}.bias`.
+    Conv {
+        name: String,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    },
+    /// Batch norm over channels; `{name}.weight`, `{name}.bias`, `{name}.running_mean`,
+    /// `{name}.running_var`.
+    BatchNorm {
+        name: String,
+    },
+    Relu,
+    /// Max pooling with a square window.
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    /// Element-wise sum of two tensors of the same shape (the residual join).
+    Add,
+    /// [B, C, H, W] → [B, C, 1, 1].
+    GlobalAvgPool,
+    /// [B, F, 1, 1] → [B, out, 1, 1]; `{name}.weight` [out, F] and `{name}.bias` [out].
+    Linear {
+        name: String,
+        out_features: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub op: Op,
+    pub inputs: Vec<TensorId>,
+}
+
+/// How a parameter is initialised (PyTorch's defaults, or torchvision's ResNet init).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(−1/√fan_in, 1/√fan_in): PyTorch's default for conv and linear weights
+    /// (Kaiming-uniform with a = √5) and biases.
+    UniformFanIn {
+        fan_in: usize,
+    },
+    /// N(0, 2/fan_out): torchvision's `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
+    NormalFanOut {
+        fan_out: usize,
+    },
+    Ones,
+    Zeros,
+}
+
+/// A trainable parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+impl ParamSpec {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Draws the initial values.
+    pub fn initial_values(&self, rng: &mut Rng) -> Vec<f32> {
+        let n = self.len();
+        match self.init {
+            Init::UniformFanIn { fan_in } => {
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                rng.uniform_vec(n, -bound, bound)
+            }
+            Init::NormalFanOut { fan_out } => {
+                let std = (2.0 / fan_out as f64).sqrt();
+                (0..n).map(|_| (rng.normal() * std) as f32).collect()
+            }
+            Init::Ones => vec![1.0; n],
+            Init::Zeros => vec![0.0; n],
+        }
+    }
+}
+
+/// A network: its layers in execution order and the shapes they imply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub variant: Variant,
+    pub stem: Stem,
+    pub classes: usize,
+    pub layers: Vec<Layer>,
+}
+
+/// Shape [N, C, H, W] of a tensor (a linear layer's output is [N, F, 1, 1]).
+pub type Shape = [usize; 4];
+
+impl Model {
+    /// The output of the network: the logits [B, classes, 1, 1].
+    pub fn output(&self) -> TensorId {
+        self.layers.len()
+    }
+
+    /// Shapes of every tensor at a given batch size (index = tensor id).
+    pub fn shapes(&self, batch: usize) -> Vec<Shape> {
+        let mut shapes = vec![[batch, 3, 32, 32]];
+        for layer in &self.layers {
+            let x = shapes[layer.inputs[0]];
+            let [n, c, h, w] = x;
+            let shape = match &layer.op {
+                Op::Upsample { size } => [n, c, *size, *size],
+                Op::Conv {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                } => {
+                    let o = |s: usize| (s + 2 * padding - kernel) / stride + 1;
+                    [n, *out_channels, o(h), o(w)]
+                }
+                Op::BatchNorm { .. } | Op::Relu | Op::Add => x,
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let o = |s: usize| (s + 2 * padding - kernel) / stride + 1;
+                    [n, c, o(h), o(w)]
+                }
+                Op::GlobalAvgPool => [n, c, 1, 1],
+                Op::Linear { out_features, .. } => [n, *out_features, 1, 1],
+            };
+            shapes.push(shape);
+        }
+        shapes
+    }
+
+    /// Every trainable parameter, in layer order, as PyTorch's `state_dict` lists them.
+    pub fn parameters(&self) -> Vec<ParamSpec> {
+        let shapes = self.shapes(1);
+        let torchvision_init = self.variant != Variant::Seed50;
+        let mut params = Vec::new();
+        for layer in &self.layers {
+            let [_, c, _, _] = shapes[layer.inputs[0]];
+            match &layer.op {
+                Op::Conv {
+                    name,
+                    out_channels,
+                    kernel,
+                    bias,
+                    ..
+                } => {
+                    let fan_in = c * kernel * kernel;
+                    let init = if torchvision_init {
+                        Init::NormalFanOut {
+                            fan_out: out_channels * kernel * kernel,
+                        }
+                    } else {
+                        Init::UniformFanIn { fan_in }
+                    };
+                    params.push(ParamSpec {
+                        name: format!("{name}.weight"),
+                        shape: vec![*out_channels, c, *kernel, *kernel],
+                        init,
+                    });
+                    if *bias {
+                        params.push(ParamSpec {
+                            name: format!("{name}.bias"),
+                            shape: vec![*out_channels],
+                            init: Init::UniformFanIn { fan_in },
+                        });
+                    }
+                }
+                Op::BatchNorm { name } => {
+                    params.push(ParamSpec {
+                        name: format!("{name}.weight"),
+                        shape: vec![c],
+                        init: Init::Ones,
+                    });
+                    params.push(ParamSpec {
+                        name: format!("{name}.bias"),
+                        shape: vec![c],
+                        init: Init::Zeros,
+                    });
+                }
+                Op::Linear { name, out_features } => {
+                    let init = Init::UniformFanIn { fan_in: c };
+                    params.push(ParamSpec {
+                        name: format!("{name}.weight"),
+                        shape: vec![*out_features, c],
+                        init,
+                    });
+                    params.push(ParamSpec {
+                        name: format!("{name}.bias"),
+                        shape: vec![*out_features],
+                        init,
+                    });
+                }
+                _ => {}
+            }
+        }
+        params
+    }
+
+    /// Names and channel counts of the batch-norm layers (their running statistics).
+    pub fn batch_norms(&self) -> Vec<(String, usize)> {
+        let shapes = self.shapes(1);
+        self.layers
+            .iter()
+            .filter_map(|layer| match &layer.op {
+                Op::BatchNorm { name } => Some((name.clone(), shapes[layer.inputs[0]][1])),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Multiply-adds × 2 of one forward pass per image.
+    pub fn forward_flops_per_image(&self) -> f64 {
+        let shapes = self.shapes(1);
+        let mut flops = 0.0;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let [_, c, _, _] = shapes[layer.inputs[0]];
+            let [_, co, oh, ow] = shapes[i + 1];
+            flops += match &layer.op {
+                Op::Conv { kernel, .. } => 2.0 * (co * oh * ow * c * kernel * kernel) as f64,
+                Op::Linear { .. } => 2.0 * (co * c) as f64,
+                _ => 0.0,
+            };
+        }
+        flops
+    }
+}
