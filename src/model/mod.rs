@@ -3,9 +3,10 @@
 //! layer `i`. The scheduler and the CPU reference both walk this list; nothing else knows the
 //! architecture.
 
+pub mod reference;
 mod resnet;
 
-pub use resnet::{Stem, Variant};
+pub use resnet::{ResNetConfig, Stem, Variant};
 
 use crate::rng::Rng;
 
