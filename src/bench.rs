@@ -1,4 +1,4 @@
-//! The benchmark: GFLOP/s of the convolution kernels on every distinct ResNet-50 layer shape,
+//! The benchmark (native only): GFLOP/s of the convolution kernels on every distinct ResNet-50 layer shape,
 //! against a large square GEMM on the same adapter as the yardstick.
 
 use std::time::Instant;
@@ -8,18 +8,19 @@ use crate::ops::conv2d::{self, Conv2dShape};
 use crate::ops::matmul::{self, MatmulParams};
 use crate::rng::Rng;
 
-/// Runs `launches` once to warm up (pipeline compilation), then `repeats` times in one
-/// submission each, and returns the mean seconds of one repetition.
-#[cfg(not(target_arch = "wasm32"))]
+/// Runs `launches` once to warm up (pipeline compilation), then at least 3 times and for at
+/// least `min_seconds`, one submission each, and returns the median seconds of one run.
 pub fn time_launches(ctx: &GpuContext, launches: &[&Launch], min_seconds: f64) -> f64 {
     ctx.run_blocking("warm-up", launches);
     let start = Instant::now();
-    let mut repeats = 0u32;
-    while repeats == 0 || start.elapsed().as_secs_f64() < min_seconds {
+    let mut runs = Vec::new();
+    while runs.len() < 3 || start.elapsed().as_secs_f64() < min_seconds {
+        let run = Instant::now();
         ctx.run_blocking("timed", launches);
-        repeats += 1;
+        runs.push(run.elapsed().as_secs_f64());
     }
-    start.elapsed().as_secs_f64() / repeats as f64
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
 }
 
 fn random_buffer(ctx: &GpuContext, label: &str, len: usize, rng: &mut Rng) -> GpuBuffer<f32> {
@@ -27,7 +28,6 @@ fn random_buffer(ctx: &GpuContext, label: &str, len: usize, rng: &mut Rng) -> Gp
 }
 
 /// GFLOP/s of a square `size`³ GEMM.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn gemm_yardstick(ctx: &GpuContext, size: usize, min_seconds: f64) -> f64 {
     let mut rng = Rng::new(1);
     let a = random_buffer(ctx, "yardstick A", size * size, &mut rng);
@@ -46,7 +46,6 @@ pub struct ConvTiming {
 }
 
 /// Times forward, input gradient and weight gradient of one convolution shape.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn time_conv(ctx: &GpuContext, shape: Conv2dShape, min_seconds: f64) -> ConvTiming {
     let mut rng = Rng::new(2);
     let x = random_buffer(ctx, "x", shape.input_len(), &mut rng);

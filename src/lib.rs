@@ -4,6 +4,7 @@
 //! reference) over `gpu` (device, buffers, pipelines, dispatch) over the WGSL files in
 //! `shaders/`, listed once in [`shaders`].
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod data;
 pub mod gpu;
