@@ -13,7 +13,7 @@ use resnet_wgpu::gpu::GpuContext;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -50,7 +50,14 @@ pub fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        // The desktop app will open here; until then, say what the binary can do.
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        println!("\nThe desktop app is not part of this build yet; use a subcommand above.");
+        return Ok(());
+    };
+    match command {
         Command::Info => {
             let ctx = GpuContext::new_blocking()?;
             print_info(&ctx);
