@@ -201,6 +201,15 @@ impl GpuContext {
 
     /// Records the launches into one compute pass and submits them.
     pub fn submit(&self, label: &str, launches: &[&Launch]) -> wgpu::SubmissionIndex {
+        self.submit_all(label, launches.iter().copied())
+    }
+
+    /// [`GpuContext::submit`] for launches held in several lists, without collecting them.
+    pub fn submit_all<'a>(
+        &self,
+        label: &str,
+        launches: impl IntoIterator<Item = &'a Launch>,
+    ) -> wgpu::SubmissionIndex {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });

@@ -166,16 +166,16 @@ impl Network {
         grad_slot[output] = Some(scratch.len() - 1);
         let mut written = vec![false; scratch.len() + tensors];
         written[grad_slot[output].unwrap()] = true;
-        // (layer index, input, slot, accumulate) for every input gradient a layer writes.
-        let mut targets: Vec<Vec<(usize, bool)>> = vec![Vec::new(); model.layers.len()];
+        // Per layer: the gradient buffer its backward writes for its first input, and whether
+        // it adds into it. (The residual add, the only two-input layer, writes nothing.)
+        let mut input_grad_target: Vec<Option<(usize, bool)>> = vec![None; model.layers.len()];
         for (i, layer) in model.layers.iter().enumerate().rev() {
             let y = i + 1;
             if grad_slot[y].is_none() {
                 continue; // nothing downstream needs this layer's gradient
             }
-            for &x in &layer.inputs {
+            for (j, &x) in layer.inputs.iter().enumerate() {
                 if !needs_grad[x] {
-                    targets[i].push((usize::MAX, false));
                     continue;
                 }
                 let slot = match (grad_slot[x], &layer.op) {
@@ -195,7 +195,9 @@ impl Network {
                 grad_slot[x] = Some(slot);
                 let accumulate = written[slot];
                 written[slot] = true;
-                targets[i].push((slot, accumulate));
+                if j == 0 {
+                    input_grad_target[i] = Some((slot, accumulate));
+                }
             }
         }
 
@@ -314,10 +316,7 @@ impl Network {
             let x_id = layer.inputs[0];
             let x = &activations[x_id];
             let [n, c, h, w] = shapes[x_id];
-            let target = targets[i]
-                .first()
-                .copied()
-                .filter(|&(slot, _)| slot != usize::MAX);
+            let target = input_grad_target[i];
             let dx = target.map(|(slot, _)| &scratch[slot]);
             let p = layer_params[i];
             match &layer.op {
@@ -465,14 +464,12 @@ impl Network {
 
     /// Records one training step (forward, loss, backward, SGD) and submits it.
     pub fn submit_train_step(&self, ctx: &GpuContext) -> wgpu::SubmissionIndex {
-        let launches: Vec<&Launch> = self.train_launches.iter().chain(&self.sgd_launches).collect();
-        ctx.submit("train step", &launches)
+        ctx.submit_all("train step", self.train_launches.iter().chain(&self.sgd_launches))
     }
 
     /// Records the inference forward and loss (running statistics) and submits it.
     pub fn submit_eval(&self, ctx: &GpuContext) -> wgpu::SubmissionIndex {
-        let launches: Vec<&Launch> = self.eval_launches.iter().collect();
-        ctx.submit("evaluation", &launches)
+        ctx.submit_all("evaluation", &self.eval_launches)
     }
 
     /// Changes the learning rate (and the other SGD settings) of later steps.
