@@ -6,7 +6,8 @@
 //   dbeta[c]  = Σ dy
 //   dgamma[c] = Σ dy · xhat
 //   dx        = γ · invstd / M · (M · dy − Σ dy − xhat · Σ dy · xhat)
-// dgamma and dbeta are overwritten, not accumulated.
+// dgamma and dbeta are overwritten, or added to when `accumulate` is 1 (gradient accumulation
+// over micro-batches); dx is always overwritten.
 
 struct Params {
     batch: u32,
@@ -14,7 +15,7 @@ struct Params {
     spatial: u32,
     momentum: f32,
     eps: f32,
-    _pad0: u32,
+    accumulate: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -77,8 +78,9 @@ fn main(
     let total_dy_xhat = partial_dy_xhat[0];
 
     if lane == 0u {
-        dgamma[c] = total_dy_xhat;
-        dbeta[c] = total_dy;
+        let keep = select(0.0, 1.0, params.accumulate != 0u);
+        dgamma[c] = keep * dgamma[c] + total_dy_xhat;
+        dbeta[c] = keep * dbeta[c] + total_dy;
     }
 
     let mean_dy = total_dy / f32(count);

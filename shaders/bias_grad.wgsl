@@ -3,13 +3,14 @@
 //
 // One workgroup per channel (linear index id.x + id.y · num_workgroups.x, a 2-D grid when
 // C > 65,535) loops over the channel's N·P elements, then a fixed tree reduction in workgroup
-// memory: no atomics, the same result every run. db is overwritten, not accumulated.
+// memory: no atomics, the same result every run. db is overwritten, or added to when
+// `accumulate` is 1 (gradient accumulation over micro-batches).
 
 struct Params {
     batch: u32,
     channels: u32,
     spatial: u32,
-    _pad0: u32,
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -46,6 +47,6 @@ fn main(
         workgroupBarrier();
     }
     if lane == 0u {
-        db[c] = partial[0];
+        db[c] = select(0.0, db[c], params.accumulate != 0u) + partial[0];
     }
 }

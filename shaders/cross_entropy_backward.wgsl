@@ -1,13 +1,14 @@
-// Softmax cross-entropy, backward of the batch-mean loss, over logits[B, K], labels[B] (u32):
-//   dlogits[b, k] = (softmax(logits[b])[k] − [k = label_b]) / B
+// Softmax cross-entropy, backward of the mean loss over D rows (D = B, or the whole batch when
+// these B rows are one micro-batch of it), over logits[B, K], labels[B] (u32):
+//   dlogits[b, k] = (softmax(logits[b])[k] − [k = label_b]) / D
 // with softmax computed stably as exp(z − max z) / Σ exp(z − max z).
 // One invocation per row, 256 rows per workgroup, on a 2-D grid of workgroups.
 
 struct Params {
     batch: u32,
     classes: u32,
+    divisor: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -36,7 +37,7 @@ fn main(
         sum += exp(logits[row + k] - best);
     }
     let label = labels[b];
-    let inv_batch = 1.0 / f32(params.batch);
+    let inv_batch = 1.0 / f32(params.divisor);
     for (var k = 0u; k < classes; k++) {
         let p = exp(logits[row + k] - best) / sum;
         dlogits[row + k] = (p - select(0.0, 1.0, k == label)) * inv_batch;

@@ -46,7 +46,7 @@ fn short_training_on_sample_data_lowers_the_loss() {
         momentum: 0.9,
         weight_decay: 1e-4,
     };
-    let net = Network::new(&ctx, model, batch, &values, sgd);
+    let net = Network::new(&ctx, model, batch, &values, sgd).unwrap();
     let order = BatchOrder::shuffled(3);
     let mut rng = Rng::new(4);
     let mut losses = Vec::new();
@@ -54,9 +54,8 @@ fn short_training_on_sample_data_lowers_the_loss() {
         let indices = order.epoch(epoch, data.train.len());
         for chunk in indices.chunks_exact(batch) {
             let b = make_batch(&data.train, chunk, BatchOptions::NONE, &mut rng);
-            net.set_batch(&ctx, &b.images, &b.labels);
-            net.submit_train_step(&ctx);
-            losses.push(net.loss.read_blocking(&ctx)[0]);
+            let stats = pollster::block_on(net.train_step(&ctx, &b.images, &b.labels)).unwrap();
+            losses.push(stats.loss);
         }
     }
     let first: f32 = losses[..4].iter().sum::<f32>() / 4.0;
@@ -73,6 +72,13 @@ fn short_training_on_sample_data_lowers_the_loss() {
 
 /// One training step on the GPU and on the CPU reference from the same weights and batch.
 fn check_step_against_reference(model: Model, batch: usize, seed: u64) {
+    check_micro_batched_step_against_reference(model, batch, batch, seed);
+}
+
+/// As [`check_step_against_reference`], the GPU running the batch as micro-batches of
+/// `micro` images: the reference sums each micro-batch's gradients weighted by its share of
+/// the batch and updates the running statistics once per micro-batch.
+fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro: usize, seed: u64) {
     use resnet_wgpu::model::reference::{self, ReferenceState};
     let ctx = gpu();
     let values = initial(&model, seed);
@@ -87,21 +93,28 @@ fn check_step_against_reference(model: Model, batch: usize, seed: u64) {
     let names: Vec<String> = model.parameters().iter().map(|p| p.name.clone()).collect();
     let widened: Vec<Vec<f64>> = values.iter().map(|v| to_f64(v)).collect();
     let mut state = ReferenceState::from_params(&model, widened);
-    let expected = reference::train_step(&model, &mut state, &to_f64(&images), &labels, batch, sgd);
+    let expected = if micro == batch {
+        reference::train_step(&model, &mut state, &to_f64(&images), &labels, batch, sgd)
+    } else {
+        micro_batched_reference_step(&model, &mut state, &images, &labels, micro, sgd)
+    };
     for subgroups in variants(&ctx) {
         ctx.set_use_subgroups(subgroups);
-        let net = Network::new(&ctx, model.clone(), batch, &values, sgd);
-        net.set_batch(&ctx, &images, &labels);
-        net.submit_train_step(&ctx);
-        let loss = net.loss.read_blocking(&ctx);
-        let tag = format!("{:?}/{:?} subgroups {subgroups}", model.variant, model.stem);
+        let net =
+            Network::with_micro_batch_limit(&ctx, model.clone(), batch, Some(micro), &values, sgd).unwrap();
+        assert_eq!(net.micro_batch, micro, "the network splits the batch as asked");
+        let stats = pollster::block_on(net.train_step(&ctx, &images, &labels)).unwrap();
+        let tag = format!(
+            "{:?}/{:?} micro {micro} subgroups {subgroups}",
+            model.variant, model.stem
+        );
         assert!(
-            (loss[0] as f64 - expected.loss).abs() < 1e-4,
+            (stats.loss as f64 - expected.loss).abs() < 1e-4,
             "{tag}: loss {} vs {}",
-            loss[0],
+            stats.loss,
             expected.loss
         );
-        assert_eq!(loss[1] as f64, expected.correct, "{tag}: correct count");
+        assert_eq!(stats.correct as f64, expected.correct, "{tag}: correct count");
         for (i, name) in names.iter().enumerate() {
             let scale = expected.grads[i].iter().fold(0.0f64, |m, g| m.max(g.abs()));
             let grad = net.grads[i].read_blocking(&ctx);
@@ -151,4 +164,92 @@ fn training_step_matches_cpu_reference_torchvision_variants() {
     // 3×3/2 pad-1 max pool with downsample conv + BN; basic blocks with the CIFAR stem.
     check_step_against_reference(tiny(Variant::ResNet50, Stem::ImageNet, true), 2, 20);
     check_step_against_reference(tiny(Variant::ResNet18, Stem::Cifar, false), 4, 30);
+}
+
+/// The reference of a micro-batched step: gradients of each micro-batch (mean over its own
+/// images, so weighted by micro/batch), running statistics updated per micro-batch, one SGD.
+fn micro_batched_reference_step(
+    model: &Model,
+    state: &mut resnet_wgpu::model::reference::ReferenceState,
+    images: &[f32],
+    labels: &[u32],
+    micro: usize,
+    sgd: SgdConfig,
+) -> resnet_wgpu::model::reference::StepResult {
+    use resnet_wgpu::model::reference;
+    use resnet_wgpu::ops::{batch_norm, sgd as sgd_op};
+    let batch = labels.len();
+    let image_len = 3 * 32 * 32;
+    let weight = micro as f64 / batch as f64;
+    let mut grads: Vec<Vec<f64>> = state.params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let (mut loss, mut correct) = (0.0, 0.0);
+    for k in 0..batch / micro {
+        let x = to_f64(&images[k * micro * image_len..(k + 1) * micro * image_len]);
+        let y = &labels[k * micro..(k + 1) * micro];
+        let g = reference::gradients(model, &state.params, &x, y, micro);
+        loss += g.loss * weight;
+        correct += g.correct;
+        for (total, part) in grads.iter_mut().zip(&g.params) {
+            total.iter_mut().zip(part).for_each(|(t, p)| *t += weight * p);
+        }
+        let trace = reference::forward_train(model, &state.params, &x, micro);
+        for ((mean, var), stats) in state.running.iter_mut().zip(&trace.batch_stats) {
+            batch_norm::update_running_cpu(mean, var, &stats.mean, &stats.var, stats.count, 0.1);
+        }
+    }
+    for ((w, v), g) in state
+        .params
+        .iter_mut()
+        .zip(&mut state.momentum_buffers)
+        .zip(&grads)
+    {
+        sgd_op::update_cpu(sgd, g, w, v);
+    }
+    reference::StepResult { loss, correct, grads }
+}
+
+#[test]
+fn micro_batched_step_matches_cpu_reference() {
+    check_micro_batched_step_against_reference(tiny(Variant::Seed50, Stem::ImageNet, true), 4, 2, 40);
+    check_micro_batched_step_against_reference(tiny(Variant::ResNet18, Stem::Cifar, false), 6, 2, 41);
+}
+
+#[test]
+fn predict_matches_reference_inference_for_any_count() {
+    use resnet_wgpu::model::reference::{self, ReferenceState};
+    let ctx = gpu();
+    let model = tiny(Variant::ResNet18, Stem::Cifar, false);
+    let values = initial(&model, 50);
+    let net = Network::new(&ctx, model.clone(), 4, &values, SgdConfig::REFERENCE).unwrap();
+    // 7 images: one full chunk of 4, one padded chunk of 3.
+    let images = Rng::new(51).uniform_vec(7 * 3 * 32 * 32, 0.0, 1.0);
+    let logits = pollster::block_on(net.predict(&ctx, &images)).unwrap();
+    let state = ReferenceState::from_params(&model, values.iter().map(|v| to_f64(v)).collect());
+    let expected = reference::forward_eval(&model, &state, &to_f64(&images), 7);
+    assert_close("inference logits", &logits, &expected, 1e-4, 1e-3);
+}
+
+#[test]
+fn gradient_buffers_are_reused_and_memory_is_reported() {
+    use resnet_wgpu::schedule::{MemoryReport, choose_micro_batch};
+    let model = Model::new(Variant::Seed50, Stem::ImageNet);
+    let report = MemoryReport::new(&model, 8, 8);
+    assert!(
+        report.activation_gradients * 3 < report.activation_gradients_unshared,
+        "reuse should cut activation gradients by far more than 3×: {report}"
+    );
+    // 8 images of the seed network at 224 px: the stem output alone is 8×64×112×112 floats.
+    assert_eq!(report.largest_buffer, 8 * 64 * 112 * 112 * 4);
+    let text = report.to_string();
+    assert!(text.contains("activations") && text.contains("MiB"), "{text}");
+    // A 128 MiB binding limit splits the reference batch of 128 into micro-batches.
+    let micro = choose_micro_batch(&model, 128, 128 << 20, None).unwrap();
+    assert!(micro < 128 && 128 % micro == 0, "micro-batch {micro}");
+    assert!(MemoryReport::new(&model, 128, micro).largest_buffer <= 128 << 20);
+    assert!(MemoryReport::new(&model, 128, micro * 2).largest_buffer > 128 << 20);
+    assert_eq!(
+        choose_micro_batch(&model, 128, 1 << 20, None),
+        None,
+        "one image needs more than 1 MiB"
+    );
 }

@@ -111,6 +111,10 @@ impl BnLayer {
     }
 
     fn backward(&self, ctx: &GpuContext) -> resnet_wgpu::gpu::Launch {
+        self.backward_accumulating(ctx, false)
+    }
+
+    fn backward_accumulating(&self, ctx: &GpuContext, accumulate: bool) -> resnet_wgpu::gpu::Launch {
         batch_norm::backward(
             ctx,
             self.shape,
@@ -124,6 +128,7 @@ impl BnLayer {
                 dgamma: &self.dgamma,
                 dbeta: &self.dbeta,
             },
+            accumulate,
         )
     }
 }
@@ -290,6 +295,34 @@ fn batch_norm_backward_matches_reference() {
             atol,
             1e-4,
         );
+        // Accumulating adds the parameter gradients onto what they hold; dx is overwritten.
+        ctx.run_blocking(
+            "bn backward accumulate",
+            &[&layer.backward_accumulating(&ctx, true)],
+        );
+        let twice = |v: &[f64]| v.iter().map(|x| 2.0 * x).collect::<Vec<_>>();
+        let (dgamma, dbeta) = (layer.dgamma.read_blocking(&ctx), layer.dbeta.read_blocking(&ctx));
+        assert_close(
+            &format!("{name}: dgamma accumulated"),
+            &dgamma,
+            &twice(&r.dgamma),
+            2.0 * atol,
+            1e-4,
+        );
+        assert_close(
+            &format!("{name}: dbeta accumulated"),
+            &dbeta,
+            &twice(&r.dbeta),
+            2.0 * atol,
+            1e-4,
+        );
+        assert_close(
+            &format!("{name}: dx after accumulate"),
+            &layer.dx.read_blocking(&ctx),
+            &r.dx,
+            1e-4,
+            1e-4,
+        );
     }
 }
 
@@ -378,7 +411,7 @@ fn bias_grad_matches_reference_and_is_deterministic() {
         let name = format!("bias grad {n}x{c}x{p}");
         let dy = Rng::new(70 + k as u64).uniform_vec(n * c * p, -1.0, 1.0);
         let (dyb, db) = (upload(&ctx, "dy", &dy), zeros(&ctx, "db", c));
-        let launch = bias_grad::backward(&ctx, n, c, p, &dyb, &db);
+        let launch = bias_grad::backward(&ctx, (n, c, p), &dyb, &db, false);
         ctx.run_blocking("bias grad", &[&launch]);
         let first = db.read_blocking(&ctx);
         let reference = bias_grad::backward_cpu(&to_f64(&dy), n, c, p);
@@ -386,6 +419,17 @@ fn bias_grad_matches_reference_and_is_deterministic() {
         db.write(&ctx, &vec![0.0; c]);
         ctx.run_blocking("bias grad again", &[&launch]);
         assert!(first == db.read_blocking(&ctx), "{name}: two runs differ");
+        // Accumulating adds the same sums onto what db holds.
+        let accumulate = bias_grad::backward(&ctx, (n, c, p), &dyb, &db, true);
+        ctx.run_blocking("bias grad accumulate", &[&accumulate]);
+        let doubled: Vec<f64> = reference.iter().map(|v| 2.0 * v).collect();
+        assert_close(
+            &format!("{name} accumulated"),
+            &db.read_blocking(&ctx),
+            &doubled,
+            2.0 * sum_atol(n * p),
+            1e-4,
+        );
     }
 }
 
@@ -437,7 +481,7 @@ fn run_cross_entropy(
     let labels_b = GpuBuffer::<u32>::from_slice(ctx, "labels", labels);
     let (out, dlogits) = (zeros(ctx, "out", 2), zeros(ctx, "dlogits", batch * classes));
     let forward = cross_entropy::forward(ctx, batch, classes, &logits_b, &labels_b, &out);
-    let backward = cross_entropy::backward(ctx, batch, classes, &logits_b, &labels_b, &dlogits);
+    let backward = cross_entropy::backward(ctx, batch, classes, batch, &logits_b, &labels_b, &dlogits);
     ctx.run_blocking("cross-entropy", &[&forward, &backward]);
     (out.read_blocking(ctx), dlogits.read_blocking(ctx))
 }
@@ -463,6 +507,29 @@ fn check_cross_entropy(
     );
     let d_reference = cross_entropy::backward_cpu(&logits64, labels, classes);
     assert_close(&format!("{name}: dlogits"), &dlogits, &d_reference, 1e-6, 1e-4);
+}
+
+#[test]
+fn cross_entropy_backward_divides_by_the_whole_batch_of_a_micro_batch() {
+    let ctx = gpu();
+    let (batch, classes, divisor) = (5, 10, 20);
+    let (logits, labels) = ce_data(batch, classes, 3.0, 77);
+    let logits_b = upload(&ctx, "logits", &logits);
+    let labels_b = GpuBuffer::<u32>::from_slice(&ctx, "labels", &labels);
+    let dlogits = zeros(&ctx, "dlogits", batch * classes);
+    let launch = cross_entropy::backward(&ctx, batch, classes, divisor, &logits_b, &labels_b, &dlogits);
+    ctx.run_blocking("cross-entropy backward", &[&launch]);
+    let reference: Vec<f64> = cross_entropy::backward_cpu(&to_f64(&logits), &labels, classes)
+        .iter()
+        .map(|d| d * batch as f64 / divisor as f64)
+        .collect();
+    assert_close(
+        "cross-entropy over a micro-batch",
+        &dlogits.read_blocking(&ctx),
+        &reference,
+        1e-7,
+        1e-4,
+    );
 }
 
 #[test]

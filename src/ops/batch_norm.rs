@@ -67,7 +67,9 @@ pub struct BatchNormParams {
     /// Weight of the new batch statistic in the running averages (PyTorch's `momentum`).
     pub momentum: f32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// Backward only: 1 adds to `dgamma` and `dbeta` instead of overwriting them.
+    pub accumulate: u32,
+    pub _pad: [u32; 2],
 }
 
 impl BatchNormParams {
@@ -83,7 +85,8 @@ impl BatchNormParams {
             spatial: shape.spatial as u32,
             momentum,
             eps,
-            _pad: [0; 3],
+            accumulate: 0,
+            _pad: [0; 2],
         }
     }
 }
@@ -204,8 +207,9 @@ pub fn inference_forward(ctx: &GpuContext, shape: BnShape, eps: f32, b: &Inferen
     )
 }
 
-/// Training backward: `dx`, `dgamma`, `dbeta` (all overwritten).
-pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers) -> Launch {
+/// Training backward: `dx` (overwritten), `dgamma` and `dbeta` (overwritten or, with
+/// `accumulate`, added to).
+pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers, accumulate: bool) -> Launch {
     check_lengths(
         "batch norm backward",
         shape,
@@ -215,7 +219,10 @@ pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers) -> Launch
     Launch::linear(
         ctx,
         Kernel::BatchNormBackward,
-        &BatchNormParams::new(shape, 0.0, 0.0),
+        &BatchNormParams {
+            accumulate: accumulate as u32,
+            ..BatchNormParams::new(shape, 0.0, 0.0)
+        },
         &[
             &b.dy.buffer,
             &b.x.buffer,

@@ -2,7 +2,7 @@
 //! convolution, `P = 1` for a linear layer whose `dy` is `[N, C]`); `db` is `[C]`.
 //!
 //! One workgroup of 256 per channel with a fixed tree reduction: identical results run to run.
-//! `db` is overwritten, not accumulated.
+//! `db` is overwritten, or added to with `accumulate` (micro-batches).
 
 use crate::gpu::{GpuBuffer, GpuContext, Launch};
 use crate::shaders::Kernel;
@@ -14,11 +14,12 @@ pub struct BiasGradParams {
     pub batch: u32,
     pub channels: u32,
     pub spatial: u32,
-    pub _pad: u32,
+    /// 1: add to `db` instead of overwriting it.
+    pub accumulate: u32,
 }
 
 impl BiasGradParams {
-    pub fn new(batch: usize, channels: usize, spatial: usize) -> Self {
+    pub fn new(batch: usize, channels: usize, spatial: usize, accumulate: bool) -> Self {
         assert!(
             batch * channels * spatial <= u32::MAX as usize,
             "bias grad: tensor too large for u32 indices"
@@ -27,19 +28,19 @@ impl BiasGradParams {
             batch: batch as u32,
             channels: channels as u32,
             spatial: spatial as u32,
-            _pad: 0,
+            accumulate: accumulate as u32,
         }
     }
 }
 
-/// `dy`: `[batch, channels, spatial]`; `db`: `[channels]`.
+/// `dy`: `[batch, channels, spatial]`; `db`: `[channels]`, overwritten or, with `accumulate`,
+/// added to.
 pub fn backward(
     ctx: &GpuContext,
-    batch: usize,
-    channels: usize,
-    spatial: usize,
+    (batch, channels, spatial): (usize, usize, usize),
     dy: &GpuBuffer<f32>,
     db: &GpuBuffer<f32>,
+    accumulate: bool,
 ) -> Launch {
     assert_eq!(
         dy.len(),
@@ -50,7 +51,7 @@ pub fn backward(
     Launch::linear(
         ctx,
         Kernel::BiasGrad,
-        &BiasGradParams::new(batch, channels, spatial),
+        &BiasGradParams::new(batch, channels, spatial, accumulate),
         &[&dy.buffer, &db.buffer],
         channels as u32,
     )

@@ -5,7 +5,8 @@
 //! whose argmax is the label, as f32 (ties go to the first maximal index, as `torch.argmax`).
 //! One workgroup of 256 with fixed tree reductions: identical results run to run.
 //!
-//! Backward of the batch-mean loss: `dlogits[b, k] = (softmax(logits[b])[k] − [k = label_b])/B`.
+//! Backward of the mean loss over `D` rows: `dlogits[b, k] = (softmax(logits[b])[k] − [k = label_b])/D`,
+//! where `D = B`, or the whole batch when these `B` rows are one micro-batch of it.
 
 use crate::gpu::{GpuBuffer, GpuContext, Launch};
 use crate::shaders::Kernel;
@@ -16,11 +17,13 @@ use crate::shaders::Kernel;
 pub struct CrossEntropyParams {
     pub batch: u32,
     pub classes: u32,
-    pub _pad: [u32; 2],
+    /// Rows the loss is averaged over (the backward divides by it).
+    pub divisor: u32,
+    pub _pad: u32,
 }
 
 impl CrossEntropyParams {
-    pub fn new(batch: usize, classes: usize) -> Self {
+    pub fn new(batch: usize, classes: usize, divisor: usize) -> Self {
         assert!(
             batch > 0 && classes > 0,
             "cross-entropy: empty batch or no classes"
@@ -29,10 +32,15 @@ impl CrossEntropyParams {
             batch * classes <= u32::MAX as usize,
             "cross-entropy: logits too large for u32 indices"
         );
+        assert!(
+            divisor >= batch,
+            "cross-entropy: the divisor counts at least the rows"
+        );
         Self {
             batch: batch as u32,
             classes: classes as u32,
-            _pad: [0; 2],
+            divisor: divisor as u32,
+            _pad: 0,
         }
     }
 }
@@ -64,17 +72,19 @@ pub fn forward(
     Launch::new(
         ctx,
         Kernel::CrossEntropyForward,
-        &CrossEntropyParams::new(batch, classes),
+        &CrossEntropyParams::new(batch, classes, batch),
         &[&logits.buffer, &labels.buffer, &out.buffer],
         [1, 1, 1],
     )
 }
 
-/// `logits` `[batch, classes]`, `labels` `[batch]` → `dlogits` `[batch, classes]`.
+/// `logits` `[batch, classes]`, `labels` `[batch]` → `dlogits` `[batch, classes]`, the
+/// gradient of the loss averaged over `divisor` rows (`batch` unless micro-batching).
 pub fn backward(
     ctx: &GpuContext,
     batch: usize,
     classes: usize,
+    divisor: usize,
     logits: &GpuBuffer<f32>,
     labels: &GpuBuffer<u32>,
     dlogits: &GpuBuffer<f32>,
@@ -88,7 +98,7 @@ pub fn backward(
     Launch::linear(
         ctx,
         Kernel::CrossEntropyBackward,
-        &CrossEntropyParams::new(batch, classes),
+        &CrossEntropyParams::new(batch, classes, divisor),
         &[&logits.buffer, &labels.buffer, &dlogits.buffer],
         (batch as u32).div_ceil(256),
     )

@@ -1,14 +1,16 @@
 //! The scheduler: turns a [`Model`] and a batch size into GPU buffers, planned once, and the
 //! launch lists of a training step (forward, loss, backward, SGD) and of inference.
 //!
-//! Gradient buffers: the gradient of a tensor read by several layers is the sum of their
-//! contributions. Layers are planned in reverse; the first contribution (from the last reader)
-//! overwrites, later ones accumulate (convolutions add into their target). A residual add
-//! passes its output gradient to both inputs unchanged, so its inputs share the output's
-//! gradient buffer instead of copying it: by the time the block's first convolution adds its
-//! contribution there, every other reader of that buffer has run.
+//! A batch too large for the device's per-buffer limit runs as equal micro-batches: each one's
+//! forward and backward add into the parameter gradients (the loss gradient is divided by the
+//! whole batch), and one SGD update follows. Batch norm then normalizes each micro-batch by its
+//! own statistics and updates the running statistics once per micro-batch.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+mod plan;
+
+pub use plan::{GradientPlan, MemoryReport, choose_micro_batch, mib};
+
+use crate::gpu::{GpuBuffer, GpuContext, GpuError, Launch};
 use crate::model::{Model, Op, Shape};
 use crate::ops::batch_norm::{self, BnShape};
 use crate::ops::conv2d::{self, Conv2dShape};
@@ -21,10 +23,43 @@ use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, relu};
 pub const BN_MOMENTUM: f32 = 0.1;
 pub const BN_EPS: f32 = 1e-5;
 
-/// Every buffer of a model at one batch size, and the launches that use them.
+/// Why a configuration cannot run on the device.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "one image of {model} needs a {need:.1} MiB buffer, more than this device binds ({limit:.1} MiB per buffer); choose a smaller model or the CIFAR stem"
+    )]
+    TooLarge { model: String, need: f64, limit: f64 },
+    #[error("batch size must be at least 1")]
+    EmptyBatch,
+    #[error("{expected} initial tensors expected (one per parameter), got {got}")]
+    WrongParameters { expected: usize, got: usize },
+}
+
+/// Mean loss and correct predictions of one training step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    pub loss: f32,
+    pub correct: usize,
+}
+
+/// Parameters, momentum buffers and running statistics, copied to the CPU (checkpoints).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkState {
+    /// In `Model::parameters()` order.
+    pub params: Vec<Vec<f32>>,
+    pub momentum: Vec<Vec<f32>>,
+    /// (mean, var) per batch norm, in `Model::batch_norms()` order.
+    pub running: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Every buffer of a model at one (micro-)batch size, and the launches that use them.
 pub struct Network {
     pub model: Model,
+    /// Images per training step, and per micro-batch run on the device.
     pub batch: usize,
+    pub micro_batch: usize,
+    /// Shapes of every tensor at the micro-batch size.
     pub shapes: Vec<Shape>,
     /// Parameters, their gradients and SGD momentum buffers, in `Model::parameters()` order.
     pub params: Vec<GpuBuffer<f32>>,
@@ -32,21 +67,24 @@ pub struct Network {
     pub momentum: Vec<GpuBuffer<f32>>,
     /// Running mean and variance of each batch norm, in `Model::batch_norms()` order.
     pub running: Vec<(GpuBuffer<f32>, GpuBuffer<f32>)>,
-    /// Activations, indexed by tensor id (0 is the input batch).
+    /// Activations, indexed by tensor id (0 is the input micro-batch).
     pub activations: Vec<GpuBuffer<f32>>,
     pub labels: GpuBuffer<u32>,
-    /// [mean loss, correct count] of the last step or evaluation.
+    /// [mean loss, correct count] of the last micro-batch.
     pub loss: GpuBuffer<f32>,
-    /// Everything of the other buffers (gradients of tensors, saved statistics, argmax):
-    /// kept alive for the launches that bind them.
-    _scratch: Vec<GpuBuffer<f32>>,
+    /// Gradient slots of activations, saved statistics and argmax indices: kept alive for the
+    /// launches that bind them.
+    _slots: Vec<GpuBuffer<f32>>,
+    _saved: Vec<GpuBuffer<f32>>,
     _argmax: Vec<GpuBuffer<u32>>,
-    train_launches: Vec<Launch>,
+    /// Forward, loss and backward of the first micro-batch (parameter gradients overwritten)
+    /// and of later ones (added to); empty when there is one micro-batch.
+    train_first: Vec<Launch>,
+    train_accumulate: Vec<Launch>,
     eval_launches: Vec<Launch>,
     sgd_launches: Vec<Launch>,
     sgd_config: SgdConfig,
-    /// Bytes of GPU memory the buffers take.
-    pub memory_bytes: u64,
+    pub memory: MemoryReport,
 }
 
 /// What a layer's parameters are, by index into the parameter list.
@@ -56,8 +94,55 @@ struct ParamIndex {
     bias: Option<usize>,
 }
 
+/// Per layer: its parameters, its batch norm's index, its saved statistics and argmax buffers.
+struct LayerBuffers {
+    params: Vec<Option<ParamIndex>>,
+    batch_norm: Vec<Option<usize>>,
+    saved: Vec<Option<usize>>,
+    argmax: Vec<Option<usize>>,
+}
+
+impl LayerBuffers {
+    fn new(model: &Model) -> Self {
+        let mut b = Self {
+            params: Vec::new(),
+            batch_norm: Vec::new(),
+            saved: Vec::new(),
+            argmax: Vec::new(),
+        };
+        let (mut next, mut bns, mut pools) = (0, 0, 0);
+        for layer in &model.layers {
+            let params = match &layer.op {
+                Op::Conv { bias, .. } => Some(1 + *bias as usize),
+                Op::BatchNorm { .. } | Op::Linear { .. } => Some(2),
+                _ => None,
+            };
+            b.params.push(params.map(|count| {
+                next += count;
+                ParamIndex {
+                    weight: next - count,
+                    bias: (count == 2).then_some(next - 1),
+                }
+            }));
+            let is_bn = matches!(layer.op, Op::BatchNorm { .. });
+            b.batch_norm.push(is_bn.then(|| {
+                bns += 1;
+                bns - 1
+            }));
+            b.saved.push(b.batch_norm.last().unwrap().map(|k| 2 * k));
+            let is_pool = matches!(layer.op, Op::MaxPool { .. });
+            b.argmax.push(is_pool.then(|| {
+                pools += 1;
+                pools - 1
+            }));
+        }
+        b
+    }
+}
+
 impl Network {
-    /// Plans and allocates every buffer and records the launch lists. `initial` holds the
+    /// Plans and allocates every buffer and records the launch lists, splitting the batch into
+    /// micro-batches where the device's per-buffer limit requires it. `initial` holds the
     /// parameter values in `Model::parameters()` order.
     pub fn new(
         ctx: &GpuContext,
@@ -65,25 +150,60 @@ impl Network {
         batch: usize,
         initial: &[Vec<f32>],
         sgd_config: SgdConfig,
-    ) -> Self {
-        let shapes = model.shapes(batch);
+    ) -> Result<Self, ScheduleError> {
+        Self::with_micro_batch_limit(ctx, model, batch, None, initial, sgd_config)
+    }
+
+    /// The largest buffer this device binds, in bytes.
+    pub fn buffer_limit(ctx: &GpuContext) -> u64 {
+        let limits = &ctx.limits;
+        (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size)
+    }
+
+    /// [`Network::new`] with micro-batches of at most `max_micro_batch` images.
+    pub fn with_micro_batch_limit(
+        ctx: &GpuContext,
+        model: Model,
+        batch: usize,
+        max_micro_batch: Option<usize>,
+        initial: &[Vec<f32>],
+        sgd_config: SgdConfig,
+    ) -> Result<Self, ScheduleError> {
+        if batch == 0 {
+            return Err(ScheduleError::EmptyBatch);
+        }
         let specs = model.parameters();
-        assert_eq!(initial.len(), specs.len(), "one initial tensor per parameter");
+        if initial.len() != specs.len() {
+            return Err(ScheduleError::WrongParameters {
+                expected: specs.len(),
+                got: initial.len(),
+            });
+        }
+        let limit = Self::buffer_limit(ctx);
+        let micro_batch = choose_micro_batch(&model, batch, limit, max_micro_batch).ok_or_else(|| {
+            ScheduleError::TooLarge {
+                model: format!("{} ({:?} stem)", model.variant.name(), model.stem),
+                need: mib(MemoryReport::new(&model, batch, 1).largest_buffer),
+                limit: mib(limit),
+            }
+        })?;
+        let memory = MemoryReport::new(&model, batch, micro_batch);
+        let shapes = model.shapes(micro_batch);
         let numel = |s: &Shape| s.iter().product::<usize>();
         let params: Vec<_> = specs
             .iter()
             .zip(initial)
             .map(|(spec, values)| GpuBuffer::from_slice(ctx, &spec.name, values))
             .collect();
-        let grads: Vec<_> = specs
+        let grads = specs
             .iter()
             .map(|s| GpuBuffer::zeros(ctx, &format!("grad {}", s.name), s.len()))
             .collect();
-        let momentum: Vec<_> = specs
+        let momentum = specs
             .iter()
             .map(|s| GpuBuffer::zeros(ctx, &format!("momentum {}", s.name), s.len()))
             .collect();
-        let running: Vec<_> = model
+        let running = model
             .batch_norms()
             .iter()
             .map(|(name, c)| {
@@ -93,383 +213,140 @@ impl Network {
                 )
             })
             .collect();
-        let activations: Vec<_> = shapes
+        let activations = shapes
             .iter()
             .enumerate()
             .map(|(t, s)| GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)))
             .collect();
-        let labels = GpuBuffer::zeros(ctx, "labels", batch);
-        let loss = GpuBuffer::zeros(ctx, "loss and correct count", 2);
-
-        // Which parameters each layer owns, in the order Model::parameters() lists them.
-        let mut layer_params = Vec::new();
-        let mut next = 0;
-        let mut bn_index = Vec::new();
-        let mut bn_count = 0;
-        for layer in &model.layers {
-            let index = match &layer.op {
-                Op::Conv { bias, .. } => {
-                    let p = ParamIndex {
-                        weight: next,
-                        bias: bias.then_some(next + 1),
-                    };
-                    next += 1 + *bias as usize;
-                    Some(p)
-                }
-                Op::BatchNorm { .. } | Op::Linear { .. } => {
-                    let p = ParamIndex {
-                        weight: next,
-                        bias: Some(next + 1),
-                    };
-                    next += 2;
-                    Some(p)
-                }
-                _ => None,
-            };
-            layer_params.push(index);
-            bn_index.push(matches!(layer.op, Op::BatchNorm { .. }).then(|| {
-                bn_count += 1;
-                bn_count - 1
-            }));
-        }
-
-        let mut scratch = Vec::new();
+        let plan = GradientPlan::new(&model, &shapes);
+        let slots = plan
+            .slot_len
+            .iter()
+            .enumerate()
+            .map(|(k, &len)| GpuBuffer::zeros(ctx, &format!("activation gradient slot {k}"), len))
+            .collect();
+        let mut saved = Vec::new();
         let mut argmax = Vec::new();
-        let mut saved_stats = vec![None; model.layers.len()];
-        let mut argmax_of = vec![None; model.layers.len()];
         for (i, layer) in model.layers.iter().enumerate() {
-            let c = shapes[layer.inputs[0]][1];
             if matches!(layer.op, Op::BatchNorm { .. }) {
-                scratch.push(GpuBuffer::zeros(ctx, &format!("layer {i} saved mean"), c));
-                scratch.push(GpuBuffer::zeros(ctx, &format!("layer {i} saved invstd"), c));
-                saved_stats[i] = Some(scratch.len() - 2);
+                let c = shapes[i][1];
+                saved.push(GpuBuffer::zeros(ctx, &format!("layer {i} saved mean"), c));
+                saved.push(GpuBuffer::zeros(ctx, &format!("layer {i} saved invstd"), c));
             }
             if matches!(layer.op, Op::MaxPool { .. }) {
-                argmax.push(GpuBuffer::<u32>::zeros(
-                    ctx,
-                    &format!("layer {i} argmax"),
-                    numel(&shapes[i + 1]),
-                ));
-                argmax_of[i] = Some(argmax.len() - 1);
+                let len = numel(&shapes[i + 1]);
+                argmax.push(GpuBuffer::<u32>::zeros(ctx, &format!("layer {i} argmax"), len));
             }
         }
-
-        // Gradient buffers of tensors, planned in reverse (see the module comment).
-        let tensors = shapes.len();
-        let mut grad_slot: Vec<Option<usize>> = vec![None; tensors];
-        let mut needs_grad = vec![false; tensors];
-        for (i, layer) in model.layers.iter().enumerate() {
-            needs_grad[i + 1] = layer_params[i].is_some() || layer.inputs.iter().any(|&t| needs_grad[t]);
-        }
-        let output = model.output();
-        scratch.push(GpuBuffer::zeros(ctx, "grad logits", numel(&shapes[output])));
-        grad_slot[output] = Some(scratch.len() - 1);
-        let mut written = vec![false; scratch.len() + tensors];
-        written[grad_slot[output].unwrap()] = true;
-        // Per layer: the gradient buffer its backward writes for its first input, and whether
-        // it adds into it. (The residual add, the only two-input layer, writes nothing.)
-        let mut input_grad_target: Vec<Option<(usize, bool)>> = vec![None; model.layers.len()];
-        for (i, layer) in model.layers.iter().enumerate().rev() {
-            let y = i + 1;
-            if grad_slot[y].is_none() {
-                continue; // nothing downstream needs this layer's gradient
-            }
-            for (j, &x) in layer.inputs.iter().enumerate() {
-                if !needs_grad[x] {
-                    continue;
-                }
-                let slot = match (grad_slot[x], &layer.op) {
-                    (None, Op::Add) => grad_slot[y].unwrap(),
-                    (None, _) => {
-                        scratch.push(GpuBuffer::zeros(ctx, &format!("grad {x}"), numel(&shapes[x])));
-                        scratch.len() - 1
-                    }
-                    (Some(slot), op) => {
-                        assert!(
-                            matches!(op, Op::Conv { .. }),
-                            "tensor {x} gets gradient from several layers, and layer {i} ({op:?}) cannot add into it"
-                        );
-                        slot
-                    }
-                };
-                grad_slot[x] = Some(slot);
-                let accumulate = written[slot];
-                written[slot] = true;
-                if j == 0 {
-                    input_grad_target[i] = Some((slot, accumulate));
-                }
-            }
-        }
-
-        let mut train_launches = Vec::new();
-        let mut eval_launches = Vec::new();
-        for (i, layer) in model.layers.iter().enumerate() {
-            let x = &activations[layer.inputs[0]];
-            let y = &activations[i + 1];
-            let [n, c, h, w] = shapes[layer.inputs[0]];
-            let p = layer_params[i];
-            match &layer.op {
-                Op::Upsample { size } => {
-                    let shape = UpsampleNearest::new(n, c, (h, w), (*size, *size));
-                    train_launches.push(upsample::forward(ctx, &shape, x, y));
-                    eval_launches.push(upsample::forward(ctx, &shape, x, y));
-                }
-                Op::Conv {
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let shape = Conv2dShape::square(n, c, h, *out_channels, *kernel, *stride, *padding);
-                    let p = p.unwrap();
-                    let bias = p.bias.map(|b| &params[b]);
-                    train_launches.push(conv2d::forward(ctx, &shape, x, &params[p.weight], bias, y));
-                    eval_launches.push(conv2d::forward(ctx, &shape, x, &params[p.weight], bias, y));
-                }
-                Op::BatchNorm { .. } => {
-                    let p = p.unwrap();
-                    let (rm, rv) = &running[bn_index[i].unwrap()];
-                    let s = saved_stats[i].unwrap();
-                    let shape = BnShape::new(n, c, h * w);
-                    let buffers = batch_norm::TrainForwardBuffers {
-                        x,
-                        gamma: &params[p.weight],
-                        beta: &params[p.bias.unwrap()],
-                        y,
-                        save_mean: &scratch[s],
-                        save_invstd: &scratch[s + 1],
-                        running_mean: rm,
-                        running_var: rv,
-                    };
-                    train_launches.push(batch_norm::train_forward(
-                        ctx,
-                        shape,
-                        BN_MOMENTUM,
-                        BN_EPS,
-                        &buffers,
-                    ));
-                    let buffers = batch_norm::InferenceForwardBuffers {
-                        x,
-                        gamma: &params[p.weight],
-                        beta: &params[p.bias.unwrap()],
-                        running_mean: rm,
-                        running_var: rv,
-                        y,
-                    };
-                    eval_launches.push(batch_norm::inference_forward(ctx, shape, BN_EPS, &buffers));
-                }
-                Op::Relu => {
-                    train_launches.push(relu::forward(ctx, x, y));
-                    eval_launches.push(relu::forward(ctx, x, y));
-                }
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let shape = MaxPool2d::new(n, c, h, w, *kernel, *stride, *padding);
-                    let a = &argmax[argmax_of[i].unwrap()];
-                    train_launches.push(max_pool::forward(ctx, &shape, x, y, a));
-                    eval_launches.push(max_pool::forward(ctx, &shape, x, y, a));
-                }
-                Op::Add => {
-                    let b = &activations[layer.inputs[1]];
-                    train_launches.push(add::forward(ctx, x, b, y));
-                    eval_launches.push(add::forward(ctx, x, b, y));
-                }
-                Op::GlobalAvgPool => {
-                    train_launches.push(global_avg_pool::forward(ctx, [n, c, h, w], x, y));
-                    eval_launches.push(global_avg_pool::forward(ctx, [n, c, h, w], x, y));
-                }
-                Op::Linear { out_features, .. } => {
-                    let p = p.unwrap();
-                    let mm = linear_forward_params(n, c * h * w, *out_features);
-                    let bias = Some(&params[p.bias.unwrap()]);
-                    train_launches.push(matmul::launch(ctx, &mm, x, &params[p.weight], bias, y));
-                    eval_launches.push(matmul::launch(ctx, &mm, x, &params[p.weight], bias, y));
-                }
-            }
-        }
-        let logits = &activations[output];
-        let classes = model.classes;
-        let grad_logits = &scratch[grad_slot[output].unwrap()];
-        train_launches.push(cross_entropy::forward(
-            ctx, batch, classes, logits, &labels, &loss,
-        ));
-        eval_launches.push(cross_entropy::forward(
-            ctx, batch, classes, logits, &labels, &loss,
-        ));
-        train_launches.push(cross_entropy::backward(
-            ctx,
-            batch,
-            classes,
-            logits,
-            &labels,
-            grad_logits,
-        ));
-
-        // Backward, in reverse layer order.
-        for (i, layer) in model.layers.iter().enumerate().rev() {
-            let Some(dy_slot) = grad_slot[i + 1] else { continue };
-            let dy = &scratch[dy_slot];
-            let x_id = layer.inputs[0];
-            let x = &activations[x_id];
-            let [n, c, h, w] = shapes[x_id];
-            let target = input_grad_target[i];
-            let dx = target.map(|(slot, _)| &scratch[slot]);
-            let p = layer_params[i];
-            match &layer.op {
-                Op::Upsample { size } => {
-                    if let Some(dx) = dx {
-                        let shape = UpsampleNearest::new(n, c, (h, w), (*size, *size));
-                        train_launches.push(upsample::backward(ctx, &shape, dy, dx));
-                    }
-                }
-                Op::Conv {
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let shape = Conv2dShape::square(n, c, h, *out_channels, *kernel, *stride, *padding);
-                    let p = p.unwrap();
-                    if let Some(b) = p.bias {
-                        let [_, co, oh, ow] = shapes[i + 1];
-                        train_launches.push(bias_grad::backward(ctx, n, co, oh * ow, dy, &grads[b]));
-                    }
-                    train_launches.push(conv2d::weight_grad(ctx, &shape, dy, x, &grads[p.weight], false));
-                    if let (Some(dx), Some((_, accumulate))) = (dx, target) {
-                        train_launches.push(conv2d::input_grad(
-                            ctx,
-                            &shape,
-                            dy,
-                            &params[p.weight],
-                            dx,
-                            accumulate,
-                        ));
-                    }
-                }
-                Op::BatchNorm { .. } => {
-                    let p = p.unwrap();
-                    let s = saved_stats[i].unwrap();
-                    let buffers = batch_norm::BackwardBuffers {
-                        dy,
-                        x,
-                        gamma: &params[p.weight],
-                        save_mean: &scratch[s],
-                        save_invstd: &scratch[s + 1],
-                        dx: dx.expect("a batch norm's input needs a gradient"),
-                        dgamma: &grads[p.weight],
-                        dbeta: &grads[p.bias.unwrap()],
-                    };
-                    train_launches.push(batch_norm::backward(ctx, BnShape::new(n, c, h * w), &buffers));
-                }
-                Op::Relu => {
-                    if let Some(dx) = dx {
-                        train_launches.push(relu::backward(ctx, &activations[i + 1], dy, dx));
-                    }
-                }
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    if let Some(dx) = dx {
-                        let shape = MaxPool2d::new(n, c, h, w, *kernel, *stride, *padding);
-                        train_launches.push(max_pool::backward(
-                            ctx,
-                            &shape,
-                            &argmax[argmax_of[i].unwrap()],
-                            dy,
-                            dx,
-                        ));
-                    }
-                }
-                // The residual add's inputs share its output gradient buffer: nothing to run.
-                Op::Add => {}
-                Op::GlobalAvgPool => {
-                    if let Some(dx) = dx {
-                        train_launches.push(global_avg_pool::backward(ctx, [n, c, h, w], dy, dx));
-                    }
-                }
-                Op::Linear { out_features, .. } => {
-                    let p = p.unwrap();
-                    let features = c * h * w;
-                    train_launches.push(bias_grad::backward(
-                        ctx,
-                        n,
-                        *out_features,
-                        1,
-                        dy,
-                        &grads[p.bias.unwrap()],
-                    ));
-                    // dW [out, F] = dyᵀ [out, B] · x [B, F].
-                    let mut mm = MatmulParams::row_major(1, *out_features, features, n);
-                    mm.a_row = 1;
-                    mm.a_k = *out_features as u32;
-                    train_launches.push(matmul::launch(ctx, &mm, dy, x, None, &grads[p.weight]));
-                    if let Some(dx) = dx {
-                        // dx [B, F] = dy [B, out] · W [out, F].
-                        let mm = MatmulParams::row_major(1, n, features, *out_features);
-                        train_launches.push(matmul::launch(ctx, &mm, dy, &params[p.weight], None, dx));
-                    }
-                }
-            }
-        }
-        let sgd_launches = (0..params.len())
-            .map(|p| sgd::update(ctx, sgd_config, &grads[p], &params[p], &momentum[p]))
-            .collect();
-
-        let memory_bytes = params
-            .iter()
-            .chain(&grads)
-            .chain(&momentum)
-            .chain(&activations)
-            .chain(&scratch)
-            .map(|b| b.size_bytes())
-            .sum::<u64>()
-            + running
-                .iter()
-                .map(|(m, v)| m.size_bytes() + v.size_bytes())
-                .sum::<u64>()
-            + argmax.iter().map(|b| b.size_bytes()).sum::<u64>();
-        Self {
+        let mut net = Self {
+            labels: GpuBuffer::zeros(ctx, "labels", micro_batch),
+            loss: GpuBuffer::zeros(ctx, "loss and correct count", 2),
             model,
             batch,
+            micro_batch,
             shapes,
             params,
             grads,
             momentum,
             running,
             activations,
-            labels,
-            loss,
-            _scratch: scratch,
+            _slots: slots,
+            _saved: saved,
             _argmax: argmax,
-            train_launches,
-            eval_launches,
-            sgd_launches,
+            train_first: Vec::new(),
+            train_accumulate: Vec::new(),
+            eval_launches: Vec::new(),
+            sgd_launches: Vec::new(),
             sgd_config,
-            memory_bytes,
+            memory,
+        };
+        let layers = LayerBuffers::new(&net.model);
+        let recorder = Recorder {
+            ctx,
+            net: &net,
+            layers: &layers,
+            plan: &plan,
+        };
+        let train_first = recorder.train(false);
+        let train_accumulate = if micro_batch < batch {
+            recorder.train(true)
+        } else {
+            Vec::new()
+        };
+        let eval_launches = recorder.forward(false);
+        let sgd_launches = (0..net.params.len())
+            .map(|p| sgd::update(ctx, sgd_config, &net.grads[p], &net.params[p], &net.momentum[p]))
+            .collect();
+        net.train_first = train_first;
+        net.train_accumulate = train_accumulate;
+        net.eval_launches = eval_launches;
+        net.sgd_launches = sgd_launches;
+        Ok(net)
+    }
+
+    /// Runs one training step on a batch (images [B, 3, 32, 32] in [0, 1], labels [B]) and
+    /// returns its mean loss and correct count.
+    pub async fn train_step(
+        &self,
+        ctx: &GpuContext,
+        images: &[f32],
+        labels: &[u32],
+    ) -> Result<StepStats, GpuError> {
+        assert_eq!(
+            labels.len(),
+            self.batch,
+            "train step: one label per image of the batch"
+        );
+        assert_eq!(
+            images.len(),
+            self.batch * IMAGE_LEN,
+            "train step: image data length"
+        );
+        let m = self.micro_batch;
+        let mut loss_sum = 0.0;
+        let mut correct = 0;
+        for k in 0..self.batch / m {
+            self.activations[0].write(ctx, &images[k * m * IMAGE_LEN..(k + 1) * m * IMAGE_LEN]);
+            self.labels.write(ctx, &labels[k * m..(k + 1) * m]);
+            let last = (k + 1) * m == self.batch;
+            let launches = if k == 0 {
+                &self.train_first
+            } else {
+                &self.train_accumulate
+            };
+            let sgd = if last { &self.sgd_launches[..] } else { &[] };
+            ctx.submit_all("train step", launches.iter().chain(sgd));
+            let [loss, right] = self.loss.read(ctx).await?[..] else {
+                unreachable!("the loss buffer holds two values")
+            };
+            loss_sum += loss;
+            correct += right as usize;
         }
+        Ok(StepStats {
+            loss: loss_sum / (self.batch / m) as f32,
+            correct,
+        })
     }
 
-    /// Uploads a batch: images [B, 3, 32, 32] in [0, 1] and labels.
-    pub fn set_batch(&self, ctx: &GpuContext, images: &[f32], labels: &[u32]) {
-        self.activations[0].write(ctx, images);
-        self.labels.write(ctx, labels);
-    }
-
-    /// Records one training step (forward, loss, backward, SGD) and submits it.
-    pub fn submit_train_step(&self, ctx: &GpuContext) -> wgpu::SubmissionIndex {
-        ctx.submit_all("train step", self.train_launches.iter().chain(&self.sgd_launches))
-    }
-
-    /// Records the inference forward and loss (running statistics) and submits it.
-    pub fn submit_eval(&self, ctx: &GpuContext) -> wgpu::SubmissionIndex {
-        ctx.submit_all("evaluation", &self.eval_launches)
+    /// Logits [count, classes] of `count` images in inference mode (running statistics); any
+    /// count, run in chunks of the micro-batch size.
+    pub async fn predict(&self, ctx: &GpuContext, images: &[f32]) -> Result<Vec<f32>, GpuError> {
+        assert_eq!(images.len() % IMAGE_LEN, 0, "predict: whole images expected");
+        let count = images.len() / IMAGE_LEN;
+        let m = self.micro_batch;
+        let classes = self.model.classes;
+        let mut logits = Vec::with_capacity(count * classes);
+        let mut chunk = vec![0.0; m * IMAGE_LEN];
+        for start in (0..count).step_by(m) {
+            let n = m.min(count - start);
+            chunk[..n * IMAGE_LEN].copy_from_slice(&images[start * IMAGE_LEN..(start + n) * IMAGE_LEN]);
+            chunk[n * IMAGE_LEN..].fill(0.0);
+            self.activations[0].write(ctx, &chunk);
+            ctx.submit_all("inference", &self.eval_launches);
+            let out = self.activations[self.model.output()].read(ctx).await?;
+            logits.extend_from_slice(&out[..n * classes]);
+        }
+        Ok(logits)
     }
 
     /// Changes the learning rate (and the other SGD settings) of later steps.
@@ -484,9 +361,294 @@ impl Network {
         self.sgd_config
     }
 
-    /// Launches of one training step, for timing each kernel.
+    /// Copies parameters, momentum and running statistics to the CPU.
+    pub async fn read_state(&self, ctx: &GpuContext) -> Result<NetworkState, GpuError> {
+        let mut state = NetworkState {
+            params: Vec::with_capacity(self.params.len()),
+            momentum: Vec::with_capacity(self.params.len()),
+            running: Vec::with_capacity(self.running.len()),
+        };
+        for (p, v) in self.params.iter().zip(&self.momentum) {
+            state.params.push(p.read(ctx).await?);
+            state.momentum.push(v.read(ctx).await?);
+        }
+        for (mean, var) in &self.running {
+            state.running.push((mean.read(ctx).await?, var.read(ctx).await?));
+        }
+        Ok(state)
+    }
+
+    /// Overwrites parameters, momentum and running statistics (shapes must match the model).
+    pub fn write_state(&self, ctx: &GpuContext, state: &NetworkState) {
+        assert_eq!(
+            state.params.len(),
+            self.params.len(),
+            "write state: parameter count"
+        );
+        assert_eq!(
+            state.running.len(),
+            self.running.len(),
+            "write state: batch norm count"
+        );
+        for ((p, v), (values, momentum)) in self
+            .params
+            .iter()
+            .zip(&self.momentum)
+            .zip(state.params.iter().zip(&state.momentum))
+        {
+            p.write(ctx, values);
+            v.write(ctx, momentum);
+        }
+        for ((mean, var), (m, v)) in self.running.iter().zip(&state.running) {
+            mean.write(ctx, m);
+            var.write(ctx, v);
+        }
+    }
+
+    /// Launches of one training step on one micro-batch, for timing each kernel.
     pub fn step_launches(&self) -> impl Iterator<Item = &Launch> {
-        self.train_launches.iter().chain(&self.sgd_launches)
+        self.train_first.iter().chain(&self.sgd_launches)
+    }
+}
+
+/// Floats of one 3×32×32 input image.
+pub const IMAGE_LEN: usize = 3 * 32 * 32;
+
+/// Records launch lists over a network's buffers.
+struct Recorder<'a> {
+    ctx: &'a GpuContext,
+    net: &'a Network,
+    layers: &'a LayerBuffers,
+    plan: &'a GradientPlan,
+}
+
+impl Recorder<'_> {
+    fn slot(&self, k: usize) -> &GpuBuffer<f32> {
+        &self.net._slots[k]
+    }
+
+    /// Forward, loss and backward of one micro-batch; parameter gradients are added to when
+    /// `accumulate`, else overwritten.
+    fn train(&self, accumulate: bool) -> Vec<Launch> {
+        let (ctx, net) = (self.ctx, self.net);
+        let mut launches = self.forward(true);
+        let logits = &net.activations[net.model.output()];
+        let grad_logits = self.slot(self.plan.tensor_slot[net.model.output()].unwrap());
+        let (m, classes) = (net.micro_batch, net.model.classes);
+        launches.push(cross_entropy::backward(
+            ctx,
+            m,
+            classes,
+            net.batch,
+            logits,
+            &net.labels,
+            grad_logits,
+        ));
+        for i in (0..net.model.layers.len()).rev() {
+            self.backward_layer(i, accumulate, &mut launches);
+        }
+        launches
+    }
+
+    /// Forward in training mode (batch statistics) or inference mode (running statistics),
+    /// then the loss.
+    fn forward(&self, train: bool) -> Vec<Launch> {
+        let (ctx, net) = (self.ctx, self.net);
+        let mut launches = Vec::new();
+        for (i, layer) in net.model.layers.iter().enumerate() {
+            let x = &net.activations[layer.inputs[0]];
+            let y = &net.activations[i + 1];
+            let [n, c, h, w] = net.shapes[layer.inputs[0]];
+            let p = self.layers.params[i];
+            let launch = match &layer.op {
+                Op::Upsample { size } => {
+                    let shape = UpsampleNearest::new(n, c, (h, w), (*size, *size));
+                    upsample::forward(ctx, &shape, x, y)
+                }
+                Op::Conv {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                } => {
+                    let shape = Conv2dShape::square(n, c, h, *out_channels, *kernel, *stride, *padding);
+                    let p = p.unwrap();
+                    let bias = p.bias.map(|b| &net.params[b]);
+                    conv2d::forward(ctx, &shape, x, &net.params[p.weight], bias, y)
+                }
+                Op::BatchNorm { .. } => {
+                    let p = p.unwrap();
+                    let (rm, rv) = &net.running[self.layers.batch_norm[i].unwrap()];
+                    let s = self.layers.saved[i].unwrap();
+                    let shape = BnShape::new(n, c, h * w);
+                    let (gamma, beta) = (&net.params[p.weight], &net.params[p.bias.unwrap()]);
+                    if train {
+                        let buffers = batch_norm::TrainForwardBuffers {
+                            x,
+                            gamma,
+                            beta,
+                            y,
+                            save_mean: &net._saved[s],
+                            save_invstd: &net._saved[s + 1],
+                            running_mean: rm,
+                            running_var: rv,
+                        };
+                        batch_norm::train_forward(ctx, shape, BN_MOMENTUM, BN_EPS, &buffers)
+                    } else {
+                        let buffers = batch_norm::InferenceForwardBuffers {
+                            x,
+                            gamma,
+                            beta,
+                            running_mean: rm,
+                            running_var: rv,
+                            y,
+                        };
+                        batch_norm::inference_forward(ctx, shape, BN_EPS, &buffers)
+                    }
+                }
+                Op::Relu => relu::forward(ctx, x, y),
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let shape = MaxPool2d::new(n, c, h, w, *kernel, *stride, *padding);
+                    let argmax = &net._argmax[self.layers.argmax[i].unwrap()];
+                    max_pool::forward(ctx, &shape, x, y, argmax)
+                }
+                Op::Add => add::forward(ctx, x, &net.activations[layer.inputs[1]], y),
+                Op::GlobalAvgPool => global_avg_pool::forward(ctx, [n, c, h, w], x, y),
+                Op::Linear { out_features, .. } => {
+                    let p = p.unwrap();
+                    let mm = linear_forward_params(n, c * h * w, *out_features);
+                    let bias = Some(&net.params[p.bias.unwrap()]);
+                    matmul::launch(ctx, &mm, x, &net.params[p.weight], bias, y)
+                }
+            };
+            launches.push(launch);
+        }
+        let logits = &net.activations[net.model.output()];
+        let (m, classes) = (net.micro_batch, net.model.classes);
+        launches.push(cross_entropy::forward(
+            ctx,
+            m,
+            classes,
+            logits,
+            &net.labels,
+            &net.loss,
+        ));
+        launches
+    }
+
+    /// Backward of layer `i`: its parameter gradients and the gradient of its input.
+    fn backward_layer(&self, i: usize, accumulate: bool, launches: &mut Vec<Launch>) {
+        let (ctx, net) = (self.ctx, self.net);
+        let Some(dy_slot) = self.plan.tensor_slot[i + 1] else {
+            return;
+        };
+        let layer = &net.model.layers[i];
+        let dy = self.slot(dy_slot);
+        let x = &net.activations[layer.inputs[0]];
+        let [n, c, h, w] = net.shapes[layer.inputs[0]];
+        let target = self.plan.input_grad_target[i];
+        let dx = target.map(|(slot, _)| self.slot(slot));
+        let p = self.layers.params[i];
+        match &layer.op {
+            Op::Upsample { size } => {
+                if let Some(dx) = dx {
+                    let shape = UpsampleNearest::new(n, c, (h, w), (*size, *size));
+                    launches.push(upsample::backward(ctx, &shape, dy, dx));
+                }
+            }
+            Op::Conv {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let shape = Conv2dShape::square(n, c, h, *out_channels, *kernel, *stride, *padding);
+                let p = p.unwrap();
+                if let Some(b) = p.bias {
+                    let [_, co, oh, ow] = net.shapes[i + 1];
+                    launches.push(bias_grad::backward(
+                        ctx,
+                        (n, co, oh * ow),
+                        dy,
+                        &net.grads[b],
+                        accumulate,
+                    ));
+                }
+                let dw = &net.grads[p.weight];
+                launches.push(conv2d::weight_grad(ctx, &shape, dy, x, dw, accumulate));
+                if let (Some(dx), Some((_, add_into))) = (dx, target) {
+                    let w = &net.params[p.weight];
+                    launches.push(conv2d::input_grad(ctx, &shape, dy, w, dx, add_into));
+                }
+            }
+            Op::BatchNorm { .. } => {
+                let p = p.unwrap();
+                let s = self.layers.saved[i].unwrap();
+                let buffers = batch_norm::BackwardBuffers {
+                    dy,
+                    x,
+                    gamma: &net.params[p.weight],
+                    save_mean: &net._saved[s],
+                    save_invstd: &net._saved[s + 1],
+                    dx: dx.expect("a batch norm's input needs a gradient"),
+                    dgamma: &net.grads[p.weight],
+                    dbeta: &net.grads[p.bias.unwrap()],
+                };
+                let shape = BnShape::new(n, c, h * w);
+                launches.push(batch_norm::backward(ctx, shape, &buffers, accumulate));
+            }
+            Op::Relu => {
+                if let Some(dx) = dx {
+                    launches.push(relu::backward(ctx, &net.activations[i + 1], dy, dx));
+                }
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+            } => {
+                if let Some(dx) = dx {
+                    let shape = MaxPool2d::new(n, c, h, w, *kernel, *stride, *padding);
+                    let argmax = &net._argmax[self.layers.argmax[i].unwrap()];
+                    launches.push(max_pool::backward(ctx, &shape, argmax, dy, dx));
+                }
+            }
+            // The residual add's inputs share its output gradient slot: nothing to run.
+            Op::Add => {}
+            Op::GlobalAvgPool => {
+                if let Some(dx) = dx {
+                    launches.push(global_avg_pool::backward(ctx, [n, c, h, w], dy, dx));
+                }
+            }
+            Op::Linear { out_features, .. } => {
+                let p = p.unwrap();
+                let features = c * h * w;
+                let db = &net.grads[p.bias.unwrap()];
+                launches.push(bias_grad::backward(
+                    ctx,
+                    (n, *out_features, 1),
+                    dy,
+                    db,
+                    accumulate,
+                ));
+                // dW [out, F] = dyᵀ [out, B] · x [B, F].
+                let mut mm = MatmulParams::row_major(1, *out_features, features, n).accumulating(accumulate);
+                mm.a_row = 1;
+                mm.a_k = *out_features as u32;
+                launches.push(matmul::launch(ctx, &mm, dy, x, None, &net.grads[p.weight]));
+                if let Some(dx) = dx {
+                    // dx [B, F] = dy [B, out] · W [out, F].
+                    let mm = MatmulParams::row_major(1, n, features, *out_features);
+                    launches.push(matmul::launch(ctx, &mm, dy, &net.params[p.weight], None, dx));
+                }
+            }
+        }
     }
 }
 
