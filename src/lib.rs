@@ -13,3 +13,4 @@ pub mod ops;
 pub mod rng;
 pub mod schedule;
 pub mod shaders;
+pub mod train;

@@ -11,7 +11,7 @@ use super::{CHANNELS, Dataset, IMAGE_BYTES, IMAGE_SIDE};
 use crate::rng::Rng;
 
 /// Augmentations applied while assembling a batch. The default is none (evaluation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchOptions {
     /// Mirror each image left–right with probability 1/2 (`RandomHorizontalFlip`).
     pub hflip: bool,

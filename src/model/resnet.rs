@@ -5,7 +5,8 @@
 use super::{Layer, Model, Op, TensorId};
 
 /// Which network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// The blog's ResNet-50: biases on every conv, 2×2 stem pooling, projection shortcuts
     /// without batch norm, module names `layer_1`, `bn_1`, `resblock1.conv1`, …, `fc`.
@@ -18,13 +19,29 @@ pub enum Variant {
 }
 
 /// The first layers of the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stem {
     /// Nearest upsampling 32→224, 7×7/2 conv, BN, ReLU, max pool (2×2/2 in the seed
     /// variant, 3×3/2 pad 1 in torchvision's).
     ImageNet,
     /// 3×3/1 conv, BN, ReLU on the 32×32 input.
     Cifar,
+}
+
+impl Stem {
+    pub const ALL: [Stem; 2] = [Stem::ImageNet, Stem::Cifar];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stem::ImageNet => "imagenet",
+            Stem::Cifar => "cifar",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 impl Variant {
@@ -52,7 +69,8 @@ impl Variant {
         Self::ALL.into_iter().find(|v| v.name() == name)
     }
 
-    fn config(self) -> ResNetConfig {
+    /// The published shape of this variant.
+    pub fn config(self) -> ResNetConfig {
         let (bottleneck, blocks) = match self {
             Variant::ResNet18 => (false, vec![2, 2, 2, 2]),
             Variant::ResNet34 => (false, vec![3, 4, 6, 3]),
@@ -72,7 +90,7 @@ impl Variant {
 
 /// The shape of a ResNet: block type, blocks and base width per stage. Tests build small
 /// configurations from it; the named variants use the published ones.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResNetConfig {
     pub bottleneck: bool,
     pub blocks: Vec<usize>,

@@ -8,7 +8,7 @@ use crate::ops::relu::flat_workgroups;
 use crate::shaders::Kernel;
 
 /// Hyper-parameters of the update.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SgdConfig {
     pub lr: f32,
     pub momentum: f32,

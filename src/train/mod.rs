@@ -1,0 +1,508 @@
+//! The trainer: epochs of shuffled, augmented batches through a [`Network`], per-epoch metrics,
+//! the learning-rate schedule, evaluation reports and checkpoints.
+//!
+//! Everything a run depends on (weights, momentum, running statistics, the augmentation RNG,
+//! the position in the epoch, the schedule's state) is in [`TrainState`] and the network, so a
+//! run saved at any step and resumed continues exactly as if never stopped. The methods are
+//! `async` so that the same code runs natively (blocking on them) and in the browser (awaiting
+//! them between frames).
+
+pub mod checkpoint;
+pub mod lr;
+pub mod report;
+
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use lr::{LrSchedule, LrState};
+pub use report::{ClassScores, EvalReport};
+
+use crate::data::{BatchOptions, BatchOrder, Cifar10, Dataset, fill_batch};
+use crate::gpu::{GpuContext, GpuError};
+use crate::model::{Model, ResNetConfig, Stem, Variant};
+use crate::ops::sgd::SgdConfig;
+use crate::rng::Rng;
+use crate::schedule::{MemoryReport, Network, NetworkState, ScheduleError, choose_micro_batch};
+
+/// Which network: a variant's naming and initialisation, a stem, and the shape of its stages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub variant: Variant,
+    pub stem: Stem,
+    pub config: ResNetConfig,
+    pub classes: usize,
+}
+
+impl ModelSpec {
+    /// A named variant at its published shape, 10 classes.
+    pub fn named(variant: Variant, stem: Stem) -> Self {
+        Self {
+            variant,
+            stem,
+            config: variant.config(),
+            classes: 10,
+        }
+    }
+
+    pub fn build(&self) -> Model {
+        Model::from_config(self.variant, self.stem, &self.config, self.classes)
+    }
+
+    /// "resnet50 (cifar stem)", or with the stage widths when they are not the published ones.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} ({} stem)", self.variant.name(), self.stem.name());
+        if self.config != self.variant.config() {
+            text += &format!(", blocks {:?}, widths {:?}", self.config.blocks, self.config.widths);
+        }
+        text
+    }
+}
+
+/// How training-set loss and error are measured each epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainMetrics {
+    /// A pass over the training set in inference mode after the epoch, as the reference does.
+    Eval,
+    /// The mean of the epoch's batch losses and errors while training (no extra pass).
+    Running,
+}
+
+/// Everything that defines a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: ModelSpec,
+    pub batch: usize,
+    pub epochs: usize,
+    pub sgd: SgdConfig,
+    pub schedule: LrSchedule,
+    pub augment: BatchOptions,
+    pub shuffle: bool,
+    pub seed: u64,
+    /// Images taken from the end of the training set to validate on.
+    pub validation: usize,
+    /// Stop after this many steps in all (a short run or a smoke test).
+    pub max_steps: Option<u64>,
+    pub train_metrics: TrainMetrics,
+    /// Run each batch as micro-batches of at most this many images (they are also split
+    /// automatically when a buffer would exceed the device's limit).
+    pub max_micro_batch: Option<usize>,
+}
+
+impl TrainConfig {
+    /// The reference experiment: seed ResNet-50 (upsampled to 224), batch 128, 40 epochs,
+    /// SGD lr 0.01 momentum 0.9 weight decay 1e-4, ReduceLROnPlateau, horizontal flips,
+    /// 45,000/5,000 split, train metrics in inference mode.
+    pub fn reference() -> Self {
+        Self {
+            model: ModelSpec::named(Variant::Seed50, Stem::ImageNet),
+            batch: 128,
+            epochs: 40,
+            sgd: SgdConfig::REFERENCE,
+            schedule: LrSchedule::REFERENCE,
+            augment: BatchOptions::REFERENCE,
+            shuffle: true,
+            seed: 0,
+            validation: 5_000,
+            max_steps: None,
+            train_metrics: TrainMetrics::Eval,
+            max_micro_batch: None,
+        }
+    }
+
+    /// Device memory this configuration needs on `ctx` (micro-batched where needed).
+    pub fn memory(&self, ctx: &GpuContext) -> Result<MemoryReport, ScheduleError> {
+        let model = self.model.build();
+        let limit = Network::buffer_limit(ctx);
+        let micro = choose_micro_batch(&model, self.batch, limit, self.max_micro_batch).ok_or_else(|| {
+            ScheduleError::TooLarge {
+                model: self.model.describe(),
+                need: crate::schedule::mib(MemoryReport::new(&model, self.batch, 1).largest_buffer),
+                limit: crate::schedule::mib(limit),
+            }
+        })?;
+        Ok(MemoryReport::new(&model, self.batch, micro))
+    }
+}
+
+/// Metrics of one finished epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1 for the first epoch.
+    pub epoch: usize,
+    pub steps: u64,
+    /// Learning rate used during the epoch.
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_error: f64,
+    pub val_loss: Option<f64>,
+    pub val_error: Option<f64>,
+    /// Training images per second over the epoch's steps (evaluation excluded).
+    pub images_per_sec: f64,
+    /// Seconds of the epoch, evaluation included.
+    pub seconds: f64,
+}
+
+/// Where a run stands; saved in checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub epochs_done: usize,
+    pub step_in_epoch: usize,
+    pub global_step: u64,
+    pub lr: LrState,
+    /// The augmentation RNG's state.
+    pub rng_state: u64,
+    /// Sums over the current epoch's steps so far.
+    pub epoch_loss_sum: f64,
+    pub epoch_correct: u64,
+    pub epoch_images: u64,
+    pub epoch_train_seconds: f64,
+    pub history: Vec<EpochMetrics>,
+}
+
+/// One training step's outcome.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    /// 0-based epoch and step within it.
+    pub epoch: usize,
+    pub step: usize,
+    pub global_step: u64,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub images_per_sec: f64,
+}
+
+/// What [`Trainer::advance`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    Step(StepReport),
+    Epoch(EpochMetrics),
+    Finished,
+}
+
+/// Why training stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(
+        "the loss became {loss} at epoch {epoch}, step {step} (lr {lr}): training stopped and \
+         nothing was saved from this point on; the last checkpoint is intact. Lower the \
+         learning rate and start again or resume from the last checkpoint"
+    )]
+    NonFinite { loss: f32, epoch: usize, step: usize, lr: f64 },
+    #[error(
+        "the training set has {images} images after holding out {validation} for validation, \
+         fewer than one batch of {batch}; lower the batch size or the validation split"
+    )]
+    TooFewImages { images: usize, validation: usize, batch: usize },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// Training, validation and test sets of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Splits {
+    pub train: Dataset,
+    pub validation: Dataset,
+    pub test: Dataset,
+}
+
+impl Splits {
+    /// The last `validation` training images validate (the reference's 45,000/5,000 split).
+    pub fn new(data: &Cifar10, validation: usize) -> Self {
+        let validation = validation.min(data.train.len());
+        let (train, val) = data.train.split(validation);
+        Self {
+            train,
+            validation: val,
+            test: data.test.clone(),
+        }
+    }
+}
+
+/// Images per evaluation chunk copied to the device at once.
+const EVAL_CHUNK: usize = 512;
+
+/// A run in progress: its network on the device, its data and its state.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub net: Network,
+    pub data: Splits,
+    pub state: TrainState,
+    batch_images: Vec<f32>,
+    batch_labels: Vec<u32>,
+}
+
+impl Trainer {
+    /// A fresh run: weights drawn from the variant's initialisation with the run's seed, or
+    /// `initial` (in `Model::parameters()` order).
+    pub fn new(
+        ctx: &GpuContext,
+        config: TrainConfig,
+        data: Splits,
+        initial: Option<NetworkState>,
+    ) -> Result<Self, TrainError> {
+        let model = config.model.build();
+        let state = TrainState {
+            epochs_done: 0,
+            step_in_epoch: 0,
+            global_step: 0,
+            lr: LrState::new(config.sgd.lr as f64),
+            rng_state: config.seed ^ 0xA076_1D64_78BD_642F,
+            epoch_loss_sum: 0.0,
+            epoch_correct: 0,
+            epoch_images: 0,
+            epoch_train_seconds: 0.0,
+            history: Vec::new(),
+        };
+        let params = match &initial {
+            Some(s) => s.params.clone(),
+            None => {
+                let mut rng = Rng::new(config.seed);
+                model.parameters().iter().map(|p| p.initial_values(&mut rng)).collect()
+            }
+        };
+        Self::assemble(ctx, config, data, state, &params, initial.as_ref())
+    }
+
+    /// Continues a saved run on `data` (normally the same data it was trained on).
+    pub fn resume(ctx: &GpuContext, checkpoint: &Checkpoint, data: Splits) -> Result<Self, TrainError> {
+        let h = &checkpoint.header;
+        Self::assemble(
+            ctx,
+            h.config.clone(),
+            data,
+            h.state.clone(),
+            &checkpoint.network.params,
+            Some(&checkpoint.network),
+        )
+    }
+
+    fn assemble(
+        ctx: &GpuContext,
+        config: TrainConfig,
+        data: Splits,
+        state: TrainState,
+        params: &[Vec<f32>],
+        full_state: Option<&NetworkState>,
+    ) -> Result<Self, TrainError> {
+        if data.train.len() < config.batch {
+            return Err(TrainError::TooFewImages {
+                images: data.train.len(),
+                validation: data.validation.len(),
+                batch: config.batch,
+            });
+        }
+        let model = config.model.build();
+        let mut sgd = config.sgd;
+        sgd.lr = state.lr.lr as f32;
+        let net = Network::with_micro_batch_limit(ctx, model, config.batch, config.max_micro_batch, params, sgd)?;
+        if let Some(s) = full_state {
+            net.write_state(ctx, s);
+        }
+        Ok(Self {
+            config,
+            net,
+            data,
+            state,
+            batch_images: Vec::new(),
+            batch_labels: Vec::new(),
+        })
+    }
+
+    /// Full batches per epoch (a last partial batch is dropped: batch norm needs the whole
+    /// batch on the device at once).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.data.train.len() / self.config.batch
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        let all = (self.steps_per_epoch() * self.config.epochs) as u64;
+        self.config.max_steps.map_or(all, |m| m.min(all))
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.state.epochs_done >= self.config.epochs
+            || self.config.max_steps.is_some_and(|m| self.state.global_step >= m)
+    }
+
+    /// Runs the next step, or closes the epoch when its steps are done.
+    pub async fn advance(&mut self, ctx: &GpuContext) -> Result<Progress, TrainError> {
+        if self.state.epochs_done >= self.config.epochs {
+            return Ok(Progress::Finished);
+        }
+        if self.state.step_in_epoch >= self.steps_per_epoch() {
+            return Ok(Progress::Epoch(self.finish_epoch(ctx).await?));
+        }
+        if self.is_finished() {
+            return Ok(Progress::Finished);
+        }
+        Ok(Progress::Step(self.step(ctx).await?))
+    }
+
+    /// One training step on the next batch of the epoch.
+    pub async fn step(&mut self, ctx: &GpuContext) -> Result<StepReport, TrainError> {
+        let started = Instant::now();
+        let batch = self.config.batch;
+        let order = if self.config.shuffle {
+            BatchOrder::shuffled(self.config.seed)
+        } else {
+            BatchOrder::sequential()
+        };
+        let epoch = self.state.epochs_done;
+        let step = self.state.step_in_epoch;
+        let indices = order.epoch(epoch as u64, self.data.train.len());
+        let mut rng = Rng::new(self.state.rng_state);
+        fill_batch(
+            &self.data.train,
+            &indices[step * batch..(step + 1) * batch],
+            self.config.augment,
+            &mut rng,
+            &mut self.batch_images,
+            &mut self.batch_labels,
+        );
+        let stats = self.net.train_step(ctx, &self.batch_images, &self.batch_labels).await?;
+        if !stats.loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                loss: stats.loss,
+                epoch: epoch + 1,
+                step: step + 1,
+                lr: self.state.lr.lr,
+            });
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let s = &mut self.state;
+        s.rng_state = rng.state;
+        s.step_in_epoch += 1;
+        s.global_step += 1;
+        s.epoch_loss_sum += stats.loss as f64;
+        s.epoch_correct += stats.correct as u64;
+        s.epoch_images += batch as u64;
+        s.epoch_train_seconds += seconds;
+        Ok(StepReport {
+            epoch,
+            step,
+            global_step: s.global_step,
+            loss: stats.loss as f64,
+            accuracy: stats.correct as f64 / batch as f64,
+            images_per_sec: batch as f64 / seconds.max(1e-9),
+        })
+    }
+
+    /// Measures the epoch's metrics, steps the learning-rate schedule and starts the next epoch.
+    pub async fn finish_epoch(&mut self, ctx: &GpuContext) -> Result<EpochMetrics, TrainError> {
+        let started = Instant::now();
+        let steps = self.state.step_in_epoch as u64;
+        let (train_loss, train_error) = match self.config.train_metrics {
+            TrainMetrics::Running => {
+                let s = &self.state;
+                (
+                    s.epoch_loss_sum / steps.max(1) as f64,
+                    1.0 - s.epoch_correct as f64 / s.epoch_images.max(1) as f64,
+                )
+            }
+            TrainMetrics::Eval => {
+                let r = self.evaluate(ctx, &self.data.train).await?;
+                (r.loss, r.error_rate())
+            }
+        };
+        let (val_loss, val_error) = if self.data.validation.is_empty() {
+            (None, None)
+        } else {
+            let r = self.evaluate(ctx, &self.data.validation).await?;
+            (Some(r.loss), Some(r.error_rate()))
+        };
+        let s = &mut self.state;
+        let metrics = EpochMetrics {
+            epoch: s.epochs_done + 1,
+            steps,
+            lr: s.lr.lr,
+            train_loss,
+            train_error,
+            val_loss,
+            val_error,
+            images_per_sec: s.epoch_images as f64 / s.epoch_train_seconds.max(1e-9),
+            seconds: s.epoch_train_seconds + started.elapsed().as_secs_f64(),
+        };
+        s.epochs_done += 1;
+        s.step_in_epoch = 0;
+        s.epoch_loss_sum = 0.0;
+        s.epoch_correct = 0;
+        s.epoch_images = 0;
+        s.epoch_train_seconds = 0.0;
+        let monitored = val_loss.unwrap_or(train_loss);
+        let base = self.config.sgd.lr as f64;
+        let lr = s.lr.step(&self.config.schedule, base, s.epochs_done, self.config.epochs, monitored);
+        s.history.push(metrics.clone());
+        let sgd = SgdConfig {
+            lr: lr as f32,
+            ..self.net.sgd()
+        };
+        self.net.set_sgd(ctx, sgd);
+        Ok(metrics)
+    }
+
+    /// Logits of every image of `data`, in order, in inference mode.
+    pub async fn logits(&self, ctx: &GpuContext, data: &Dataset) -> Result<Vec<f32>, GpuError> {
+        predict_logits(ctx, &self.net, data).await
+    }
+
+    /// The report (loss, accuracy, per-class scores, confusion) on a labelled set.
+    pub async fn evaluate(&self, ctx: &GpuContext, data: &Dataset) -> Result<EvalReport, GpuError> {
+        evaluate(ctx, &self.net, data).await
+    }
+
+    /// Copies the run to a checkpoint.
+    pub async fn checkpoint(&self, ctx: &GpuContext) -> Result<Checkpoint, GpuError> {
+        Ok(Checkpoint::new(
+            self.config.clone(),
+            self.state.clone(),
+            self.data.train.class_names.clone(),
+            self.net.read_state(ctx).await?,
+        ))
+    }
+}
+
+/// Logits `[N, classes]` of every image of `data` through `net` in inference mode.
+pub async fn predict_logits(ctx: &GpuContext, net: &Network, data: &Dataset) -> Result<Vec<f32>, GpuError> {
+    let mut logits = Vec::with_capacity(data.len() * net.model.classes);
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut rng = Rng::new(0);
+    for chunk in indices.chunks(EVAL_CHUNK) {
+        fill_batch(data, chunk, BatchOptions::NONE, &mut rng, &mut images, &mut labels);
+        logits.extend(net.predict(ctx, &images).await?);
+    }
+    Ok(logits)
+}
+
+/// The report of `net` on a labelled set.
+pub async fn evaluate(ctx: &GpuContext, net: &Network, data: &Dataset) -> Result<EvalReport, GpuError> {
+    let logits = predict_logits(ctx, net, data).await?;
+    Ok(EvalReport::from_logits(&logits, &data.labels, &data.class_names))
+}
+
+/// Probabilities of every class for each image (softmax of the logits), in `[N][classes]`.
+pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<Vec<f64>> {
+    logits
+        .chunks_exact(classes)
+        .map(|row| {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+            let exps: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+            let sum: f64 = exps.iter().sum();
+            exps.iter().map(|e| e / sum).collect()
+        })
+        .collect()
+}
+
+/// The `k` most probable classes of one image: (class, probability), most probable first.
+pub fn top_k(probabilities: &[f64], k: usize) -> Vec<(usize, f64)> {
+    let mut ranked: Vec<(usize, f64)> = probabilities.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(k);
+    ranked
+}
