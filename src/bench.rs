@@ -125,3 +125,77 @@ pub fn resnet50_conv_shapes(batch: usize, input: usize, cifar_stem: bool) -> Vec
     }
     shapes
 }
+
+/// A timed training step of a whole network.
+pub struct StepTiming {
+    /// Median seconds of one step.
+    pub seconds: f64,
+    /// Training FLOPs (3× the forward's) per second.
+    pub gflops: f64,
+    pub memory: crate::schedule::MemoryReport,
+    /// (kernel, seconds, launches) summed over one step, slowest first.
+    pub by_kernel: Vec<(&'static str, f64, usize)>,
+}
+
+impl StepTiming {
+    pub fn kernel_total(&self) -> f64 {
+        self.by_kernel.iter().map(|k| k.1).sum()
+    }
+}
+
+/// Times training steps of `model` at `batch` on random data, then each launch of one step
+/// alone, summed by kernel.
+pub fn time_training_step(
+    ctx: &GpuContext,
+    model: &crate::model::Model,
+    batch: usize,
+    min_seconds: f64,
+) -> Result<StepTiming, crate::schedule::ScheduleError> {
+    use crate::ops::sgd::SgdConfig;
+    use crate::schedule::Network;
+    let mut rng = Rng::new(3);
+    let params: Vec<Vec<f32>> = model
+        .parameters()
+        .iter()
+        .map(|p| p.initial_values(&mut rng))
+        .collect();
+    // A tiny learning rate keeps the random run finite over many steps.
+    let sgd = SgdConfig {
+        lr: 1e-6,
+        ..SgdConfig::REFERENCE
+    };
+    let net = Network::new(ctx, model.clone(), batch, &params, sgd)?;
+    let images = rng.uniform_vec(batch * 3 * 32 * 32, 0.0, 1.0);
+    let labels: Vec<u32> = (0..batch).map(|_| rng.below(model.classes) as u32).collect();
+    let step = || pollster::block_on(net.train_step(ctx, &images, &labels)).expect("training step");
+    step();
+    let start = Instant::now();
+    let mut runs = Vec::new();
+    while runs.len() < 2 || start.elapsed().as_secs_f64() < min_seconds {
+        let run = Instant::now();
+        step();
+        runs.push(run.elapsed().as_secs_f64());
+    }
+    runs.sort_by(f64::total_cmp);
+    let seconds = runs[runs.len() / 2];
+    let mut by_kernel: Vec<(&'static str, f64, usize)> = Vec::new();
+    for launch in net.step_launches() {
+        let run = Instant::now();
+        ctx.run_blocking("kernel timing", &[launch]);
+        let t = run.elapsed().as_secs_f64();
+        match by_kernel.iter_mut().find(|k| k.0 == launch.kernel.name()) {
+            Some(k) => {
+                k.1 += t;
+                k.2 += 1;
+            }
+            None => by_kernel.push((launch.kernel.name(), t, 1)),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(StepTiming {
+        seconds,
+        gflops: 3.0 * model.forward_flops_per_image() * batch as f64 / seconds / 1e9,
+        memory: net.memory,
+        by_kernel,
+    })
+}

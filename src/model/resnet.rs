@@ -97,7 +97,7 @@ pub struct ResNetConfig {
     /// Base width of each stage (a bottleneck stage outputs 4× this).
     pub widths: Vec<usize>,
     pub stem_width: usize,
-    /// Size the ImageNet stem upsamples the 32×32 input to.
+    /// Size the ImageNet stem upsamples the 32×32 input to (32: no upsampling).
     pub upsample: usize,
 }
 
@@ -122,12 +122,15 @@ impl Model {
         let mut x = 0;
         match stem {
             Stem::ImageNet => {
-                x = b.push(
-                    Op::Upsample {
-                        size: config.upsample,
-                    },
-                    vec![x],
-                );
+                // At 32 the upsampling is the identity and is left out.
+                if config.upsample != 32 {
+                    x = b.push(
+                        Op::Upsample {
+                            size: config.upsample,
+                        },
+                        vec![x],
+                    );
+                }
                 x = b.conv(x, conv1, config.stem_width, 7, 2, 3, seed);
                 x = b.bn_relu(x, bn1);
                 let pool = if seed {

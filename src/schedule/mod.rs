@@ -157,7 +157,7 @@ impl Network {
     /// The largest buffer this device binds, in bytes.
     pub fn buffer_limit(ctx: &GpuContext) -> u64 {
         let limits = &ctx.limits;
-        (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size)
+        limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
     }
 
     /// [`Network::new`] with micro-batches of at most `max_micro_batch` images.

@@ -254,6 +254,6 @@ pub fn choose_micro_batch(
     let cap = max_micro_batch.unwrap_or(batch).min(batch);
     (1..=cap)
         .rev()
-        .filter(|m| batch % m == 0)
+        .filter(|&m| batch.is_multiple_of(m))
         .find(|&m| MemoryReport::new(model, batch, m).largest_buffer <= max_buffer_bytes)
 }

@@ -69,12 +69,20 @@ pub enum CheckpointError {
         misshaped: Vec<String>,
     },
     #[error("{name}: tensor {tensor} is {dtype}, but only F32 is supported; convert the weights to float32")]
-    Dtype { name: String, tensor: String, dtype: String },
+    Dtype {
+        name: String,
+        tensor: String,
+        dtype: String,
+    },
     #[error(
         "{name} is a checkpoint of {found}, but {expected} is selected; select {found} to \
          continue it, or load it with its own settings"
     )]
-    OtherModel { name: String, found: String, expected: String },
+    OtherModel {
+        name: String,
+        found: String,
+        expected: String,
+    },
 }
 
 /// " missing (3): a, b, c;" or nothing, for messages (at most 8 names shown).
@@ -93,12 +101,13 @@ fn list(label: &str, names: &[String]) -> String {
 
 /// A tensor read from a file: shape and f32 values.
 type Loaded = (Vec<usize>, Vec<f32>);
+/// A file's F32 tensors by name, and its metadata.
+type FileContents = (BTreeMap<String, Loaded>, Option<HashMap<String, String>>);
+/// Parameters, and (running mean, running var) per batch norm.
+type ParamsAndRunning = (Vec<Vec<f32>>, Vec<(Vec<f32>, Vec<f32>)>);
 
 /// The F32 tensors of a safetensors file by name, and its metadata.
-fn read_tensors(
-    name: &str,
-    bytes: &[u8],
-) -> Result<(BTreeMap<String, Loaded>, Option<HashMap<String, String>>), CheckpointError> {
+fn read_tensors(name: &str, bytes: &[u8]) -> Result<FileContents, CheckpointError> {
     let not = |e: safetensors::SafeTensorError| CheckpointError::NotSafetensors {
         name: name.into(),
         reason: e.to_string(),
@@ -129,8 +138,11 @@ fn read_tensors(
 
 /// Every tensor name and shape a model's state holds: parameters, then running statistics.
 fn expected_tensors(model: &Model) -> Vec<(String, Vec<usize>)> {
-    let mut names: Vec<(String, Vec<usize>)> =
-        model.parameters().into_iter().map(|p| (p.name, p.shape)).collect();
+    let mut names: Vec<(String, Vec<usize>)> = model
+        .parameters()
+        .into_iter()
+        .map(|p| (p.name, p.shape))
+        .collect();
     for (bn, c) in model.batch_norms() {
         names.push((format!("{bn}.running_mean"), vec![c]));
         names.push((format!("{bn}.running_var"), vec![c]));
@@ -147,7 +159,7 @@ fn take_network(
     tensors: &BTreeMap<String, Loaded>,
     allowed_extra: &dyn Fn(&str) -> bool,
     fresh_head: Option<&[Vec<f32>]>,
-) -> Result<(Vec<Vec<f32>>, Vec<(Vec<f32>, Vec<f32>)>), CheckpointError> {
+) -> Result<ParamsAndRunning, CheckpointError> {
     let expected = expected_tensors(model);
     let head = model.layers.iter().rev().find_map(|l| match &l.op {
         crate::model::Op::Linear { name, .. } => Some(name.clone()),
@@ -160,7 +172,9 @@ fn take_network(
             None => missing.push(tensor.clone()),
             Some((found, v)) if found == shape => values.push(v.clone()),
             Some((found, _)) => {
-                let is_head = head.as_ref().is_some_and(|h| tensor.starts_with(&format!("{h}.")));
+                let is_head = head
+                    .as_ref()
+                    .is_some_and(|h| tensor.starts_with(&format!("{h}.")));
                 match fresh_head {
                     Some(fresh) if is_head && k < fresh.len() => values.push(fresh[k].clone()),
                     _ => misshaped.push(format!("{tensor} {found:?}, expected {shape:?}")),
@@ -193,7 +207,12 @@ fn take_network(
 }
 
 impl Checkpoint {
-    pub fn new(config: TrainConfig, state: TrainState, class_names: Vec<String>, network: NetworkState) -> Self {
+    pub fn new(
+        config: TrainConfig,
+        state: TrainState,
+        class_names: Vec<String>,
+        network: NetworkState,
+    ) -> Self {
         Self {
             header: CheckpointHeader {
                 format: FORMAT_VERSION,
@@ -238,10 +257,11 @@ impl Checkpoint {
         let json = metadata
             .and_then(|m| m.get(HEADER_KEY).cloned())
             .ok_or_else(|| CheckpointError::NoHeader { name: name.into() })?;
-        let header: CheckpointHeader = serde_json::from_str(&json).map_err(|e| CheckpointError::BadHeader {
-            name: name.into(),
-            reason: e.to_string(),
-        })?;
+        let header: CheckpointHeader =
+            serde_json::from_str(&json).map_err(|e| CheckpointError::BadHeader {
+                name: name.into(),
+                reason: e.to_string(),
+            })?;
         if header.format != FORMAT_VERSION {
             return Err(CheckpointError::BadHeader {
                 name: name.into(),

@@ -11,7 +11,11 @@ pub enum LrSchedule {
     /// PyTorch's `ReduceLROnPlateau(mode="min", threshold_mode="rel", cooldown=0, min_lr=0)` on
     /// the validation loss: after more than `patience` epochs without a loss below
     /// `best·(1 − threshold)`, the rate is multiplied by `factor`.
-    Plateau { factor: f64, patience: usize, threshold: f64 },
+    Plateau {
+        factor: f64,
+        patience: usize,
+        threshold: f64,
+    },
     /// PyTorch's `CosineAnnealingLR(T_max = epochs, eta_min = min_lr)`:
     /// `lr_e = min_lr + (lr_0 − min_lr)·(1 + cos(π·e/epochs))/2` after epoch `e`.
     Cosine { min_lr: f64 },
@@ -70,7 +74,9 @@ impl LrState {
                 patience,
                 threshold,
             } => {
-                let improved = self.best.is_none_or(|best| validation_loss < best * (1.0 - threshold));
+                let improved = self
+                    .best
+                    .is_none_or(|best| validation_loss < best * (1.0 - threshold));
                 if improved {
                     self.best = Some(validation_loss);
                     self.bad_epochs = 0;

@@ -53,7 +53,10 @@ impl ModelSpec {
     pub fn describe(&self) -> String {
         let mut text = format!("{} ({} stem)", self.variant.name(), self.stem.name());
         if self.config != self.variant.config() {
-            text += &format!(", blocks {:?}, widths {:?}", self.config.blocks, self.config.widths);
+            text += &format!(
+                ", blocks {:?}, widths {:?}",
+                self.config.blocks, self.config.widths
+            );
         }
         text
     }
@@ -193,12 +196,21 @@ pub enum TrainError {
          nothing was saved from this point on; the last checkpoint is intact. Lower the \
          learning rate and start again or resume from the last checkpoint"
     )]
-    NonFinite { loss: f32, epoch: usize, step: usize, lr: f64 },
+    NonFinite {
+        loss: f32,
+        epoch: usize,
+        step: usize,
+        lr: f64,
+    },
     #[error(
         "the training set has {images} images after holding out {validation} for validation, \
          fewer than one batch of {batch}; lower the batch size or the validation split"
     )]
-    TooFewImages { images: usize, validation: usize, batch: usize },
+    TooFewImages {
+        images: usize,
+        validation: usize,
+        batch: usize,
+    },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
 }
@@ -263,7 +275,11 @@ impl Trainer {
             Some(s) => s.params.clone(),
             None => {
                 let mut rng = Rng::new(config.seed);
-                model.parameters().iter().map(|p| p.initial_values(&mut rng)).collect()
+                model
+                    .parameters()
+                    .iter()
+                    .map(|p| p.initial_values(&mut rng))
+                    .collect()
             }
         };
         Self::assemble(ctx, config, data, state, &params, initial.as_ref())
@@ -300,7 +316,8 @@ impl Trainer {
         let model = config.model.build();
         let mut sgd = config.sgd;
         sgd.lr = state.lr.lr as f32;
-        let net = Network::with_micro_batch_limit(ctx, model, config.batch, config.max_micro_batch, params, sgd)?;
+        let net =
+            Network::with_micro_batch_limit(ctx, model, config.batch, config.max_micro_batch, params, sgd)?;
         if let Some(s) = full_state {
             net.write_state(ctx, s);
         }
@@ -365,7 +382,10 @@ impl Trainer {
             &mut self.batch_images,
             &mut self.batch_labels,
         );
-        let stats = self.net.train_step(ctx, &self.batch_images, &self.batch_labels).await?;
+        let stats = self
+            .net
+            .train_step(ctx, &self.batch_images, &self.batch_labels)
+            .await?;
         if !stats.loss.is_finite() {
             return Err(TrainError::NonFinite {
                 loss: stats.loss,
@@ -436,7 +456,13 @@ impl Trainer {
         s.epoch_train_seconds = 0.0;
         let monitored = val_loss.unwrap_or(train_loss);
         let base = self.config.sgd.lr as f64;
-        let lr = s.lr.step(&self.config.schedule, base, s.epochs_done, self.config.epochs, monitored);
+        let lr = s.lr.step(
+            &self.config.schedule,
+            base,
+            s.epochs_done,
+            self.config.epochs,
+            monitored,
+        );
         s.history.push(metrics.clone());
         let sgd = SgdConfig {
             lr: lr as f32,
@@ -474,7 +500,14 @@ pub async fn predict_logits(ctx: &GpuContext, net: &Network, data: &Dataset) -> 
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut rng = Rng::new(0);
     for chunk in indices.chunks(EVAL_CHUNK) {
-        fill_batch(data, chunk, BatchOptions::NONE, &mut rng, &mut images, &mut labels);
+        fill_batch(
+            data,
+            chunk,
+            BatchOptions::NONE,
+            &mut rng,
+            &mut images,
+            &mut labels,
+        );
         logits.extend(net.predict(ctx, &images).await?);
     }
     Ok(logits)

@@ -113,7 +113,13 @@ impl EvalReport {
 impl fmt::Display for EvalReport {
     /// The layout of scikit-learn's `classification_report`, then the confusion matrix.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self.class_names.iter().map(String::len).max().unwrap_or(0).max(12);
+        let width = self
+            .class_names
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(12);
         let row = |f: &mut fmt::Formatter<'_>, name: &str, s: &ClassScores| {
             writeln!(
                 f,
@@ -121,17 +127,29 @@ impl fmt::Display for EvalReport {
                 s.precision, s.recall, s.f1, s.support
             )
         };
-        writeln!(f, "{:>width$} {:>9} {:>9} {:>9} {:>9}", "", "precision", "recall", "f1-score", "support")?;
+        writeln!(
+            f,
+            "{:>width$} {:>9} {:>9} {:>9} {:>9}",
+            "", "precision", "recall", "f1-score", "support"
+        )?;
         writeln!(f)?;
         for (name, s) in self.class_names.iter().zip(&self.per_class) {
             row(f, name, s)?;
         }
         writeln!(f)?;
         let n = self.macro_avg.support;
-        writeln!(f, "{:>width$} {:>9} {:>9} {:>9.4} {:>9}", "accuracy", "", "", self.accuracy, n)?;
+        writeln!(
+            f,
+            "{:>width$} {:>9} {:>9} {:>9.4} {:>9}",
+            "accuracy", "", "", self.accuracy, n
+        )?;
         row(f, "macro avg", &self.macro_avg)?;
         row(f, "weighted avg", &self.weighted_avg)?;
-        writeln!(f, "\nloss {:.4}\n\nconfusion matrix (rows: true class, columns: predicted)", self.loss)?;
+        writeln!(
+            f,
+            "\nloss {:.4}\n\nconfusion matrix (rows: true class, columns: predicted)",
+            self.loss
+        )?;
         for (name, counts) in self.class_names.iter().zip(&self.confusion) {
             write!(f, "{name:>width$}")?;
             for c in counts {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
+#[allow(unused_imports)]
 pub use resnet_wgpu::ops::check::{compare, to_f64};
 pub use resnet_wgpu::rng::Rng;
 

@@ -1,83 +1,9 @@
-//! The command line (native): `info` and `bench`.
-
-use clap::{Parser, Subcommand};
+//! `info` and `bench`: what the adapter offers, and how fast the convolution kernels run on it.
 
 use resnet_wgpu::bench;
 use resnet_wgpu::gpu::GpuContext;
 
-#[derive(Parser)]
-#[command(
-    name = "resnet-wgpu",
-    version,
-    about = "Train ResNets on CIFAR-10 on the GPU through WebGPU"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Show the adapter: name, backend, limits and optional features.
-    Info,
-    /// Time the convolution kernels on every ResNet-50 layer shape against a square GEMM.
-    Bench {
-        /// Side of the square GEMM used as the yardstick.
-        #[arg(long, default_value_t = 1024)]
-        gemm_size: usize,
-        /// Minimum seconds to time each kernel (at least one run after a warm-up run).
-        #[arg(long, default_value_t = 0.3)]
-        min_seconds: f64,
-        /// Use only the portable kernels, even where the adapter offers subgroups.
-        #[arg(long)]
-        no_subgroups: bool,
-        /// Only the yardstick GEMM and the 32×32 CIFAR-stem network (faster).
-        #[arg(long)]
-        quick: bool,
-        /// Only the layers whose name contains this text.
-        #[arg(long, default_value = "")]
-        layer: String,
-    },
-}
-
-pub fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let Some(command) = cli.command else {
-        // The desktop app will open here; until then, say what the binary can do.
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
-        println!("\nThe desktop app is not part of this build yet; use a subcommand above.");
-        return Ok(());
-    };
-    match command {
-        Command::Info => {
-            let ctx = GpuContext::new_blocking()?;
-            print_info(&ctx);
-        }
-        Command::Bench {
-            gemm_size,
-            min_seconds,
-            no_subgroups,
-            quick,
-            layer,
-        } => {
-            let ctx = GpuContext::new_blocking()?;
-            ctx.set_use_subgroups(!no_subgroups);
-            run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
-        }
-    }
-    Ok(())
-}
-
-fn print_info(ctx: &GpuContext) {
+pub fn print_info(ctx: &GpuContext) {
     let l = &ctx.limits;
     println!("adapter:  {}", ctx.describe());
     println!(
@@ -102,7 +28,7 @@ fn print_info(ctx: &GpuContext) {
     );
 }
 
-fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, layer: &str) {
+pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, layer: &str) {
     println!("adapter: {}", ctx.describe());
     println!(
         "kernels: {}",
@@ -173,4 +99,54 @@ fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, 
         }
         println!();
     }
+}
+
+/// Images per second of whole training steps for the three reference configurations, their
+/// memory, and where one step's time goes, kernel by kernel.
+pub fn run_step_bench(ctx: &GpuContext, min_seconds: f64) -> Result<(), Box<dyn std::error::Error>> {
+    use resnet_wgpu::model::{Stem, Variant};
+    use resnet_wgpu::train::ModelSpec;
+    println!("adapter: {}", ctx.describe());
+    let mut torchvision_32 = ModelSpec::named(Variant::ResNet50, Stem::ImageNet);
+    torchvision_32.config.upsample = 32;
+    let configs = [
+        (
+            "seed ResNet-50, 224 px (upsampled), batch 8",
+            ModelSpec::named(Variant::Seed50, Stem::ImageNet),
+            8,
+        ),
+        (
+            "torchvision ResNet-50, ImageNet stem, 32 px, batch 32",
+            torchvision_32,
+            32,
+        ),
+        (
+            "ResNet-18, CIFAR stem, 32 px, batch 64",
+            ModelSpec::named(Variant::ResNet18, Stem::Cifar),
+            64,
+        ),
+    ];
+    for (title, spec, batch) in configs {
+        let t = bench::time_training_step(ctx, &spec.build(), batch, min_seconds)?;
+        println!("\n{title}");
+        println!(
+            "  step {:.3} s, {:.2} images/s, {:.1} GFLOP/s (forward + backward = 3× forward FLOPs)",
+            t.seconds,
+            batch as f64 / t.seconds,
+            t.gflops
+        );
+        println!("  {}", t.memory.to_string().replace('\n', "\n  "));
+        println!(
+            "  per kernel (each launch timed alone; sum {:.3} s):",
+            t.kernel_total()
+        );
+        for (kernel, seconds, count) in t.by_kernel.iter().take(12) {
+            println!(
+                "    {kernel:<32} {count:>4} launches {:>8.1} ms {:>5.1} %",
+                seconds * 1e3,
+                100.0 * seconds / t.kernel_total()
+            );
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,190 @@
+//! The command line (native): `train`, `eval`, `classify`, `info` and `bench`. Without a
+//! subcommand the desktop app opens.
+
+mod device;
+mod output;
+mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use resnet_wgpu::data::{Cifar10, load_cifar10, sample_dataset};
+use resnet_wgpu::gpu::GpuContext;
+use resnet_wgpu::model::{Stem, Variant};
+
+#[derive(Parser)]
+#[command(
+    name = "resnet-wgpu",
+    version,
+    about = "Train ResNets on CIFAR-10 on the GPU through WebGPU. Without a command, the desktop app opens."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a model; the defaults are the reference experiment (seed ResNet-50, 40 epochs).
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a checkpoint: per-class precision, recall, F1, support and the confusion matrix.
+    Eval(train::EvalArgs),
+    /// Classify image files with a checkpoint: the top-5 classes and their probabilities.
+    Classify(train::ClassifyArgs),
+    /// Show the adapter (name, backend, limits, features) and the memory a configuration needs.
+    Info(InfoArgs),
+    /// Time the convolution kernels on every ResNet-50 layer shape against a square GEMM.
+    Bench {
+        /// Side of the square GEMM used as the yardstick.
+        #[arg(long, default_value_t = 1024)]
+        gemm_size: usize,
+        /// Minimum seconds to time each kernel (at least one run after a warm-up run).
+        #[arg(long, default_value_t = 0.3)]
+        min_seconds: f64,
+        /// Use only the portable kernels, even where the adapter offers subgroups.
+        #[arg(long)]
+        no_subgroups: bool,
+        /// Only the yardstick GEMM and the 32×32 CIFAR-stem network (faster).
+        #[arg(long)]
+        quick: bool,
+        /// Only the layers whose name contains this text.
+        #[arg(long, default_value = "")]
+        layer: String,
+        /// Also time whole training steps of the three reference configurations, with a
+        /// per-kernel breakdown of one step.
+        #[arg(long)]
+        steps: bool,
+    },
+}
+
+/// Where the images come from.
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// CIFAR-10: a folder with the batches (binary or python version), its parent, or the
+    /// downloaded .tar.gz archive.
+    #[arg(long, value_name = "PATH", conflicts_with = "sample")]
+    pub data: Option<PathBuf>,
+    /// Use the built-in sample data (10 procedurally drawn shape classes) instead.
+    #[arg(long)]
+    pub sample: bool,
+    /// Training images of the sample data (a sixth as many test images).
+    #[arg(long, default_value_t = 6000, value_name = "N")]
+    pub sample_size: usize,
+}
+
+impl DataArgs {
+    pub fn load(&self) -> Result<Cifar10, Box<dyn std::error::Error>> {
+        match (&self.data, self.sample) {
+            (Some(path), _) => Ok(load_cifar10(path)?),
+            (None, true) => Ok(sample_dataset(self.sample_size, self.sample_size.div_ceil(6), 1)),
+            (None, false) => {
+                Err("give the data: --data PATH (CIFAR-10 folder or archive) or --sample".into())
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum VariantArg {
+    Seed50,
+    Resnet18,
+    Resnet34,
+    Resnet50,
+    Resnet101,
+    Resnet152,
+}
+
+impl From<VariantArg> for Variant {
+    fn from(v: VariantArg) -> Self {
+        match v {
+            VariantArg::Seed50 => Variant::Seed50,
+            VariantArg::Resnet18 => Variant::ResNet18,
+            VariantArg::Resnet34 => Variant::ResNet34,
+            VariantArg::Resnet50 => Variant::ResNet50,
+            VariantArg::Resnet101 => Variant::ResNet101,
+            VariantArg::Resnet152 => Variant::ResNet152,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StemArg {
+    /// Upsample 32→224, 7×7/2 conv, max pool (the reference).
+    Imagenet,
+    /// 3×3 conv on the 32×32 input, no pooling.
+    Cifar,
+}
+
+impl From<StemArg> for Stem {
+    fn from(s: StemArg) -> Self {
+        match s {
+            StemArg::Imagenet => Stem::ImageNet,
+            StemArg::Cifar => Stem::Cifar,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Also report the device memory of this variant…
+    #[arg(long, value_enum)]
+    variant: Option<VariantArg>,
+    /// …with this stem…
+    #[arg(long, value_enum, default_value = "imagenet")]
+    stem: StemArg,
+    /// …at this batch size.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+}
+
+pub fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        return Ok(());
+    };
+    match command {
+        Command::Train(args) => train::run_train(*args),
+        Command::Eval(args) => train::run_eval(args),
+        Command::Classify(args) => train::run_classify(args),
+        Command::Info(args) => {
+            let ctx = GpuContext::new_blocking()?;
+            device::print_info(&ctx);
+            if let Some(variant) = args.variant {
+                let mut config = resnet_wgpu::train::TrainConfig::reference();
+                config.model = resnet_wgpu::train::ModelSpec::named(variant.into(), args.stem.into());
+                config.batch = args.batch;
+                println!("\n{}, batch {}", config.model.describe(), args.batch);
+                println!("{}", config.memory(&ctx)?);
+            }
+            Ok(())
+        }
+        Command::Bench {
+            gemm_size,
+            min_seconds,
+            no_subgroups,
+            quick,
+            layer,
+            steps,
+        } => {
+            let ctx = GpuContext::new_blocking()?;
+            ctx.set_use_subgroups(!no_subgroups);
+            if steps {
+                device::run_step_bench(&ctx, min_seconds)?;
+            } else {
+                device::run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
+            }
+            Ok(())
+        }
+    }
+}

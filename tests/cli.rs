@@ -1,0 +1,264 @@
+//! The command line end to end: train on the sample data, evaluate the checkpoint, classify an
+//! image; and its messages for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn program() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_resnet-wgpu"));
+    command.env("RUST_LOG", "error");
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = program().args(args).output().expect("the program starts");
+    println!(
+        "$ resnet-wgpu {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("resnet-wgpu-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 40×30 PNG of a red disc on a blue background.
+fn write_png(path: &Path) {
+    let image = image::RgbImage::from_fn(40, 30, |x, y| {
+        let (dx, dy) = (x as f32 - 20.0, y as f32 - 15.0);
+        if dx * dx + dy * dy < 100.0 {
+            image::Rgb([220, 30, 30])
+        } else {
+            image::Rgb([20, 20, 160])
+        }
+    });
+    image.save(path).unwrap();
+}
+
+const SMALL: &[&str] = &[
+    "--sample",
+    "--sample-size",
+    "320",
+    "--variant",
+    "resnet18",
+    "--stem",
+    "cifar",
+    "--widths",
+    "8,16",
+    "--blocks",
+    "1,1",
+    "--batch",
+    "32",
+    "--validation",
+    "64",
+    "--quiet",
+];
+
+#[test]
+fn train_then_eval_then_classify_on_the_sample_data() {
+    let dir = scratch("flow");
+    let dir_arg = dir.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.05",
+        "--checkpoint-dir",
+        dir_arg,
+    ];
+    args.extend_from_slice(SMALL);
+    let out = run(&args);
+    assert!(out.status.success(), "train failed: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("epoch   1:") && text.contains("epoch   2:"),
+        "{text}"
+    );
+    assert!(text.contains("device memory"), "{text}");
+    assert!(
+        text.contains("macro avg"),
+        "the test report follows training: {text}"
+    );
+    for file in [
+        "last.safetensors",
+        "best.safetensors",
+        "metrics.csv",
+        "curves.png",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} was not written");
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and one line per epoch: {csv}");
+    assert!(csv.starts_with("epoch,steps,lr,train_loss"), "{csv}");
+    let png = image::open(dir.join("curves.png")).expect("the plot is a PNG");
+    assert!(png.width() > 600 && png.height() > 200);
+
+    let checkpoint = dir.join("last.safetensors");
+    let ckpt = checkpoint.to_str().unwrap();
+    let out = run(&["eval", "--checkpoint", ckpt, "--sample", "--sample-size", "320"]);
+    assert!(out.status.success(), "eval failed: {}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "precision",
+        "recall",
+        "f1-score",
+        "support",
+        "macro avg",
+        "weighted avg",
+        "confusion matrix",
+        "disc",
+    ] {
+        assert!(text.contains(needle), "eval output lacks {needle}: {text}");
+    }
+
+    let image = dir.join("disc.png");
+    write_png(&image);
+    let out = run(&["classify", "--checkpoint", ckpt, image.to_str().unwrap()]);
+    assert!(out.status.success(), "classify failed: {}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix('%'))
+        .map(|l| l.split_whitespace().last().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 5, "top-5 classes: {text}");
+    assert!(
+        rows.windows(2).all(|w| w[0] >= w[1]),
+        "most probable first: {text}"
+    );
+    assert!(rows.iter().sum::<f64>() <= 100.01, "{text}");
+
+    // Resume the finished run for one more epoch: it continues at epoch 3.
+    let out = run(&[
+        "train",
+        "--resume",
+        ckpt,
+        "--epochs",
+        "3",
+        "--checkpoint-dir",
+        dir_arg,
+        "--sample",
+        "--sample-size",
+        "320",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "resume failed: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("epoch   3:") && !stdout(&out).contains("epoch   1:"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_loses_nothing() {
+    let dir = scratch("bad");
+    let dir_arg = dir.to_str().unwrap();
+    // A first run leaves a good checkpoint.
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--checkpoint-dir",
+        dir_arg,
+    ];
+    args.extend_from_slice(SMALL);
+    assert!(run(&args).status.success());
+    let checkpoint = dir.join("last.safetensors");
+    let good = std::fs::read(&checkpoint).unwrap();
+
+    // A learning rate that blows the loss up stops the run; the checkpoint stays intact.
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "1",
+        "--checkpoint-dir",
+        dir_arg,
+        "--lr",
+        "1e12",
+    ];
+    args.extend_from_slice(SMALL);
+    let out = run(&args);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("loss became"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        good,
+        "the last good checkpoint is untouched"
+    );
+
+    // A text file as an image.
+    let text_file = dir.join("notes.txt");
+    std::fs::write(&text_file, "not an image").unwrap();
+    let out = run(&[
+        "classify",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        text_file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not an image"), "{}", stderr(&out));
+
+    // A random file as a dataset, and as a checkpoint.
+    let out = run(&[
+        "train",
+        "--data",
+        text_file.to_str().unwrap(),
+        "--checkpoint-dir",
+        dir_arg,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not CIFAR-10") || stderr(&out).contains("not a readable"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["eval", "--checkpoint", text_file.to_str().unwrap(), "--sample"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a safetensors file"),
+        "{}",
+        stderr(&out)
+    );
+
+    // No data at all.
+    let out = run(&["train", "--checkpoint-dir", dir_arg]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--data") && stderr(&out).contains("--sample"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn info_reports_the_adapter_and_the_memory_of_a_configuration() {
+    let out = run(&["info", "--variant", "seed50", "--batch", "128"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("adapter:") && text.contains("max storage binding"),
+        "{text}"
+    );
+    assert!(
+        text.contains("device memory") && text.contains("micro-batches"),
+        "{text}"
+    );
+}
