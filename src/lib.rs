@@ -4,6 +4,7 @@
 //! reference) over `gpu` (device, buffers, pipelines, dispatch) over the WGSL files in
 //! `shaders/`, listed once in [`shaders`].
 
+pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod data;
@@ -14,3 +15,5 @@ pub mod rng;
 pub mod schedule;
 pub mod shaders;
 pub mod train;
+#[cfg(target_arch = "wasm32")]
+mod web;

@@ -26,6 +26,15 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Open the desktop app (the default without a command).
+    App {
+        /// Save a PNG of the window once it is ready, then close.
+        #[arg(long, value_name = "FILE")]
+        screenshot: Option<PathBuf>,
+        /// With --screenshot: first train this many steps of the small configuration.
+        #[arg(long, default_value_t = 0, requires = "screenshot")]
+        train_steps: usize,
+    },
     /// Train a model; the defaults are the reference experiment (seed ResNet-50, 40 epochs).
     Train(Box<train::TrainArgs>),
     /// Evaluate a checkpoint: per-class precision, recall, F1, support and the confusion matrix.
@@ -149,11 +158,17 @@ pub fn main() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
-        return Ok(());
+        return Ok(resnet_wgpu::app::run_native(None)?);
     };
     match command {
+        Command::App {
+            screenshot,
+            train_steps,
+        } => {
+            let plan =
+                screenshot.map(|path| resnet_wgpu::app::screenshot::ScreenshotPlan::new(path, train_steps));
+            Ok(resnet_wgpu::app::run_native(plan)?)
+        }
         Command::Train(args) => train::run_train(*args),
         Command::Eval(args) => train::run_eval(args),
         Command::Classify(args) => train::run_classify(args),

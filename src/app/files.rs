@@ -1,0 +1,305 @@
+//! Files in and out of the app: dropped files, file dialogs, loading datasets off the window's
+//! thread, and saving checkpoints (a file natively, a download in the browser).
+
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+
+use crate::data::{Cifar10, load_cifar10_archive, load_cifar10_files};
+
+/// What a file is taken for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// CIFAR-10: an archive, batch files, or (natively) a folder.
+    Dataset,
+    Checkpoint,
+    Image,
+}
+
+impl FileKind {
+    /// Guesses from the name: `.safetensors` is a checkpoint, image extensions an image, the
+    /// rest data.
+    pub fn of(name: &str) -> Self {
+        let lower = name.to_ascii_lowercase();
+        let ext = lower.rsplit('.').next().unwrap_or("");
+        match ext {
+            "safetensors" => FileKind::Checkpoint,
+            "png" | "jpg" | "jpeg" | "bmp" | "gif" | "webp" => FileKind::Image,
+            _ => FileKind::Dataset,
+        }
+    }
+}
+
+/// A file read into memory (or, natively, a path to load from).
+pub struct LoadedFile {
+    pub kind: FileKind,
+    pub name: String,
+    pub bytes: Result<Vec<u8>, String>,
+    /// Native: where it is on disk (a dataset folder has no bytes, only this).
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl LoadedFile {
+    pub fn from_bytes(kind: FileKind, name: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            kind,
+            name: name.to_string(),
+            bytes: Ok(bytes),
+            path: None,
+        }
+    }
+}
+
+/// What finished off the window's thread.
+pub enum Done {
+    File(LoadedFile),
+    Dataset(Result<(Cifar10, String), String>),
+    Saved(Result<String, String>),
+}
+
+/// Runs file work in the background and hands back the results.
+pub struct Loader {
+    sender: UnboundedSender<Done>,
+    receiver: UnboundedReceiver<Done>,
+    repaint: egui::Context,
+}
+
+/// The files dropped on the window this frame.
+pub fn dropped(ctx: &egui::Context) -> Vec<egui::DroppedFileHandle> {
+    ctx.input(|i| i.raw.dropped_files.clone())
+}
+
+pub fn is_hovering(ctx: &egui::Context) -> bool {
+    ctx.input(|i| !i.raw.hovered_files.is_empty())
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+impl Loader {
+    pub fn new(repaint: egui::Context) -> Self {
+        let (sender, receiver) = unbounded();
+        Self {
+            sender,
+            receiver,
+            repaint,
+        }
+    }
+
+    pub fn poll(&mut self) -> Option<Done> {
+        self.receiver.try_recv().ok()
+    }
+
+    fn finish(sender: &UnboundedSender<Done>, repaint: &egui::Context, done: Done) {
+        let _ = sender.unbounded_send(done);
+        repaint.request_repaint();
+    }
+
+    /// Runs `work` in the background (a thread natively; at once in the browser, which has
+    /// none) and delivers its result.
+    fn background(&self, work: impl FnOnce() -> Done + Send + 'static) {
+        let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+        #[cfg(not(target_arch = "wasm32"))]
+        std::thread::spawn(move || Self::finish(&sender, &repaint, work()));
+        #[cfg(target_arch = "wasm32")]
+        Self::finish(&sender, &repaint, work());
+    }
+
+    /// Reads a dropped file (natively from its path; in the browser asynchronously).
+    pub fn read_dropped(&self, file: egui::DroppedFileHandle) {
+        let name = file_name(file.path());
+        let kind = FileKind::of(&name);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let path = file.path().to_path_buf();
+            let bytes = if path.is_dir() {
+                Err("a folder".to_string())
+            } else {
+                file.bytes()
+            };
+            let kind = if path.is_dir() { FileKind::Dataset } else { kind };
+            Self::finish(
+                &self.sender,
+                &self.repaint,
+                Done::File(LoadedFile {
+                    kind,
+                    name,
+                    bytes,
+                    path: Some(path),
+                }),
+            );
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let bytes = file.bytes_async().await;
+                Self::finish(
+                    &sender,
+                    &repaint,
+                    Done::File(LoadedFile {
+                        kind,
+                        name,
+                        bytes,
+                        path: None,
+                    }),
+                );
+            });
+        }
+    }
+
+    /// Loads CIFAR-10 from a file (archive or one batch file of its folder) or folder.
+    pub fn load_dataset(&self, file: LoadedFile) {
+        let name = file.name.clone();
+        self.background(move || {
+            let result = match (&file.path, file.bytes) {
+                #[cfg(not(target_arch = "wasm32"))]
+                (Some(path), _) => crate::data::load_cifar10(path),
+                (_, Ok(bytes)) if is_archive(&name) => load_cifar10_archive(&name, &bytes),
+                (_, Ok(bytes)) => load_cifar10_files(vec![(name.clone(), bytes)]),
+                (_, Err(e)) => return Done::Dataset(Err(format!("cannot read {name}: {e}"))),
+            };
+            Done::Dataset(result.map(|data| (data, name)).map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Asks for a file of `kind` with the system's dialog.
+    pub fn pick(&self, kind: FileKind) {
+        let filter: (&str, &[&str]) = match kind {
+            FileKind::Dataset => ("CIFAR-10", &["gz", "tgz", "tar", "bin"]),
+            FileKind::Checkpoint => ("Checkpoint", &["safetensors"]),
+            FileKind::Image => ("Image", &["png", "jpg", "jpeg", "bmp", "gif", "webp"]),
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+            std::thread::spawn(move || {
+                let picked = rfd::FileDialog::new().add_filter(filter.0, filter.1).pick_file();
+                let Some(path) = picked else { return };
+                let name = file_name(&path);
+                let bytes = std::fs::read(&path).map_err(|e| e.to_string());
+                let file = LoadedFile {
+                    kind,
+                    name,
+                    bytes,
+                    path: Some(path),
+                };
+                Self::finish(&sender, &repaint, Done::File(file));
+            });
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let Some(handles) = rfd::AsyncFileDialog::new()
+                    .add_filter(filter.0, filter.1)
+                    .pick_files()
+                    .await
+                else {
+                    return;
+                };
+                let mut files = Vec::new();
+                for h in handles {
+                    files.push((h.file_name(), h.read().await));
+                }
+                if files.len() > 1 && kind == FileKind::Dataset {
+                    let source = format!("{} batch files", files.len());
+                    let data = load_cifar10_files(files)
+                        .map(|d| (d, source))
+                        .map_err(|e| e.to_string());
+                    return Self::finish(&sender, &repaint, Done::Dataset(data));
+                }
+                for (name, bytes) in files {
+                    Self::finish(
+                        &sender,
+                        &repaint,
+                        Done::File(LoadedFile::from_bytes(kind, &name, bytes)),
+                    );
+                }
+            });
+        }
+    }
+
+    /// Natively: a folder holding CIFAR-10.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn pick_folder(&self) {
+        let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+        std::thread::spawn(move || {
+            let Some(path) = rfd::FileDialog::new().pick_folder() else {
+                return;
+            };
+            let file = LoadedFile {
+                kind: FileKind::Dataset,
+                name: path.display().to_string(),
+                bytes: Err("a folder".into()),
+                path: Some(path),
+            };
+            Self::finish(&sender, &repaint, Done::File(file));
+        });
+    }
+
+    /// Saves checkpoint bytes: natively into `folder` (atomically), in the browser as a
+    /// download.
+    pub fn save(&self, name: String, bytes: Vec<u8>, folder: &str) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let path = std::path::Path::new(folder).join(&name);
+            self.background(move || {
+                Done::Saved(write_atomically(&path, &bytes).map(|_| path.display().to_string()))
+            });
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = folder;
+            let done = download(&name, &bytes).map(|_| format!("your downloads ({name})"));
+            Self::finish(&self.sender, &self.repaint, Done::Saved(done));
+        }
+    }
+}
+
+fn is_archive(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".tar.gz") || lower.ends_with(".tgz") || lower.ends_with(".tar") || lower.ends_with(".gz")
+}
+
+/// Writes to a temporary file beside `path`, then renames it over `path`.
+#[cfg(not(target_arch = "wasm32"))]
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("cannot save {}: {e}", path.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let tmp = path.with_extension("safetensors.partial");
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// Offers bytes as a file download in the browser.
+#[cfg(target_arch = "wasm32")]
+fn download(name: &str, bytes: &[u8]) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    let fail = |e: wasm_bindgen::JsValue| format!("the download failed: {e:?}");
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/octet-stream");
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(fail)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(fail)?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document to download from")?;
+    let anchor: web_sys::HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(fail)?
+        .dyn_into()
+        .map_err(|_| "cannot create a link".to_string())?;
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    web_sys::Url::revoke_object_url(&url).map_err(fail)
+}

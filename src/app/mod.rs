@@ -1,0 +1,518 @@
+//! The egui app, natively and in the browser: data, model and hyper-parameters, training with
+//! live curves, evaluation, classification of dropped images, checkpoints, and the device.
+//!
+//! The window never trains itself: a worker ([`worker`]) owns the GPU and the trainer, and the
+//! window sends it commands and draws the events it reports.
+
+mod files;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod screenshot;
+mod setup;
+mod status;
+mod views;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::data::{Cifar10, sample_dataset};
+use crate::schedule::MemoryReport;
+use crate::train::{EpochMetrics, EvalReport, StepReport, TrainConfig};
+
+pub use files::{FileKind, LoadedFile};
+pub use status::Status;
+use worker::{Command, DeviceInfo, Event, WorkerHandle};
+
+/// Training images of the built-in sample data (and a sixth as many test images).
+pub const SAMPLE_TRAIN: usize = 6000;
+
+/// The page shown in the central area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Training,
+    Evaluation,
+    Classify,
+    Data,
+    Device,
+}
+
+impl Tab {
+    const ALL: [Tab; 5] = [
+        Tab::Training,
+        Tab::Evaluation,
+        Tab::Classify,
+        Tab::Data,
+        Tab::Device,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Tab::Training => "Training",
+            Tab::Evaluation => "Evaluation",
+            Tab::Classify => "Classify",
+            Tab::Data => "Data",
+            Tab::Device => "Device",
+        }
+    }
+}
+
+/// Where the trainer's device stands.
+pub enum DeviceState {
+    Starting,
+    Ready(DeviceInfo),
+    Missing(String),
+}
+
+/// Where the run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Idle,
+    Running,
+    Paused,
+    Finished,
+}
+
+impl RunState {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Idle => "idle",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Finished => "finished",
+        }
+    }
+}
+
+/// What the window knows of the current run.
+pub struct RunView {
+    pub state: RunState,
+    pub config: Option<TrainConfig>,
+    pub memory: Option<MemoryReport>,
+    pub steps_per_epoch: usize,
+    pub total_steps: u64,
+    pub last_step: Option<StepReport>,
+    /// (global step, batch loss) of every step.
+    pub step_losses: Vec<[f64; 2]>,
+    pub epochs: Vec<EpochMetrics>,
+}
+
+/// The last classified image.
+pub struct Classified {
+    pub name: String,
+    pub image: Vec<u8>,
+    pub texture: Option<egui::TextureHandle>,
+    pub top: Vec<(usize, f64)>,
+}
+
+/// A message in the bar at the bottom: an error or a notice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub error: bool,
+    pub text: String,
+}
+
+pub struct App {
+    worker: WorkerHandle,
+    pub device: DeviceState,
+    pub data: Arc<Cifar10>,
+    pub data_source: String,
+    pub config: TrainConfig,
+    pub run: RunView,
+    pub report: Option<EvalReport>,
+    pub classified: Option<Classified>,
+    pub message: Option<Message>,
+    pub tab: Tab,
+    /// Files being read or loaded off the window's thread.
+    files: files::Loader,
+    textures: BTreeMap<String, egui::TextureHandle>,
+    /// Screen rectangles of the main controls, for the status snapshot.
+    controls: BTreeMap<String, egui::Rect>,
+    /// The checkpoint being loaded, named in the notice once the worker has it.
+    loaded_checkpoint: Option<String>,
+    /// Natively, where Save writes checkpoints.
+    pub checkpoint_folder: String,
+    /// Natively, a scripted run that ends with a screenshot.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub screenshot: Option<screenshot::ScreenshotPlan>,
+}
+
+impl App {
+    /// The app with the sample data loaded and the reference configuration.
+    pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        Self::with_context(&cc.egui_ctx)
+    }
+
+    pub fn with_context(ctx: &egui::Context) -> Self {
+        Self {
+            worker: worker::spawn(ctx.clone()),
+            device: DeviceState::Starting,
+            data: Arc::new(sample_dataset(SAMPLE_TRAIN, SAMPLE_TRAIN / 6, 1)),
+            data_source: "built-in sample data".into(),
+            config: TrainConfig::reference(),
+            run: RunView {
+                state: RunState::Idle,
+                config: None,
+                memory: None,
+                steps_per_epoch: 0,
+                total_steps: 0,
+                last_step: None,
+                step_losses: Vec::new(),
+                epochs: Vec::new(),
+            },
+            report: None,
+            classified: None,
+            message: None,
+            tab: Tab::Training,
+            files: files::Loader::new(ctx.clone()),
+            textures: BTreeMap::new(),
+            controls: BTreeMap::new(),
+            loaded_checkpoint: None,
+            checkpoint_folder: "checkpoints".into(),
+            #[cfg(not(target_arch = "wasm32"))]
+            screenshot: None,
+        }
+    }
+
+    fn notice(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            error: false,
+            text: text.into(),
+        });
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            error: true,
+            text: text.into(),
+        });
+    }
+
+    /// Starts a fresh run of the configuration on the loaded data.
+    pub fn start_training(&mut self) {
+        if let Err(e) = self.check_config() {
+            return self.error(e);
+        }
+        self.run.config = Some(self.config.clone());
+        self.run.step_losses.clear();
+        self.run.epochs.clear();
+        self.run.last_step = None;
+        self.report = None;
+        self.worker.send(Command::Train {
+            config: self.config.clone(),
+            data: self.data.clone(),
+        });
+        self.notice("starting…");
+    }
+
+    fn check_config(&self) -> Result<(), String> {
+        if let DeviceState::Missing(why) = &self.device {
+            return Err(format!("no GPU to train on: {why}"));
+        }
+        let images = self.data.train.len().saturating_sub(self.config.validation);
+        if images < self.config.batch {
+            return Err(format!(
+                "{images} training images after the validation split: fewer than one batch of {}; lower the batch size or the validation split",
+                self.config.batch
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn pause(&mut self) {
+        self.worker.send(Command::Pause);
+    }
+
+    pub fn resume(&mut self) {
+        self.worker.send(Command::Continue);
+        self.run.state = RunState::Running;
+    }
+
+    pub fn stop(&mut self) {
+        self.worker.send(Command::Stop);
+    }
+
+    pub fn evaluate(&mut self) {
+        self.worker.send(Command::Evaluate);
+        self.notice("evaluating on the test set…");
+    }
+
+    pub fn save_checkpoint(&mut self) {
+        self.worker.send(Command::Save);
+    }
+
+    /// Classifies an image file's bytes (any format the image decoder reads).
+    pub fn classify_bytes(&mut self, name: &str, bytes: &[u8]) {
+        match crate::data::decode_image(name, bytes) {
+            Ok(image) => {
+                self.worker.send(Command::Classify {
+                    name: name.to_string(),
+                    image: image.clone(),
+                });
+                self.classified = Some(Classified {
+                    name: name.to_string(),
+                    image,
+                    texture: None,
+                    top: Vec::new(),
+                });
+                self.tab = Tab::Classify;
+            }
+            Err(e) => self.error(e.to_string()),
+        }
+    }
+
+    /// Uses a newly loaded dataset (the old one stays if loading failed).
+    pub fn set_data(&mut self, data: Cifar10, source: String) {
+        self.notice(format!(
+            "loaded {source}: {} training and {} test images",
+            data.train.len(),
+            data.test.len()
+        ));
+        self.data = Arc::new(data);
+        self.data_source = source;
+        self.textures.retain(|k, _| !k.starts_with("data "));
+    }
+
+    pub fn use_sample_data(&mut self) {
+        self.set_data(
+            sample_dataset(SAMPLE_TRAIN, SAMPLE_TRAIN / 6, 1),
+            "built-in sample data".into(),
+        );
+    }
+
+    /// A checkpoint's bytes: refused with a message if it does not read or is of another
+    /// model than the one selected; else its run is loaded, paused, ready to continue.
+    pub fn load_checkpoint(&mut self, name: &str, bytes: &[u8]) {
+        let checkpoint = match crate::train::Checkpoint::from_bytes(name, bytes) {
+            Ok(c) => c,
+            Err(e) => return self.error(e.to_string()),
+        };
+        if let Err(e) = checkpoint.check_model(name, &self.config.model) {
+            return self.error(e.to_string());
+        }
+        if checkpoint.header.class_names != self.data.train.class_names {
+            return self.error(format!(
+                "{name} was trained on other classes ({}); load the data it was trained on first",
+                checkpoint.header.class_names.join(", ")
+            ));
+        }
+        self.config = checkpoint.header.config.clone();
+        self.run.config = Some(self.config.clone());
+        self.run.step_losses.clear();
+        self.run.last_step = None;
+        self.loaded_checkpoint = Some(name.to_string());
+        self.worker.send(Command::Resume {
+            checkpoint: Box::new(checkpoint),
+            data: self.data.clone(),
+        });
+    }
+
+    /// Handles a file read from a dialog or dropped on the window.
+    pub fn open_file(&mut self, file: LoadedFile) {
+        match file.kind {
+            FileKind::Dataset => self.files.load_dataset(file),
+            FileKind::Checkpoint => match file.bytes {
+                Ok(bytes) => self.load_checkpoint(&file.name, &bytes),
+                Err(e) => self.error(e),
+            },
+            FileKind::Image => match file.bytes {
+                Ok(bytes) => self.classify_bytes(&file.name, &bytes),
+                Err(e) => self.error(e),
+            },
+        }
+    }
+
+    /// Applies the worker's and the file loader's news.
+    fn poll(&mut self) {
+        while let Ok(event) = self.worker.events.try_recv() {
+            self.apply(event);
+        }
+        while let Some(done) = self.files.poll() {
+            match done {
+                files::Done::File(file) => self.open_file(file),
+                files::Done::Dataset(Ok((data, source))) => self.set_data(data, source),
+                files::Done::Dataset(Err(e)) => self.error(e),
+                files::Done::Saved(Ok(place)) => self.notice(format!("checkpoint saved to {place}")),
+                files::Done::Saved(Err(e)) => self.error(e),
+            }
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Device(info) => self.device = DeviceState::Ready(info),
+            Event::NoDevice(why) => {
+                self.error(format!("no GPU: {why}"));
+                self.device = DeviceState::Missing(why);
+                self.tab = Tab::Device;
+            }
+            Event::Started {
+                memory,
+                steps_per_epoch,
+                total_steps,
+                resumed_history,
+                paused,
+            } => {
+                self.run.memory = Some(memory);
+                self.run.steps_per_epoch = steps_per_epoch;
+                self.run.total_steps = total_steps;
+                self.run.epochs = resumed_history;
+                self.run.state = if paused {
+                    RunState::Paused
+                } else {
+                    RunState::Running
+                };
+                let split = if memory.micro_batch < memory.batch {
+                    format!(
+                        "; each batch runs as {} micro-batches of {} (the device binds at most {:.0} MiB per buffer)",
+                        memory.micro_batches(),
+                        memory.micro_batch,
+                        crate::schedule::mib(memory.largest_buffer)
+                    )
+                } else {
+                    String::new()
+                };
+                let what = match &self.loaded_checkpoint.take() {
+                    Some(name) => format!("loaded {name}: press Resume to continue"),
+                    None => "training".into(),
+                };
+                self.notice(format!(
+                    "{what} ({:.0} MiB of device memory{split})",
+                    crate::schedule::mib(memory.total())
+                ));
+            }
+            Event::Step(s) => {
+                self.run.step_losses.push([s.global_step as f64, s.loss]);
+                self.run.last_step = Some(s);
+                self.run.state = RunState::Running;
+            }
+            Event::Epoch(m) => {
+                self.notice(format!(
+                    "epoch {} done: validation error {}",
+                    m.epoch,
+                    m.val_error.map_or("-".into(), |e| format!("{:.2} %", 100.0 * e))
+                ));
+                self.run.epochs.push(m);
+            }
+            Event::Paused => {
+                if self.run.state == RunState::Running {
+                    self.run.state = RunState::Paused;
+                }
+            }
+            Event::Finished => {
+                self.run.state = RunState::Finished;
+                self.notice("training finished: evaluate it, save it, or classify an image");
+            }
+            Event::Report(report) => {
+                self.notice(format!("test accuracy {:.2} %", 100.0 * report.accuracy));
+                self.report = Some(*report);
+                self.textures.retain(|k, _| !k.starts_with("wrong "));
+                self.tab = Tab::Evaluation;
+            }
+            Event::Classified { name, top } => match &mut self.classified {
+                Some(c) if c.name == name => c.top = top,
+                _ => {}
+            },
+            Event::Checkpoint { bytes, epochs_done } => {
+                let name = format!("resnet-epoch{epochs_done}.safetensors");
+                self.files.save(name, bytes, &self.checkpoint_folder);
+            }
+            Event::Error(text) => self.error(text),
+        }
+    }
+
+    /// The app's state as JSON (for tests and scripts).
+    pub fn status(&self) -> Status {
+        Status::of(self)
+    }
+
+    fn remember(&mut self, name: &str, response: &egui::Response) {
+        self.controls.insert(name.to_string(), response.rect);
+    }
+
+    /// The texture of a 3×32×32 CHW image, made once per key.
+    fn texture(&mut self, ctx: &egui::Context, key: &str, chw: &[u8]) -> egui::TextureHandle {
+        if let Some(t) = self.textures.get(key) {
+            return t.clone();
+        }
+        let rgb = crate::data::chw_to_rgb(chw);
+        let image = egui::ColorImage::from_rgb([32, 32], &rgb);
+        let texture = ctx.load_texture(key, image, egui::TextureOptions::NEAREST);
+        self.textures.insert(key.to_string(), texture.clone());
+        texture
+    }
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.poll();
+        let ctx = ui.ctx().clone();
+        for file in files::dropped(&ctx) {
+            self.files.read_dropped(file);
+        }
+        egui::Panel::top("tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("ResNet on WebGPU");
+                ui.separator();
+                for tab in Tab::ALL {
+                    let r = ui.selectable_value(&mut self.tab, tab, tab.title());
+                    self.remember(&format!("tab {}", tab.title()), &r);
+                }
+            });
+        });
+        egui::Panel::bottom("message").show(ui, |ui| {
+            match &self.message {
+                Some(m) if m.error => ui.colored_label(ui.visuals().error_fg_color, &m.text),
+                Some(m) => ui.label(&m.text),
+                None => ui.label("Drop a CIFAR-10 archive, a checkpoint or an image on the window."),
+            };
+        });
+        egui::Panel::left("setup").default_size(340.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| setup::show(self, ui));
+        });
+        egui::CentralPanel::default().show(ui, |ui| match self.tab {
+            Tab::Training => views::training(self, ui),
+            Tab::Evaluation => views::evaluation(self, ui),
+            Tab::Classify => views::classify(self, ui),
+            Tab::Data => views::data(self, ui),
+            Tab::Device => views::device(self, ui),
+        });
+        if files::is_hovering(&ctx) {
+            views::drop_hint(&ctx);
+        }
+        status::publish(self);
+        #[cfg(not(target_arch = "wasm32"))]
+        screenshot::step(self, &ctx);
+    }
+}
+
+/// The latest status snapshot as JSON (browser).
+#[cfg(target_arch = "wasm32")]
+pub fn status_json() -> String {
+    status::latest()
+}
+
+/// Opens the desktop window.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_native(screenshot: Option<screenshot::ScreenshotPlan>) -> Result<(), String> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("ResNet on WebGPU")
+            .with_inner_size([1280.0, 800.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "resnet-wgpu",
+        options,
+        Box::new(|cc| {
+            let mut app = App::new(cc);
+            app.screenshot = screenshot;
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| {
+        format!(
+            "the window could not open ({e}); on a machine without a display use the command line (--help)"
+        )
+    })
+}

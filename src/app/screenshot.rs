@@ -1,0 +1,72 @@
+//! A scripted run of the window (native): optionally train a few steps of the small
+//! configuration, save a PNG of what the window shows, and close. Used to check the real window
+//! under a virtual display and to make the README's picture.
+
+use std::path::PathBuf;
+
+use super::{App, DeviceState, setup};
+
+pub struct ScreenshotPlan {
+    pub path: PathBuf,
+    /// Train this many steps of the small configuration first (0: none).
+    pub train_steps: usize,
+    frames: u32,
+    started: bool,
+    requested: bool,
+}
+
+impl ScreenshotPlan {
+    pub fn new(path: PathBuf, train_steps: usize) -> Self {
+        Self {
+            path,
+            train_steps,
+            frames: 0,
+            started: false,
+            requested: false,
+        }
+    }
+}
+
+/// Advances the plan by one frame.
+pub fn step(app: &mut App, ctx: &egui::Context) {
+    let Some(plan) = app.screenshot.as_mut() else {
+        return;
+    };
+    plan.frames += 1;
+    ctx.request_repaint();
+    let ready = match &app.device {
+        DeviceState::Ready(_) => true,
+        DeviceState::Missing(_) => plan.frames > 10, // show the no-GPU page
+        DeviceState::Starting => false,
+    };
+    if !ready || plan.requested {
+        return;
+    }
+    let (train_steps, started) = (plan.train_steps, plan.started);
+    if train_steps > 0 && !started {
+        app.config = setup::small_and_fast();
+        app.start_training();
+        app.screenshot.as_mut().expect("the plan is there").started = true;
+        return;
+    }
+    if app.run.step_losses.len() < train_steps {
+        return;
+    }
+    let plan = app.screenshot.as_mut().expect("the plan is there");
+    if plan.frames < 20 {
+        return; // let the layout settle
+    }
+    plan.requested = true;
+    let (path, window) = (plan.path.clone(), ctx.clone());
+    app.pause();
+    ctx.request_screenshot(move |image| {
+        let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+        let [w, h] = image.size;
+        match image::RgbaImage::from_raw(w as u32, h as u32, rgba).map(|i| i.save(&path)) {
+            Some(Ok(())) => println!("screenshot: {}", path.display()),
+            Some(Err(e)) => eprintln!("error: cannot write {}: {e}", path.display()),
+            None => eprintln!("error: the screenshot had an unexpected size"),
+        }
+        window.send_viewport_cmd(egui::ViewportCommand::Close);
+    });
+}

@@ -1,0 +1,296 @@
+//! The left panel: data, model, hyper-parameters, the memory they need, and the run's controls.
+
+use crate::data::BatchOptions;
+use crate::model::{Stem, Variant};
+use crate::schedule::{MemoryReport, choose_micro_batch, mib};
+use crate::train::{LrSchedule, ModelSpec, TrainConfig};
+
+use super::files::FileKind;
+use super::{App, DeviceState, RunState};
+
+pub fn show(app: &mut App, ui: &mut egui::Ui) {
+    data_section(app, ui);
+    ui.separator();
+    model_section(app, ui);
+    ui.separator();
+    memory_section(app, ui);
+    ui.separator();
+    run_section(app, ui);
+    ui.separator();
+    checkpoint_section(app, ui);
+}
+
+fn data_section(app: &mut App, ui: &mut egui::Ui) {
+    ui.heading("Data");
+    ui.label(format!(
+        "{}: {} training, {} test images",
+        app.data_source,
+        app.data.train.len(),
+        app.data.test.len()
+    ));
+    ui.horizontal_wrapped(|ui| {
+        let r = ui.button("Sample data");
+        app.remember("Sample data", &r);
+        if r.clicked() {
+            app.use_sample_data();
+        }
+        if ui
+            .button("Open CIFAR-10…")
+            .on_hover_text("the downloaded .tar.gz archive or a batch file")
+            .clicked()
+        {
+            app.files.pick(FileKind::Dataset);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if ui.button("Open folder…").clicked() {
+            app.files.pick_folder();
+        }
+    });
+}
+
+fn model_section(app: &mut App, ui: &mut egui::Ui) {
+    ui.heading("Model");
+    let c = &mut app.config;
+    let before = c.model.clone();
+    ui.horizontal(|ui| {
+        ui.label("Variant");
+        egui::ComboBox::from_id_salt("variant")
+            .selected_text(c.model.variant.name())
+            .show_ui(ui, |ui| {
+                for v in Variant::ALL {
+                    ui.selectable_value(&mut c.model.variant, v, v.name());
+                }
+            });
+        ui.label("Stem");
+        egui::ComboBox::from_id_salt("stem")
+            .selected_text(c.model.stem.name())
+            .show_ui(ui, |ui| {
+                for s in Stem::ALL {
+                    ui.selectable_value(&mut c.model.stem, s, s.name());
+                }
+            });
+    });
+    if c.model.variant != before.variant {
+        c.model.config = c.model.variant.config();
+    }
+    ui.horizontal(|ui| {
+        let r = ui
+            .button("Reference")
+            .on_hover_text("the blog's experiment: seed ResNet-50 at 224 px, batch 128, 40 epochs");
+        if r.clicked() {
+            *c = TrainConfig::reference();
+        }
+        let r = ui.button("Small and fast").on_hover_text(
+            "a ResNet-18-style network with 16/32/64 channels on 32×32 input, batch 32, 5 epochs",
+        );
+        app.controls.insert("Small and fast".into(), r.rect);
+        if r.clicked() {
+            *c = small_and_fast();
+        }
+    });
+    let c = &mut app.config;
+    egui::Grid::new("hyper").num_columns(2).show(ui, |ui| {
+        ui.label("Batch size");
+        ui.add(egui::DragValue::new(&mut c.batch).range(1..=4096));
+        ui.end_row();
+        ui.label("Epochs");
+        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=1000));
+        ui.end_row();
+        ui.label("Learning rate");
+        ui.add(
+            egui::DragValue::new(&mut c.sgd.lr)
+                .range(1e-6..=10.0)
+                .speed(0.001)
+                .max_decimals(5),
+        );
+        ui.end_row();
+        ui.label("Momentum");
+        ui.add(
+            egui::DragValue::new(&mut c.sgd.momentum)
+                .range(0.0..=0.999)
+                .speed(0.01),
+        );
+        ui.end_row();
+        ui.label("Weight decay");
+        ui.add(
+            egui::DragValue::new(&mut c.sgd.weight_decay)
+                .range(0.0..=0.1)
+                .speed(1e-5)
+                .max_decimals(6),
+        );
+        ui.end_row();
+        ui.label("Schedule");
+        egui::ComboBox::from_id_salt("schedule")
+            .selected_text(c.schedule.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.schedule, LrSchedule::REFERENCE, "plateau");
+                ui.selectable_value(&mut c.schedule, LrSchedule::Cosine { min_lr: 0.0 }, "cosine");
+                ui.selectable_value(&mut c.schedule, LrSchedule::Constant, "constant");
+            });
+        ui.end_row();
+        ui.label("Validation images");
+        ui.add(egui::DragValue::new(&mut c.validation).range(0..=50_000));
+        ui.end_row();
+    });
+    ui.checkbox(&mut c.augment.hflip, "Random horizontal flips");
+    let mut crop = c.augment.crop_padding.is_some();
+    ui.checkbox(&mut crop, "Random crops (4-pixel padding)");
+    c.augment.crop_padding = crop.then_some(4);
+    ui.checkbox(&mut c.shuffle, "Shuffle every epoch");
+}
+
+/// A configuration that trains in minutes on a CPU adapter.
+pub fn small_and_fast() -> TrainConfig {
+    let mut model = ModelSpec::named(Variant::ResNet18, Stem::Cifar);
+    model.config.widths = vec![16, 32, 64];
+    model.config.blocks = vec![1, 1, 1];
+    model.config.stem_width = 16;
+    TrainConfig {
+        model,
+        batch: 32,
+        epochs: 5,
+        sgd: crate::ops::sgd::SgdConfig {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        },
+        schedule: LrSchedule::Cosine { min_lr: 0.0 },
+        augment: BatchOptions::REFERENCE,
+        validation: 500,
+        train_metrics: crate::train::TrainMetrics::Running,
+        ..TrainConfig::reference()
+    }
+}
+
+fn memory_section(app: &mut App, ui: &mut egui::Ui) {
+    let DeviceState::Ready(info) = &app.device else {
+        ui.label("Memory: waiting for the device…");
+        return;
+    };
+    let model = app.config.model.build();
+    match choose_micro_batch(&model, app.config.batch.max(1), info.buffer_limit, None) {
+        Some(micro) => {
+            let m = MemoryReport::new(&model, app.config.batch.max(1), micro);
+            ui.label(format!(
+                "Needs {:.0} MiB of device memory ({:.1} M parameters)",
+                mib(m.total()),
+                model.parameters().iter().map(|p| p.len()).sum::<usize>() as f64 / 1e6
+            ));
+            if micro < m.batch {
+                ui.label(format!(
+                    "Runs as {} micro-batches of {} (a buffer may hold at most {:.0} MiB here)",
+                    m.micro_batches(),
+                    micro,
+                    mib(info.buffer_limit)
+                ));
+            }
+        }
+        None => {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                "Too large for this device even one image at a time",
+            );
+        }
+    }
+}
+
+fn run_section(app: &mut App, ui: &mut egui::Ui) {
+    ui.heading("Training");
+    let state = app.run.state;
+    ui.horizontal(|ui| {
+        let ready = matches!(app.device, DeviceState::Ready(_)) && state != RunState::Running;
+        let r = ui.add_enabled(ready, egui::Button::new("Start"));
+        app.remember("Start", &r);
+        if r.clicked() {
+            app.start_training();
+        }
+        match state {
+            RunState::Running => {
+                let r = ui.button("Pause");
+                app.remember("Pause", &r);
+                if r.clicked() {
+                    app.pause();
+                }
+            }
+            RunState::Paused => {
+                let r = ui.button("Resume");
+                app.remember("Resume", &r);
+                if r.clicked() {
+                    app.resume();
+                }
+            }
+            _ => {}
+        }
+        let r = ui.add_enabled(
+            matches!(state, RunState::Running | RunState::Paused),
+            egui::Button::new("Stop"),
+        );
+        app.remember("Stop", &r);
+        if r.clicked() {
+            app.stop();
+        }
+    });
+    if let Some(s) = &app.run.last_step {
+        let done = s.global_step as f32 / app.run.total_steps.max(1) as f32;
+        let remaining = app.run.total_steps.saturating_sub(s.global_step) as f64;
+        let batch = app.run.config.as_ref().map_or(1, |c| c.batch) as f64;
+        let eta = remaining * batch / s.images_per_sec.max(1e-9);
+        ui.add(egui::ProgressBar::new(done).text(format!(
+            "epoch {} · step {}/{} · {:.1} img/s · ETA {}",
+            s.epoch + 1,
+            s.step + 1,
+            app.run.steps_per_epoch,
+            s.images_per_sec,
+            duration(eta)
+        )));
+        ui.label(format!("batch loss {:.4}", s.loss));
+    }
+    ui.label(format!("state: {}", state.name()));
+    let trained = !matches!(state, RunState::Idle);
+    let r = ui.add_enabled(trained, egui::Button::new("Evaluate on test set"));
+    app.remember("Evaluate", &r);
+    if r.clicked() {
+        app.evaluate();
+    }
+}
+
+fn checkpoint_section(app: &mut App, ui: &mut egui::Ui) {
+    ui.heading("Checkpoint");
+    #[cfg(not(target_arch = "wasm32"))]
+    ui.horizontal(|ui| {
+        let label = ui.label("Folder");
+        ui.text_edit_singleline(&mut app.checkpoint_folder)
+            .labelled_by(label.id);
+    });
+    ui.horizontal(|ui| {
+        let trained = !matches!(app.run.state, RunState::Idle);
+        let save = if cfg!(target_arch = "wasm32") {
+            "Download"
+        } else {
+            "Save"
+        };
+        let r = ui.add_enabled(trained, egui::Button::new(save));
+        app.remember("Save", &r);
+        if r.clicked() {
+            app.save_checkpoint();
+        }
+        let load = if cfg!(target_arch = "wasm32") {
+            "Upload…"
+        } else {
+            "Load…"
+        };
+        if ui.button(load).clicked() {
+            app.files.pick(FileKind::Checkpoint);
+        }
+    });
+}
+
+/// "1 h 02 min", "3 min 05 s", "12 s".
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,108 @@
+//! A JSON snapshot of the app's state for tests and scripts. In the browser the page reads it
+//! with `resnetStatus()` (see `web/index.html`); natively, tests call [`super::App::status`].
+//! Every field comes from the app's own state; `controls` gives the screen rectangles
+//! (x, y, width, height in CSS pixels) of the main buttons so that a test can click them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{App, DeviceState};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// "starting", "ready" or "missing".
+    pub device: &'static str,
+    pub adapter: Option<String>,
+    pub data_source: String,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub variant: String,
+    /// "idle", "running", "paused" or "finished".
+    pub run: &'static str,
+    pub global_step: u64,
+    pub total_steps: u64,
+    pub step_losses: usize,
+    pub last_loss: Option<f64>,
+    pub epochs_done: usize,
+    pub test_accuracy: Option<f64>,
+    pub classified: Option<String>,
+    /// The top classes of the classified image: (class name, probability).
+    pub top: Vec<(String, f64)>,
+    pub message: Option<String>,
+    pub error: bool,
+    pub tab: String,
+    pub controls: BTreeMap<String, [f32; 4]>,
+}
+
+impl Status {
+    pub fn of(app: &App) -> Self {
+        let names = &app.data.train.class_names;
+        let classified = app.classified.as_ref();
+        Self {
+            device: match app.device {
+                DeviceState::Starting => "starting",
+                DeviceState::Ready(_) => "ready",
+                DeviceState::Missing(_) => "missing",
+            },
+            adapter: match &app.device {
+                DeviceState::Ready(info) => Some(info.adapter.clone()),
+                _ => None,
+            },
+            data_source: app.data_source.clone(),
+            train_images: app.data.train.len(),
+            test_images: app.data.test.len(),
+            variant: app.config.model.describe(),
+            run: app.run.state.name(),
+            global_step: app.run.last_step.map_or(0, |s| s.global_step),
+            total_steps: app.run.total_steps,
+            step_losses: app.run.step_losses.len(),
+            last_loss: app.run.last_step.map(|s| s.loss),
+            epochs_done: app.run.epochs.len(),
+            test_accuracy: app.report.as_ref().map(|r| r.accuracy),
+            classified: classified.map(|c| c.name.clone()),
+            top: classified
+                .map(|c| {
+                    c.top
+                        .iter()
+                        .map(|&(k, p)| (names.get(k).cloned().unwrap_or_default(), p))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            message: app.message.as_ref().map(|m| m.text.clone()),
+            error: app.message.as_ref().is_some_and(|m| m.error),
+            tab: app.tab.title().to_string(),
+            controls: app
+                .controls
+                .iter()
+                .map(|(k, r)| (k.clone(), [r.min.x, r.min.y, r.width(), r.height()]))
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("the status serializes")
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    static LATEST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Makes the snapshot readable from JavaScript (browser only).
+pub fn publish(app: &App) {
+    #[cfg(target_arch = "wasm32")]
+    LATEST.with(|s| *s.borrow_mut() = Status::of(app).to_json());
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = app;
+}
+
+/// The latest snapshot as JSON (browser only; `"{}"` before the first frame).
+#[cfg(target_arch = "wasm32")]
+pub fn latest() -> String {
+    LATEST.with(|s| {
+        let s = s.borrow();
+        if s.is_empty() { "{}".into() } else { s.clone() }
+    })
+}

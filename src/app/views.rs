@@ -1,0 +1,348 @@
+//! The central pages: training curves, the evaluation report, classification, the data and the
+//! device.
+
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::files::FileKind;
+use super::{App, DeviceState};
+
+/// Points of one metric per finished epoch.
+fn per_epoch(app: &App, f: impl Fn(&crate::train::EpochMetrics) -> Option<f64>) -> Vec<[f64; 2]> {
+    app.run
+        .epochs
+        .iter()
+        .filter_map(|m| f(m).map(|v| [m.epoch as f64, v]))
+        .collect()
+}
+
+pub fn training(app: &mut App, ui: &mut egui::Ui) {
+    let height = (ui.available_height() / 2.0 - 30.0).max(120.0);
+    let width = ui.available_width() / 2.0 - 8.0;
+    ui.horizontal(|ui| {
+        ui.vertical(|ui| {
+            ui.label("Loss per epoch");
+            Plot::new("epoch loss")
+                .height(height)
+                .width(width)
+                .legend(Legend::default())
+                .x_axis_label("epoch")
+                .show(ui, |p| {
+                    p.line(Line::new(
+                        "train",
+                        PlotPoints::from(per_epoch(app, |m| Some(m.train_loss))),
+                    ));
+                    p.line(Line::new(
+                        "validation",
+                        PlotPoints::from(per_epoch(app, |m| m.val_loss)),
+                    ));
+                });
+        });
+        ui.vertical(|ui| {
+            ui.label("Error rate per epoch");
+            Plot::new("epoch error")
+                .height(height)
+                .width(width)
+                .legend(Legend::default())
+                .x_axis_label("epoch")
+                .include_y(0.0)
+                .show(ui, |p| {
+                    p.line(Line::new(
+                        "train",
+                        PlotPoints::from(per_epoch(app, |m| Some(m.train_error))),
+                    ));
+                    p.line(Line::new(
+                        "validation",
+                        PlotPoints::from(per_epoch(app, |m| m.val_error)),
+                    ));
+                });
+        });
+    });
+    ui.horizontal(|ui| {
+        ui.vertical(|ui| {
+            ui.label(format!(
+                "Batch loss per step ({} steps)",
+                app.run.step_losses.len()
+            ));
+            Plot::new("step loss")
+                .height(height)
+                .width(width)
+                .x_axis_label("step")
+                .show(ui, |p| {
+                    p.line(Line::new(
+                        "batch loss",
+                        PlotPoints::from(app.run.step_losses.clone()),
+                    ))
+                });
+        });
+        ui.vertical(|ui| {
+            ui.label("Learning rate per epoch");
+            Plot::new("lr")
+                .height(height)
+                .width(width)
+                .x_axis_label("epoch")
+                .show(ui, |p| {
+                    p.line(Line::new("lr", PlotPoints::from(per_epoch(app, |m| Some(m.lr)))))
+                });
+        });
+    });
+}
+
+pub fn evaluation(app: &mut App, ui: &mut egui::Ui) {
+    let Some(report) = app.report.clone() else {
+        ui.label("Train a model (or load a checkpoint), then press \"Evaluate on test set\".");
+        return;
+    };
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        ui.heading(format!(
+            "Test set: accuracy {:.2} %, loss {:.4}",
+            100.0 * report.accuracy,
+            report.loss
+        ));
+        ui.horizontal_top(|ui| {
+            egui::Grid::new("report")
+                .striped(true)
+                .num_columns(5)
+                .show(ui, |ui| {
+                    for h in ["class", "precision", "recall", "F1", "support"] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    let rows = report
+                        .class_names
+                        .iter()
+                        .map(String::as_str)
+                        .zip(report.per_class.iter())
+                        .chain([
+                            ("macro avg", &report.macro_avg),
+                            ("weighted avg", &report.weighted_avg),
+                        ]);
+                    for (name, s) in rows {
+                        ui.label(name);
+                        ui.label(format!("{:.4}", s.precision));
+                        ui.label(format!("{:.4}", s.recall));
+                        ui.label(format!("{:.4}", s.f1));
+                        ui.label(s.support.to_string());
+                        ui.end_row();
+                    }
+                });
+            ui.add_space(24.0);
+            confusion_heat_map(ui, &report);
+        });
+        ui.separator();
+        ui.label("Misclassified test images (true → predicted)");
+        ui.horizontal_wrapped(|ui| {
+            let ctx = ui.ctx().clone();
+            let test = app.data.test.clone();
+            let wrong = report
+                .predictions
+                .iter()
+                .enumerate()
+                .filter(|&(i, &p)| i < test.len() && p != test.label(i) as usize)
+                .take(24);
+            for (i, &p) in wrong {
+                let texture = app.texture(&ctx, &format!("wrong {i}"), test.image(i));
+                ui.vertical(|ui| {
+                    ui.image((texture.id(), egui::vec2(64.0, 64.0)));
+                    ui.small(format!(
+                        "{} → {}",
+                        test.class_name(test.label(i) as usize),
+                        test.class_name(p)
+                    ));
+                });
+            }
+        });
+    });
+}
+
+/// The confusion matrix as a grid of cells shaded by each row's share.
+fn confusion_heat_map(ui: &mut egui::Ui, report: &crate::train::EvalReport) {
+    let n = report.confusion.len();
+    let cell = 34.0;
+    let label_width = 90.0;
+    let size = egui::vec2(label_width + cell * n as f32, 20.0 + cell * n as f32);
+    let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    let text = ui.visuals().text_color();
+    let font = egui::FontId::proportional(11.0);
+    painter.text(
+        rect.min + egui::vec2(label_width, 0.0),
+        egui::Align2::LEFT_TOP,
+        "predicted →",
+        font.clone(),
+        text,
+    );
+    for (t, row) in report.confusion.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f32;
+        let y = rect.min.y + 20.0 + cell * t as f32;
+        painter.text(
+            egui::pos2(rect.min.x + label_width - 4.0, y + cell / 2.0),
+            egui::Align2::RIGHT_CENTER,
+            &report.class_names[t],
+            font.clone(),
+            text,
+        );
+        for (p, &count) in row.iter().enumerate() {
+            let share = count as f32 / total;
+            let x = rect.min.x + label_width + cell * p as f32;
+            let cell_rect = egui::Rect::from_min_size(egui::pos2(x, y), egui::vec2(cell - 1.0, cell - 1.0));
+            let shade = (255.0 * (1.0 - share)) as u8;
+            let color = if t == p {
+                egui::Color32::from_rgb(shade, 255 - (share * 80.0) as u8, shade)
+            } else {
+                egui::Color32::from_rgb(255 - (share * 60.0) as u8, shade, shade)
+            };
+            painter.rect_filled(cell_rect, 2.0, color);
+            let ink = if share > 0.5 {
+                egui::Color32::WHITE
+            } else {
+                egui::Color32::BLACK
+            };
+            painter.text(
+                cell_rect.center(),
+                egui::Align2::CENTER_CENTER,
+                count.to_string(),
+                font.clone(),
+                ink,
+            );
+        }
+    }
+}
+
+pub fn classify(app: &mut App, ui: &mut egui::Ui) {
+    ui.label("Drop an image file (PNG, JPEG, BMP, GIF, WebP) on the window, or pick one.");
+    ui.horizontal(|ui| {
+        if ui.button("Open image…").clicked() {
+            app.files.pick(FileKind::Image);
+        }
+        let r = ui.button("Classify a random test image");
+        app.remember("Classify test image", &r);
+        if r.clicked() && !app.data.test.is_empty() {
+            let i = (web_time::SystemTime::now()
+                .duration_since(web_time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() as usize))
+                % app.data.test.len();
+            let rgb = crate::data::chw_to_rgb(app.data.test.image(i));
+            let png = png_bytes(&rgb);
+            let name = format!(
+                "test image {i} ({})",
+                app.data.test.class_name(app.data.test.label(i) as usize)
+            );
+            app.classify_bytes(&name, &png);
+        }
+    });
+    ui.separator();
+    let ctx = ui.ctx().clone();
+    let Some(c) = &app.classified else { return };
+    let (name, image, top) = (c.name.clone(), c.image.clone(), c.top.clone());
+    let texture = app.texture(&ctx, &format!("classified {name}"), &image);
+    ui.heading(&name);
+    ui.horizontal_top(|ui| {
+        ui.image((texture.id(), egui::vec2(160.0, 160.0)));
+        ui.vertical(|ui| {
+            if top.is_empty() {
+                ui.label("classifying…");
+            }
+            let names = &app.data.train.class_names;
+            for (class, p) in top {
+                let name = names.get(class).map_or("?", String::as_str);
+                ui.add(
+                    egui::ProgressBar::new(p as f32)
+                        .desired_width(320.0)
+                        .text(format!("{name}: {:.1} %", 100.0 * p)),
+                );
+            }
+        });
+    });
+}
+
+/// A 32×32 RGB image as PNG bytes.
+fn png_bytes(rgb: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let image = image::RgbImage::from_raw(32, 32, rgb.to_vec()).expect("32×32 RGB");
+    image
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .expect("PNG encoding into memory");
+    bytes
+}
+
+pub fn data(app: &mut App, ui: &mut egui::Ui) {
+    let data = app.data.clone();
+    ui.heading(&app.data_source);
+    egui::Grid::new("counts").striped(true).show(ui, |ui| {
+        ui.strong("class");
+        for name in &data.train.class_names {
+            ui.label(name);
+        }
+        ui.end_row();
+        for (split, set) in [("train", &data.train), ("test", &data.test)] {
+            ui.strong(split);
+            for count in set.class_counts() {
+                ui.label(count.to_string());
+            }
+            ui.end_row();
+        }
+    });
+    ui.separator();
+    let ctx = ui.ctx().clone();
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        ui.horizontal_wrapped(|ui| {
+            for i in 0..data.train.len().min(60) {
+                let texture = app.texture(&ctx, &format!("data {i}"), data.train.image(i));
+                ui.vertical(|ui| {
+                    ui.image((texture.id(), egui::vec2(64.0, 64.0)));
+                    ui.small(data.train.class_name(data.train.label(i) as usize));
+                });
+            }
+        });
+    });
+}
+
+pub fn device(app: &mut App, ui: &mut egui::Ui) {
+    match &app.device {
+        DeviceState::Starting => {
+            ui.label("Opening the GPU…");
+        }
+        DeviceState::Missing(why) => {
+            ui.heading("No GPU available");
+            ui.label(why);
+            ui.label(
+                "This app trains on the GPU through WebGPU. In a browser, use a current Chrome or Edge \
+                 (WebGPU enabled); on Linux without a GPU, install Mesa's lavapipe \
+                 (apt-get install mesa-vulkan-drivers).",
+            );
+        }
+        DeviceState::Ready(info) => {
+            ui.heading("Device");
+            ui.label(&info.adapter);
+            egui::Grid::new("limits").striped(true).show(ui, |ui| {
+                for (k, v) in &info.limits {
+                    ui.label(k);
+                    ui.label(v);
+                    ui.end_row();
+                }
+                for (k, on) in &info.features {
+                    ui.label(k);
+                    ui.label(if *on { "yes" } else { "no" });
+                    ui.end_row();
+                }
+            });
+        }
+    }
+}
+
+/// Shades the window while files hover over it.
+pub fn drop_hint(ctx: &egui::Context) {
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop"),
+    ));
+    let screen = ctx.content_rect();
+    painter.rect_filled(screen, 0.0, egui::Color32::from_black_alpha(160));
+    painter.text(
+        screen.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop: CIFAR-10 archive or batch files, a .safetensors checkpoint, or an image",
+        egui::FontId::proportional(20.0),
+        egui::Color32::WHITE,
+    );
+}

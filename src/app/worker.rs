@@ -1,0 +1,296 @@
+//! The app's training worker: owns the GPU device and the [`Trainer`], takes [`Command`]s and
+//! reports [`Event`]s. The same async loop runs on a thread natively (blocking on it) and as a
+//! task in the browser, where each GPU read-back awaits the browser's event loop, so the page
+//! never blocks.
+
+use std::sync::Arc;
+
+use futures_channel::mpsc::{TryRecvError, UnboundedReceiver, UnboundedSender, unbounded};
+
+use crate::data::Cifar10;
+use crate::gpu::GpuContext;
+use crate::schedule::MemoryReport;
+use crate::train::{
+    Checkpoint, EpochMetrics, EvalReport, Progress, Splits, StepReport, TrainConfig, Trainer, softmax_rows,
+    top_k,
+};
+
+/// What the window asks the worker to do.
+pub enum Command {
+    /// A fresh run.
+    Train {
+        config: TrainConfig,
+        data: Arc<Cifar10>,
+    },
+    /// Continue a saved run (paused until [`Command::Continue`]).
+    Resume {
+        checkpoint: Box<Checkpoint>,
+        data: Arc<Cifar10>,
+    },
+    Pause,
+    Continue,
+    Stop,
+    /// The report on the test set.
+    Evaluate,
+    /// Top-5 classes of one image (CHW bytes, 3×32×32).
+    Classify {
+        name: String,
+        image: Vec<u8>,
+    },
+    /// The run as checkpoint bytes.
+    Save,
+}
+
+/// The device the worker trains on.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub adapter: String,
+    pub limits: Vec<(String, String)>,
+    pub features: Vec<(String, bool)>,
+    /// The largest buffer it binds (micro-batching threshold).
+    pub buffer_limit: u64,
+}
+
+/// What the worker reports.
+pub enum Event {
+    Device(DeviceInfo),
+    /// No usable GPU: the message says why and what to do.
+    NoDevice(String),
+    Started {
+        memory: MemoryReport,
+        steps_per_epoch: usize,
+        total_steps: u64,
+        resumed_history: Vec<EpochMetrics>,
+        paused: bool,
+    },
+    Step(StepReport),
+    Epoch(EpochMetrics),
+    Paused,
+    Finished,
+    Report(Box<EvalReport>),
+    Classified {
+        name: String,
+        top: Vec<(usize, f64)>,
+    },
+    Checkpoint {
+        bytes: Vec<u8>,
+        epochs_done: usize,
+    },
+    Error(String),
+}
+
+/// Sends events to the window and wakes it to draw them.
+#[derive(Clone)]
+pub struct EventSink {
+    sender: UnboundedSender<Event>,
+    repaint: egui::Context,
+}
+
+impl EventSink {
+    fn send(&self, event: Event) {
+        let _ = self.sender.unbounded_send(event);
+        self.repaint.request_repaint();
+    }
+}
+
+/// The window's end of the worker.
+pub struct WorkerHandle {
+    commands: UnboundedSender<Command>,
+    pub events: UnboundedReceiver<Event>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.unbounded_send(command);
+    }
+}
+
+/// Starts the worker: a thread natively, a browser task on the web.
+pub fn spawn(repaint: egui::Context) -> WorkerHandle {
+    let (commands, command_rx) = unbounded();
+    let (sender, events) = unbounded();
+    let sink = EventSink { sender, repaint };
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::Builder::new()
+        .name("trainer".into())
+        .spawn(move || pollster::block_on(run(command_rx, sink)))
+        .expect("the trainer thread starts");
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(run(command_rx, sink));
+    WorkerHandle { commands, events }
+}
+
+fn device_info(ctx: &GpuContext) -> DeviceInfo {
+    let l = &ctx.limits;
+    let mib = |b: u64| format!("{} MiB", b >> 20);
+    DeviceInfo {
+        adapter: ctx.describe(),
+        limits: vec![
+            ("max buffer".into(), mib(l.max_buffer_size)),
+            (
+                "max storage binding".into(),
+                mib(l.max_storage_buffer_binding_size),
+            ),
+            (
+                "storage buffers per stage".into(),
+                l.max_storage_buffers_per_shader_stage.to_string(),
+            ),
+            (
+                "invocations per workgroup".into(),
+                l.max_compute_invocations_per_workgroup.to_string(),
+            ),
+            (
+                "workgroup memory".into(),
+                format!("{} KiB", l.max_compute_workgroup_storage_size >> 10),
+            ),
+            (
+                "workgroups per dimension".into(),
+                l.max_compute_workgroups_per_dimension.to_string(),
+            ),
+        ],
+        features: vec![
+            ("shader-f16".into(), ctx.features.shader_f16),
+            ("subgroups".into(), ctx.features.subgroups),
+            ("timestamp-query".into(), ctx.features.timestamp_query),
+        ],
+        buffer_limit: crate::schedule::Network::buffer_limit(ctx),
+    }
+}
+
+/// The worker loop: runs commands, and training steps while a run is going.
+async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
+    let ctx = match GpuContext::new().await {
+        Ok(ctx) => ctx,
+        Err(e) => return events.send(Event::NoDevice(e.to_string())),
+    };
+    events.send(Event::Device(device_info(&ctx)));
+    let mut trainer: Option<Trainer> = None;
+    let mut running = false;
+    loop {
+        let command = if running {
+            match commands.try_recv() {
+                Ok(c) => Some(c),
+                Err(TryRecvError::Closed) => return,
+                Err(TryRecvError::Empty) => None, // nothing waiting: train on
+            }
+        } else {
+            match commands.recv().await {
+                Ok(c) => Some(c),
+                Err(_) => return, // the window has closed
+            }
+        };
+        if let Some(command) = command {
+            handle(&ctx, command, &mut trainer, &mut running, &events).await;
+            continue;
+        }
+        let Some(t) = trainer.as_mut() else {
+            running = false;
+            continue;
+        };
+        match t.advance(&ctx).await {
+            Ok(Progress::Step(s)) => events.send(Event::Step(s)),
+            Ok(Progress::Epoch(m)) => events.send(Event::Epoch(m)),
+            Ok(Progress::Finished) => {
+                running = false;
+                events.send(Event::Finished);
+            }
+            Err(e) => {
+                running = false;
+                events.send(Event::Error(e.to_string()));
+                events.send(Event::Paused);
+            }
+        }
+    }
+}
+
+async fn handle(
+    ctx: &GpuContext,
+    command: Command,
+    trainer: &mut Option<Trainer>,
+    running: &mut bool,
+    events: &EventSink,
+) {
+    match command {
+        Command::Train { config, data } => {
+            *trainer = None; // free the old run's buffers first
+            let splits = Splits::new(&data, config.validation);
+            match Trainer::new(ctx, config, splits, None) {
+                Ok(t) => {
+                    events.send(started(&t, false));
+                    *trainer = Some(t);
+                    *running = true;
+                }
+                Err(e) => events.send(Event::Error(e.to_string())),
+            }
+        }
+        Command::Resume { checkpoint, data } => {
+            let splits = Splits::new(&data, checkpoint.header.config.validation);
+            match Trainer::resume(ctx, &checkpoint, splits) {
+                Ok(t) => {
+                    *trainer = None;
+                    events.send(started(&t, true));
+                    *trainer = Some(t);
+                    *running = false;
+                }
+                Err(e) => events.send(Event::Error(e.to_string())),
+            }
+        }
+        Command::Pause => {
+            *running = false;
+            events.send(Event::Paused);
+        }
+        Command::Continue => *running = trainer.as_ref().is_some_and(|t| !t.is_finished()),
+        Command::Stop => {
+            *running = false;
+            events.send(Event::Finished);
+        }
+        Command::Evaluate => match trainer.as_ref() {
+            None => events.send(Event::Error("train a model or load a checkpoint first".into())),
+            Some(t) if t.data.test.is_empty() => {
+                events.send(Event::Error("the data has no test images".into()))
+            }
+            Some(t) => match t.evaluate(ctx, &t.data.test).await {
+                Ok(r) => events.send(Event::Report(Box::new(r))),
+                Err(e) => events.send(Event::Error(e.to_string())),
+            },
+        },
+        Command::Classify { name, image } => match trainer.as_ref() {
+            None => events.send(Event::Error(
+                "train a model or load a checkpoint before classifying".into(),
+            )),
+            Some(t) => {
+                let pixels: Vec<f32> = image.iter().map(|&b| b as f32 / 255.0).collect();
+                match t.net.predict(ctx, &pixels).await {
+                    Ok(logits) => {
+                        let probabilities = &softmax_rows(&logits, t.net.model.classes)[0];
+                        events.send(Event::Classified {
+                            name,
+                            top: top_k(probabilities, 5),
+                        });
+                    }
+                    Err(e) => events.send(Event::Error(e.to_string())),
+                }
+            }
+        },
+        Command::Save => match trainer.as_ref() {
+            None => events.send(Event::Error("nothing to save yet: train a model first".into())),
+            Some(t) => match t.checkpoint(ctx).await {
+                Ok(c) => events.send(Event::Checkpoint {
+                    bytes: c.to_bytes(),
+                    epochs_done: t.state.epochs_done,
+                }),
+                Err(e) => events.send(Event::Error(e.to_string())),
+            },
+        },
+    }
+}
+
+fn started(t: &Trainer, paused: bool) -> Event {
+    Event::Started {
+        memory: t.net.memory,
+        steps_per_epoch: t.steps_per_epoch(),
+        total_steps: t.total_steps(),
+        resumed_history: t.state.history.clone(),
+        paused,
+    }
+}

@@ -1,0 +1,39 @@
+//! The browser entry points, called from `web/index.html`.
+
+use wasm_bindgen::prelude::*;
+
+/// Starts the app on the canvas with id `canvas_id`. Fails (and the page says so) where the
+/// browser has no WebGPU.
+#[wasm_bindgen]
+pub async fn start(canvas_id: String) -> Result<(), JsValue> {
+    use wasm_bindgen::JsCast;
+    eframe::WebLogger::init(log::LevelFilter::Warn).ok();
+    let has_webgpu = web_sys::window()
+        .map(|w| js_sys::Reflect::has(&w.navigator(), &"gpu".into()).unwrap_or(false))
+        .unwrap_or(false);
+    if !has_webgpu {
+        return Err("this browser has no WebGPU: use a current Chrome or Edge".into());
+    }
+    let canvas = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(&canvas_id))
+        .ok_or("the page has no canvas for the app")?
+        .dyn_into::<web_sys::HtmlCanvasElement>()?;
+    let mut options = eframe::WebOptions::default();
+    if let eframe::egui_wgpu::WgpuSetup::CreateNew(setup) = &mut options.wgpu_options.wgpu_setup {
+        setup.instance_descriptor.backends = wgpu::Backends::BROWSER_WEBGPU;
+    }
+    eframe::WebRunner::new()
+        .start(
+            canvas,
+            options,
+            Box::new(|cc| Ok(Box::new(crate::app::App::new(cc)))),
+        )
+        .await
+}
+
+/// The app's state as JSON (see `app::status`), for tests and scripts.
+#[wasm_bindgen(js_name = resnetStatus)]
+pub fn resnet_status() -> String {
+    crate::app::status_json()
+}
