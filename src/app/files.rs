@@ -155,8 +155,9 @@ impl Loader {
         let name = file.name.clone();
         self.background(move || {
             let result = match (&file.path, file.bytes) {
+                // Natively a folder, or a batch file beside the others, loads from disk.
                 #[cfg(not(target_arch = "wasm32"))]
-                (Some(path), _) => crate::data::load_cifar10(path),
+                (Some(path), _) if path.exists() => crate::data::load_cifar10(path),
                 (_, Ok(bytes)) if is_archive(&name) => load_cifar10_archive(&name, &bytes),
                 (_, Ok(bytes)) => load_cifar10_files(vec![(name.clone(), bytes)]),
                 (_, Err(e)) => return Done::Dataset(Err(format!("cannot read {name}: {e}"))),

@@ -53,22 +53,26 @@ fn model_section(app: &mut App, ui: &mut egui::Ui) {
     let c = &mut app.config;
     let before = c.model.clone();
     ui.horizontal(|ui| {
-        ui.label("Variant");
+        let label = ui.label("Variant");
         egui::ComboBox::from_id_salt("variant")
             .selected_text(c.model.variant.name())
             .show_ui(ui, |ui| {
                 for v in Variant::ALL {
                     ui.selectable_value(&mut c.model.variant, v, v.name());
                 }
-            });
-        ui.label("Stem");
+            })
+            .response
+            .labelled_by(label.id);
+        let label = ui.label("Stem");
         egui::ComboBox::from_id_salt("stem")
             .selected_text(c.model.stem.name())
             .show_ui(ui, |ui| {
                 for s in Stem::ALL {
                     ui.selectable_value(&mut c.model.stem, s, s.name());
                 }
-            });
+            })
+            .response
+            .labelled_by(label.id);
     });
     if c.model.variant != before.variant {
         c.model.config = c.model.variant.config();
@@ -90,47 +94,47 @@ fn model_section(app: &mut App, ui: &mut egui::Ui) {
     });
     let c = &mut app.config;
     egui::Grid::new("hyper").num_columns(2).show(ui, |ui| {
-        ui.label("Batch size");
-        ui.add(egui::DragValue::new(&mut c.batch).range(1..=4096));
-        ui.end_row();
-        ui.label("Epochs");
-        ui.add(egui::DragValue::new(&mut c.epochs).range(1..=1000));
-        ui.end_row();
-        ui.label("Learning rate");
-        ui.add(
-            egui::DragValue::new(&mut c.sgd.lr)
-                .range(1e-6..=10.0)
-                .speed(0.001)
-                .max_decimals(5),
+        let number = |ui: &mut egui::Ui, name: &str, value: egui::DragValue| {
+            let label = ui.label(name);
+            ui.add(value).labelled_by(label.id);
+            ui.end_row();
+        };
+        number(
+            ui,
+            "Batch size",
+            egui::DragValue::new(&mut c.batch).range(1..=4096),
         );
-        ui.end_row();
-        ui.label("Momentum");
-        ui.add(
-            egui::DragValue::new(&mut c.sgd.momentum)
-                .range(0.0..=0.999)
-                .speed(0.01),
-        );
-        ui.end_row();
-        ui.label("Weight decay");
-        ui.add(
-            egui::DragValue::new(&mut c.sgd.weight_decay)
-                .range(0.0..=0.1)
-                .speed(1e-5)
-                .max_decimals(6),
-        );
-        ui.end_row();
-        ui.label("Schedule");
+        number(ui, "Epochs", egui::DragValue::new(&mut c.epochs).range(1..=1000));
+        let lr = egui::DragValue::new(&mut c.sgd.lr)
+            .range(1e-6..=10.0)
+            .speed(0.001)
+            .max_decimals(5);
+        number(ui, "Learning rate", lr);
+        let momentum = egui::DragValue::new(&mut c.sgd.momentum)
+            .range(0.0..=0.999)
+            .speed(0.01);
+        number(ui, "Momentum", momentum);
+        let decay = egui::DragValue::new(&mut c.sgd.weight_decay)
+            .range(0.0..=0.1)
+            .speed(1e-5)
+            .max_decimals(6);
+        number(ui, "Weight decay", decay);
+        let label = ui.label("Schedule");
         egui::ComboBox::from_id_salt("schedule")
             .selected_text(c.schedule.name())
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut c.schedule, LrSchedule::REFERENCE, "plateau");
                 ui.selectable_value(&mut c.schedule, LrSchedule::Cosine { min_lr: 0.0 }, "cosine");
                 ui.selectable_value(&mut c.schedule, LrSchedule::Constant, "constant");
-            });
+            })
+            .response
+            .labelled_by(label.id);
         ui.end_row();
-        ui.label("Validation images");
-        ui.add(egui::DragValue::new(&mut c.validation).range(0..=50_000));
-        ui.end_row();
+        number(
+            ui,
+            "Validation images",
+            egui::DragValue::new(&mut c.validation).range(0..=50_000),
+        );
     });
     ui.checkbox(&mut c.augment.hflip, "Random horizontal flips");
     let mut crop = c.augment.crop_padding.is_some();

@@ -129,7 +129,7 @@ pub fn evaluation(app: &mut App, ui: &mut egui::Ui) {
             confusion_heat_map(ui, &report);
         });
         ui.separator();
-        ui.label("Misclassified test images (true → predicted)");
+        ui.label("Misclassified test images (true -> predicted)");
         ui.horizontal_wrapped(|ui| {
             let ctx = ui.ctx().clone();
             let test = app.data.test.clone();
@@ -144,7 +144,7 @@ pub fn evaluation(app: &mut App, ui: &mut egui::Ui) {
                 ui.vertical(|ui| {
                     ui.image((texture.id(), egui::vec2(64.0, 64.0)));
                     ui.small(format!(
-                        "{} → {}",
+                        "{} -> {}",
                         test.class_name(test.label(i) as usize),
                         test.class_name(p)
                     ));
@@ -167,7 +167,7 @@ fn confusion_heat_map(ui: &mut egui::Ui, report: &crate::train::EvalReport) {
     painter.text(
         rect.min + egui::vec2(label_width, 0.0),
         egui::Align2::LEFT_TOP,
-        "predicted →",
+        "predicted ->",
         font.clone(),
         text,
     );

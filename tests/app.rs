@@ -1,0 +1,255 @@
+//! The app's real widgets driven with egui_kittest: the sample data, starting, pausing and
+//! stopping training, classifying a dropped image, and clear messages for bad files. The app
+//! trains on its own GPU device (lavapipe in CI) in its worker thread, as it does natively.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use resnet_wgpu::app::App;
+
+/// A file dropped on the window.
+#[derive(Debug)]
+struct DroppedBytes {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl egui::DroppedFile for DroppedBytes {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        Ok(self.bytes.clone())
+    }
+}
+
+fn harness() -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| App::new(cc))
+}
+
+/// Steps the window until `done` holds (the worker runs in real time), or fails after `secs`.
+fn wait_for(harness: &mut Harness<'static, App>, what: &str, secs: u64, done: impl Fn(&App) -> bool) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}; status: {}",
+            harness.state().status().to_json()
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.step();
+}
+
+fn drop_file(harness: &mut Harness<'static, App>, name: &str, bytes: Vec<u8>) {
+    let file = DroppedBytes {
+        path: PathBuf::from(format!("/nonexistent-dir/{name}")),
+        bytes,
+    };
+    harness.input_mut().dropped_files.push(std::sync::Arc::new(file));
+    harness.step();
+}
+
+fn device_ready(app: &App) -> bool {
+    app.status().device == "ready"
+}
+
+fn png_of_a_disc() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(48, 48, |x, y| {
+        let (dx, dy) = (x as f32 - 24.0, y as f32 - 24.0);
+        if dx * dx + dy * dy < 200.0 {
+            image::Rgb([240, 200, 30])
+        } else {
+            image::Rgb([30, 30, 90])
+        }
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .unwrap();
+    bytes
+}
+
+#[test]
+fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
+    let mut h = harness();
+    wait_for(&mut h, "the GPU", 60, device_ready);
+    let status = h.state().status();
+    assert_eq!(status.data_source, "built-in sample data");
+    assert_eq!((status.train_images, status.test_images), (6000, 1000));
+    assert_eq!(status.run, "idle");
+
+    h.get_by_label("Small and fast").click();
+    h.step();
+    assert!(
+        h.state()
+            .config
+            .model
+            .describe()
+            .contains("resnet18 (cifar stem)")
+    );
+    h.get_by_label("Start").click();
+    h.step();
+    wait_for(&mut h, "three training steps", 120, |a| {
+        a.status().step_losses >= 3
+    });
+    assert_eq!(h.state().status().run, "running");
+    assert!(h.query_by_label_contains("Batch loss per step").is_some());
+
+    h.get_by_label("Pause").click();
+    wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");
+    let steps = h.state().status().step_losses;
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        h.state().status().step_losses <= steps + 1,
+        "training went on while paused"
+    );
+    h.get_by_label("Resume").click();
+    wait_for(&mut h, "more steps", 60, |a| a.status().step_losses >= steps + 2);
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
+
+    drop_file(&mut h, "disc.png", png_of_a_disc());
+    wait_for(&mut h, "the classification", 30, |a| a.status().top.len() == 5);
+    let status = h.state().status();
+    assert_eq!(status.tab, "Classify");
+    assert_eq!(status.classified.as_deref(), Some("disc.png"));
+    let total: f64 = status.top.iter().map(|t| t.1).sum();
+    assert!(total <= 1.0 + 1e-9 && status.top.windows(2).all(|w| w[0].1 >= w[1].1));
+    assert!(
+        h.query_by_label_contains(&format!("{}:", status.top[0].0))
+            .is_some()
+    );
+
+    h.get_by_label("Evaluate on test set").click();
+    wait_for(&mut h, "the test report", 60, |a| {
+        a.status().test_accuracy.is_some()
+    });
+    assert!(h.query_by_label("macro avg").is_some() && h.query_by_label("weighted avg").is_some());
+}
+
+#[test]
+fn bad_files_give_clear_messages_and_keep_the_state() {
+    let mut h = harness();
+    wait_for(&mut h, "the GPU", 60, device_ready);
+    let before = h.state().status();
+
+    // A random file dropped as a dataset.
+    drop_file(
+        &mut h,
+        "noise.bin",
+        (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+    );
+    wait_for(&mut h, "the dataset error", 30, |a| a.status().error);
+    let status = h.state().status();
+    assert!(
+        status.message.as_deref().unwrap().contains("CIFAR-10"),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(
+        (status.train_images, status.data_source.as_str()),
+        (before.train_images, "built-in sample data")
+    );
+
+    // A truncated archive.
+    let mut gz = Vec::new();
+    {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+        encoder.write_all(&vec![7u8; 100_000]).unwrap();
+        encoder.finish().unwrap();
+    }
+    gz.truncate(gz.len() / 2);
+    h.state_mut().message = None;
+    drop_file(&mut h, "cifar-10-binary.tar.gz", gz);
+    wait_for(&mut h, "the archive error", 30, |a| a.status().error);
+    let message = h.state().status().message.unwrap();
+    assert!(
+        message.contains("cifar-10-binary.tar.gz") && message.contains("download it again"),
+        "{message}"
+    );
+    assert_eq!(h.state().status().train_images, before.train_images);
+
+    // A text file named as an image.
+    h.state_mut().message = None;
+    drop_file(&mut h, "photo.png", b"these are words, not pixels".to_vec());
+    wait_for(&mut h, "the image error", 30, |a| a.status().error);
+    let message = h.state().status().message.unwrap();
+    assert!(
+        message.contains("photo.png") && message.contains("not an image"),
+        "{message}"
+    );
+
+    // A checkpoint of another variant than the one selected (the reference seed ResNet-50).
+    let checkpoint = small_checkpoint();
+    h.state_mut().message = None;
+    drop_file(&mut h, "other.safetensors", checkpoint);
+    wait_for(&mut h, "the checkpoint error", 30, |a| a.status().error);
+    let message = h.state().status().message.unwrap();
+    assert!(
+        message.contains("other.safetensors") && message.contains("resnet18"),
+        "{message}"
+    );
+    assert_eq!(
+        h.state().status().variant,
+        before.variant,
+        "the selected model is kept"
+    );
+    assert_eq!(h.state().status().run, "idle");
+    // The message is on screen.
+    assert!(h.query_by_label_contains("other.safetensors").is_some());
+}
+
+/// A checkpoint of a tiny ResNet-18 (CIFAR stem) trained for no steps.
+fn small_checkpoint() -> Vec<u8> {
+    use resnet_wgpu::train::{Checkpoint, TrainConfig, TrainState};
+    let mut config = TrainConfig::reference();
+    config.model = resnet_wgpu::train::ModelSpec::named(
+        resnet_wgpu::model::Variant::ResNet18,
+        resnet_wgpu::model::Stem::Cifar,
+    );
+    config.model.config.widths = vec![8, 16];
+    config.model.config.blocks = vec![1, 1];
+    config.model.config.stem_width = 8;
+    let model = config.model.build();
+    let mut rng = resnet_wgpu::rng::Rng::new(1);
+    let params: Vec<Vec<f32>> = model
+        .parameters()
+        .iter()
+        .map(|p| p.initial_values(&mut rng))
+        .collect();
+    let state = resnet_wgpu::schedule::NetworkState {
+        momentum: params.iter().map(|p| vec![0.0; p.len()]).collect(),
+        running: model
+            .batch_norms()
+            .iter()
+            .map(|(_, c)| (vec![0.0; *c], vec![1.0; *c]))
+            .collect(),
+        params,
+    };
+    let progress = TrainState {
+        epochs_done: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        lr: resnet_wgpu::train::LrState::new(0.01),
+        rng_state: 0,
+        epoch_loss_sum: 0.0,
+        epoch_correct: 0,
+        epoch_images: 0,
+        epoch_train_seconds: 0.0,
+        history: Vec::new(),
+    };
+    let names = resnet_wgpu::data::sample::SAMPLE_CLASSES
+        .map(String::from)
+        .to_vec();
+    Checkpoint::new(config, progress, names, state).to_bytes()
+}

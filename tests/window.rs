@@ -1,0 +1,34 @@
+//! The real desktop window under a virtual X display (Xvfb): it opens, trains a few steps of
+//! the small configuration, and saves a screenshot of itself to `target/screenshots/native.png`.
+
+use std::process::Command;
+
+#[test]
+fn the_window_opens_trains_and_takes_a_screenshot() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("native.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24"])
+        .arg(env!("CARGO_BIN_EXE_resnet-wgpu"))
+        .args(["app", "--train-steps", "8", "--screenshot"])
+        .arg(&shot)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap_or_else(|e| panic!("xvfb-run did not start ({e}): install it with `apt-get install xvfb`"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the window failed: {stdout}\n{stderr}");
+    let image = image::open(&shot).expect("the screenshot is a PNG").to_rgb8();
+    assert_eq!((image.width(), image.height()), (1280, 800));
+    // Not a blank window: many distinct colours (text, plots, the loss curve).
+    let mut colours: Vec<[u8; 3]> = image.pixels().map(|p| p.0).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert!(
+        colours.len() > 50,
+        "the screenshot looks blank ({} colours)",
+        colours.len()
+    );
+}
