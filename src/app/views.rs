@@ -26,6 +26,8 @@ pub fn training(app: &mut App, ui: &mut egui::Ui) {
                 .width(width)
                 .legend(Legend::default())
                 .x_axis_label("epoch")
+                .include_x(1.0)
+                .include_y(0.0)
                 .show(ui, |p| {
                     p.line(Line::new(
                         "train",
@@ -44,6 +46,7 @@ pub fn training(app: &mut App, ui: &mut egui::Ui) {
                 .width(width)
                 .legend(Legend::default())
                 .x_axis_label("epoch")
+                .include_x(1.0)
                 .include_y(0.0)
                 .show(ui, |p| {
                     p.line(Line::new(
@@ -80,6 +83,8 @@ pub fn training(app: &mut App, ui: &mut egui::Ui) {
                 .height(height)
                 .width(width)
                 .x_axis_label("epoch")
+                .include_x(1.0)
+                .include_y(0.0)
                 .show(ui, |p| {
                     p.line(Line::new("lr", PlotPoints::from(per_epoch(app, |m| Some(m.lr)))))
                 });

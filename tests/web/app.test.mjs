@@ -1,0 +1,133 @@
+// The web app in headless Chromium with SwiftShader's WebGPU, driven by playwright-core: the
+// page loads without console errors, trains the small configuration on the built-in sample data
+// for a few steps with the loss curve growing, classifies a dropped image, and saves
+// screenshots to target/screenshots/. Buttons are clicked with the mouse at the rectangles the
+// app reports in its status snapshot (window.resnetStatus()); everything asserted comes from
+// that snapshot of the app's own state.
+//
+// Needs web/pkg (bash web/build.sh) and Debian's chromium.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const webRoot = path.resolve(here, "../../web");
+const shots = path.resolve(here, "../../target/screenshots");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
+
+function serve() {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    const file = path.join(webRoot, url.pathname === "/" ? "index.html" : decodeURIComponent(url.pathname));
+    if (!file.startsWith(webRoot) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404).end("not found");
+      return;
+    }
+    res.writeHead(200, { "content-type": types[path.extname(file)] ?? "application/octet-stream" });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+test("the web app trains on the sample data and classifies a dropped image", { timeout: 600_000 }, async () => {
+  assert.ok(fs.existsSync(path.join(webRoot, "pkg/resnet_wgpu_bg.wasm")), "build the web app first: bash web/build.sh");
+  assert.ok(fs.existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium`);
+  fs.mkdirSync(shots, { recursive: true });
+  const server = await serve();
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      "--enable-unsafe-webgpu",
+      "--use-webgpu-adapter=swiftshader",
+      "--enable-features=Vulkan",
+      "--use-vulkan=swiftshader",
+      "--use-angle=swiftshader",
+      "--no-sandbox",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = [];
+    page.on("console", (m) => {
+      if (m.type() === "error") errors.push(m.text());
+    });
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+
+    const status = () => page.evaluate(() => (window.resnetStatus ? window.resnetStatus() : {}));
+    const waitFor = async (what, done, ms) => {
+      const start = Date.now();
+      for (;;) {
+        const s = await status();
+        if (done(s)) return s;
+        if (Date.now() - start > ms) {
+          throw new Error(`timed out waiting for ${what}; status ${JSON.stringify(s)}; errors ${JSON.stringify(errors)}`);
+        }
+        await page.waitForTimeout(250);
+      }
+    };
+    const click = async (name) => {
+      const s = await status();
+      const rect = s.controls?.[name];
+      assert.ok(rect, `the app shows no "${name}" control: ${JSON.stringify(s.controls)}`);
+      const [x, y, w, h] = rect;
+      await page.mouse.click(x + w / 2, y + h / 2);
+    };
+
+    const ready = await waitFor("the WebGPU device", (s) => s.device === "ready" || s.device === "missing", 180_000);
+    assert.equal(ready.device, "ready", `no WebGPU device: ${ready.message}`);
+    assert.equal(ready.data_source, "built-in sample data");
+    await page.screenshot({ path: path.join(shots, "web-start.png") });
+
+    await click("Small and fast");
+    await waitFor("the small configuration", (s) => s.variant.startsWith("resnet18 (cifar stem)"), 10_000);
+    await click("Start");
+    const first = await waitFor("three training steps", (s) => s.step_losses >= 3, 300_000);
+    assert.equal(first.run, "running");
+    const later = await waitFor("the curve to grow", (s) => s.step_losses >= first.step_losses + 2, 300_000);
+    assert.ok(Number.isFinite(later.last_loss), `loss ${later.last_loss}`);
+    await page.screenshot({ path: path.join(shots, "web-training.png") });
+    await click("Pause");
+    await waitFor("the pause", (s) => s.run === "paused", 60_000);
+
+    // Drop a PNG (drawn in the page) on the canvas, as a person drops a file.
+    await page.evaluate(async () => {
+      const c = new OffscreenCanvas(40, 40);
+      const g = c.getContext("2d");
+      g.fillStyle = "#223";
+      g.fillRect(0, 0, 40, 40);
+      g.fillStyle = "#e33";
+      g.beginPath();
+      g.arc(20, 20, 12, 0, 2 * Math.PI);
+      g.fill();
+      const blob = await c.convertToBlob({ type: "image/png" });
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([blob], "disc.png", { type: "image/png" }));
+      const canvas = document.getElementById("app");
+      canvas.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    });
+    const classified = await waitFor("the classification", (s) => s.classified === "disc.png" && s.top.length === 5, 120_000);
+    const probabilities = classified.top.map((t) => t[1]);
+    assert.ok(probabilities.every((p, i) => i === 0 || probabilities[i - 1] >= p), "most probable first");
+    assert.equal(classified.tab, "Classify");
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: path.join(shots, "web-classify.png") });
+
+    assert.deepEqual(errors, [], "the console shows errors");
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});

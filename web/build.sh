@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the web app into web/pkg (WebAssembly + JavaScript glue). With --serve, then serves
+# web/ at http://localhost:8080 (WebGPU needs localhost or https).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $version"; then
+  rustup target add wasm32-unknown-unknown
+  cargo install wasm-bindgen-cli --version "$version"
+fi
+cargo rustc --release --lib --crate-type cdylib --target wasm32-unknown-unknown
+wasm-bindgen --target web --no-typescript --out-dir web/pkg \
+  target/wasm32-unknown-unknown/release/resnet_wgpu.wasm
+echo "built web/pkg"
+if [[ "${1:-}" == "--serve" ]]; then
+  echo "serving http://localhost:8080 (Ctrl-C to stop)"
+  exec python3 -m http.server 8080 --bind 127.0.0.1 --directory web
+fi
