@@ -8,6 +8,8 @@ pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod data;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod download;
 pub mod gpu;
 pub mod model;
 pub mod ops;

@@ -53,6 +53,10 @@ pub enum Done {
     File(LoadedFile),
     Dataset(Result<(Cifar10, String), String>),
     Saved(Result<String, String>),
+    /// A download's progress (native): the fraction done (if the size is known) and a
+    /// description; an empty description when it has ended.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    Downloading(Option<f32>, String),
 }
 
 /// Runs file work in the background and hands back the results.
@@ -238,6 +242,36 @@ impl Loader {
                 path: Some(path),
             };
             Self::finish(&sender, &repaint, Done::File(file));
+        });
+    }
+
+    /// Natively: downloads CIFAR-10 into `folder` (MD5-checked), then loads it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn download_cifar10(&self, folder: &str) {
+        let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+        let dir = std::path::PathBuf::from(folder);
+        std::thread::spawn(move || {
+            let mut last = 0;
+            let result = crate::download::download_cifar10(&dir, |done, total| {
+                if done - last < 1 << 20 && Some(done) != total {
+                    return; // report every MiB
+                }
+                last = done;
+                let fraction = total.map(|t| done as f32 / t.max(1) as f32);
+                let text = format!("downloading CIFAR-10: {} MiB", done >> 20);
+                Self::finish(&sender, &repaint, Done::Downloading(fraction, text));
+            });
+            let done = match result {
+                Ok(path) => Done::File(LoadedFile {
+                    kind: FileKind::Dataset,
+                    name: path.display().to_string(),
+                    bytes: Err("not read".into()),
+                    path: Some(path),
+                }),
+                Err(e) => Done::Dataset(Err(e.to_string())),
+            };
+            Self::finish(&sender, &repaint, Done::Downloading(None, String::new()));
+            Self::finish(&sender, &repaint, done);
         });
     }
 

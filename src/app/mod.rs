@@ -131,6 +131,8 @@ pub struct App {
     loaded_checkpoint: Option<String>,
     /// Natively, where Save writes checkpoints.
     pub checkpoint_folder: String,
+    /// A download in progress: fraction done (if known) and what is happening.
+    pub download: Option<(Option<f32>, String)>,
     /// Natively, a scripted run that ends with a screenshot.
     #[cfg(not(target_arch = "wasm32"))]
     pub screenshot: Option<screenshot::ScreenshotPlan>,
@@ -168,6 +170,7 @@ impl App {
             controls: BTreeMap::new(),
             loaded_checkpoint: None,
             checkpoint_folder: "checkpoints".into(),
+            download: None,
             #[cfg(not(target_arch = "wasm32"))]
             screenshot: None,
         }
@@ -333,6 +336,9 @@ impl App {
                 files::Done::Dataset(Err(e)) => self.error(e),
                 files::Done::Saved(Ok(place)) => self.notice(format!("checkpoint saved to {place}")),
                 files::Done::Saved(Err(e)) => self.error(e),
+                files::Done::Downloading(fraction, text) => {
+                    self.download = (!text.is_empty()).then_some((fraction, text));
+                }
             }
         }
     }

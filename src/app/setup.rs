@@ -45,7 +45,22 @@ fn data_section(app: &mut App, ui: &mut egui::Ui) {
         if ui.button("Open folder…").clicked() {
             app.files.pick_folder();
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        if ui
+            .add_enabled(app.download.is_none(), egui::Button::new("Download CIFAR-10"))
+            .on_hover_text("fetches the official archive (163 MiB) into ./data and checks its MD5")
+            .clicked()
+        {
+            app.files.download_cifar10("data");
+            app.download = Some((None, "connecting…".into()));
+        }
     });
+    if let Some((fraction, text)) = &app.download {
+        match fraction {
+            Some(f) => ui.add(egui::ProgressBar::new(*f).text(text.as_str())),
+            None => ui.label(text.as_str()),
+        };
+    }
 }
 
 fn model_section(app: &mut App, ui: &mut egui::Ui) {

@@ -41,6 +41,12 @@ pub enum Command {
     Eval(train::EvalArgs),
     /// Classify image files with a checkpoint: the top-5 classes and their probabilities.
     Classify(train::ClassifyArgs),
+    /// Download CIFAR-10 (python version) and check its published MD5.
+    Download {
+        /// The folder to save cifar-10-python.tar.gz in.
+        #[arg(long, default_value = "data", value_name = "DIR")]
+        to: PathBuf,
+    },
     /// Show the adapter (name, backend, limits, features) and the memory a configuration needs.
     Info(InfoArgs),
     /// Time the convolution kernels on every ResNet-50 layer shape against a square GEMM.
@@ -171,6 +177,28 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Train(args) => train::run_train(*args),
         Command::Eval(args) => train::run_eval(args),
+        Command::Download { to } => {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec}, ETA {eta}",
+                )
+                .expect("the template is valid"),
+            );
+            let path = resnet_wgpu::download::download_cifar10(&to, |done, total| {
+                if let Some(t) = total {
+                    bar.set_length(t);
+                }
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            println!(
+                "{} (MD5 checked); train with: resnet-wgpu train --data {}",
+                path.display(),
+                path.display()
+            );
+            Ok(())
+        }
         Command::Classify(args) => train::run_classify(args),
         Command::Info(args) => {
             let ctx = GpuContext::new_blocking()?;
