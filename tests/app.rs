@@ -134,6 +134,29 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
         a.status().test_accuracy.is_some()
     });
     assert!(h.query_by_label("macro avg").is_some() && h.query_by_label("weighted avg").is_some());
+
+    // Save the run, load the checkpoint back by dropping it, and continue training from it.
+    let dir = std::env::temp_dir().join(format!("resnet-wgpu-app-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    h.state_mut().checkpoint_folder = dir.display().to_string();
+    h.get_by_label("Save").click();
+    wait_for(&mut h, "the saved checkpoint", 60, |a| {
+        a.status().message.is_some_and(|m| m.contains("checkpoint saved"))
+    });
+    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with(".safetensors"), "{name}");
+    let steps = h.state().status().global_step;
+    drop_file(&mut h, &name, std::fs::read(&file).unwrap());
+    wait_for(&mut h, "the loaded run", 60, |a| {
+        a.status().message.is_some_and(|m| m.contains("press Resume")) && a.status().run == "paused"
+    });
+    h.get_by_label("Resume").click();
+    wait_for(&mut h, "training to continue from the checkpoint", 60, move |a| {
+        a.status().global_step > steps
+    });
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
 }
 
 #[test]

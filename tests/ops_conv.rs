@@ -126,6 +126,7 @@ fn conv_awkward_shapes_match_reference() {
         shape(1, 3, 11, 11, 9, [7, 7], [2, 2], [3, 3]),
         shape(3, 20, 9, 7, 33, [1, 1], [2, 2], [0, 0]),
         shape(2, 19, 6, 6, 21, [1, 1], [1, 1], [0, 0]),
+        shape(2, 19, 9, 10, 21, [1, 1], [1, 1], [0, 0]),
         shape(1, 4, 1, 1, 70, [3, 3], [1, 1], [1, 1]),
         shape(2, 6, 8, 10, 5, [2, 3], [1, 2], [0, 1]),
         shape(1, 8, 13, 13, 8, [5, 5], [3, 3], [2, 2]),
@@ -235,4 +236,14 @@ fn conv_cpu_backward_matches_finite_differences() {
             &numeric_gradient(&bias, |bias| loss(&x, &w, bias)),
         );
     }
+}
+
+#[test]
+fn pointwise_convolutions_take_the_gemm_path_only_with_enough_pixels() {
+    // Both paths are covered by the shapes above: 9×10 pixels run as GEMMs, 6×6 and 1×1 as
+    // implicit GEMMs.
+    assert!(shape(2, 19, 9, 10, 21, [1, 1], [1, 1], [0, 0]).runs_as_gemm());
+    assert!(!shape(2, 19, 6, 6, 21, [1, 1], [1, 1], [0, 0]).runs_as_gemm());
+    assert!(!shape(1, 1, 1, 1, 1, [1, 1], [1, 1], [0, 0]).runs_as_gemm());
+    assert!(!shape(3, 20, 9, 7, 33, [1, 1], [2, 2], [0, 0]).runs_as_gemm());
 }

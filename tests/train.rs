@@ -351,3 +351,19 @@ fn micro_batched_training_reports_its_split_and_learns() {
             .all(|e| e.train_loss.is_finite() && e.val_loss.is_some_and(f64::is_finite))
     );
 }
+
+#[test]
+fn errors_the_device_reports_are_kept_for_the_caller_instead_of_panicking() {
+    let ctx = gpu();
+    assert_eq!(ctx.take_error(), None);
+    // A buffer beyond the device's limit is a validation error the device reports by itself.
+    let _too_big = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("too big"),
+        size: ctx.limits.max_buffer_size + 4,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let error = ctx.take_error().expect("the error is kept");
+    assert!(!error.is_empty());
+    assert_eq!(ctx.take_error(), None, "taken once");
+}

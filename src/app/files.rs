@@ -275,6 +275,19 @@ impl Loader {
         });
     }
 
+    /// Natively: asks where to save the checkpoint with the system's dialog, then writes it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save_as(&self, name: String, bytes: Vec<u8>) {
+        let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+        std::thread::spawn(move || {
+            let Some(path) = rfd::FileDialog::new().set_file_name(&name).save_file() else {
+                return;
+            };
+            let done = write_atomically(&path, &bytes).map(|_| path.display().to_string());
+            Self::finish(&sender, &repaint, Done::Saved(done));
+        });
+    }
+
     /// Saves checkpoint bytes: natively into `folder` (atomically), in the browser as a
     /// download.
     pub fn save(&self, name: String, bytes: Vec<u8>, folder: &str) {

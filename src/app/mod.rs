@@ -131,6 +131,8 @@ pub struct App {
     loaded_checkpoint: Option<String>,
     /// Natively, where Save writes checkpoints.
     pub checkpoint_folder: String,
+    /// Natively, the next checkpoint goes through the save dialog instead of the folder.
+    save_with_dialog: bool,
     /// A download in progress: fraction done (if known) and what is happening.
     pub download: Option<(Option<f32>, String)>,
     /// Natively, a scripted run that ends with a screenshot.
@@ -171,6 +173,7 @@ impl App {
             loaded_checkpoint: None,
             checkpoint_folder: "checkpoints".into(),
             download: None,
+            save_with_dialog: false,
             #[cfg(not(target_arch = "wasm32"))]
             screenshot: None,
         }
@@ -240,6 +243,13 @@ impl App {
     }
 
     pub fn save_checkpoint(&mut self) {
+        self.save_with_dialog = false;
+        self.worker.send(Command::Save);
+    }
+
+    /// Natively: save through the system's file dialog.
+    pub fn save_checkpoint_as(&mut self) {
+        self.save_with_dialog = true;
         self.worker.send(Command::Save);
     }
 
@@ -420,6 +430,10 @@ impl App {
             },
             Event::Checkpoint { bytes, epochs_done } => {
                 let name = format!("resnet-epoch{epochs_done}.safetensors");
+                #[cfg(not(target_arch = "wasm32"))]
+                if self.save_with_dialog {
+                    return self.files.save_as(name, bytes);
+                }
                 self.files.save(name, bytes, &self.checkpoint_folder);
             }
             Event::Error(text) => self.error(text),

@@ -293,6 +293,10 @@ fn checkpoint_section(app: &mut App, ui: &mut egui::Ui) {
         if r.clicked() {
             app.save_checkpoint();
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        if ui.add_enabled(trained, egui::Button::new("Save as…")).clicked() {
+            app.save_checkpoint_as();
+        }
         let load = if cfg!(target_arch = "wasm32") {
             "Upload…"
         } else {

@@ -15,80 +15,68 @@ fn per_epoch(app: &App, f: impl Fn(&crate::train::EpochMetrics) -> Option<f64>) 
         .collect()
 }
 
+/// One titled plot of named curves of (x, y) points.
+fn curves(
+    ui: &mut egui::Ui,
+    title: &str,
+    x_label: &str,
+    size: egui::Vec2,
+    lines: Vec<(&str, Vec<[f64; 2]>)>,
+) {
+    ui.vertical(|ui| {
+        ui.label(title);
+        // The title may carry a count; the plot keeps one id.
+        Plot::new(title.split(" (").next().unwrap_or(title))
+            .width(size.x)
+            .height(size.y)
+            .legend(Legend::default())
+            .x_axis_label(x_label)
+            .include_x(1.0)
+            .include_y(0.0)
+            .show(ui, |p| {
+                for (name, points) in lines {
+                    p.line(Line::new(name, PlotPoints::from(points)));
+                }
+            });
+    });
+}
+
 pub fn training(app: &mut App, ui: &mut egui::Ui) {
-    let height = (ui.available_height() / 2.0 - 30.0).max(120.0);
-    let width = ui.available_width() / 2.0 - 8.0;
+    let size = egui::vec2(
+        ui.available_width() / 2.0 - 8.0,
+        (ui.available_height() / 2.0 - 30.0).max(120.0),
+    );
     ui.horizontal(|ui| {
-        ui.vertical(|ui| {
-            ui.label("Loss per epoch");
-            Plot::new("epoch loss")
-                .height(height)
-                .width(width)
-                .legend(Legend::default())
-                .x_axis_label("epoch")
-                .include_x(1.0)
-                .include_y(0.0)
-                .show(ui, |p| {
-                    p.line(Line::new(
-                        "train",
-                        PlotPoints::from(per_epoch(app, |m| Some(m.train_loss))),
-                    ));
-                    p.line(Line::new(
-                        "validation",
-                        PlotPoints::from(per_epoch(app, |m| m.val_loss)),
-                    ));
-                });
-        });
-        ui.vertical(|ui| {
-            ui.label("Error rate per epoch");
-            Plot::new("epoch error")
-                .height(height)
-                .width(width)
-                .legend(Legend::default())
-                .x_axis_label("epoch")
-                .include_x(1.0)
-                .include_y(0.0)
-                .show(ui, |p| {
-                    p.line(Line::new(
-                        "train",
-                        PlotPoints::from(per_epoch(app, |m| Some(m.train_error))),
-                    ));
-                    p.line(Line::new(
-                        "validation",
-                        PlotPoints::from(per_epoch(app, |m| m.val_error)),
-                    ));
-                });
-        });
+        let train = per_epoch(app, |m| Some(m.train_loss));
+        let validation = per_epoch(app, |m| m.val_loss);
+        curves(
+            ui,
+            "Loss per epoch",
+            "epoch",
+            size,
+            vec![("train", train), ("validation", validation)],
+        );
+        let train = per_epoch(app, |m| Some(m.train_error));
+        let validation = per_epoch(app, |m| m.val_error);
+        curves(
+            ui,
+            "Error rate per epoch",
+            "epoch",
+            size,
+            vec![("train", train), ("validation", validation)],
+        );
     });
     ui.horizontal(|ui| {
-        ui.vertical(|ui| {
-            ui.label(format!(
-                "Batch loss per step ({} steps)",
-                app.run.step_losses.len()
-            ));
-            Plot::new("step loss")
-                .height(height)
-                .width(width)
-                .x_axis_label("step")
-                .show(ui, |p| {
-                    p.line(Line::new(
-                        "batch loss",
-                        PlotPoints::from(app.run.step_losses.clone()),
-                    ))
-                });
-        });
-        ui.vertical(|ui| {
-            ui.label("Learning rate per epoch");
-            Plot::new("lr")
-                .height(height)
-                .width(width)
-                .x_axis_label("epoch")
-                .include_x(1.0)
-                .include_y(0.0)
-                .show(ui, |p| {
-                    p.line(Line::new("lr", PlotPoints::from(per_epoch(app, |m| Some(m.lr)))))
-                });
-        });
+        let title = format!("Batch loss per step ({} steps)", app.run.step_losses.len());
+        curves(
+            ui,
+            &title,
+            "step",
+            size,
+            vec![("batch loss", app.run.step_losses.clone())],
+        );
+        let lr = per_epoch(app, |m| Some(m.lr));
+        curves(ui, "Learning rate per epoch", "epoch", size, vec![("lr", lr)]);
     });
 }
 

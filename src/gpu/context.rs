@@ -47,6 +47,9 @@ pub struct GpuContext {
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
     /// A small read-only storage buffer bound where an optional input (a bias) is absent.
     placeholder: wgpu::Buffer,
+    /// The first error the device reported on its own (validation, out of memory, device
+    /// lost) since it was last taken; wgpu would otherwise panic on it.
+    error: Arc<Mutex<Option<String>>>,
 }
 
 /// The smallest subgroup the subgroup kernels work with: they exchange operands among groups
@@ -126,6 +129,19 @@ impl GpuContext {
             info.device_type,
             features.subgroups
         );
+        let error = Arc::new(Mutex::new(None));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("GPU error: {e}");
+            sink.lock()
+                .expect("error slot")
+                .get_or_insert_with(|| e.to_string());
+        }));
+        let sink = error.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let text = format!("the GPU device was lost ({reason:?}): {message}");
+            sink.lock().expect("error slot").get_or_insert(text);
+        });
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("absent optional input"),
             size: 16,
@@ -141,7 +157,14 @@ impl GpuContext {
             use_subgroups: AtomicBool::new(features.subgroups),
             features,
             pipelines: Mutex::new(HashMap::new()),
+            error,
         })
+    }
+
+    /// The first error the device reported since the last call (out of memory, validation,
+    /// device lost), if any.
+    pub fn take_error(&self) -> Option<String> {
+        self.error.lock().expect("error slot").take()
     }
 
     /// Whether launches currently pick subgroup kernels.

@@ -103,6 +103,14 @@ impl Conv2dShape {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
     }
 
+    /// Whether the launchers run it as per-image GEMMs: pointwise, with enough pixels per
+    /// image to fill the GEMM's column tiles. Below that (the 7×7 … 1×1 planes of late stages
+    /// on small inputs) the implicit-GEMM kernels, whose columns run over batch × pixels, are
+    /// far better fed.
+    pub fn runs_as_gemm(&self) -> bool {
+        self.is_pointwise() && self.pixels() >= GEMM_MIN_PIXELS
+    }
+
     fn valid(&self) -> bool {
         self.batch > 0
             && self.in_channels > 0
@@ -141,6 +149,9 @@ impl Conv2dShape {
     }
 }
 
+/// Pixels per image from which a pointwise convolution runs as per-image GEMMs.
+const GEMM_MIN_PIXELS: usize = 64;
+
 /// The grid for an implicit-GEMM kernel: tiles of N on x (wrapping onto z past 65,535), tiles
 /// of M on y.
 fn implicit_gemm_grid(ctx: &GpuContext, m: usize, n: usize) -> [u32; 3] {
@@ -166,7 +177,7 @@ pub fn forward(
     assert_eq!(x.len(), shape.input_len(), "conv2d forward: input size");
     assert_eq!(w.len(), shape.weight_len(), "conv2d forward: weight size");
     assert_eq!(y.len(), shape.output_len(), "conv2d forward: output size");
-    if shape.is_pointwise() {
+    if shape.runs_as_gemm() {
         // Per image: y[b] [Cout, P] = w [Cout, Cin] · x[b] [Cin, P].
         let mut p =
             MatmulParams::row_major(shape.batch, shape.out_channels, shape.pixels(), shape.in_channels);
@@ -204,7 +215,7 @@ pub fn input_grad(
     assert_eq!(dy.len(), shape.output_len(), "conv2d input grad: dy size");
     assert_eq!(w.len(), shape.weight_len(), "conv2d input grad: weight size");
     assert_eq!(dx.len(), shape.input_len(), "conv2d input grad: dx size");
-    if shape.is_pointwise() {
+    if shape.runs_as_gemm() {
         // Per image: dx[b] [Cin, P] = wᵀ [Cin, Cout] · dy[b] [Cout, P].
         let mut p =
             MatmulParams::row_major(shape.batch, shape.in_channels, shape.pixels(), shape.out_channels);
@@ -240,7 +251,7 @@ pub fn weight_grad(
     assert_eq!(dy.len(), shape.output_len(), "conv2d weight grad: dy size");
     assert_eq!(x.len(), shape.input_len(), "conv2d weight grad: input size");
     assert_eq!(dw.len(), shape.weight_len(), "conv2d weight grad: dw size");
-    if shape.is_pointwise() {
+    if shape.runs_as_gemm() {
         // dw [Cout, Cin] = Σ_b dy[b] [Cout, P] · x[b]ᵀ [P, Cin].
         let pixels = shape.pixels() as u32;
         let mut p =

@@ -213,6 +213,8 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("the GPU failed: {0}. Try a smaller batch or model; the last checkpoint is intact")]
+    Device(String),
 }
 
 /// Training, validation and test sets of a run.
