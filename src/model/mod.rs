@@ -52,6 +52,33 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The convolution this op computes on an input of shape `input`; `None` for other ops.
+    pub fn conv_shape(&self, input: Shape) -> Option<crate::ops::conv2d::Conv2dShape> {
+        let Op::Conv {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            ..
+        } = *self
+        else {
+            return None;
+        };
+        let [batch, in_channels, in_height, in_width] = input;
+        Some(crate::ops::conv2d::Conv2dShape {
+            batch,
+            in_channels,
+            in_height,
+            in_width,
+            out_channels,
+            kernel: [kernel, kernel],
+            stride: [stride, stride],
+            padding: [padding, padding],
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     pub op: Op,

@@ -23,7 +23,7 @@
 
 use super::{Model, Op, Shape};
 use crate::ops::batch_norm::{self, BnShape};
-use crate::ops::conv2d::{self, Conv2dShape};
+use crate::ops::conv2d;
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::ops::max_pool::{self, MaxPool2d};
 use crate::ops::sgd::{self, SgdConfig};
@@ -206,20 +206,6 @@ fn check_batch(shapes: &[Shape], images: &[f64], batch: usize) {
     );
 }
 
-fn conv_shape(x: Shape, out_channels: usize, kernel: usize, stride: usize, padding: usize) -> Conv2dShape {
-    let [batch, in_channels, in_height, in_width] = x;
-    Conv2dShape {
-        batch,
-        in_channels,
-        in_height,
-        in_width,
-        out_channels,
-        kernel: [kernel, kernel],
-        stride: [stride, stride],
-        padding: [padding, padding],
-    }
-}
-
 fn bn_shape(x: Shape) -> BnShape {
     let [n, c, h, w] = x;
     BnShape::new(n, c, h * w)
@@ -273,14 +259,8 @@ fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize,
             // y[n,c,oh,ow] = x[n,c,⌊oh·IH/OH⌋,⌊ow·IW/OW⌋]
             Op::Upsample { size } => upsample::forward_cpu(&upsample_shape(xs, *size), x),
             // y = conv(x, W) + b: [B, Cin, H, W] → [B, Cout, OH, OW]
-            Op::Conv {
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                ..
-            } => {
-                let s = conv_shape(xs, *out_channels, *kernel, *stride, *padding);
+            Op::Conv { .. } => {
+                let s = layer.op.conv_shape(xs).expect("a convolution");
                 conv2d::forward_cpu(&s, x, weight(), slot.bias.map(|i| &params[i][..]))
             }
             // y = γ·(x − μ)/sqrt(σ² + eps) + β per channel
@@ -395,14 +375,8 @@ fn run_backward(
         let dx = match &layer.op {
             // dx[n,c,ih,iw] = Σ dy over the output pixels that read (ih, iw)
             Op::Upsample { size } => upsample::backward_cpu(&upsample_shape(xs, *size), &dy),
-            Op::Conv {
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                ..
-            } => {
-                let s = conv_shape(xs, *out_channels, *kernel, *stride, *padding);
+            Op::Conv { .. } => {
+                let s = layer.op.conv_shape(xs).expect("a convolution");
                 let w_slot = slot.weight.expect("conv has a weight");
                 // dW[co,ci,kh,kw] = Σ_{b,oh,ow} dy[b,co,oh,ow]·x[b,ci,oh·s−p+kh,ow·s−p+kw]
                 param_grads[w_slot] = conv2d::weight_grad_cpu(&s, &dy, x);

@@ -13,7 +13,7 @@ pub use plan::{GradientPlan, MemoryReport, choose_micro_batch, mib};
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, Launch};
 use crate::model::{Model, Op, Shape};
 use crate::ops::batch_norm::{self, BnShape};
-use crate::ops::conv2d::{self, Conv2dShape};
+use crate::ops::conv2d;
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::ops::max_pool::{self, MaxPool2d};
 use crate::ops::sgd::{self, SgdConfig};
@@ -465,14 +465,8 @@ impl Recorder<'_> {
                     let shape = UpsampleNearest::new(n, c, (h, w), (*size, *size));
                     upsample::forward(ctx, &shape, x, y)
                 }
-                Op::Conv {
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let shape = Conv2dShape::square(n, c, h, *out_channels, *kernel, *stride, *padding);
+                Op::Conv { .. } => {
+                    let shape = layer.op.conv_shape(net.shapes[layer.inputs[0]]).unwrap();
                     let p = p.unwrap();
                     let bias = p.bias.map(|b| &net.params[b]);
                     conv2d::forward(ctx, &shape, x, &net.params[p.weight], bias, y)
@@ -561,14 +555,8 @@ impl Recorder<'_> {
                     launches.push(upsample::backward(ctx, &shape, dy, dx));
                 }
             }
-            Op::Conv {
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                ..
-            } => {
-                let shape = Conv2dShape::square(n, c, h, *out_channels, *kernel, *stride, *padding);
+            Op::Conv { .. } => {
+                let shape = layer.op.conv_shape(net.shapes[layer.inputs[0]]).unwrap();
                 let p = p.unwrap();
                 if let Some(b) = p.bias {
                     let [_, co, oh, ow] = net.shapes[i + 1];
