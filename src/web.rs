@@ -14,6 +14,19 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
     if !has_webgpu {
         return Err("this browser has no WebGPU: use a current Chrome or Edge".into());
     }
+    let mut instance = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    instance.backends = wgpu::Backends::BROWSER_WEBGPU;
+    if let Err(e) = wgpu::Instance::new(instance)
+        .request_adapter(&Default::default())
+        .await
+    {
+        log::warn!("no WebGPU adapter: {e}");
+        return Err(
+            "this browser offers WebGPU but no GPU adapter: enable hardware acceleration in its \
+                    settings, or use a current Chrome or Edge on a machine with a supported GPU"
+                .into(),
+        );
+    }
     let canvas = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id(&canvas_id))

@@ -60,7 +60,12 @@ impl GpuContext {
     /// Opens the highest-performance adapter on any backend, asking for its largest buffer
     /// and workgroup limits and for the optional features it offers.
     pub async fn new() -> Result<Self, GpuError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        if cfg!(target_arch = "wasm32") {
+            // In the browser only WebGPU computes (WebGL has no compute shaders).
+            descriptor.backends = wgpu::Backends::BROWSER_WEBGPU;
+        }
+        let instance = wgpu::Instance::new(descriptor);
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,

@@ -19,6 +19,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const webRoot = path.resolve(here, "../../web");
 const shots = path.resolve(here, "../../target/screenshots");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+fs.mkdirSync(shots, { recursive: true });
 
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
 
@@ -36,27 +37,28 @@ function serve() {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
+const flags = [
+  "--enable-unsafe-webgpu",
+  "--use-webgpu-adapter=swiftshader",
+  "--enable-features=Vulkan",
+  "--use-vulkan=swiftshader",
+  "--use-angle=swiftshader",
+  "--no-sandbox",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+function launch() {
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args: flags });
+}
+
 test("the web app trains on the sample data and classifies a dropped image", { timeout: 600_000 }, async () => {
   assert.ok(fs.existsSync(path.join(webRoot, "pkg/resnet_wgpu_bg.wasm")), "build the web app first: bash web/build.sh");
   assert.ok(fs.existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium`);
-  fs.mkdirSync(shots, { recursive: true });
   const server = await serve();
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--enable-unsafe-webgpu",
-      "--use-webgpu-adapter=swiftshader",
-      "--enable-features=Vulkan",
-      "--use-vulkan=swiftshader",
-      "--use-angle=swiftshader",
-      "--no-sandbox",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const errors = [];
@@ -131,3 +133,29 @@ test("the web app trains on the sample data and classifies a dropped image", { t
     server.close();
   }
 });
+
+// Without WebGPU, or with WebGPU but no adapter, the page explains what is missing instead of
+// showing a blank canvas.
+for (const [what, script, expected] of [
+  ["no WebGPU", "delete Navigator.prototype.gpu;", "does not offer"],
+  ["no adapter", "navigator.gpu.requestAdapter = async () => null;", "no GPU adapter"],
+]) {
+  test(`with ${what} the page says what to do`, { timeout: 300_000 }, async () => {
+    const server = await serve();
+    const browser = await launch();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 600 } });
+      await page.addInitScript(script);
+      await page.goto(`http://127.0.0.1:${server.address().port}/`);
+      const notice = page.locator("#notice-text");
+      await notice.filter({ hasText: expected }).waitFor({ timeout: 240_000 });
+      const text = await notice.textContent();
+      assert.match(text, /Chrome or Edge/);
+      assert.ok(await page.locator("#notice").isVisible());
+      await page.screenshot({ path: path.join(shots, `web-${what.replace(" ", "-")}.png`) });
+    } finally {
+      await browser.close();
+      server.close();
+    }
+  });
+}
