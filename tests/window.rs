@@ -1,18 +1,33 @@
 //! The real desktop window under a virtual X display (Xvfb): it opens, trains a few steps of
-//! the small configuration, and saves a screenshot of itself to `target/screenshots/native.png`.
+//! the small configuration, and saves a screenshot of itself to `target/screenshots/`
+//! (`native.png`, the training page; `native-evaluation.png`, the evaluation page).
 
 use std::process::Command;
 
 #[test]
 fn the_window_opens_trains_and_takes_a_screenshot() {
+    screenshot("native.png", &["--train-steps", "8"]);
+}
+
+#[test]
+fn the_window_shows_the_evaluation_page() {
+    screenshot(
+        "native-evaluation.png",
+        &["--train-steps", "40", "--tab", "evaluation"],
+    );
+}
+
+fn screenshot(name: &str, args: &[&str]) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
-    let shot = dir.join("native.png");
+    let shot = dir.join(name);
     let _ = std::fs::remove_file(&shot);
     let out = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x800x24"])
         .arg(env!("CARGO_BIN_EXE_resnet-wgpu"))
-        .args(["app", "--train-steps", "8", "--screenshot"])
+        .arg("app")
+        .args(args)
+        .arg("--screenshot")
         .arg(&shot)
         .env("RUST_LOG", "error")
         .output()

@@ -37,7 +37,7 @@ pub enum Tab {
 }
 
 impl Tab {
-    const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 5] = [
         Tab::Training,
         Tab::Evaluation,
         Tab::Classify,
@@ -45,7 +45,7 @@ impl Tab {
         Tab::Device,
     ];
 
-    fn title(self) -> &'static str {
+    pub fn title(self) -> &'static str {
         match self {
             Tab::Training => "Training",
             Tab::Evaluation => "Evaluation",

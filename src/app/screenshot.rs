@@ -4,24 +4,32 @@
 
 use std::path::PathBuf;
 
-use super::{App, DeviceState, setup};
+use super::{App, DeviceState, Tab, setup};
 
 pub struct ScreenshotPlan {
     pub path: PathBuf,
     /// Train this many steps of the small configuration first (0: none).
     pub train_steps: usize,
+    /// The page to show (the evaluation page is shown after evaluating).
+    pub tab: Tab,
     frames: u32,
     started: bool,
+    evaluating: bool,
+    /// The frame at which the page was first shown.
+    shown_at: Option<u32>,
     requested: bool,
 }
 
 impl ScreenshotPlan {
-    pub fn new(path: PathBuf, train_steps: usize) -> Self {
+    pub fn new(path: PathBuf, train_steps: usize, tab: Tab) -> Self {
         Self {
             path,
             train_steps,
+            tab,
             frames: 0,
             started: false,
+            evaluating: false,
+            shown_at: None,
             requested: false,
         }
     }
@@ -53,7 +61,19 @@ pub fn step(app: &mut App, ctx: &egui::Context) {
         return;
     }
     let plan = app.screenshot.as_mut().expect("the plan is there");
-    if plan.frames < 20 {
+    let tab = plan.tab;
+    if tab == Tab::Evaluation && app.report.is_none() {
+        if !plan.evaluating {
+            plan.evaluating = true;
+            app.pause();
+            app.evaluate();
+        }
+        return;
+    }
+    app.tab = tab;
+    let plan = app.screenshot.as_mut().expect("the plan is there");
+    let shown = *plan.shown_at.get_or_insert(plan.frames);
+    if plan.frames < 20 || plan.frames < shown + 5 {
         return; // let the layout settle
     }
     plan.requested = true;

@@ -267,10 +267,24 @@ pub fn data(app: &mut App, ui: &mut egui::Ui) {
             ui.label(name);
         }
         ui.end_row();
-        for (split, set) in [("train", &data.train), ("test", &data.test)] {
+        // The validation split is the last images of the training set.
+        let train = &data.train.labels;
+        let held_out = app.config.validation.min(train.len());
+        let (fit, validation) = train.split_at(train.len() - held_out);
+        for (split, labels) in [
+            ("train", fit),
+            ("validation", validation),
+            ("test", &data.test.labels[..]),
+        ] {
             ui.strong(split);
-            for count in set.class_counts() {
-                ui.label(count.to_string());
+            for class in 0..data.train.class_names.len() {
+                ui.label(
+                    labels
+                        .iter()
+                        .filter(|&&l| l as usize == class)
+                        .count()
+                        .to_string(),
+                );
             }
             ui.end_row();
         }
@@ -278,13 +292,17 @@ pub fn data(app: &mut App, ui: &mut egui::Ui) {
     ui.separator();
     let ctx = ui.ctx().clone();
     egui::ScrollArea::vertical().show(ui, |ui| {
-        ui.horizontal_wrapped(|ui| {
+        let columns = ((ui.available_width() / 76.0).floor() as usize).max(1);
+        egui::Grid::new("thumbnails").show(ui, |ui| {
             for i in 0..data.train.len().min(60) {
                 let texture = app.texture(&ctx, &format!("data {i}"), data.train.image(i));
                 ui.vertical(|ui| {
                     ui.image((texture.id(), egui::vec2(64.0, 64.0)));
                     ui.small(data.train.class_name(data.train.label(i) as usize));
                 });
+                if (i + 1) % columns == 0 {
+                    ui.end_row();
+                }
             }
         });
     });

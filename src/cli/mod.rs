@@ -34,6 +34,9 @@ pub enum Command {
         /// With --screenshot: first train this many steps of the small configuration.
         #[arg(long, default_value_t = 0, requires = "screenshot")]
         train_steps: usize,
+        /// With --screenshot: the page to show (training, evaluation, classify, data, device).
+        #[arg(long, default_value = "training", requires = "screenshot")]
+        tab: String,
     },
     /// Train a model; the defaults are the reference experiment (seed ResNet-50, 40 epochs).
     Train(Box<train::TrainArgs>),
@@ -170,9 +173,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::App {
             screenshot,
             train_steps,
+            tab,
         } => {
-            let plan =
-                screenshot.map(|path| resnet_wgpu::app::screenshot::ScreenshotPlan::new(path, train_steps));
+            use resnet_wgpu::app::Tab;
+            let tab = Tab::ALL
+                .into_iter()
+                .find(|t| t.title().eq_ignore_ascii_case(&tab))
+                .ok_or_else(|| {
+                    format!("no page {tab:?}: choose training, evaluation, classify, data or device")
+                })?;
+            let plan = screenshot
+                .map(|path| resnet_wgpu::app::screenshot::ScreenshotPlan::new(path, train_steps, tab));
             Ok(resnet_wgpu::app::run_native(plan)?)
         }
         Command::Train(args) => train::run_train(*args),
