@@ -182,6 +182,13 @@ fn bad_files_give_clear_messages_and_keep_the_state() {
         (status.train_images, status.data_source.as_str()),
         (before.train_images, "built-in sample data")
     );
+    // The sample data can be loaded again from its button.
+    h.get_by_label("Sample data").click();
+    wait_for(&mut h, "the sample data", 10, |a| {
+        a.status()
+            .message
+            .is_some_and(|m| m.starts_with("loaded built-in sample data"))
+    });
 
     // A truncated archive.
     let mut gz = Vec::new();

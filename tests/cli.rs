@@ -144,6 +144,7 @@ fn train_then_eval_then_classify_on_the_sample_data() {
     assert!(rows.iter().sum::<f64>() <= 100.01, "{text}");
 
     // Resume the finished run for one more epoch: it continues at epoch 3.
+    let jsonl = dir.join("more.jsonl");
     let out = run(&[
         "train",
         "--resume",
@@ -156,12 +157,21 @@ fn train_then_eval_then_classify_on_the_sample_data() {
         "--sample-size",
         "320",
         "--quiet",
+        "--metrics",
+        jsonl.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "resume failed: {}", stderr(&out));
     assert!(
         stdout(&out).contains("epoch   3:") && !stdout(&out).contains("epoch   1:"),
         "{}",
         stdout(&out)
+    );
+    // Metrics as JSON lines: one object for the one new epoch.
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(
+        lines.starts_with("{\"epoch\":3,") && lines.contains("\"val_loss\":"),
+        "{lines}"
     );
 }
 
