@@ -302,7 +302,9 @@ fn checkpoint_section(app: &mut App, ui: &mut egui::Ui) {
         } else {
             "Load…"
         };
-        if ui.button(load).clicked() {
+        let r = ui.button(load);
+        app.remember("Load", &r);
+        if r.clicked() {
             app.files.pick(FileKind::Checkpoint);
         }
     });

@@ -1,7 +1,7 @@
 // The web app in headless Chromium with SwiftShader's WebGPU, driven by playwright-core: the
 // page loads without console errors, trains the small configuration on the built-in sample data
-// for a few steps with the loss curve growing, classifies a dropped image, and saves
-// screenshots to target/screenshots/. Buttons are clicked with the mouse at the rectangles the
+// for a few steps with the loss curve growing, downloads its checkpoint and uploads it back,
+// classifies a dropped image, and saves screenshots to target/screenshots/. Buttons are clicked with the mouse at the rectangles the
 // app reports in its status snapshot (window.resnetStatus()); everything asserted comes from
 // that snapshot of the app's own state.
 //
@@ -54,7 +54,7 @@ function launch() {
   return chromium.launch({ executablePath: chromiumPath, headless: true, args: flags });
 }
 
-test("the web app trains on the sample data and classifies a dropped image", { timeout: 600_000 }, async () => {
+test("the web app trains, saves and reloads a checkpoint, and classifies a dropped image", { timeout: 600_000 }, async () => {
   assert.ok(fs.existsSync(path.join(webRoot, "pkg/resnet_wgpu_bg.wasm")), "build the web app first: bash web/build.sh");
   assert.ok(fs.existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium`);
   const server = await serve();
@@ -103,6 +103,17 @@ test("the web app trains on the sample data and classifies a dropped image", { t
     await page.screenshot({ path: path.join(shots, "web-training.png") });
     await click("Pause");
     await waitFor("the pause", (s) => s.run === "paused", 60_000);
+
+    // Download the checkpoint, then upload it back: the run is loaded, paused, ready to resume.
+    const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120_000 }), click("Save")]);
+    const saved = path.join(shots, "web-checkpoint.safetensors");
+    await download.saveAs(saved);
+    assert.match(download.suggestedFilename(), /\.safetensors$/);
+    assert.ok(fs.statSync(saved).size > 100_000, "the checkpoint holds the weights");
+    const [chooser] = await Promise.all([page.waitForEvent("filechooser", { timeout: 60_000 }), click("Load")]);
+    await chooser.setFiles(saved);
+    const loaded = await waitFor("the uploaded checkpoint", (s) => (s.message ?? "").includes("press Resume"), 120_000);
+    assert.equal(loaded.run, "paused");
 
     // Drop a PNG (drawn in the page) on the canvas, as a person drops a file.
     await page.evaluate(async () => {
