@@ -277,14 +277,12 @@ pub fn data(app: &mut App, ui: &mut egui::Ui) {
             ("test", &data.test.labels[..]),
         ] {
             ui.strong(split);
-            for class in 0..data.train.class_names.len() {
-                ui.label(
-                    labels
-                        .iter()
-                        .filter(|&&l| l as usize == class)
-                        .count()
-                        .to_string(),
-                );
+            let mut counts = vec![0; data.train.class_names.len()];
+            for &l in labels {
+                counts[l as usize] += 1;
+            }
+            for count in counts {
+                ui.label(count.to_string());
             }
             ui.end_row();
         }

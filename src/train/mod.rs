@@ -249,6 +249,8 @@ pub struct Trainer {
     pub state: TrainState,
     batch_images: Vec<f32>,
     batch_labels: Vec<u32>,
+    /// The current epoch's visiting order, drawn once per epoch.
+    order: Option<(usize, Vec<usize>)>,
 }
 
 impl Trainer {
@@ -330,6 +332,7 @@ impl Trainer {
             state,
             batch_images: Vec::new(),
             batch_labels: Vec::new(),
+            order: None,
         })
     }
 
@@ -367,14 +370,17 @@ impl Trainer {
     pub async fn step(&mut self, ctx: &GpuContext) -> Result<StepReport, TrainError> {
         let started = Instant::now();
         let batch = self.config.batch;
-        let order = if self.config.shuffle {
-            BatchOrder::shuffled(self.config.seed)
-        } else {
-            BatchOrder::sequential()
-        };
         let epoch = self.state.epochs_done;
         let step = self.state.step_in_epoch;
-        let indices = order.epoch(epoch as u64, self.data.train.len());
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let order = if self.config.shuffle {
+                BatchOrder::shuffled(self.config.seed)
+            } else {
+                BatchOrder::sequential()
+            };
+            self.order = Some((epoch, order.epoch(epoch as u64, self.data.train.len())));
+        }
+        let indices = &self.order.as_ref().expect("drawn above").1;
         let mut rng = Rng::new(self.state.rng_state);
         fill_batch(
             &self.data.train,
