@@ -251,12 +251,7 @@ fn small_checkpoint() -> Vec<u8> {
     config.model.config.blocks = vec![1, 1];
     config.model.config.stem_width = 8;
     let model = config.model.build();
-    let mut rng = resnet_wgpu::rng::Rng::new(1);
-    let params: Vec<Vec<f32>> = model
-        .parameters()
-        .iter()
-        .map(|p| p.initial_values(&mut rng))
-        .collect();
+    let params: Vec<Vec<f32>> = model.initial_parameters(1);
     let state = resnet_wgpu::schedule::NetworkState {
         momentum: params.iter().map(|p| vec![0.0; p.len()]).collect(),
         running: model

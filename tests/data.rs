@@ -9,21 +9,9 @@ use resnet_wgpu::data::{
 };
 use resnet_wgpu::rng::Rng;
 
-/// The real handwritten digits in CIFAR binary layout: `$DIGITS_CIFAR_BIN`, else the shared
-/// data folder beside the checkout, else `/work/shared/data/digits-cifar-bin`.
-fn digits_dir() -> std::path::PathBuf {
-    let candidates = [
-        std::env::var("DIGITS_CIFAR_BIN").unwrap_or_default(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/digits-cifar-bin").to_string(),
-        "/work/shared/data/digits-cifar-bin".to_string(),
-    ];
-    candidates
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(std::path::PathBuf::from)
-        .find(|p| p.join("test_batch.bin").is_file())
-        .unwrap_or_else(|| panic!("the digits test data was not found; set DIGITS_CIFAR_BIN to its folder (tried {candidates:?})"))
-}
+mod common;
+use common::digits_dir;
+
 /// Written by numpy 2.4 + pickle (protocols 2 and 4): see `tests/fixtures/README.md`.
 const PY_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cifar-10-batches-py");
 

@@ -18,15 +18,6 @@ fn tiny(variant: Variant, stem: Stem, bottleneck: bool) -> Model {
     Model::from_config(variant, stem, &config, 10)
 }
 
-fn initial(model: &Model, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = Rng::new(seed);
-    model
-        .parameters()
-        .iter()
-        .map(|p| p.initial_values(&mut rng))
-        .collect()
-}
-
 #[test]
 fn short_training_on_sample_data_lowers_the_loss() {
     let ctx = gpu();
@@ -40,7 +31,7 @@ fn short_training_on_sample_data_lowers_the_loss() {
     let model = Model::from_config(Variant::ResNet18, Stem::Cifar, &config, 10);
     let batch = 32;
     let data = sample_dataset(256, 64, 1);
-    let values = initial(&model, 2);
+    let values = model.initial_parameters(2);
     let sgd = SgdConfig {
         lr: 0.05,
         momentum: 0.9,
@@ -81,7 +72,7 @@ fn check_step_against_reference(model: Model, batch: usize, seed: u64) {
 fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro: usize, seed: u64) {
     use resnet_wgpu::model::reference::{self, ReferenceState};
     let ctx = gpu();
-    let values = initial(&model, seed);
+    let values = model.initial_parameters(seed);
     let mut rng = Rng::new(seed + 1);
     let images = rng.uniform_vec(batch * 3 * 32 * 32, 0.0, 1.0);
     let labels: Vec<u32> = (0..batch).map(|_| rng.below(10) as u32).collect();
@@ -219,7 +210,7 @@ fn predict_matches_reference_inference_for_any_count() {
     use resnet_wgpu::model::reference::{self, ReferenceState};
     let ctx = gpu();
     let model = tiny(Variant::ResNet18, Stem::Cifar, false);
-    let values = initial(&model, 50);
+    let values = model.initial_parameters(50);
     let net = Network::new(&ctx, model.clone(), 4, &values, SgdConfig::REFERENCE).unwrap();
     // 7 images: one full chunk of 4, one padded chunk of 3.
     let images = Rng::new(51).uniform_vec(7 * 3 * 32 * 32, 0.0, 1.0);

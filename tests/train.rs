@@ -67,20 +67,7 @@ fn run_to_end(
 }
 
 fn digits() -> Cifar10 {
-    let candidates = [
-        std::env::var("DIGITS_CIFAR_BIN").unwrap_or_default(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/digits-cifar-bin").to_string(),
-        "/work/shared/data/digits-cifar-bin".to_string(),
-    ];
-    let dir = candidates
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(std::path::PathBuf::from)
-        .find(|p| p.join("test_batch.bin").is_file())
-        .unwrap_or_else(|| {
-            panic!("the digits data was not found; set DIGITS_CIFAR_BIN (tried {candidates:?})")
-        });
-    load_cifar10(dir).expect("the digits load")
+    load_cifar10(digits_dir()).expect("the digits load")
 }
 
 #[test]
@@ -264,12 +251,7 @@ fn checkpoints_that_do_not_fit_are_refused_with_what_is_wrong() {
     let model = eleven.build();
     let e = load_weights("run.safetensors", &bytes, &model, None).unwrap_err();
     assert!(e.to_string().contains("fc.weight"), "{e}");
-    let mut rng = resnet_wgpu::rng::Rng::new(1);
-    let fresh: Vec<Vec<f32>> = model
-        .parameters()
-        .iter()
-        .map(|p| p.initial_values(&mut rng))
-        .collect();
+    let fresh: Vec<Vec<f32>> = model.initial_parameters(1);
     let loaded = load_weights("run.safetensors", &bytes, &model, Some(&fresh)).unwrap();
     assert_eq!(
         loaded.params.last(),
@@ -286,12 +268,7 @@ fn checkpoints_that_do_not_fit_are_refused_with_what_is_wrong() {
 fn weights_named_as_torchvision_load_into_the_torchvision_variant() {
     use safetensors::tensor::{Dtype, TensorView};
     let model = ModelSpec::named(Variant::ResNet18, Stem::ImageNet).build();
-    let mut rng = resnet_wgpu::rng::Rng::new(9);
-    let params: Vec<Vec<f32>> = model
-        .parameters()
-        .iter()
-        .map(|p| p.initial_values(&mut rng))
-        .collect();
+    let params: Vec<Vec<f32>> = model.initial_parameters(9);
     // A state_dict as torchvision saves it: parameters, running statistics and the int64
     // num_batches_tracked counters.
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();

@@ -9,7 +9,6 @@ use resnet_wgpu::data::{BatchOptions, decode_image};
 use resnet_wgpu::gpu::GpuContext;
 use resnet_wgpu::model::Model;
 use resnet_wgpu::ops::sgd::SgdConfig;
-use resnet_wgpu::rng::Rng;
 use resnet_wgpu::schedule::Network;
 use resnet_wgpu::train::checkpoint::load_weights;
 use resnet_wgpu::train::{
@@ -208,12 +207,7 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
             let initial = match &args.init {
                 Some(path) => {
                     let model = config.model.build();
-                    let mut rng = Rng::new(config.seed);
-                    let fresh: Vec<Vec<f32>> = model
-                        .parameters()
-                        .iter()
-                        .map(|p| p.initial_values(&mut rng))
-                        .collect();
+                    let fresh: Vec<Vec<f32>> = model.initial_parameters(config.seed);
                     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
                     let head = args.new_head.then_some(&fresh[..]);
                     Some(load_weights(&path.display().to_string(), &bytes, &model, head)?)

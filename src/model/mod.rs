@@ -189,6 +189,16 @@ impl Model {
         shapes
     }
 
+    /// Initial values of every parameter, in `parameters()` order, drawn in that order from
+    /// one stream seeded with `seed` (each with its [`ParamSpec`]'s initialisation).
+    pub fn initial_parameters(&self, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = Rng::new(seed);
+        self.parameters()
+            .iter()
+            .map(|p| p.initial_values(&mut rng))
+            .collect()
+    }
+
     /// Every trainable parameter, in layer order, as PyTorch's `state_dict` lists them.
     pub fn parameters(&self) -> Vec<ParamSpec> {
         let shapes = self.shapes(1);

@@ -277,14 +277,7 @@ impl Trainer {
         };
         let params = match &initial {
             Some(s) => s.params.clone(),
-            None => {
-                let mut rng = Rng::new(config.seed);
-                model
-                    .parameters()
-                    .iter()
-                    .map(|p| p.initial_values(&mut rng))
-                    .collect()
-            }
+            None => model.initial_parameters(config.seed),
         };
         Self::assemble(ctx, config, data, state, &params, initial.as_ref())
     }

@@ -93,3 +93,21 @@ pub fn probe_weights(len: usize, seed: u64) -> Vec<f64> {
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+/// The real handwritten digits in CIFAR binary layout: `$DIGITS_CIFAR_BIN`, else the shared
+/// data folder beside the checkout, else `/work/shared/data/digits-cifar-bin`.
+pub fn digits_dir() -> std::path::PathBuf {
+    let candidates = [
+        std::env::var("DIGITS_CIFAR_BIN").unwrap_or_default(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/digits-cifar-bin").to_string(),
+        "/work/shared/data/digits-cifar-bin".to_string(),
+    ];
+    candidates
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(std::path::PathBuf::from)
+        .find(|p| p.join("test_batch.bin").is_file())
+        .unwrap_or_else(|| {
+            panic!("the digits test data was not found; set DIGITS_CIFAR_BIN to its folder (tried {candidates:?})")
+        })
+}
