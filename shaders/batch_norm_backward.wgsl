@@ -1,31 +1,26 @@
-// Batch normalization, training backward, over x[N, C, S] (NCHW, S = H·W), M = N·S.
+// Batch normalization, training backward, over x[N, C, S] (NCHW, S = H·W), M = N·S, optionally
+// through the ReLU that followed it in the forward pass.
 //
-// Reads the forward input x and the mean[c] and invstd[c] saved by the training forward, and
-// recomputes xhat = (x − mean) · invstd. One workgroup per channel (2-D grid) with two fixed
-// tree reductions in workgroup memory (deterministic):
-//   dbeta[c]  = Σ dy
-//   dgamma[c] = Σ dy · xhat
-//   dx        = γ · invstd / M · (M · dy − Σ dy − xhat · Σ dy · xhat)
+// Reads the forward input x and the statistics saved by the training forward, saved[c] = mean
+// and saved[C + c] = invstd, and recomputes xhat = (x − mean) · invstd. With `relu`, dy is the
+// gradient of the ReLU's output and is first masked where the recomputed pre-activation
+// γ · xhat + β was not positive (the forward computed it with the same operations):
+//   g = dy · [γ · xhat + β > 0]     (g = dy without `relu`)
+// One workgroup per channel (2-D grid) with two fixed tree reductions in workgroup memory
+// (deterministic):
+//   dbeta[c]  = Σ g
+//   dgamma[c] = Σ g · xhat
+//   dx        = γ · invstd / M · (M · g − Σ g − xhat · Σ g · xhat)
 // dgamma and dbeta are overwritten, or added to when `accumulate` is 1 (gradient accumulation
 // over micro-batches); dx is always overwritten.
+//
+// Declared in prelude_batch_norm.wgsl (Params, offset), joined before this file when loaded.
 
-struct Params {
-    batch: u32,
-    channels: u32,
-    spatial: u32,
-    momentum: f32,
-    eps: f32,
-    accumulate: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> save_mean: array<f32>;
-@group(0) @binding(5) var<storage, read> save_invstd: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read> saved: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
@@ -35,11 +30,13 @@ const WORKGROUP: u32 = 256u;
 var<workgroup> partial_dy: array<f32, 256>;
 var<workgroup> partial_dy_xhat: array<f32, 256>;
 
-// Offset in x of the channel's i-th element (i over n, then the spatial position).
-fn offset(c: u32, i: u32) -> u32 {
-    let n = i / params.spatial;
-    let p = i - n * params.spatial;
-    return (n * params.channels + c) * params.spatial + p;
+// The gradient reaching the normalization: dy, masked by the fused ReLU where there is one.
+fn incoming(j: u32, mean: f32, scale: f32, shift: f32) -> f32 {
+    let g = dy[j];
+    if params.relu == 1u && (x[j] - mean) * scale + shift <= 0.0 {
+        return 0.0;
+    }
+    return g;
 }
 
 @compute @workgroup_size(256)
@@ -53,14 +50,16 @@ fn main(
         return;
     }
     let count = params.batch * params.spatial;
-    let mean = save_mean[c];
-    let invstd = save_invstd[c];
+    let mean = saved[c];
+    let invstd = saved[params.channels + c];
+    let scale = gamma[c] * invstd;
+    let shift = beta[c];
 
     var sum_dy = 0.0;
     var sum_dy_xhat = 0.0;
     for (var i = lane; i < count; i += WORKGROUP) {
         let j = offset(c, i);
-        let g = dy[j];
+        let g = incoming(j, mean, scale, shift);
         sum_dy += g;
         sum_dy_xhat += g * ((x[j] - mean) * invstd);
     }
@@ -85,10 +84,9 @@ fn main(
 
     let mean_dy = total_dy / f32(count);
     let mean_dy_xhat = total_dy_xhat / f32(count);
-    let scale = gamma[c] * invstd;
     for (var i = lane; i < count; i += WORKGROUP) {
         let j = offset(c, i);
         let xhat = (x[j] - mean) * invstd;
-        dx[j] = scale * (dy[j] - mean_dy - xhat * mean_dy_xhat);
+        dx[j] = scale * (incoming(j, mean, scale, shift) - mean_dy - xhat * mean_dy_xhat);
     }
 }

@@ -1,19 +1,9 @@
 // Batch normalization, inference forward, element-wise over x[N, C, S] (NCHW, S = H·W):
-//   y = γ[c] · (x − running_mean[c]) / sqrt(running_var[c] + eps) + β[c]
+//   y = γ[c] · (x − running_mean[c]) / sqrt(running_var[c] + eps) + β[c],  y = max(y, 0) with `relu`
 // One invocation per element, 256 per workgroup, on a 2-D grid of workgroups.
+//
+// Declared in prelude_batch_norm.wgsl (Params, offset), joined before this file when loaded.
 
-struct Params {
-    batch: u32,
-    channels: u32,
-    spatial: u32,
-    momentum: f32,
-    eps: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
@@ -33,5 +23,6 @@ fn main(
     }
     let c = (i / params.spatial) % params.channels;
     let invstd = 1.0 / sqrt(running_var[c] + params.eps);
-    y[i] = (x[i] - running_mean[c]) * (gamma[c] * invstd) + beta[c];
+    let v = (x[i] - running_mean[c]) * (gamma[c] * invstd) + beta[c];
+    y[i] = select(v, max(v, 0.0), params.relu == 1u);
 }

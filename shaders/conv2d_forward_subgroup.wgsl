@@ -7,27 +7,9 @@
 // output pixels). Lane l owns pixels n0 + l + 8j (j < 4) and all 16 channels; per k it loads
 // its 4 input values and 2 weights (channels m0 + l and m0 + 8 + l) and receives the other 14
 // weights from its neighbours by subgroupBroadcast, so each load feeds 4 or 16 FMAs.
+//
+// Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
 
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_height: u32,
-    in_width: u32,
-    out_channels: u32,
-    out_height: u32,
-    out_width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    has_bias: u32,
-    accumulate: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -36,6 +18,7 @@ struct Params {
 @compute @workgroup_size(8)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(num_workgroups) grid: vec3<u32>,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let out_pixels = params.out_height * params.out_width;
@@ -43,7 +26,7 @@ fn main(
     let k_total = params.in_channels * params.kernel_h * params.kernel_w;
     let plane = params.in_height * params.in_width;
     let m0 = tile.y * 16u;
-    let n0 = (tile.x + tile.z * 65535u) * 32u;
+    let n0 = (tile.x + tile.z * grid.x) * 32u;
     let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
     // Out-of-range columns and rows compute on clamped indices; their results are dropped.
     let safe = min(columns, vec4<u32>(n_total - 1u));

@@ -6,27 +6,9 @@
 // A workgroup of 16×16 invocations computes a 64×64 tile of the GEMM; each invocation a 4×4
 // block. Tiles of A (64×16) and B (16×64) are gathered into workgroup memory 16 values of k
 // at a time (no im2col buffer).
+//
+// Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
 
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_height: u32,
-    in_width: u32,
-    out_channels: u32,
-    out_height: u32,
-    out_width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    has_bias: u32,
-    accumulate: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
@@ -81,11 +63,12 @@ var<workgroup> b_tile: array<f32, 1024>;
 @compute @workgroup_size(16, 16)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(num_workgroups) grid: vec3<u32>,
     @builtin(local_invocation_id) local: vec3<u32>,
     @builtin(local_invocation_index) index: u32,
 ) {
     let m0 = tile.y * 64u;
-    let n0 = (tile.x + tile.z * 65535u) * 64u;
+    let n0 = (tile.x + tile.z * grid.x) * 64u;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);

@@ -12,27 +12,9 @@
 // Tiling as in conv2d_forward_subgroup: a subgroup of 8 lanes computes 16 input channels × 32
 // input pixels of one phase; lane l owns pixels n0 + l + 8j (j < 4), loads 2 weights per tap
 // and receives the other 14 by subgroupBroadcast.
+//
+// Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
 
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_height: u32,
-    in_width: u32,
-    out_channels: u32,
-    out_height: u32,
-    out_width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    has_bias: u32,
-    accumulate: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
@@ -40,6 +22,7 @@ struct Params {
 @compute @workgroup_size(8)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(num_workgroups) grid: vec3<u32>,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let plane = params.in_height * params.in_width;
@@ -63,7 +46,7 @@ fn main(
         return;
     }
     let m0 = tile.y * 16u;
-    let n0 = (tile.x + (tile.z / phases) * 65535u) * 32u;
+    let n0 = (tile.x + (tile.z / phases) * grid.x) * 32u;
     let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
     let safe = min(columns, vec4<u32>(n_total - 1u));
     let image = safe / phase_pixels;

@@ -7,27 +7,9 @@
 // A subgroup of 8 lanes computes 16 output channels × 32 taps (ci, kh, kw); lane l owns taps
 // n0 + l + 8j (j < 4), loads its 4 input values and 2 values of dy per k, and receives the
 // other 14 values of dy by subgroupBroadcast.
+//
+// Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
 
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_height: u32,
-    in_width: u32,
-    out_channels: u32,
-    out_height: u32,
-    out_width: u32,
-    kernel_h: u32,
-    kernel_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    has_bias: u32,
-    accumulate: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
@@ -35,6 +17,7 @@ struct Params {
 @compute @workgroup_size(8)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(num_workgroups) grid: vec3<u32>,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let plane = params.in_height * params.in_width;
@@ -42,7 +25,7 @@ fn main(
     let taps = params.kernel_h * params.kernel_w;
     let n_total = params.in_channels * taps;
     let m0 = tile.y * 16u;
-    let n0 = (tile.x + tile.z * 65535u) * 32u;
+    let n0 = (tile.x + tile.z * grid.x) * 32u;
     let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
     let safe = min(columns, vec4<u32>(n_total - 1u));
     let ci = safe / taps;

@@ -10,8 +10,9 @@
 struct Params {
     batch: u32,
     classes: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Used by the backward only (the count its gradient is divided by).
+    divisor: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

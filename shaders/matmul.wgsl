@@ -6,50 +6,12 @@
 //
 // A workgroup of 16×16 invocations computes a 64×64 tile of C; each invocation a 4×4 block.
 // Tiles of A (64×16) and B (16×64) are staged in workgroup memory, 16 values of k at a time.
-
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_batch: u32,
-    a_row: u32,
-    a_k: u32,
-    b_batch: u32,
-    b_k: u32,
-    b_col: u32,
-    c_batch: u32,
-    c_row: u32,
-    // 0: none, 1: bias[m] added to row m, 2: bias[n] added to column n.
-    bias_mode: u32,
-    accumulate: u32,
-    reduce_batch: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+//
+// Declared in prelude_matmul.wgsl (Params, bindings, load_a/load_b, store_row), joined before this file when loaded.
 
 // a_tile[kk * 64 + mm] = A[m0 + mm, k0 + kk]; b_tile[kk * 64 + nn] = B[k0 + kk, n0 + nn].
 var<workgroup> a_tile: array<f32, 1024>;
 var<workgroup> b_tile: array<f32, 1024>;
-
-fn load_a(z: u32, row: u32, k: u32) -> f32 {
-    if row >= params.m || k >= params.k {
-        return 0.0;
-    }
-    return a[z * params.a_batch + row * params.a_row + k * params.a_k];
-}
-
-fn load_b(z: u32, k: u32, column: u32) -> f32 {
-    if column >= params.n || k >= params.k {
-        return 0.0;
-    }
-    return b[z * params.b_batch + k * params.b_k + column * params.b_col];
-}
 
 @compute @workgroup_size(16, 16)
 fn main(
@@ -64,13 +26,8 @@ fn main(
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
 
-    var first_z = tile.z;
-    var last_z = tile.z + 1u;
-    if params.reduce_batch == 1u {
-        first_z = 0u;
-        last_z = params.batch;
-    }
-    for (var z = first_z; z < last_z; z++) {
+    let batches = batch_range(tile.z);
+    for (var z = batches.x; z < batches.y; z++) {
         for (var k0 = 0u; k0 < params.k; k0 += 16u) {
             for (var i = 0u; i < 4u; i++) {
                 let e = index + i * 256u;
@@ -92,34 +49,11 @@ fn main(
         }
     }
 
-    let z_out = select(tile.z, 0u, params.reduce_batch == 1u);
+    let z_out = tile.z;
     let columns = n0 + local.x * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     let row = m0 + local.y * 4u;
     store_row(z_out, row, columns, acc0);
     store_row(z_out, row + 1u, columns, acc1);
     store_row(z_out, row + 2u, columns, acc2);
     store_row(z_out, row + 3u, columns, acc3);
-}
-
-// Writes one row of an invocation's results (4 columns), adding bias and the old value as asked.
-fn store_row(z: u32, row: u32, columns: vec4<u32>, values: vec4<f32>) {
-    if row >= params.m {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        let column = columns[j];
-        if column < params.n {
-            var value = values[j];
-            if params.bias_mode == 1u {
-                value += bias[row];
-            } else if params.bias_mode == 2u {
-                value += bias[column];
-            }
-            let at = z * params.c_batch + row * params.c_row + column;
-            if params.accumulate == 1u {
-                value += c[at];
-            }
-            c[at] = value;
-        }
-    }
 }

@@ -9,32 +9,8 @@
 // of A (rows m0 + l and m0 + 8 + l), and receives the other 14 A values from its neighbours
 // by subgroupBroadcast. Each loaded value is thus used 16 or 4 times from registers, which is
 // what matters on CPU-based adapters, where every memory load is costly.
-
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_batch: u32,
-    a_row: u32,
-    a_k: u32,
-    b_batch: u32,
-    b_k: u32,
-    b_col: u32,
-    c_batch: u32,
-    c_row: u32,
-    // 0: none, 1: bias[m] added to row m, 2: bias[n] added to column n.
-    bias_mode: u32,
-    accumulate: u32,
-    reduce_batch: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+//
+// Declared in prelude_matmul.wgsl (Params, bindings, load_a/load_b, store_row), joined before this file when loaded.
 
 @compute @workgroup_size(8)
 fn main(
@@ -66,13 +42,8 @@ fn main(
     var acc14 = vec4<f32>(0.0);
     var acc15 = vec4<f32>(0.0);
 
-    var first_z = tile.z;
-    var last_z = tile.z + 1u;
-    if params.reduce_batch == 1u {
-        first_z = 0u;
-        last_z = params.batch;
-    }
-    for (var z = first_z; z < last_z; z++) {
+    let batches = batch_range(tile.z);
+    for (var z = batches.x; z < batches.y; z++) {
         var a_lo = z * params.a_batch + row_lo * params.a_row;
         var a_hi = z * params.a_batch + row_hi * params.a_row;
         var b_at = z * params.b_batch + safe_columns * params.b_col;
@@ -102,7 +73,7 @@ fn main(
         }
     }
 
-    let z_out = select(tile.z, 0u, params.reduce_batch == 1u);
+    let z_out = tile.z;
     store_row(z_out, m0 + 0u, columns, acc0);
     store_row(z_out, m0 + 1u, columns, acc1);
     store_row(z_out, m0 + 2u, columns, acc2);
@@ -119,27 +90,4 @@ fn main(
     store_row(z_out, m0 + 13u, columns, acc13);
     store_row(z_out, m0 + 14u, columns, acc14);
     store_row(z_out, m0 + 15u, columns, acc15);
-}
-
-// Writes one row of a lane's results (4 columns), adding bias and the old value as asked.
-fn store_row(z: u32, row: u32, columns: vec4<u32>, values: vec4<f32>) {
-    if row >= params.m {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        let column = columns[j];
-        if column < params.n {
-            var value = values[j];
-            if params.bias_mode == 1u {
-                value += bias[row];
-            } else if params.bias_mode == 2u {
-                value += bias[column];
-            }
-            let at = z * params.c_batch + row * params.c_row + column;
-            if params.accumulate == 1u {
-                value += c[at];
-            }
-            c[at] = value;
-        }
-    }
 }

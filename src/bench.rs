@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
-use crate::ops::conv2d::{self, Conv2dShape};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, Variant};
+use crate::ops::conv2d::{self, Conv2dShape, Direction};
 use crate::ops::matmul::{self, MatmulParams};
 use crate::rng::Rng;
 
@@ -27,25 +27,44 @@ fn random_buffer(ctx: &GpuContext, label: &str, len: usize, rng: &mut Rng) -> Gp
     GpuBuffer::from_slice(ctx, label, &rng.uniform_vec(len, -1.0, 1.0))
 }
 
-/// GFLOP/s of a square `size`³ GEMM.
-pub fn gemm_yardstick(ctx: &GpuContext, size: usize, min_seconds: f64) -> f64 {
+/// GFLOP/s of a square `size`³ GEMM in each variant that applies, fastest first.
+pub fn gemm_yardstick(ctx: &GpuContext, size: usize, min_seconds: f64) -> Vec<(Variant, f64)> {
     let mut rng = Rng::new(1);
     let a = random_buffer(ctx, "yardstick A", size * size, &mut rng);
     let b = random_buffer(ctx, "yardstick B", size * size, &mut rng);
     let c = GpuBuffer::zeros(ctx, "yardstick C", size * size);
     let params = MatmulParams::row_major(1, size, size, size);
-    let launch = matmul::launch(ctx, &params, &a, &b, None, &c);
-    params.flops() / time_launches(ctx, &[&launch], min_seconds) / 1e9
+    let mut out: Vec<(Variant, f64)> = matmul::candidates(ctx, &params)
+        .into_iter()
+        .map(|v| {
+            let launch = matmul::launch_with(ctx, v, &params, &a, &b, None, &c);
+            (
+                v,
+                params.flops() / time_launches(ctx, &[&launch], min_seconds) / 1e9,
+            )
+        })
+        .collect();
+    out.sort_by(|x, y| y.1.total_cmp(&x.1));
+    out
 }
 
-/// One measured row of the table.
+/// One measured row of the table: per direction (forward, input gradient, weight gradient)
+/// the seconds of every variant that applies on this adapter, fastest first.
 pub struct ConvTiming {
     pub shape: Conv2dShape,
-    pub seconds: [f64; 3],
-    pub gflops: [f64; 3],
+    pub variants: [Vec<(Variant, f64)>; 3],
 }
 
-/// Times forward, input gradient and weight gradient of one convolution shape.
+impl ConvTiming {
+    /// The fastest variant of a direction and its GFLOP/s.
+    pub fn best(&self, direction: usize) -> (Variant, f64) {
+        let (variant, seconds) = self.variants[direction][0];
+        (variant, self.shape.flops() / seconds / 1e9)
+    }
+}
+
+/// Times forward, input gradient and weight gradient of one convolution shape in every
+/// variant that applies.
 pub fn time_conv(ctx: &GpuContext, shape: Conv2dShape, min_seconds: f64) -> ConvTiming {
     let mut rng = Rng::new(2);
     let x = random_buffer(ctx, "x", shape.input_len(), &mut rng);
@@ -54,21 +73,22 @@ pub fn time_conv(ctx: &GpuContext, shape: Conv2dShape, min_seconds: f64) -> Conv
     let y = GpuBuffer::zeros(ctx, "y", shape.output_len());
     let dx = GpuBuffer::zeros(ctx, "dx", shape.input_len());
     let dw = GpuBuffer::zeros(ctx, "dw", shape.weight_len());
-    let launches = [
-        conv2d::forward(ctx, &shape, &x, &w, None, &y),
-        conv2d::input_grad(ctx, &shape, &dy, &w, &dx, false),
-        conv2d::weight_grad(ctx, &shape, &dy, &x, &dw, false),
-    ];
-    let flops = shape.flops();
-    let mut seconds = [0.0; 3];
-    for (i, launch) in launches.iter().enumerate() {
-        seconds[i] = time_launches(ctx, &[launch], min_seconds);
-    }
-    ConvTiming {
-        shape,
-        seconds,
-        gflops: seconds.map(|s| flops / s / 1e9),
-    }
+    let variants = Direction::ALL.map(|direction| {
+        let mut times: Vec<(Variant, f64)> = conv2d::candidates(ctx, direction, &shape)
+            .into_iter()
+            .map(|v| {
+                let launch = match direction {
+                    Direction::Forward => conv2d::forward_with(ctx, v, &shape, &x, &w, None, &y),
+                    Direction::InputGrad => conv2d::input_grad_with(ctx, v, &shape, &dy, &w, &dx, false),
+                    Direction::WeightGrad => conv2d::weight_grad_with(ctx, v, &shape, &dy, &x, &dw, false),
+                };
+                (v, time_launches(ctx, &[&launch], min_seconds))
+            })
+            .collect();
+        times.sort_by(|a, b| a.1.total_cmp(&b.1));
+        times
+    });
+    ConvTiming { shape, variants }
 }
 
 /// The distinct convolution shapes of ResNet-50 at a given input size and batch: with the
@@ -135,6 +155,11 @@ pub struct StepTiming {
     pub memory: crate::schedule::MemoryReport,
     /// (kernel, seconds, launches) summed over one step, slowest first.
     pub by_kernel: Vec<(&'static str, f64, usize)>,
+    /// Whether `by_kernel` is GPU time from timestamp queries; otherwise each launch was timed
+    /// alone on the CPU clock, submission and wait included.
+    pub gpu_timestamps: bool,
+    /// How the kernels were chosen.
+    pub kernels: crate::schedule::TuneReport,
 }
 
 impl StepTiming {
@@ -164,6 +189,17 @@ pub fn time_training_step(
         lr: 1e-6,
         ..SgdConfig::REFERENCE
     };
+    let micro = crate::schedule::choose_micro_batch(model, batch, Network::buffer_limit(ctx), None)
+        .ok_or(crate::schedule::ScheduleError::EmptyBatch)?;
+    let cache = crate::schedule::KernelCache::default_location();
+    let kernels = pollster::block_on(crate::schedule::choose_kernels(
+        ctx,
+        model,
+        micro,
+        &cache,
+        |_, _| {},
+    ))
+    .expect("kernel timing");
     let net = Network::new(ctx, model.clone(), batch, &params, sgd)?;
     let images = rng.uniform_vec(batch * 3 * 32 * 32, 0.0, 1.0);
     let labels: Vec<u32> = (0..batch).map(|_| rng.below(model.classes) as u32).collect();
@@ -178,11 +214,18 @@ pub fn time_training_step(
     }
     runs.sort_by(f64::total_cmp);
     let seconds = runs[runs.len() / 2];
+    let launches: Vec<&Launch> = net.step_launches().collect();
+    let gpu_times = gpu_launch_times(ctx, &launches);
     let mut by_kernel: Vec<(&'static str, f64, usize)> = Vec::new();
-    for launch in net.step_launches() {
-        let run = Instant::now();
-        ctx.run_blocking("kernel timing", &[launch]);
-        let t = run.elapsed().as_secs_f64();
+    for (i, launch) in launches.iter().enumerate() {
+        let t = match &gpu_times {
+            Some(times) => times[i],
+            None => {
+                let run = Instant::now();
+                ctx.run_blocking("kernel timing", &[launch]);
+                run.elapsed().as_secs_f64()
+            }
+        };
         match by_kernel.iter_mut().find(|k| k.0 == launch.kernel.name()) {
             Some(k) => {
                 k.1 += t;
@@ -197,5 +240,67 @@ pub fn time_training_step(
         gflops: 3.0 * model.forward_flops_per_image() * batch as f64 / seconds / 1e9,
         memory: net.memory,
         by_kernel,
+        gpu_timestamps: gpu_times.is_some(),
+        kernels,
     })
+}
+
+/// GPU seconds of each launch, run in order in one submission with a compute pass per launch
+/// whose beginning and end write timestamps; `None` where the adapter has no timestamp
+/// queries.
+pub fn gpu_launch_times(ctx: &GpuContext, launches: &[&Launch]) -> Option<Vec<f64>> {
+    if !ctx.features.timestamp_query || launches.is_empty() {
+        return None;
+    }
+    // A query set holds at most 4,096 timestamps: measure in chunks.
+    let mut seconds = Vec::with_capacity(launches.len());
+    for chunk in launches.chunks(2048) {
+        let count = 2 * chunk.len() as u32;
+        let size = count as u64 * 8;
+        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("launch timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("resolved timestamps"),
+            size,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamp read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("timed launches"),
+            });
+        for (i, launch) in chunk.iter().enumerate() {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(launch.kernel.name()),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &set,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            launch.record(&mut pass);
+        }
+        encoder.resolve_query_set(&set, 0..count, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, size);
+        ctx.queue.submit([encoder.finish()]);
+        staging.map_async(wgpu::MapMode::Read, .., |_| {});
+        ctx.device.poll(wgpu::PollType::wait_indefinitely()).ok()?;
+        let ticks: Vec<u64> = {
+            let view = staging.get_mapped_range(..).ok()?;
+            bytemuck::cast_slice::<u8, u64>(&view).to_vec()
+        };
+        let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
+        seconds.extend(ticks.chunks(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period));
+    }
+    Some(seconds)
 }

@@ -89,14 +89,14 @@ fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro:
     } else {
         micro_batched_reference_step(&model, &mut state, &images, &labels, micro, sgd)
     };
-    for subgroups in variants(&ctx) {
-        ctx.set_use_subgroups(subgroups);
+    for policy in kernel_policies(&ctx) {
+        ctx.set_kernel_policy(policy);
         let net =
             Network::with_micro_batch_limit(&ctx, model.clone(), batch, Some(micro), &values, sgd).unwrap();
         assert_eq!(net.micro_batch, micro, "the network splits the batch as asked");
         let stats = pollster::block_on(net.train_step(&ctx, &images, &labels)).unwrap();
         let tag = format!(
-            "{:?}/{:?} micro {micro} subgroups {subgroups}",
+            "{:?}/{:?} micro {micro} kernels {policy:?}",
             model.variant, model.stem
         );
         assert!(

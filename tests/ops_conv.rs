@@ -1,10 +1,11 @@
-//! Convolution kernels (portable and subgroup variants) against the CPU reference, and the CPU
-//! backward against finite differences.
+//! Convolution kernels (every variant: portable, subgroup, split-K, and the GEMM variants of
+//! pointwise convolutions) against the CPU reference, and the CPU backward against finite
+//! differences.
 
 mod common;
 use common::*;
-use resnet_wgpu::gpu::GpuContext;
-use resnet_wgpu::ops::conv2d::{self, Conv2dShape};
+use resnet_wgpu::gpu::{GpuContext, KernelPolicy, Variant};
+use resnet_wgpu::ops::conv2d::{self, Conv2dShape, Direction};
 
 #[allow(clippy::too_many_arguments)]
 fn shape(
@@ -32,6 +33,11 @@ fn shape(
 /// Runs forward (with and without bias), input and weight gradients (plain and accumulating)
 /// and compares each with the CPU reference.
 fn check_all(ctx: &GpuContext, s: Conv2dShape, seed: u64) {
+    check_directions(ctx, s, seed, &Direction::ALL);
+}
+
+/// [`check_all`] for some of the three directions.
+fn check_directions(ctx: &GpuContext, s: Conv2dShape, seed: u64, directions: &[Direction]) {
     let mut rng = Rng::new(seed);
     let x = rng.uniform_vec(s.input_len(), -1.0, 1.0);
     let w = rng.uniform_vec(s.weight_len(), -1.0, 1.0);
@@ -45,75 +51,87 @@ fn check_all(ctx: &GpuContext, s: Conv2dShape, seed: u64) {
         upload(ctx, "bias", &bias),
         upload(ctx, "dy", &dy),
     );
-    let (y1, y2) = (
-        zeros(ctx, "y", s.output_len()),
-        zeros(ctx, "y bias", s.output_len()),
-    );
-    let (dx, dx_acc) = (zeros(ctx, "dx", s.input_len()), upload(ctx, "dx acc", &old_dx));
-    let (dw, dw_acc) = (zeros(ctx, "dw", s.weight_len()), upload(ctx, "dw acc", &old_dw));
-    let launches = [
-        conv2d::forward(ctx, &s, &xb, &wb, None, &y1),
-        conv2d::forward(ctx, &s, &xb, &wb, Some(&bb), &y2),
-        conv2d::input_grad(ctx, &s, &dyb, &wb, &dx, false),
-        conv2d::input_grad(ctx, &s, &dyb, &wb, &dx_acc, true),
-        conv2d::weight_grad(ctx, &s, &dyb, &xb, &dw, false),
-        conv2d::weight_grad(ctx, &s, &dyb, &xb, &dw_acc, true),
-    ];
-    ctx.run_blocking("conv2d", &launches.iter().collect::<Vec<_>>());
     let (x, w, dy) = (to_f64(&x), to_f64(&w), to_f64(&dy));
-    let name = format!("{s:?} subgroups {}", ctx.uses_subgroups());
+    let name = format!("{s:?} kernels {:?}", ctx.kernel_policy());
     let reduce = |n: usize| 1e-5 * (n as f64).sqrt();
-    let fan_in = s.in_channels * s.kernel[0] * s.kernel[1];
-    let y_ref = conv2d::forward_cpu(&s, &x, &w, None);
-    assert_close(
-        &format!("forward {name}"),
-        &y1.read_blocking(ctx),
-        &y_ref,
-        reduce(fan_in),
-        1e-4,
-    );
-    let yb_ref = conv2d::forward_cpu(&s, &x, &w, Some(&to_f64(&bias)));
-    assert_close(
-        &format!("forward+bias {name}"),
-        &y2.read_blocking(ctx),
-        &yb_ref,
-        reduce(fan_in),
-        1e-4,
-    );
-    let dx_ref = conv2d::input_grad_cpu(&s, &dy, &w);
-    let fan_out = s.out_channels * s.kernel[0] * s.kernel[1];
-    assert_close(
-        &format!("input grad {name}"),
-        &dx.read_blocking(ctx),
-        &dx_ref,
-        reduce(fan_out),
-        1e-4,
-    );
-    let dx_acc_ref: Vec<f64> = dx_ref.iter().zip(&old_dx).map(|(a, &b)| a + b as f64).collect();
-    assert_close(
-        &format!("input grad acc {name}"),
-        &dx_acc.read_blocking(ctx),
-        &dx_acc_ref,
-        reduce(fan_out),
-        1e-4,
-    );
-    let dw_ref = conv2d::weight_grad_cpu(&s, &dy, &x);
-    let terms = s.batch * s.out_height() * s.out_width();
-    assert_close(
-        &format!("weight grad {name}"),
-        &dw.read_blocking(ctx),
-        &dw_ref,
-        reduce(terms),
-        1e-4,
-    );
-    let dw_acc_ref: Vec<f64> = dw_ref.iter().zip(&old_dw).map(|(a, &b)| a + b as f64).collect();
-    assert_close(
-        &format!("weight grad acc {name}"),
-        &dw_acc.read_blocking(ctx),
-        &dw_acc_ref,
-        reduce(terms),
-        1e-4,
-    );
+    if directions.contains(&Direction::Forward) {
+        let (y1, y2) = (
+            zeros(ctx, "y", s.output_len()),
+            zeros(ctx, "y bias", s.output_len()),
+        );
+        let launches = [
+            conv2d::forward(ctx, &s, &xb, &wb, None, &y1),
+            conv2d::forward(ctx, &s, &xb, &wb, Some(&bb), &y2),
+        ];
+        ctx.run_blocking("conv2d forward", &launches.iter().collect::<Vec<_>>());
+        let fan_in = s.in_channels * s.kernel[0] * s.kernel[1];
+        let y_ref = conv2d::forward_cpu(&s, &x, &w, None);
+        assert_close(
+            &format!("forward {name}"),
+            &y1.read_blocking(ctx),
+            &y_ref,
+            reduce(fan_in),
+            1e-4,
+        );
+        let yb_ref = conv2d::forward_cpu(&s, &x, &w, Some(&to_f64(&bias)));
+        assert_close(
+            &format!("forward+bias {name}"),
+            &y2.read_blocking(ctx),
+            &yb_ref,
+            reduce(fan_in),
+            1e-4,
+        );
+    }
+    if directions.contains(&Direction::InputGrad) {
+        let (dx, dx_acc) = (zeros(ctx, "dx", s.input_len()), upload(ctx, "dx acc", &old_dx));
+        let launches = [
+            conv2d::input_grad(ctx, &s, &dyb, &wb, &dx, false),
+            conv2d::input_grad(ctx, &s, &dyb, &wb, &dx_acc, true),
+        ];
+        ctx.run_blocking("conv2d input grad", &launches.iter().collect::<Vec<_>>());
+        let dx_ref = conv2d::input_grad_cpu(&s, &dy, &w);
+        let fan_out = s.out_channels * s.kernel[0] * s.kernel[1];
+        assert_close(
+            &format!("input grad {name}"),
+            &dx.read_blocking(ctx),
+            &dx_ref,
+            reduce(fan_out),
+            1e-4,
+        );
+        let dx_acc_ref: Vec<f64> = dx_ref.iter().zip(&old_dx).map(|(a, &b)| a + b as f64).collect();
+        assert_close(
+            &format!("input grad acc {name}"),
+            &dx_acc.read_blocking(ctx),
+            &dx_acc_ref,
+            reduce(fan_out),
+            1e-4,
+        );
+    }
+    if directions.contains(&Direction::WeightGrad) {
+        let (dw, dw_acc) = (zeros(ctx, "dw", s.weight_len()), upload(ctx, "dw acc", &old_dw));
+        let launches = [
+            conv2d::weight_grad(ctx, &s, &dyb, &xb, &dw, false),
+            conv2d::weight_grad(ctx, &s, &dyb, &xb, &dw_acc, true),
+        ];
+        ctx.run_blocking("conv2d weight grad", &launches.iter().collect::<Vec<_>>());
+        let dw_ref = conv2d::weight_grad_cpu(&s, &dy, &x);
+        let terms = s.batch * s.out_height() * s.out_width();
+        assert_close(
+            &format!("weight grad {name}"),
+            &dw.read_blocking(ctx),
+            &dw_ref,
+            reduce(terms),
+            1e-4,
+        );
+        let dw_acc_ref: Vec<f64> = dw_ref.iter().zip(&old_dw).map(|(a, &b)| a + b as f64).collect();
+        assert_close(
+            &format!("weight grad acc {name}"),
+            &dw_acc.read_blocking(ctx),
+            &dw_acc_ref,
+            reduce(terms),
+            1e-4,
+        );
+    }
 }
 
 #[test]
@@ -131,8 +149,8 @@ fn conv_awkward_shapes_match_reference() {
         shape(2, 6, 8, 10, 5, [2, 3], [1, 2], [0, 1]),
         shape(1, 8, 13, 13, 8, [5, 5], [3, 3], [2, 2]),
     ];
-    for subgroups in variants(&ctx) {
-        ctx.set_use_subgroups(subgroups);
+    for policy in kernel_policies(&ctx) {
+        ctx.set_kernel_policy(policy);
         for (i, s) in shapes.into_iter().enumerate() {
             check_all(&ctx, s, i as u64);
         }
@@ -153,8 +171,8 @@ fn conv_resnet50_layer_shapes_match_reference() {
         Conv2dShape::square(1, 512, 4, 2048, 1, 1, 0), // layer4 conv3
         Conv2dShape::square(2, 512, 3, 512, 3, 1, 1),  // layer4 conv2
     ];
-    for subgroups in variants(&ctx) {
-        ctx.set_use_subgroups(subgroups);
+    for policy in kernel_policies(&ctx) {
+        ctx.set_kernel_policy(policy);
         for (i, s) in shapes.into_iter().enumerate() {
             check_all(&ctx, s, 100 + i as u64);
         }
@@ -169,8 +187,8 @@ fn conv_kernels_are_deterministic() {
     let x = upload(&ctx, "x", &rng.uniform_vec(s.input_len(), -1.0, 1.0));
     let w = upload(&ctx, "w", &rng.uniform_vec(s.weight_len(), -1.0, 1.0));
     let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
-    for subgroups in variants(&ctx) {
-        ctx.set_use_subgroups(subgroups);
+    for policy in kernel_policies(&ctx) {
+        ctx.set_kernel_policy(policy);
         let (y, dx, dw) = (
             zeros(&ctx, "y", s.output_len()),
             zeros(&ctx, "dx", s.input_len()),
@@ -194,7 +212,7 @@ fn conv_kernels_are_deterministic() {
             dx.read_blocking(&ctx),
             dw.read_blocking(&ctx),
         );
-        assert!(first == second, "two runs differ (subgroups {subgroups})");
+        assert!(first == second, "two runs differ (kernels {policy:?})");
     }
 }
 
@@ -246,4 +264,63 @@ fn pointwise_convolutions_take_the_gemm_path_only_with_enough_pixels() {
     assert!(!shape(2, 19, 6, 6, 21, [1, 1], [1, 1], [0, 0]).runs_as_gemm());
     assert!(!shape(1, 1, 1, 1, 1, [1, 1], [1, 1], [0, 0]).runs_as_gemm());
     assert!(!shape(3, 20, 9, 7, 33, [1, 1], [2, 2], [0, 0]).runs_as_gemm());
+}
+
+/// Dispatches of more than 65,535 column tiles wrap onto the grid's z axis; every tile must
+/// still be computed. One channel on two 1,500 × 1,500 images gives 4.5 million output columns
+/// (over 70,000 tiles of 64, over 140,000 of 32) for the forward and the input gradient;
+/// 470,000 input channels of a 3 × 3 kernel on a 1 × 1 image give 4.2 million
+/// weight-gradient columns. (Their other directions are not wide, and reduce over millions of
+/// values: not what this test is about.)
+#[test]
+fn conv_grids_beyond_65535_tiles_cover_every_output() {
+    let ctx = gpu();
+    let large_image = Conv2dShape::square(2, 1, 1500, 1, 3, 1, 1);
+    let many_weights = Conv2dShape::square(1, 470_000, 1, 1, 3, 1, 1);
+    assert!(large_image.output_len().div_ceil(64) > 65_535);
+    assert!(many_weights.weight_len().div_ceil(64) > 65_535);
+    // Split-K and tiled do not apply to these directions: the two tile sizes are what matter.
+    for variant in [Variant::Portable, Variant::Subgroup] {
+        ctx.set_kernel_policy(KernelPolicy::Only(variant));
+        check_directions(
+            &ctx,
+            large_image,
+            200,
+            &[Direction::Forward, Direction::InputGrad],
+        );
+        check_directions(&ctx, many_weights, 201, &[Direction::WeightGrad]);
+    }
+}
+
+/// Split-K weight gradients (partial sums per chunk of the reduction, then a sum in chunk
+/// order) against the reference, where the reduction is long enough to split: chunks that are
+/// not multiples of the 16-value k-step, stride 2, a 7 × 7 kernel, and the CIFAR stem. Two
+/// runs give bit-identical results.
+#[test]
+fn conv_split_k_weight_gradients_match_reference_and_repeat_exactly() {
+    let ctx = gpu();
+    ctx.set_kernel_policy(KernelPolicy::Only(Variant::SplitK));
+    let shapes = [
+        shape(4, 5, 33, 35, 7, [3, 3], [1, 1], [1, 1]),
+        shape(12, 8, 30, 30, 24, [7, 7], [2, 2], [3, 3]),
+        Conv2dShape::square(16, 3, 32, 64, 3, 1, 1),
+    ];
+    for (i, s) in shapes.into_iter().enumerate() {
+        assert!(conv2d::split_k_chunks(&s).is_some(), "{s:?} should split");
+        check_all(&ctx, s, 300 + i as u64);
+        let mut rng = Rng::new(310 + i as u64);
+        let x = upload(&ctx, "x", &rng.uniform_vec(s.input_len(), -1.0, 1.0));
+        let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
+        let dw = zeros(&ctx, "dw", s.weight_len());
+        let launch = conv2d::weight_grad(&ctx, &s, &dy, &x, &dw, false);
+        assert_eq!(
+            launch.grids().len(),
+            2,
+            "split-K runs as partial sums and their sum"
+        );
+        ctx.run_blocking("first", &[&launch]);
+        let first = dw.read_blocking(&ctx);
+        ctx.run_blocking("second", &[&launch]);
+        assert!(first == dw.read_blocking(&ctx), "{s:?}: two split-K runs differ");
+    }
 }

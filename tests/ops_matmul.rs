@@ -1,7 +1,8 @@
-//! The GEMM kernels (portable and subgroup) against the CPU reference.
+//! The GEMM kernels (portable, subgroup and tiled) against the CPU reference.
 
 mod common;
 use common::*;
+use resnet_wgpu::gpu::{KernelPolicy, Variant};
 use resnet_wgpu::ops::matmul::{self, Bias, MatmulParams};
 
 fn check(
@@ -51,8 +52,8 @@ fn check(
 #[test]
 fn matmul_matches_reference_on_awkward_shapes() {
     let ctx = gpu();
-    for subgroups in variants(&ctx) {
-        ctx.set_use_subgroups(subgroups);
+    for policy in kernel_policies(&ctx) {
+        ctx.set_kernel_policy(policy);
         for (i, &(batch, m, n, k)) in [
             (1, 1, 1, 1),
             (1, 17, 33, 5),
@@ -66,7 +67,7 @@ fn matmul_matches_reference_on_awkward_shapes() {
         {
             let p = MatmulParams::row_major(batch, m, n, k);
             for bias in [Bias::None, Bias::PerRow, Bias::PerColumn] {
-                let name = format!("matmul {batch}x{m}x{n}x{k} bias {bias:?} subgroups {subgroups}");
+                let name = format!("matmul {batch}x{m}x{n}x{k} bias {bias:?} kernels {policy:?}");
                 check(&ctx, &name, p, batch * m * k, batch * k * n, bias, i as u64);
                 check(
                     &ctx,
@@ -85,8 +86,8 @@ fn matmul_matches_reference_on_awkward_shapes() {
 #[test]
 fn matmul_transposed_and_batch_summed() {
     let ctx = gpu();
-    for subgroups in variants(&ctx) {
-        ctx.set_use_subgroups(subgroups);
+    for policy in kernel_policies(&ctx) {
+        ctx.set_kernel_policy(policy);
         // Linear weight gradient: dW[o, i] = Σ_b dY[b, o] X[b, i], A = dYᵀ, B = X.
         let (batch, outputs, inputs) = (13, 10, 70);
         let mut p = MatmulParams::row_major(1, outputs, inputs, batch);
@@ -126,8 +127,8 @@ fn matmul_transposed_and_batch_summed() {
 #[test]
 fn matmul_is_deterministic() {
     let ctx = gpu();
-    for subgroups in variants(&ctx) {
-        ctx.set_use_subgroups(subgroups);
+    for policy in kernel_policies(&ctx) {
+        ctx.set_kernel_policy(policy);
         let p = MatmulParams::row_major(2, 100, 90, 300);
         let mut rng = Rng::new(9);
         let a = upload(&ctx, "a", &rng.uniform_vec(2 * 100 * 300, -1.0, 1.0));
@@ -139,7 +140,57 @@ fn matmul_is_deterministic() {
         ctx.run_blocking("second", &[&launch]);
         assert!(
             first == c.read_blocking(&ctx),
-            "two runs differ (subgroups {subgroups})"
+            "two runs differ (kernels {policy:?})"
         );
+    }
+}
+
+/// Batch-summed GEMMs (pointwise weight gradients) split over the batch: partial results per
+/// chunk of images, summed in chunk order. A 1×1 weight gradient over 8 images of 112 × 112
+/// loops over 100,352 values per output, more than a kernel may loop, so only split-K applies
+/// there whatever the policy; a smaller one splits when split-K is forced. Results also
+/// accumulate, and repeat exactly.
+#[test]
+fn matmul_split_k_over_the_batch_matches_reference() {
+    let ctx = gpu();
+    for (policy, (batch, cout, cin, pixels)) in [
+        (KernelPolicy::Auto, (8, 16, 8, 112 * 112)),
+        (KernelPolicy::Only(Variant::SplitK), (5, 20, 9, 300)),
+    ] {
+        ctx.set_kernel_policy(policy);
+        let mut p = MatmulParams::row_major(batch, cout, cin, pixels).summed_over_batch();
+        p.a_batch = (cout * pixels) as u32;
+        p.a_row = pixels as u32;
+        p.a_k = 1;
+        p.b_batch = (cin * pixels) as u32;
+        p.b_k = 1;
+        p.b_col = pixels as u32;
+        assert!(matmul::split_k_chunks(&p).is_some());
+        assert_eq!(
+            matmul::candidates(&ctx, &p).len() == 1,
+            batch * pixels > resnet_wgpu::gpu::MAX_LOOP_ITERATIONS
+        );
+        let (a_len, b_len) = (batch * cout * pixels, batch * cin * pixels);
+        let name = format!("split-K weight gradient {batch}x{cout}x{cin}x{pixels}");
+        check(&ctx, &name, p, a_len, b_len, Bias::None, 7);
+        check(
+            &ctx,
+            &format!("{name} accumulate"),
+            p.accumulating(true),
+            a_len,
+            b_len,
+            Bias::None,
+            8,
+        );
+        let mut rng = Rng::new(11);
+        let a = upload(&ctx, "a", &rng.uniform_vec(a_len, -1.0, 1.0));
+        let b = upload(&ctx, "b", &rng.uniform_vec(b_len, -1.0, 1.0));
+        let c = zeros(&ctx, "c", p.c_len());
+        let launch = matmul::launch(&ctx, &p, &a, &b, None, &c);
+        assert_eq!(launch.grids().len(), 2, "{name}: partial results and their sum");
+        ctx.run_blocking("first", &[&launch]);
+        let first = c.read_blocking(&ctx);
+        ctx.run_blocking("second", &[&launch]);
+        assert!(first == c.read_blocking(&ctx), "{name}: two runs differ");
     }
 }

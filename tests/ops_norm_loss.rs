@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
 use resnet_wgpu::ops::batch_norm::{
-    self, BackwardBuffers, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, InferenceForwardBuffers,
+    self, BackwardBuffers, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, InferenceForwardBuffers, Relu,
     TrainForwardBuffers,
 };
 use resnet_wgpu::ops::{bias_grad, cross_entropy, sgd};
@@ -39,8 +39,8 @@ struct BnLayer {
     gamma: GpuBuffer<f32>,
     beta: GpuBuffer<f32>,
     y: GpuBuffer<f32>,
-    mean: GpuBuffer<f32>,
-    invstd: GpuBuffer<f32>,
+    /// `[mean; invstd]`, `[2C]`.
+    saved: GpuBuffer<f32>,
     running_mean: GpuBuffer<f32>,
     running_var: GpuBuffer<f32>,
     dy: GpuBuffer<f32>,
@@ -80,8 +80,7 @@ impl BnLayer {
             gamma: upload(ctx, "gamma", &d.gamma),
             beta: upload(ctx, "beta", &d.beta),
             y: zeros(ctx, "y", shape.len()),
-            mean: zeros(ctx, "mean", shape.channels),
-            invstd: zeros(ctx, "invstd", shape.channels),
+            saved: zeros(ctx, "saved mean and invstd", 2 * shape.channels),
             running_mean: upload(ctx, "running_mean", &d.running_mean),
             running_var: upload(ctx, "running_var", &d.running_var),
             dy: upload(ctx, "dy", &d.dy),
@@ -91,19 +90,32 @@ impl BnLayer {
         }
     }
 
+    /// The saved batch mean, and the saved invstd, as read back.
+    fn mean(&self, ctx: &GpuContext) -> Vec<f32> {
+        self.saved.read_blocking(ctx)[..self.shape.channels].to_vec()
+    }
+
+    fn invstd(&self, ctx: &GpuContext) -> Vec<f32> {
+        self.saved.read_blocking(ctx)[self.shape.channels..].to_vec()
+    }
+
     fn train_forward(&self, ctx: &GpuContext) -> resnet_wgpu::gpu::Launch {
+        self.train_forward_with(ctx, Relu::None)
+    }
+
+    fn train_forward_with(&self, ctx: &GpuContext, relu: Relu) -> resnet_wgpu::gpu::Launch {
         batch_norm::train_forward(
             ctx,
             self.shape,
             DEFAULT_MOMENTUM,
             DEFAULT_EPS,
+            relu,
             &TrainForwardBuffers {
                 x: &self.x,
                 gamma: &self.gamma,
                 beta: &self.beta,
                 y: &self.y,
-                save_mean: &self.mean,
-                save_invstd: &self.invstd,
+                saved: &self.saved,
                 running_mean: &self.running_mean,
                 running_var: &self.running_var,
             },
@@ -115,15 +127,20 @@ impl BnLayer {
     }
 
     fn backward_accumulating(&self, ctx: &GpuContext, accumulate: bool) -> resnet_wgpu::gpu::Launch {
+        self.backward_with(ctx, Relu::None, accumulate)
+    }
+
+    fn backward_with(&self, ctx: &GpuContext, relu: Relu, accumulate: bool) -> resnet_wgpu::gpu::Launch {
         batch_norm::backward(
             ctx,
             self.shape,
+            relu,
             &BackwardBuffers {
                 dy: &self.dy,
                 x: &self.x,
                 gamma: &self.gamma,
-                save_mean: &self.mean,
-                save_invstd: &self.invstd,
+                beta: &self.beta,
+                saved: &self.saved,
                 dx: &self.dx,
                 dgamma: &self.dgamma,
                 dbeta: &self.dbeta,
@@ -161,16 +178,10 @@ fn batch_norm_train_forward_and_running_stats_match_reference_over_two_steps() {
                 1e-4,
                 1e-4,
             );
-            assert_close(
-                &format!("{name}: mean"),
-                &layer.mean.read_blocking(&ctx),
-                &r.mean,
-                1e-5,
-                1e-4,
-            );
+            assert_close(&format!("{name}: mean"), &layer.mean(&ctx), &r.mean, 1e-5, 1e-4);
             assert_close(
                 &format!("{name}: invstd"),
-                &layer.invstd.read_blocking(&ctx),
+                &layer.invstd(&ctx),
                 &r.invstd,
                 1e-5,
                 1e-4,
@@ -209,13 +220,7 @@ fn batch_norm_train_forward_is_stable_for_large_means() {
         DEFAULT_EPS as f64,
     );
     assert_close("large-mean y", &layer.y.read_blocking(&ctx), &r.y, 1e-4, 1e-4);
-    assert_close(
-        "large-mean invstd",
-        &layer.invstd.read_blocking(&ctx),
-        &r.invstd,
-        1e-5,
-        1e-4,
-    );
+    assert_close("large-mean invstd", &layer.invstd(&ctx), &r.invstd, 1e-5, 1e-4);
 }
 
 #[test]
@@ -229,6 +234,7 @@ fn batch_norm_inference_forward_matches_reference() {
             &ctx,
             shape,
             DEFAULT_EPS,
+            Relu::None,
             &InferenceForwardBuffers {
                 x: &layer.x,
                 gamma: &layer.gamma,
@@ -326,6 +332,104 @@ fn batch_norm_backward_matches_reference() {
     }
 }
 
+/// Batch norm fused with the ReLU that follows it, in training and inference: the forward
+/// equals ReLU of the reference output, and the backward equals the reference backward of the
+/// ReLU-masked gradient. The pre-activations straddle zero (β in ±0.5, x centred), so the mask
+/// cuts about half of the values.
+#[test]
+fn batch_norm_fused_with_relu_matches_reference() {
+    let ctx = gpu();
+    let eps = DEFAULT_EPS as f64;
+    for (k, &(n, c, s)) in BN_SHAPES.iter().enumerate() {
+        let shape = BnShape::new(n, c, s);
+        let name = format!("batch norm + relu {n}x{c}x{s}");
+        let d = bn_data(shape, 60 + k as u64, -0.5);
+        let layer = BnLayer::new(&ctx, shape, &d);
+        ctx.run_blocking(
+            "bn+relu forward and backward",
+            &[
+                &layer.train_forward_with(&ctx, Relu::Fused),
+                &layer.backward_with(&ctx, Relu::Fused, false),
+            ],
+        );
+        let (x, gamma, beta) = (to_f64(&d.x), to_f64(&d.gamma), to_f64(&d.beta));
+        let f = batch_norm::train_forward_cpu(&x, &gamma, &beta, shape, eps);
+        let relu_y: Vec<f64> = f.y.iter().map(|v| v.max(0.0)).collect();
+        assert_close(
+            &format!("{name}: y"),
+            &layer.y.read_blocking(&ctx),
+            &relu_y,
+            1e-4,
+            1e-4,
+        );
+        let masked: Vec<f64> =
+            d.dy.iter()
+                .zip(&f.y)
+                .map(|(&g, &y)| if y > 0.0 { g as f64 } else { 0.0 })
+                .collect();
+        let r = batch_norm::backward_cpu(&masked, &x, &gamma, &f.mean, &f.invstd, shape);
+        let atol = sum_atol(shape.per_channel());
+        // The GPU masks by its f32 pre-activation, the reference by f64; with these seeds no
+        // pre-activation lies within f32 rounding of zero, so the masks agree exactly.
+        assert_close(
+            &format!("{name}: dx"),
+            &layer.dx.read_blocking(&ctx),
+            &r.dx,
+            1e-4,
+            1e-4,
+        );
+        assert_close(
+            &format!("{name}: dgamma"),
+            &layer.dgamma.read_blocking(&ctx),
+            &r.dgamma,
+            atol,
+            1e-4,
+        );
+        assert_close(
+            &format!("{name}: dbeta"),
+            &layer.dbeta.read_blocking(&ctx),
+            &r.dbeta,
+            atol,
+            1e-4,
+        );
+
+        let inference = batch_norm::inference_forward(
+            &ctx,
+            shape,
+            DEFAULT_EPS,
+            Relu::Fused,
+            &InferenceForwardBuffers {
+                x: &layer.x,
+                gamma: &layer.gamma,
+                beta: &layer.beta,
+                running_mean: &layer.running_mean,
+                running_var: &layer.running_var,
+                y: &layer.y,
+            },
+        );
+        ctx.run_blocking("bn+relu inference", &[&inference]);
+        let reference: Vec<f64> = batch_norm::inference_forward_cpu(
+            &x,
+            &gamma,
+            &beta,
+            &to_f64(&layer.running_mean.read_blocking(&ctx)),
+            &to_f64(&layer.running_var.read_blocking(&ctx)),
+            shape,
+            eps,
+        )
+        .into_iter()
+        .map(|v| v.max(0.0))
+        .collect();
+        assert_close(
+            &format!("{name}: inference y"),
+            &layer.y.read_blocking(&ctx),
+            &reference,
+            1e-5,
+            1e-5,
+        );
+    }
+}
+
 #[test]
 fn batch_norm_is_deterministic() {
     let ctx = gpu();
@@ -341,8 +445,7 @@ fn batch_norm_is_deterministic() {
             ctx.run_blocking("bn determinism", &[&forward, &backward]);
             let outputs: Vec<Vec<f32>> = [
                 &layer.y,
-                &layer.mean,
-                &layer.invstd,
+                &layer.saved,
                 &layer.running_mean,
                 &layer.running_var,
                 &layer.dx,

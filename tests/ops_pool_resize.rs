@@ -480,9 +480,9 @@ fn large_launches_use_a_2d_grid() {
     let (xb, yb) = (upload(&ctx, "x", &x), poisoned(&ctx, "y", shape.output_len()));
     let fwd = upsample::forward(&ctx, &shape, &xb, &yb);
     assert!(
-        fwd.workgroups[1] > 1,
+        fwd.grids()[0][1] > 1,
         "expected a 2-D grid, got {:?}",
-        fwd.workgroups
+        fwd.grids()[0]
     );
     ctx.run_blocking("upsample large", &[&fwd]);
     let y_ref = upsample::forward_cpu(&shape, &to_f64(&x));

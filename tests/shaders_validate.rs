@@ -1,42 +1,69 @@
-//! Every WGSL file parses and validates with naga, with no adapter needed.
+//! Every WGSL prelude validates on its own, every kernel validates joined with its preludes
+//! exactly as the device receives it, and every kernel's parameter struct matches its Rust
+//! twin (field names, offsets, size) through naga's reflection. No adapter needed.
 
-use resnet_wgpu::shaders::Kernel;
+use resnet_wgpu::ops::batch_norm::BatchNormParams;
+use resnet_wgpu::ops::conv2d::Conv2dParams;
+use resnet_wgpu::ops::matmul::MatmulParams;
+use resnet_wgpu::ops::split_k::SplitKSumParams;
+use resnet_wgpu::ops::{
+    add::AddParams, bias_grad::BiasGradParams, cross_entropy::CrossEntropyParams,
+    global_avg_pool::GlobalAvgPoolParams, max_pool::MaxPoolParams, relu::LenParams, sgd::SgdParams,
+    upsample::UpsampleParams,
+};
+use resnet_wgpu::shaders::{Kernel, Prelude};
+
+/// Parses and validates WGSL text (with subgroup operations allowed where asked).
+fn validate(name: &str, text: &str, subgroups: bool) -> Result<naga::Module, String> {
+    let module =
+        naga::front::wgsl::parse_str(text).map_err(|e| format!("{name}: {}", e.emit_to_string(text)))?;
+    let capabilities = if subgroups {
+        naga::valid::Capabilities::SUBGROUP
+    } else {
+        naga::valid::Capabilities::empty()
+    };
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
+    if subgroups {
+        validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+        validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
+    validator
+        .validate(&module)
+        .map_err(|e| format!("{name}: {}", e.emit_to_string(text)))?;
+    Ok(module)
+}
 
 #[test]
-fn every_shader_parses_and_validates() {
+fn every_prelude_validates_alone() {
+    let failures: Vec<String> = Prelude::ALL
+        .iter()
+        .filter_map(|p| validate(p.name, p.source, false).err())
+        .collect();
+    assert!(failures.is_empty(), "invalid preludes:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_kernel_validates_as_the_device_receives_it() {
     let mut failures = Vec::new();
     for &kernel in Kernel::ALL {
-        let module = match naga::front::wgsl::parse_str(kernel.source()) {
-            Ok(module) => module,
-            Err(e) => {
-                failures.push(format!(
-                    "{}: {}",
-                    kernel.name(),
-                    e.emit_to_string(kernel.source())
-                ));
-                continue;
+        // The native text; the browser's differs only by `enable subgroups;`, which naga
+        // does not parse.
+        let text = kernel.joined_source(false);
+        assert_eq!(text, kernel.source_for_device(), "{}: native text", kernel.name());
+        match validate(kernel.name(), &text, kernel.uses_subgroups()) {
+            Ok(module) => {
+                if !module.entry_points.iter().any(|ep| ep.name == "main") {
+                    failures.push(format!("{}: no `main` entry point", kernel.name()));
+                }
             }
-        };
-        let capabilities = if kernel.uses_subgroups() {
-            naga::valid::Capabilities::SUBGROUP
-        } else {
-            naga::valid::Capabilities::empty()
-        };
-        let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
+            Err(e) => failures.push(e),
+        }
         if kernel.uses_subgroups() {
-            validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
-            validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
-        }
-        if let Err(e) = validator.validate(&module) {
-            failures.push(format!(
-                "{}: {}",
-                kernel.name(),
-                e.emit_to_string(kernel.source())
-            ));
-            continue;
-        }
-        if !module.entry_points.iter().any(|ep| ep.name == "main") {
-            failures.push(format!("{}: no `main` entry point", kernel.name()));
+            assert!(
+                kernel.joined_source(true).starts_with("enable subgroups;\n"),
+                "{}: the browser needs the subgroups extension enabled",
+                kernel.name()
+            );
         }
     }
     assert!(failures.is_empty(), "invalid shaders:\n{}", failures.join("\n"));
@@ -53,9 +80,167 @@ fn every_shader_file_is_in_the_table() {
             .unwrap_or_default()
             .to_string();
         assert!(
-            Kernel::ALL.iter().any(|k| k.name() == stem),
+            Kernel::ALL.iter().any(|k| k.name() == stem) || Prelude::ALL.iter().any(|p| p.name == stem),
             "{} is not listed in src/shaders.rs",
             path.display()
         );
     }
+}
+
+/// A Rust parameter struct: its size and its named fields with their offsets (padding fields,
+/// whose names start with `_`, are left out on both sides).
+struct RustTwin {
+    name: &'static str,
+    size: usize,
+    fields: Vec<(&'static str, usize)>,
+}
+
+macro_rules! twin {
+    ($t:ty { $($field:ident),* $(,)? }) => {
+        RustTwin {
+            name: stringify!($t),
+            size: std::mem::size_of::<$t>(),
+            fields: vec![$((stringify!($field), std::mem::offset_of!($t, $field))),*],
+        }
+    };
+}
+
+fn twin_of(kernel: Kernel) -> RustTwin {
+    use Kernel::*;
+    match kernel {
+        Conv2dForward
+        | Conv2dForwardSubgroup
+        | Conv2dInputGrad
+        | Conv2dInputGradSubgroup
+        | Conv2dWeightGrad
+        | Conv2dWeightGradSubgroup
+        | Conv2dWeightGradSplit => twin!(Conv2dParams {
+            batch,
+            in_channels,
+            in_height,
+            in_width,
+            out_channels,
+            out_height,
+            out_width,
+            kernel_h,
+            kernel_w,
+            stride_h,
+            stride_w,
+            pad_h,
+            pad_w,
+            has_bias,
+            accumulate,
+            k_chunk
+        }),
+        SplitKSum => twin!(SplitKSumParams {
+            len,
+            chunks,
+            accumulate
+        }),
+        Matmul | MatmulSubgroup | MatmulTiled => twin!(MatmulParams {
+            m,
+            n,
+            k,
+            batch,
+            a_batch,
+            a_row,
+            a_k,
+            b_batch,
+            b_k,
+            b_col,
+            c_batch,
+            c_row,
+            bias_mode,
+            accumulate,
+            reduce_batch,
+            z_chunk
+        }),
+        BiasGrad => twin!(BiasGradParams {
+            batch,
+            channels,
+            spatial,
+            accumulate
+        }),
+        BatchNormTrainForward | BatchNormInferenceForward | BatchNormBackward => twin!(BatchNormParams {
+            batch,
+            channels,
+            spatial,
+            momentum,
+            eps,
+            accumulate,
+            relu
+        }),
+        ReluForward | ReluBackward => twin!(LenParams { len }),
+        Add => twin!(AddParams { len }),
+        MaxPoolForward | MaxPoolBackward => twin!(MaxPoolParams {
+            planes,
+            in_h,
+            in_w,
+            out_h,
+            out_w,
+            kernel,
+            stride,
+            pad
+        }),
+        GlobalAvgPoolForward | GlobalAvgPoolBackward => twin!(GlobalAvgPoolParams { planes, hw }),
+        UpsampleNearestForward | UpsampleNearestBackward => twin!(UpsampleParams {
+            planes,
+            in_h,
+            in_w,
+            out_h,
+            out_w
+        }),
+        CrossEntropyForward | CrossEntropyBackward => twin!(CrossEntropyParams {
+            batch,
+            classes,
+            divisor
+        }),
+        SgdUpdate => twin!(SgdParams {
+            len,
+            lr,
+            momentum,
+            weight_decay
+        }),
+    }
+}
+
+#[test]
+fn every_parameter_struct_matches_its_rust_twin() {
+    let mut failures = Vec::new();
+    for &kernel in Kernel::ALL {
+        let text = kernel.joined_source(false);
+        let module = validate(kernel.name(), &text, kernel.uses_subgroups()).expect("valid kernel");
+        let uniform = module
+            .global_variables
+            .iter()
+            .find(|(_, v)| v.space == naga::AddressSpace::Uniform)
+            .map(|(_, v)| v.ty)
+            .unwrap_or_else(|| panic!("{}: no uniform parameter struct", kernel.name()));
+        let naga::TypeInner::Struct { members, span } = &module.types[uniform].inner else {
+            panic!("{}: the uniform is not a struct", kernel.name());
+        };
+        let wgsl: Vec<(String, usize)> = members
+            .iter()
+            .filter_map(|m| {
+                let name = m.name.clone().unwrap_or_default();
+                (!name.starts_with('_')).then_some((name, m.offset as usize))
+            })
+            .collect();
+        let twin = twin_of(kernel);
+        let rust: Vec<(String, usize)> = twin.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+        if wgsl != rust || *span as usize != twin.size {
+            failures.push(format!(
+                "{} ({} bytes) vs {} ({} bytes):\n  wgsl {wgsl:?}\n  rust {rust:?}",
+                kernel.name(),
+                span,
+                twin.name,
+                twin.size
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "parameter structs differ:\n{}",
+        failures.join("\n")
+    );
 }

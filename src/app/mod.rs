@@ -152,7 +152,10 @@ impl App {
             device: DeviceState::Starting,
             data: Arc::new(sample_dataset(SAMPLE_TRAIN, SAMPLE_TRAIN / 6, 1)),
             data_source: "built-in sample data".into(),
-            config: TrainConfig::reference(),
+            config: TrainConfig {
+                validation: crate::train::default_validation(SAMPLE_TRAIN),
+                ..TrainConfig::reference()
+            },
             run: RunView {
                 state: RunState::Idle,
                 config: None,
@@ -210,7 +213,8 @@ impl App {
         self.notice("starting…");
     }
 
-    fn check_config(&self) -> Result<(), String> {
+    /// Why Start cannot run the configuration on the loaded data, if it cannot.
+    pub fn check_config(&self) -> Result<(), String> {
         if let DeviceState::Missing(why) = &self.device {
             return Err(format!("no GPU to train on: {why}"));
         }
@@ -280,6 +284,7 @@ impl App {
             data.train.len(),
             data.test.len()
         ));
+        self.config.validation = crate::train::default_validation(data.train.len());
         self.data = Arc::new(data);
         self.data_source = source;
         self.textures.retain(|k, _| !k.starts_with("data "));
@@ -377,16 +382,13 @@ impl App {
                 } else {
                     RunState::Running
                 };
-                let split = if memory.micro_batch < memory.batch {
-                    format!(
-                        "; each batch runs as {} micro-batches of {} (the device binds at most {:.0} MiB per buffer)",
-                        memory.micro_batches(),
-                        memory.micro_batch,
-                        crate::schedule::mib(memory.largest_buffer)
-                    )
-                } else {
-                    String::new()
+                let limit = match &self.device {
+                    DeviceState::Ready(info) => info.buffer_limit,
+                    _ => memory.largest_buffer,
                 };
+                let split = memory
+                    .micro_batch_note(limit)
+                    .map_or(String::new(), |note| format!("; each batch {note}"));
                 let what = match &self.loaded_checkpoint.take() {
                     Some(name) => format!("loaded {name}: press Resume to continue"),
                     None => "training".into(),

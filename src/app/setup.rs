@@ -3,7 +3,7 @@
 use crate::data::BatchOptions;
 use crate::model::{Stem, Variant};
 use crate::schedule::{MemoryReport, choose_micro_batch, mib};
-use crate::train::{LrSchedule, ModelSpec, TrainConfig};
+use crate::train::{LrSchedule, ModelSpec, TrainConfig, default_validation};
 
 use super::files::FileKind;
 use super::{App, DeviceState, RunState};
@@ -65,6 +65,7 @@ fn data_section(app: &mut App, ui: &mut egui::Ui) {
 
 fn model_section(app: &mut App, ui: &mut egui::Ui) {
     ui.heading("Model");
+    let train_images = app.data.train.len();
     let c = &mut app.config;
     let before = c.model.clone();
     ui.horizontal(|ui| {
@@ -98,6 +99,7 @@ fn model_section(app: &mut App, ui: &mut egui::Ui) {
             .on_hover_text("the blog's experiment: seed ResNet-50 at 224 px, batch 128, 40 epochs");
         if r.clicked() {
             *c = TrainConfig::reference();
+            c.validation = default_validation(train_images);
         }
         let r = ui.button("Small and fast").on_hover_text(
             "a ResNet-18-style network with 16/32/64 channels on 32×32 input, batch 32, 5 epochs",
@@ -105,6 +107,7 @@ fn model_section(app: &mut App, ui: &mut egui::Ui) {
         app.controls.insert("Small and fast".into(), r.rect);
         if r.clicked() {
             *c = small_and_fast();
+            c.validation = default_validation(train_images);
         }
     });
     let c = &mut app.config;
@@ -195,13 +198,8 @@ fn memory_section(app: &mut App, ui: &mut egui::Ui) {
                 mib(m.total()),
                 model.parameters().iter().map(|p| p.len()).sum::<usize>() as f64 / 1e6
             ));
-            if micro < m.batch {
-                ui.label(format!(
-                    "Runs as {} micro-batches of {} (a buffer may hold at most {:.0} MiB here)",
-                    m.micro_batches(),
-                    micro,
-                    mib(info.buffer_limit)
-                ));
+            if let Some(note) = m.micro_batch_note(info.buffer_limit) {
+                ui.label(format!("Each batch {note}"));
             }
         }
         None => {
@@ -217,7 +215,9 @@ fn run_section(app: &mut App, ui: &mut egui::Ui) {
     ui.heading("Training");
     let state = app.run.state;
     ui.horizontal(|ui| {
-        let ready = matches!(app.device, DeviceState::Ready(_)) && state != RunState::Running;
+        let blocked = app.check_config().err();
+        let ready =
+            matches!(app.device, DeviceState::Ready(_)) && state != RunState::Running && blocked.is_none();
         let r = ui.add_enabled(ready, egui::Button::new("Start"));
         app.remember("Start", &r);
         if r.clicked() {
@@ -249,6 +249,9 @@ fn run_section(app: &mut App, ui: &mut egui::Ui) {
             app.stop();
         }
     });
+    if let (Some(reason), false) = (app.check_config().err(), state == RunState::Running) {
+        ui.colored_label(ui.visuals().warn_fg_color, reason);
+    }
     if let Some(s) = &app.run.last_step {
         let done = s.global_step as f32 / app.run.total_steps.max(1) as f32;
         let remaining = app.run.total_steps.saturating_sub(s.global_step) as f64;

@@ -30,16 +30,14 @@ pub fn print_info(ctx: &GpuContext) {
 
 pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, layer: &str) {
     println!("adapter: {}", ctx.describe());
+    println!("every variant that applies is timed; the table shows the fastest and its name");
+    let yardsticks = bench::gemm_yardstick(ctx, gemm_size, min_seconds);
+    let all: Vec<String> = yardsticks.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
+    let yardstick = yardsticks[0].1;
     println!(
-        "kernels: {}",
-        if ctx.uses_subgroups() {
-            "subgroup variants"
-        } else {
-            "portable variants"
-        }
+        "yardstick: {gemm_size}x{gemm_size}x{gemm_size} GEMM {yardstick:.2} GFLOP/s ({})\n",
+        all.join(", ")
     );
-    let yardstick = bench::gemm_yardstick(ctx, gemm_size, min_seconds);
-    println!("yardstick: {gemm_size}x{gemm_size}x{gemm_size} GEMM {yardstick:.2} GFLOP/s\n");
     let mut networks = vec![(
         "ResNet-50, CIFAR stem, 32x32, batch 32",
         bench::resnet50_conv_shapes(32, 32, true),
@@ -56,43 +54,42 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
     for (title, shapes) in networks {
         println!("{title}");
         println!(
-            "{:<18} {:>5} {:>5} {:>4} {:>5} {:>3} {:>6} | {:>9} {:>7} {:>5} | {:>9} {:>7} {:>5} | {:>9} {:>7} {:>5}",
+            "{:<18} {:>5} {:>5} {:>4} {:>5} {:>6} | {:>8} {:>8} {:>5} | {:>8} {:>8} {:>5} | {:>8} {:>8} {:>5}",
             "layer",
             "Cin",
             "Cout",
             "HxW",
             "k/s",
-            "",
             "GFLOP",
-            "fwd ms",
+            "fwd",
             "GFLOP/s",
             "ratio",
-            "dgrad ms",
+            "dgrad",
             "GFLOP/s",
             "ratio",
-            "wgrad ms",
+            "wgrad",
             "GFLOP/s",
             "ratio"
         );
         for (name, shape) in shapes.into_iter().filter(|(name, _)| name.contains(layer)) {
             let t = bench::time_conv(ctx, shape, min_seconds);
             print!(
-                "{:<18} {:>5} {:>5} {:>4} {:>3}/{} {:>3} {:>6.2}",
+                "{:<18} {:>5} {:>5} {:>4} {:>3}/{} {:>6.2}",
                 name,
                 shape.in_channels,
                 shape.out_channels,
                 shape.in_height,
                 shape.kernel[0],
                 shape.stride[0],
-                "",
                 shape.flops() / 1e9
             );
-            for i in 0..3 {
+            for direction in 0..3 {
+                let (variant, gflops) = t.best(direction);
                 print!(
-                    " | {:>9.2} {:>7.2} {:>5.2}",
-                    t.seconds[i] * 1e3,
-                    t.gflops[i],
-                    t.gflops[i] / yardstick
+                    " | {:>8} {:>8.2} {:>5.2}",
+                    variant.name(),
+                    gflops,
+                    gflops / yardstick
                 );
             }
             println!();
@@ -136,10 +133,13 @@ pub fn run_step_bench(ctx: &GpuContext, min_seconds: f64) -> Result<(), Box<dyn 
             t.gflops
         );
         println!("  {}", t.memory.to_string().replace('\n', "\n  "));
-        println!(
-            "  per kernel (each launch timed alone; sum {:.3} s):",
-            t.kernel_total()
-        );
+        println!("  {}", t.kernels.to_string().lines().next().unwrap_or_default());
+        let how = if t.gpu_timestamps {
+            "GPU time from timestamp queries"
+        } else {
+            "no timestamp queries here: each launch timed alone on the CPU clock, submission included"
+        };
+        println!("  per kernel ({how}; sum {:.3} s):", t.kernel_total());
         for (kernel, seconds, count) in t.by_kernel.iter().take(12) {
             println!(
                 "    {kernel:<32} {count:>4} launches {:>8.1} ms {:>5.1} %",

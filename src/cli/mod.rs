@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use resnet_wgpu::data::{Cifar10, load_cifar10, sample_dataset};
-use resnet_wgpu::gpu::GpuContext;
+use resnet_wgpu::gpu::{GpuContext, KernelPolicy};
 use resnet_wgpu::model::{Stem, Variant};
 
 #[derive(Parser)]
@@ -22,6 +22,21 @@ use resnet_wgpu::model::{Stem, Variant};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Kernel variant of the convolutions and GEMMs: `auto` times the variants that apply on
+    /// this device for each launch shape and keeps the fastest (cached per adapter), or one of
+    /// portable, subgroup, tiled, split-k wherever it applies.
+    #[arg(long, global = true, default_value = "auto", value_parser = KernelPolicy::parse)]
+    pub kernels: KernelPolicy,
+}
+
+/// The kernel policy given on the command line, for every device the command opens.
+static KERNEL_POLICY: std::sync::OnceLock<KernelPolicy> = std::sync::OnceLock::new();
+
+/// Opens the GPU with the command line's kernel policy.
+pub fn open_gpu() -> Result<GpuContext, resnet_wgpu::gpu::GpuError> {
+    let ctx = GpuContext::new_blocking()?;
+    ctx.set_kernel_policy(KERNEL_POLICY.get().copied().unwrap_or_default());
+    Ok(ctx)
 }
 
 #[derive(Subcommand)]
@@ -60,9 +75,6 @@ pub enum Command {
         /// Minimum seconds to time each kernel (at least one run after a warm-up run).
         #[arg(long, default_value_t = 0.3)]
         min_seconds: f64,
-        /// Use only the portable kernels, even where the adapter offers subgroups.
-        #[arg(long)]
-        no_subgroups: bool,
         /// Only the yardstick GEMM and the 32×32 CIFAR-stem network (faster).
         #[arg(long)]
         quick: bool,
@@ -166,6 +178,7 @@ pub fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    KERNEL_POLICY.get_or_init(|| cli.kernels);
     let Some(command) = cli.command else {
         return Ok(resnet_wgpu::app::run_native(None)?);
     };
@@ -212,7 +225,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Classify(args) => train::run_classify(args),
         Command::Info(args) => {
-            let ctx = GpuContext::new_blocking()?;
+            let ctx = open_gpu()?;
             device::print_info(&ctx);
             if let Some(variant) = args.variant {
                 let mut config = resnet_wgpu::train::TrainConfig::reference();
@@ -220,19 +233,20 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 config.batch = args.batch;
                 println!("\n{}, batch {}", config.model.describe(), args.batch);
                 println!("{}", config.memory(&ctx)?);
+                let cache = resnet_wgpu::schedule::KernelCache::default_location();
+                let report = pollster::block_on(config.choose_kernels(&ctx, &cache, |_, _| {}))?;
+                println!("{report}");
             }
             Ok(())
         }
         Command::Bench {
             gemm_size,
             min_seconds,
-            no_subgroups,
             quick,
             layer,
             steps,
         } => {
-            let ctx = GpuContext::new_blocking()?;
-            ctx.set_use_subgroups(!no_subgroups);
+            let ctx = open_gpu()?;
             if steps {
                 device::run_step_bench(&ctx, min_seconds)?;
             } else {

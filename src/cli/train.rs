@@ -12,8 +12,8 @@ use resnet_wgpu::ops::sgd::SgdConfig;
 use resnet_wgpu::schedule::Network;
 use resnet_wgpu::train::checkpoint::load_weights;
 use resnet_wgpu::train::{
-    Checkpoint, LrSchedule, ModelSpec, Progress, Splits, TrainConfig, TrainMetrics, Trainer, evaluate,
-    softmax_rows, top_k,
+    Checkpoint, LrSchedule, ModelSpec, Progress, Splits, TrainConfig, TrainMetrics, Trainer,
+    default_validation, evaluate, softmax_rows, top_k,
 };
 
 use super::output::{MetricsWriter, plot_curves};
@@ -83,9 +83,10 @@ pub struct TrainArgs {
     no_shuffle: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Training images held out for validation (taken from the end).
-    #[arg(long, default_value_t = 5000)]
-    validation: usize,
+    /// Training images held out for validation, taken from the end (default: 5,000 for the
+    /// full CIFAR-10, a tenth of the training images for smaller sets).
+    #[arg(long)]
+    validation: Option<usize>,
     /// Stop after this many steps in all.
     #[arg(long)]
     max_steps: Option<u64>,
@@ -116,7 +117,8 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn config(&self) -> TrainConfig {
+    /// The run's settings for a training set of `train_images`.
+    fn config(&self, train_images: usize) -> TrainConfig {
         let mut model = ModelSpec::named(self.variant.into(), self.stem.into());
         if let Some(w) = &self.widths {
             model.config.widths = w.clone();
@@ -152,7 +154,9 @@ impl TrainArgs {
             },
             shuffle: !self.no_shuffle,
             seed: self.seed,
-            validation: self.validation,
+            validation: self
+                .validation
+                .unwrap_or_else(|| default_validation(train_images)),
             max_steps: self.max_steps,
             train_metrics: match self.train_metrics {
                 TrainMetricsArg::Eval => TrainMetrics::Eval,
@@ -168,24 +172,36 @@ fn validate(config: &TrainConfig) -> Result<(), String> {
     if config.batch == 0 || config.epochs == 0 {
         return Err("--batch and --epochs must be at least 1".into());
     }
-    if c.widths.len() != c.blocks.len() || c.blocks.contains(&0) || c.widths.contains(&0) {
-        return Err(format!(
-            "--widths ({:?}) and --blocks ({:?}) need one positive entry per stage",
-            c.widths, c.blocks
-        ));
-    }
+    c.validate(config.model.classes)
+        .map_err(|reason| format!("--widths, --blocks or --upsample: {reason}"))?;
     if !(config.sgd.lr > 0.0 && config.sgd.lr.is_finite()) {
         return Err("--lr must be a positive number".into());
     }
     Ok(())
 }
 
+/// Chooses the kernels of a configuration (measured, or from the cache), saying how long it
+/// took.
+fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let cache = resnet_wgpu::schedule::KernelCache::default_location();
+    let report = pollster::block_on(config.choose_kernels(ctx, &cache, |_, _| {}))?;
+    println!(
+        "kernels ({}): {} launch shapes measured in {:.1} s, {} from the cache",
+        report.policy.name(),
+        report.measured,
+        report.seconds,
+        report.cached
+    );
+    Ok(())
+}
+
 pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let ctx = GpuContext::new_blocking()?;
+    let ctx = super::open_gpu()?;
     let data = args.data.load()?;
     let mut trainer = match &args.resume {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
+            prepare_kernels(&ctx, &checkpoint.header.config)?;
             let mut trainer = Trainer::resume(
                 &ctx,
                 &checkpoint,
@@ -202,7 +218,7 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
             trainer
         }
         None => {
-            let config = args.config();
+            let config = args.config(data.train.len());
             validate(&config)?;
             let initial = match &args.init {
                 Some(path) => {
@@ -214,7 +230,9 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 None => None,
             };
-            Trainer::new(&ctx, config, Splits::new(&data, args.validation), initial)?
+            let splits = Splits::new(&data, config.validation);
+            prepare_kernels(&ctx, &config)?;
+            Trainer::new(&ctx, config, splits, initial)?
         }
     };
     let config = trainer.config.clone();
@@ -363,7 +381,7 @@ fn inference_network(
 pub fn run_eval(args: EvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     let checkpoint = Checkpoint::load(&args.checkpoint)?;
     let data = args.data.load()?;
-    let ctx = GpuContext::new_blocking()?;
+    let ctx = super::open_gpu()?;
     let splits = Splits::new(&data, checkpoint.header.config.validation);
     let (name, set) = match args.split {
         SplitArg::Test => ("test", &splits.test),
@@ -412,7 +430,7 @@ pub fn run_classify(args: ClassifyArgs) -> Result<(), Box<dyn std::error::Error>
         let chw = decode_image(&path.display().to_string(), &bytes)?;
         pixels.extend(chw.iter().map(|&b| b as f32 / 255.0));
     }
-    let ctx = GpuContext::new_blocking()?;
+    let ctx = super::open_gpu()?;
     let net = inference_network(&ctx, &checkpoint)?;
     let logits = pollster::block_on(net.predict(&ctx, &pixels))?;
     let names = &checkpoint.header.class_names;

@@ -100,7 +100,7 @@ impl Source {
     /// The bytes of `file` (which must exist).
     fn read(&self, file: &str) -> Result<Cow<'_, [u8]>, DataError> {
         match self {
-            Source::Dir(dir) => Ok(Cow::Owned(read_file(&dir.join(file))?)),
+            Source::Dir(dir) => Ok(Cow::Owned(read_file(&dir.join(file), MAX_BATCH_FILE_BYTES)?)),
             Source::Memory { files, .. } => Ok(Cow::Borrowed(&files[file])),
         }
     }
@@ -126,11 +126,38 @@ impl Source {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io {
+/// The largest CIFAR-10 file: a python batch of 10,000 images is 31,035,704 bytes, a binary
+/// one 30,730,000; anything past this bound is not CIFAR-10 and is not read.
+pub const MAX_BATCH_FILE_BYTES: u64 = 40 << 20;
+/// The largest archive read: the downloads are 163 MB (python) and 162 MB (binary).
+pub const MAX_ARCHIVE_BYTES: u64 = 256 << 20;
+
+/// Reads a whole file of at most `limit` bytes; a larger one is refused before any is read.
+fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
+    let io = |source| DataError::Io {
         path: path.display().to_string(),
         source,
-    })
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > limit {
+        return Err(DataError::TooLarge {
+            file: path.display().to_string(),
+            size,
+            limit,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(DataError::TooLarge {
+            file: path.display().to_string(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Loads CIFAR-10 from `path`: a folder holding the batches (either layout), a folder holding
@@ -148,7 +175,7 @@ pub fn load_cifar10(path: impl AsRef<Path>) -> Result<Cifar10, DataError> {
             let dir = path.parent().unwrap_or(Path::new("."));
             return load_source(&Source::Dir(dir.to_path_buf()));
         }
-        let bytes = read_file(path)?;
+        let bytes = read_file(path, MAX_ARCHIVE_BYTES)?;
         return load_cifar10_archive(&path.display().to_string(), &bytes);
     }
     let dir = Source::Dir(path.to_path_buf());
@@ -164,7 +191,7 @@ pub fn load_cifar10(path: impl AsRef<Path>) -> Result<Cifar10, DataError> {
     for archive in ARCHIVES {
         let p = path.join(archive);
         if p.is_file() {
-            let bytes = read_file(&p)?;
+            let bytes = read_file(&p, MAX_ARCHIVE_BYTES)?;
             return load_cifar10_archive(&p.display().to_string(), &bytes);
         }
     }
@@ -255,8 +282,24 @@ fn read_archive(name: &str, bytes: &[u8]) -> Result<HashMap<String, Vec<u8>>, Da
             continue;
         }
         let base = base.to_string();
+        // The header's size is a claim: refuse it past the largest CIFAR-10 file, and never
+        // read more than that bound whatever the entry inflates to.
+        let too_large = |size| DataError::TooLarge {
+            file: format!("{name}: {base}"),
+            size,
+            limit: MAX_BATCH_FILE_BYTES,
+        };
+        if entry.size() > MAX_BATCH_FILE_BYTES {
+            return Err(too_large(entry.size()));
+        }
         let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(bad)?;
+        (&mut entry)
+            .take(MAX_BATCH_FILE_BYTES + 1)
+            .read_to_end(&mut data)
+            .map_err(bad)?;
+        if data.len() as u64 > MAX_BATCH_FILE_BYTES {
+            return Err(too_large(data.len() as u64));
+        }
         files.insert(base, data);
     }
     Ok(files)
@@ -391,7 +434,8 @@ pub fn parse_python_batch(file: &str, bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
         .ok_or_else(|| bad("the dict has no 'data' entry".into()))?;
     let (shape, pixels) = p.ndarray_u8(data).map_err(|e| bad(format!("its 'data': {e}")))?;
     let n = shape.first().copied().unwrap_or(0);
-    if shape.len() < 2 || shape[1..].iter().product::<usize>() != IMAGE_BYTES {
+    let image_bytes = shape[1..].iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if shape.len() < 2 || image_bytes != Some(IMAGE_BYTES) {
         return Err(bad(format!(
             "its 'data' array has shape {shape:?}, not [N, 3072]"
         )));

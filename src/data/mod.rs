@@ -219,6 +219,11 @@ pub enum DataError {
     )]
     BadArchive { file: String, reason: String },
     #[error(
+        "{file} is {size} bytes, more than any CIFAR-10 file ({limit} bytes at most): it is not \
+         CIFAR-10 or it is damaged; download it again from {CIFAR_URL}"
+    )]
+    TooLarge { file: String, size: u64, limit: u64 },
+    #[error(
         "{file} is not CIFAR-10 data: give a cifar-10-batches-bin/ or cifar-10-batches-py/ \
          folder, its parent, or the downloaded .tar.gz archive (from {CIFAR_URL})"
     )]

@@ -519,7 +519,10 @@ impl Pickle {
             Value::Bytes(b) => b.as_slice(),
             other => return Err(format!("the numpy array's data is {}", kind(other))),
         };
-        let count: usize = shape.iter().product();
+        let count = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| format!("the numpy array's shape {shape:?} overflows: the file is damaged"))?;
         if data.len() != count {
             return Err(format!(
                 "the numpy array of shape {shape:?} holds {} bytes, not {count}: the file is \

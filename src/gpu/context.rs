@@ -1,7 +1,8 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::GpuBuffer;
+use super::choice::{GemmKey, KernelChoices, KernelPolicy, Variant};
 use crate::shaders::Kernel;
 
 /// Why the GPU could not be used.
@@ -42,8 +43,11 @@ pub struct GpuContext {
     pub adapter_info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: OptionalFeatures,
-    /// Whether launches use the subgroup variant of a kernel where one exists.
-    use_subgroups: AtomicBool,
+    /// The policy and measured choices by which GEMM-shaped launches pick their variant.
+    choices: Mutex<KernelChoices>,
+    /// Scratch space shared by split-K launches (each launch's partial sums are consumed by
+    /// its own second dispatch before the next launch writes): the largest asked for so far.
+    scratch: Mutex<Option<Arc<GpuBuffer<f32>>>>,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
     /// A small read-only storage buffer bound where an optional input (a bias) is absent.
     placeholder: wgpu::Buffer,
@@ -159,7 +163,8 @@ impl GpuContext {
             queue,
             adapter_info: info,
             limits,
-            use_subgroups: AtomicBool::new(features.subgroups),
+            choices: Mutex::new(KernelChoices::default()),
+            scratch: Mutex::new(None),
             features,
             pipelines: Mutex::new(HashMap::new()),
             error,
@@ -172,17 +177,81 @@ impl GpuContext {
         self.error.lock().expect("error slot").take()
     }
 
-    /// Whether launches currently pick subgroup kernels.
-    pub fn uses_subgroups(&self) -> bool {
-        self.use_subgroups.load(Ordering::Relaxed)
-    }
-
-    /// Turns the subgroup kernels on or off (on only where the adapter offers subgroups).
-    /// Returns the setting now in force.
+    /// Forces the subgroup kernels on (where the adapter offers subgroups) or the portable
+    /// ones. Returns whether subgroup kernels are now in force.
     pub fn set_use_subgroups(&self, on: bool) -> bool {
         let effective = on && self.features.subgroups;
-        self.use_subgroups.store(effective, Ordering::Relaxed);
+        let variant = if effective {
+            Variant::Subgroup
+        } else {
+            Variant::Portable
+        };
+        self.set_kernel_policy(KernelPolicy::Only(variant));
         effective
+    }
+
+    /// How GEMM-shaped launches built from now on pick their variant.
+    pub fn set_kernel_policy(&self, policy: KernelPolicy) {
+        self.choices.lock().expect("kernel choices").policy = policy;
+    }
+
+    pub fn kernel_policy(&self) -> KernelPolicy {
+        self.choices.lock().expect("kernel choices").policy
+    }
+
+    /// The policy and the measured choices so far.
+    pub fn kernel_choices(&self) -> KernelChoices {
+        self.choices.lock().expect("kernel choices").clone()
+    }
+
+    /// Records the variant measured fastest for a launch shape.
+    pub fn set_measured(&self, key: GemmKey, variant: Variant) {
+        self.choices
+            .lock()
+            .expect("kernel choices")
+            .measured
+            .insert(key, variant);
+    }
+
+    /// Whether a variant has been measured for `key`.
+    pub fn is_measured(&self, key: &GemmKey) -> bool {
+        self.choices
+            .lock()
+            .expect("kernel choices")
+            .measured
+            .contains_key(key)
+    }
+
+    /// The variants of a GEMM-shaped launch that run on this adapter, from `all` (given in
+    /// order of preference when nothing was measured): subgroup variants need subgroups.
+    pub fn applicable(&self, all: &[Variant]) -> Vec<Variant> {
+        let mut out: Vec<Variant> = all
+            .iter()
+            .copied()
+            .filter(|&v| v != Variant::Subgroup || self.features.subgroups)
+            .collect();
+        // Without a measurement, subgroup kernels go first where the adapter has them.
+        out.sort_by_key(|&v| v != Variant::Subgroup);
+        out
+    }
+
+    /// The variant a launch of shape `key` runs, among the `candidates` that apply to it.
+    pub fn pick(&self, key: &GemmKey, candidates: &[Variant]) -> Variant {
+        self.choices.lock().expect("kernel choices").pick(key, candidates)
+    }
+
+    /// A scratch buffer of at least `len` floats, shared by every launch that asks while it is
+    /// the largest so far.
+    pub fn scratch(&self, len: usize) -> Arc<GpuBuffer<f32>> {
+        let mut slot = self.scratch.lock().expect("scratch slot");
+        match &*slot {
+            Some(buffer) if buffer.len() >= len => buffer.clone(),
+            _ => {
+                let buffer = Arc::new(GpuBuffer::zeros(self, "split-k partial sums", len));
+                *slot = Some(buffer.clone());
+                buffer
+            }
+        }
     }
 
     /// The buffer to bind for an absent optional input; kernels told so never read it.
@@ -198,7 +267,7 @@ impl GpuContext {
             .or_insert_with(|| {
                 let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.name()),
-                    source: wgpu::ShaderSource::Wgsl(kernel.source_for_device()),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source_for_device().into()),
                 });
                 Arc::new(
                     self.device
@@ -251,6 +320,22 @@ impl GpuContext {
             }
         }
         self.queue.submit([encoder.finish()])
+    }
+
+    /// Waits until the GPU has finished everything submitted so far (natively by polling,
+    /// in the browser by awaiting the queue's callback).
+    pub async fn finish(&self) -> Result<(), GpuError> {
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = sender.send(());
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        receiver
+            .await
+            .map_err(|_| GpuError::ReadBack("the device was lost while waiting".into()))
     }
 
     /// Submits the launches and waits until the GPU has finished them (native only).

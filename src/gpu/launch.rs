@@ -3,6 +3,11 @@ use std::sync::Arc;
 use super::GpuContext;
 use crate::shaders::Kernel;
 
+/// The most iterations any loop of a kernel may run in one invocation. Mesa's llvmpipe (under
+/// lavapipe) ends every shader loop after 65,535 iterations without an error, so a longer
+/// reduction must be split across invocations (split-K) to be correct there.
+pub const MAX_LOOP_ITERATIONS: usize = 65_535;
+
 /// WebGPU's default limit on workgroups in one dimension of a dispatch.
 pub const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65_535;
 
@@ -19,17 +24,24 @@ pub fn grid_2d(count: u32) -> [u32; 2] {
     [columns, rows]
 }
 
-/// One kernel dispatch, fully prepared: pipeline, bound buffers and the workgroup grid.
+/// One kernel dispatch, or a short sequence of them that together compute one op (a split-K
+/// GEMM and the sum of its partial results), fully prepared: pipelines, bound buffers and the
+/// workgroup grids.
 ///
-/// Building a launch allocates its small uniform buffer and bind group; recording it does
+/// Building a launch allocates its small uniform buffers and bind groups; recording it does
 /// not allocate, so a training step replays launches built once.
 pub struct Launch {
+    /// The kernel of the first dispatch (names the launch in timings).
     pub kernel: Kernel,
+    dispatches: Vec<Dispatch>,
+}
+
+struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     /// The kernel's parameter struct, bound as a uniform.
     params: wgpu::Buffer,
-    pub workgroups: [u32; 3],
+    workgroups: [u32; 3],
 }
 
 impl Launch {
@@ -75,11 +87,24 @@ impl Launch {
         });
         Self {
             kernel,
-            pipeline,
-            bind_group,
-            params: params_buffer,
-            workgroups,
+            dispatches: vec![Dispatch {
+                pipeline,
+                bind_group,
+                params: params_buffer,
+                workgroups,
+            }],
         }
+    }
+
+    /// This launch followed by `next`, recorded in that order.
+    pub fn then(mut self, next: Launch) -> Self {
+        self.dispatches.extend(next.dispatches);
+        self
+    }
+
+    /// The workgroup grid of each dispatch.
+    pub fn grids(&self) -> Vec<[u32; 3]> {
+        self.dispatches.iter().map(|d| d.workgroups).collect()
     }
 
     /// A launch over `count` workgroups laid out by [`grid_2d`].
@@ -94,16 +119,19 @@ impl Launch {
         Self::new(ctx, kernel, params, buffers, [x, y, 1])
     }
 
-    /// Replaces the parameter struct (a new learning rate, say) without rebuilding the launch.
+    /// Replaces the first dispatch's parameter struct (a new learning rate, say) without
+    /// rebuilding the launch.
     pub fn set_params<P: bytemuck::Pod>(&self, ctx: &GpuContext, params: &P) {
         ctx.queue
-            .write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+            .write_buffer(&self.dispatches[0].params, 0, bytemuck::bytes_of(params));
     }
 
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        let [x, y, z] = self.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+        for d in &self.dispatches {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            let [x, y, z] = d.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
     }
 }

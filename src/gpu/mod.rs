@@ -4,9 +4,11 @@
 //! runs natively (Vulkan, Metal, DX12, GL) and in the browser (WebGPU).
 
 mod buffer;
+pub mod choice;
 mod context;
 mod launch;
 
 pub use buffer::GpuBuffer;
+pub use choice::{GemmKey, GemmOp, KernelChoices, KernelPolicy, Variant};
 pub use context::{GpuContext, GpuError, OptionalFeatures};
-pub use launch::{Launch, MAX_WORKGROUPS_PER_DIMENSION, grid_2d};
+pub use launch::{Launch, MAX_LOOP_ITERATIONS, MAX_WORKGROUPS_PER_DIMENSION, grid_2d};

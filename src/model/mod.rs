@@ -154,6 +154,37 @@ impl Model {
         self.layers.len()
     }
 
+    /// Per layer: whether it is a ReLU that runs inside the batch norm before it (layer i − 1
+    /// is a batch norm whose output only this ReLU reads). The batch norm then writes the
+    /// ReLU's output and its backward masks the ReLU's output gradient, so the normalized
+    /// tensor is neither stored nor read.
+    pub fn relu_fused_into_batch_norm(&self) -> Vec<bool> {
+        let mut readers = vec![0usize; self.layers.len() + 1];
+        for layer in &self.layers {
+            for &t in &layer.inputs {
+                readers[t] += 1;
+            }
+        }
+        (0..self.layers.len())
+            .map(|i| {
+                i > 0
+                    && matches!(self.layers[i].op, Op::Relu)
+                    && self.layers[i].inputs == [i]
+                    && matches!(self.layers[i - 1].op, Op::BatchNorm { .. })
+                    && readers[i] == 1
+            })
+            .collect()
+    }
+
+    /// Whether each tensor is stored on the device: all but the outputs of batch norms whose
+    /// ReLU is fused into them.
+    pub fn stored_tensors(&self) -> Vec<bool> {
+        let fused = self.relu_fused_into_batch_norm();
+        (0..=self.layers.len())
+            .map(|t| !fused.get(t).copied().unwrap_or(false))
+            .collect()
+    }
+
     /// Shapes of every tensor at a given batch size (index = tensor id).
     pub fn shapes(&self, batch: usize) -> Vec<Shape> {
         let mut shapes = vec![[batch, 3, 32, 32]];

@@ -101,6 +101,55 @@ pub struct ResNetConfig {
     pub upsample: usize,
 }
 
+/// Bounds on a configuration read from a file or typed by a person, checked before anything
+/// is built: the largest published ResNet has 4 stages, 36 blocks in one stage and 2,048
+/// output channels; these leave room for wider experiments without allowing absurd sizes.
+pub const MAX_STAGES: usize = 8;
+pub const MAX_BLOCKS_PER_STAGE: usize = 64;
+pub const MAX_WIDTH: usize = 4096;
+pub const MAX_CLASSES: usize = 100_000;
+pub const MAX_UPSAMPLE: usize = 512;
+
+impl ResNetConfig {
+    /// Checks every size against the bounds above; the message names what is wrong.
+    pub fn validate(&self, classes: usize) -> Result<(), String> {
+        let in_range = |v: usize, max: usize| (1..=max).contains(&v);
+        if !in_range(self.blocks.len(), MAX_STAGES) || self.widths.len() != self.blocks.len() {
+            return Err(format!(
+                "blocks {:?} and widths {:?} need one entry per stage, 1 to {MAX_STAGES} stages",
+                self.blocks, self.widths
+            ));
+        }
+        if !self.blocks.iter().all(|&b| in_range(b, MAX_BLOCKS_PER_STAGE)) {
+            return Err(format!(
+                "blocks {:?}: each stage needs 1 to {MAX_BLOCKS_PER_STAGE} blocks",
+                self.blocks
+            ));
+        }
+        if !self
+            .widths
+            .iter()
+            .chain([&self.stem_width])
+            .all(|&w| in_range(w, MAX_WIDTH))
+        {
+            return Err(format!(
+                "widths {:?} (stem {}): each must be 1 to {MAX_WIDTH}",
+                self.widths, self.stem_width
+            ));
+        }
+        if !in_range(classes, MAX_CLASSES) {
+            return Err(format!("{classes} classes: 1 to {MAX_CLASSES} are supported"));
+        }
+        if !(32..=MAX_UPSAMPLE).contains(&self.upsample) {
+            return Err(format!(
+                "upsampling to {} pixels: 32 (none) to {MAX_UPSAMPLE} are supported",
+                self.upsample
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Model {
     /// A named variant with 10 classes.
     pub fn new(variant: Variant, stem: Stem) -> Self {
@@ -265,15 +314,13 @@ impl Builder {
 
     fn shortcut(&mut self, x: TensorId, p: &str, out: usize, stride: usize, seed: bool) -> TensorId {
         let in_channels = self.channels[x];
-        if seed {
-            // The reference projects only where the width changes (its stride follows).
-            if in_channels == out {
-                return x;
-            }
-            return self.conv(x, &format!("{p}.shortcut"), out, 1, stride, 0, true);
-        }
         if in_channels == out && stride == 1 {
             return x;
+        }
+        if seed {
+            // The reference projects where the width changes, which is also where its stride
+            // changes; custom widths may keep the width across a stride, and project there too.
+            return self.conv(x, &format!("{p}.shortcut"), out, 1, stride, 0, true);
         }
         let s = self.conv(x, &format!("{p}.downsample.0"), out, 1, stride, 0, false);
         self.bn(s, &format!("{p}.downsample.1"))

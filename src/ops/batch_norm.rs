@@ -4,14 +4,19 @@
 //! gamma, beta, the saved `mean`/`invstd` and the running statistics are `[C]`. With
 //! `M = N·S` values per channel:
 //!
-//! - training forward: `mean = Σx/M`, `var = Σ(x − mean)²/M` (biased, two passes),
-//!   `invstd = 1/sqrt(var + eps)`, `y = γ·(x − mean)·invstd + β`; saves `mean` and `invstd`;
+//! - training forward: `mean = Σx/M`, `var = Σ(x − mean)²/M` (biased; one pass of Welford
+//!   updates merged with Chan's formula), `invstd = 1/sqrt(var + eps)`,
+//!   `y = γ·(x − mean)·invstd + β`; saves `mean` and `invstd` as `saved = [mean; invstd]` `[2C]`;
 //!   `running_mean ← (1 − m)·running_mean + m·mean`,
 //!   `running_var ← (1 − m)·running_var + m·var·M/(M − 1)` (unbiased; `var` itself when M = 1,
 //!   where PyTorch refuses to train);
 //! - inference forward: `y = γ·(x − running_mean)/sqrt(running_var + eps) + β`;
 //! - backward (from `x` and the saved `mean`, `invstd`; `xhat = (x − mean)·invstd`):
 //!   `dβ = Σdy`, `dγ = Σdy·xhat`, `dx = γ·invstd/M·(M·dy − Σdy − xhat·Σdy·xhat)`.
+//!
+//! Each can be fused with the ReLU that follows the batch norm ([`Relu::Fused`]): the forward
+//! writes `max(y, 0)`, and the backward takes the ReLU's output gradient and masks it where the
+//! recomputed `γ·xhat + β` is not positive, so the normalized tensor is never stored.
 //!
 //! The reductions run one workgroup of 256 per channel with fixed tree reductions, so results
 //! are identical run to run. Gradients are overwritten, not accumulated.
@@ -69,7 +74,16 @@ pub struct BatchNormParams {
     pub eps: f32,
     /// Backward only: 1 adds to `dgamma` and `dbeta` instead of overwriting them.
     pub accumulate: u32,
-    pub _pad: [u32; 2],
+    /// 1: fused with the ReLU that follows (see [`Relu`]).
+    pub relu: u32,
+    pub _pad: u32,
+}
+
+/// Whether a batch-norm launch includes the ReLU that follows it in the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relu {
+    None,
+    Fused,
 }
 
 impl BatchNormParams {
@@ -86,20 +100,28 @@ impl BatchNormParams {
             momentum,
             eps,
             accumulate: 0,
-            _pad: [0; 2],
+            relu: 0,
+            _pad: 0,
+        }
+    }
+
+    fn with_relu(self, relu: Relu) -> Self {
+        Self {
+            relu: (relu == Relu::Fused) as u32,
+            ..self
         }
     }
 }
 
-/// Buffers of the training forward. `x`, `y`: `[N, C, S]`; the others `[C]`. `save_mean` and
-/// `save_invstd` are written for [`backward`]; the running statistics are updated in place.
+/// Buffers of the training forward. `x`, `y`: `[N, C, S]`; `saved` `[2C]`; the others `[C]`.
+/// `saved` receives the batch mean and invstd for [`backward`]; the running statistics are
+/// updated in place.
 pub struct TrainForwardBuffers<'a> {
     pub x: &'a GpuBuffer<f32>,
     pub gamma: &'a GpuBuffer<f32>,
     pub beta: &'a GpuBuffer<f32>,
     pub y: &'a GpuBuffer<f32>,
-    pub save_mean: &'a GpuBuffer<f32>,
-    pub save_invstd: &'a GpuBuffer<f32>,
+    pub saved: &'a GpuBuffer<f32>,
     pub running_mean: &'a GpuBuffer<f32>,
     pub running_var: &'a GpuBuffer<f32>,
 }
@@ -114,14 +136,14 @@ pub struct InferenceForwardBuffers<'a> {
     pub y: &'a GpuBuffer<f32>,
 }
 
-/// Buffers of the backward. `dy`, `x` (the forward input), `dx`: `[N, C, S]`; the others `[C]`;
-/// `save_mean`/`save_invstd` as written by [`train_forward`].
+/// Buffers of the backward. `dy`, `x` (the forward input), `dx`: `[N, C, S]`; `saved` `[2C]` as
+/// written by [`train_forward`]; the others `[C]`.
 pub struct BackwardBuffers<'a> {
     pub dy: &'a GpuBuffer<f32>,
     pub x: &'a GpuBuffer<f32>,
     pub gamma: &'a GpuBuffer<f32>,
-    pub save_mean: &'a GpuBuffer<f32>,
-    pub save_invstd: &'a GpuBuffer<f32>,
+    pub beta: &'a GpuBuffer<f32>,
+    pub saved: &'a GpuBuffer<f32>,
     pub dx: &'a GpuBuffer<f32>,
     pub dgamma: &'a GpuBuffer<f32>,
     pub dbeta: &'a GpuBuffer<f32>,
@@ -150,32 +172,26 @@ pub fn train_forward(
     shape: BnShape,
     momentum: f32,
     eps: f32,
+    relu: Relu,
     b: &TrainForwardBuffers,
 ) -> Launch {
     check_lengths(
         "batch norm train forward",
         shape,
         &[b.x, b.y],
-        &[
-            b.gamma,
-            b.beta,
-            b.save_mean,
-            b.save_invstd,
-            b.running_mean,
-            b.running_var,
-        ],
+        &[b.gamma, b.beta, b.running_mean, b.running_var],
     );
+    assert_eq!(b.saved.len(), 2 * shape.channels, "batch norm: saved holds [2C]");
     Launch::linear(
         ctx,
         Kernel::BatchNormTrainForward,
-        &BatchNormParams::new(shape, momentum, eps),
+        &BatchNormParams::new(shape, momentum, eps).with_relu(relu),
         &[
             &b.x.buffer,
             &b.gamma.buffer,
             &b.beta.buffer,
             &b.y.buffer,
-            &b.save_mean.buffer,
-            &b.save_invstd.buffer,
+            &b.saved.buffer,
             &b.running_mean.buffer,
             &b.running_var.buffer,
         ],
@@ -184,7 +200,13 @@ pub fn train_forward(
 }
 
 /// Inference forward with the running statistics, element-wise.
-pub fn inference_forward(ctx: &GpuContext, shape: BnShape, eps: f32, b: &InferenceForwardBuffers) -> Launch {
+pub fn inference_forward(
+    ctx: &GpuContext,
+    shape: BnShape,
+    eps: f32,
+    relu: Relu,
+    b: &InferenceForwardBuffers,
+) -> Launch {
     check_lengths(
         "batch norm inference forward",
         shape,
@@ -194,7 +216,7 @@ pub fn inference_forward(ctx: &GpuContext, shape: BnShape, eps: f32, b: &Inferen
     Launch::linear(
         ctx,
         Kernel::BatchNormInferenceForward,
-        &BatchNormParams::new(shape, 0.0, eps),
+        &BatchNormParams::new(shape, 0.0, eps).with_relu(relu),
         &[
             &b.x.buffer,
             &b.gamma.buffer,
@@ -208,27 +230,34 @@ pub fn inference_forward(ctx: &GpuContext, shape: BnShape, eps: f32, b: &Inferen
 }
 
 /// Training backward: `dx` (overwritten), `dgamma` and `dbeta` (overwritten or, with
-/// `accumulate`, added to).
-pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers, accumulate: bool) -> Launch {
+/// `accumulate`, added to). With [`Relu::Fused`], `dy` is the gradient of the ReLU's output.
+pub fn backward(
+    ctx: &GpuContext,
+    shape: BnShape,
+    relu: Relu,
+    b: &BackwardBuffers,
+    accumulate: bool,
+) -> Launch {
     check_lengths(
         "batch norm backward",
         shape,
         &[b.dy, b.x, b.dx],
-        &[b.gamma, b.save_mean, b.save_invstd, b.dgamma, b.dbeta],
+        &[b.gamma, b.beta, b.dgamma, b.dbeta],
     );
+    assert_eq!(b.saved.len(), 2 * shape.channels, "batch norm: saved holds [2C]");
     Launch::linear(
         ctx,
         Kernel::BatchNormBackward,
         &BatchNormParams {
             accumulate: accumulate as u32,
-            ..BatchNormParams::new(shape, 0.0, 0.0)
+            ..BatchNormParams::new(shape, 0.0, 0.0).with_relu(relu)
         },
         &[
             &b.dy.buffer,
             &b.x.buffer,
             &b.gamma.buffer,
-            &b.save_mean.buffer,
-            &b.save_invstd.buffer,
+            &b.beta.buffer,
+            &b.saved.buffer,
             &b.dx.buffer,
             &b.dgamma.buffer,
             &b.dbeta.buffer,

@@ -11,7 +11,7 @@
 //! Each GEMM runs as an implicit GEMM (no im2col buffer); a 1×1, stride-1, unpadded
 //! convolution runs as a plain GEMM ([`crate::ops::matmul`]).
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, Variant};
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::shaders::Kernel;
 
@@ -47,7 +47,8 @@ pub struct Conv2dParams {
     pub pad_w: u32,
     pub has_bias: u32,
     pub accumulate: u32,
-    pub _pad: u32,
+    /// Split-K only: values of the reduction summed by each chunk.
+    pub k_chunk: u32,
 }
 
 impl Conv2dShape {
@@ -140,7 +141,7 @@ impl Conv2dShape {
             pad_w: u(self.padding[1]),
             has_bias: has_bias as u32,
             accumulate: accumulate as u32,
-            _pad: 0,
+            k_chunk: 0,
         }
     }
 
@@ -152,22 +153,181 @@ impl Conv2dShape {
 /// Pixels per image from which a pointwise convolution runs as per-image GEMMs.
 const GEMM_MIN_PIXELS: usize = 64;
 
-/// The grid for an implicit-GEMM kernel: tiles of N on x (wrapping onto z past 65,535), tiles
-/// of M on y.
-fn implicit_gemm_grid(ctx: &GpuContext, m: usize, n: usize) -> [u32; 3] {
-    let (tile_m, tile_n) = if ctx.uses_subgroups() { (16, 32) } else { (64, 64) };
+/// The three GEMMs of a convolution layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 3] = [Direction::Forward, Direction::InputGrad, Direction::WeightGrad];
+
+    fn op(self) -> GemmOp {
+        match self {
+            Direction::Forward => GemmOp::ConvForward,
+            Direction::InputGrad => GemmOp::ConvInputGrad,
+            Direction::WeightGrad => GemmOp::ConvWeightGrad,
+        }
+    }
+}
+
+/// Forward as per-image GEMMs: y[b] [Cout, P] = w [Cout, Cin] · x[b] [Cin, P].
+fn forward_gemm(shape: &Conv2dShape, has_bias: bool) -> MatmulParams {
+    let mut p = MatmulParams::row_major(shape.batch, shape.out_channels, shape.pixels(), shape.in_channels);
+    p.a_batch = 0;
+    p.with_bias(if has_bias { Bias::PerRow } else { Bias::None })
+}
+
+/// Input gradient as per-image GEMMs: dx[b] [Cin, P] = wᵀ [Cin, Cout] · dy[b] [Cout, P].
+fn input_grad_gemm(shape: &Conv2dShape, accumulate: bool) -> MatmulParams {
+    let mut p = MatmulParams::row_major(shape.batch, shape.in_channels, shape.pixels(), shape.out_channels);
+    p.a_batch = 0;
+    p.a_row = 1;
+    p.a_k = shape.in_channels as u32;
+    p.accumulating(accumulate)
+}
+
+/// Weight gradient as one GEMM summed over images: dw [Cout, Cin] = Σ_b dy[b] [Cout, P] ·
+/// x[b]ᵀ [P, Cin].
+fn weight_grad_gemm(shape: &Conv2dShape, accumulate: bool) -> MatmulParams {
+    let pixels = shape.pixels() as u32;
+    let mut p = MatmulParams::row_major(shape.batch, shape.out_channels, shape.in_channels, shape.pixels())
+        .summed_over_batch()
+        .accumulating(accumulate);
+    p.a_batch = shape.out_channels as u32 * pixels;
+    p.a_row = pixels;
+    p.a_k = 1;
+    p.b_batch = shape.in_channels as u32 * pixels;
+    p.b_k = 1;
+    p.b_col = pixels;
+    p
+}
+
+/// The launch shape whose kernel choice a direction of this convolution uses: the GEMM's
+/// where it runs as a GEMM, else the convolution's own.
+pub fn launch_key(direction: Direction, shape: &Conv2dShape) -> GemmKey {
+    if shape.runs_as_gemm() {
+        return matmul::gemm_key(&match direction {
+            Direction::Forward => forward_gemm(shape, false),
+            Direction::InputGrad => input_grad_gemm(shape, false),
+            Direction::WeightGrad => weight_grad_gemm(shape, false),
+        });
+    }
+    let s = shape;
+    GemmKey::new(
+        direction.op(),
+        format_args!(
+            "b{} {}x{}x{} -> {} k{}x{} s{}x{} p{}x{}",
+            s.batch,
+            s.in_channels,
+            s.in_height,
+            s.in_width,
+            s.out_channels,
+            s.kernel[0],
+            s.kernel[1],
+            s.stride[0],
+            s.stride[1],
+            s.padding[0],
+            s.padding[1]
+        ),
+    )
+}
+
+/// The variants of a direction of this convolution that run on this adapter, in order of
+/// preference when nothing was measured.
+pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
+    if shape.runs_as_gemm() {
+        return matmul::candidates(
+            ctx,
+            &match direction {
+                Direction::Forward => forward_gemm(shape, false),
+                Direction::InputGrad => input_grad_gemm(shape, false),
+                Direction::WeightGrad => weight_grad_gemm(shape, false),
+            },
+        );
+    }
+    if direction != Direction::WeightGrad {
+        return ctx.applicable(&[Variant::Portable, Variant::Subgroup]);
+    }
+    let split = split_k_chunks(shape).is_some();
+    // One invocation sums the whole reduction, in steps of 16 (portable) or 1 (subgroup).
+    if weight_grad_reduction(shape).next_multiple_of(16) > MAX_LOOP_ITERATIONS && split {
+        return vec![Variant::SplitK];
+    }
+    let mut all = vec![Variant::Portable, Variant::Subgroup];
+    if split {
+        all.push(Variant::SplitK);
+    }
+    ctx.applicable(&all)
+}
+
+/// The length of a weight gradient's reduction, `K = B·OH·OW`.
+fn weight_grad_reduction(shape: &Conv2dShape) -> usize {
+    shape.batch * shape.out_height() * shape.out_width()
+}
+
+fn choose(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -> Variant {
+    ctx.pick(&launch_key(direction, shape), &candidates(ctx, direction, shape))
+}
+
+/// Tile sizes (M, N) of the implicit-GEMM kernels of a variant.
+fn tile(variant: Variant) -> (usize, usize) {
+    match variant {
+        Variant::Subgroup => (16, 32),
+        _ => (64, 64),
+    }
+}
+
+/// The grid for an implicit-GEMM kernel: tiles of N on x, wrapping onto z past 65,535 (the
+/// kernels read tile `x + z · num_workgroups.x`; spare tiles past N store nothing), tiles of M
+/// on y.
+fn implicit_gemm_grid(variant: Variant, m: usize, n: usize) -> [u32; 3] {
+    let (tile_m, tile_n) = tile(variant);
     let n_tiles = n.div_ceil(tile_n) as u32;
     let wraps = n_tiles.div_ceil(65_535);
     [n_tiles.div_ceil(wraps), m.div_ceil(tile_m) as u32, wraps]
 }
 
-fn pick(ctx: &GpuContext, portable: Kernel, subgroup: Kernel) -> Kernel {
-    if ctx.uses_subgroups() { subgroup } else { portable }
+/// How many chunks a split-K weight gradient cuts its reduction (K = B·OH·OW) into: enough
+/// that no chunk is longer than 32,768 values (an invocation loops once per value, see
+/// [`MAX_LOOP_ITERATIONS`]), and otherwise enough for about 512 workgroups in all with chunks
+/// of at least 1,024 values, at most 64 chunks; partial sums of at most 64 M floats. `None`
+/// where splitting does not apply (one chunk, or more than 65,535 column tiles).
+pub fn split_k_chunks(shape: &Conv2dShape) -> Option<usize> {
+    let k_total = weight_grad_reduction(shape);
+    let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
+    if columns.div_ceil(64) > 65_535 {
+        return None;
+    }
+    let tiles = columns.div_ceil(64) * shape.out_channels.div_ceil(64);
+    let needed = k_total.div_ceil(MAX_SPLIT_CHUNK);
+    let by_work = 512usize.div_ceil(tiles).min(k_total / 1024).min(64);
+    let chunks = needed.max(by_work);
+    (chunks >= 2 && chunks * shape.weight_len() <= 64 << 20).then_some(chunks)
 }
 
-/// `y = conv(x, w) + bias`.
+/// The longest chunk of a split-K reduction.
+const MAX_SPLIT_CHUNK: usize = 32_768;
+
+/// `y = conv(x, w) + bias`, on the variant chosen for the shape.
 pub fn forward(
     ctx: &GpuContext,
+    shape: &Conv2dShape,
+    x: &GpuBuffer<f32>,
+    w: &GpuBuffer<f32>,
+    bias: Option<&GpuBuffer<f32>>,
+    y: &GpuBuffer<f32>,
+) -> Launch {
+    let variant = choose(ctx, Direction::Forward, shape);
+    forward_with(ctx, variant, shape, x, w, bias, y)
+}
+
+/// [`forward`] on a given variant (one of [`candidates`]).
+pub fn forward_with(
+    ctx: &GpuContext,
+    variant: Variant,
     shape: &Conv2dShape,
     x: &GpuBuffer<f32>,
     w: &GpuBuffer<f32>,
@@ -178,17 +338,15 @@ pub fn forward(
     assert_eq!(w.len(), shape.weight_len(), "conv2d forward: weight size");
     assert_eq!(y.len(), shape.output_len(), "conv2d forward: output size");
     if shape.runs_as_gemm() {
-        // Per image: y[b] [Cout, P] = w [Cout, Cin] · x[b] [Cin, P].
-        let mut p =
-            MatmulParams::row_major(shape.batch, shape.out_channels, shape.pixels(), shape.in_channels);
-        p.a_batch = 0;
-        let p = p.with_bias(if bias.is_some() { Bias::PerRow } else { Bias::None });
-        return matmul::launch(ctx, &p, w, x, bias, y);
+        return matmul::launch_with(ctx, variant, &forward_gemm(shape, bias.is_some()), w, x, bias, y);
     }
     let params = shape.params(bias.is_some(), false);
-    let kernel = pick(ctx, Kernel::Conv2dForward, Kernel::Conv2dForwardSubgroup);
+    let kernel = match variant {
+        Variant::Subgroup => Kernel::Conv2dForwardSubgroup,
+        _ => Kernel::Conv2dForward,
+    };
     let grid = implicit_gemm_grid(
-        ctx,
+        variant,
         shape.out_channels,
         shape.batch * shape.out_height() * shape.out_width(),
     );
@@ -212,28 +370,39 @@ pub fn input_grad(
     dx: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
+    let variant = choose(ctx, Direction::InputGrad, shape);
+    input_grad_with(ctx, variant, shape, dy, w, dx, accumulate)
+}
+
+/// [`input_grad`] on a given variant (one of [`candidates`]).
+pub fn input_grad_with(
+    ctx: &GpuContext,
+    variant: Variant,
+    shape: &Conv2dShape,
+    dy: &GpuBuffer<f32>,
+    w: &GpuBuffer<f32>,
+    dx: &GpuBuffer<f32>,
+    accumulate: bool,
+) -> Launch {
     assert_eq!(dy.len(), shape.output_len(), "conv2d input grad: dy size");
     assert_eq!(w.len(), shape.weight_len(), "conv2d input grad: weight size");
     assert_eq!(dx.len(), shape.input_len(), "conv2d input grad: dx size");
     if shape.runs_as_gemm() {
-        // Per image: dx[b] [Cin, P] = wᵀ [Cin, Cout] · dy[b] [Cout, P].
-        let mut p =
-            MatmulParams::row_major(shape.batch, shape.in_channels, shape.pixels(), shape.out_channels);
-        p.a_batch = 0;
-        p.a_row = 1;
-        p.a_k = shape.in_channels as u32;
-        return matmul::launch(ctx, &p.accumulating(accumulate), w, dy, None, dx);
+        return matmul::launch_with(ctx, variant, &input_grad_gemm(shape, accumulate), w, dy, None, dx);
     }
     let params = shape.params(false, accumulate);
-    let kernel = pick(ctx, Kernel::Conv2dInputGrad, Kernel::Conv2dInputGradSubgroup);
-    let grid = if ctx.uses_subgroups() {
-        // One z slice per stride phase (see the shader), each over that phase's pixels.
-        let [sh, sw] = shape.stride;
-        let phase_pixels = shape.in_height.div_ceil(sh) * shape.in_width.div_ceil(sw);
-        let [x, y, wraps] = implicit_gemm_grid(ctx, shape.in_channels, shape.batch * phase_pixels);
-        [x, y, wraps * (sh * sw) as u32]
-    } else {
-        implicit_gemm_grid(ctx, shape.in_channels, shape.batch * shape.pixels())
+    let (kernel, grid) = match variant {
+        Variant::Subgroup => {
+            // One z slice per stride phase (see the shader), each over that phase's pixels.
+            let [sh, sw] = shape.stride;
+            let phase_pixels = shape.in_height.div_ceil(sh) * shape.in_width.div_ceil(sw);
+            let [x, y, wraps] = implicit_gemm_grid(variant, shape.in_channels, shape.batch * phase_pixels);
+            (Kernel::Conv2dInputGradSubgroup, [x, y, wraps * (sh * sw) as u32])
+        }
+        _ => (
+            Kernel::Conv2dInputGrad,
+            implicit_gemm_grid(variant, shape.in_channels, shape.batch * shape.pixels()),
+        ),
     };
     Launch::new(ctx, kernel, &params, &[&dy.buffer, &w.buffer, &dx.buffer], grid)
 }
@@ -248,31 +417,62 @@ pub fn weight_grad(
     dw: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
+    let variant = choose(ctx, Direction::WeightGrad, shape);
+    weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate)
+}
+
+/// [`weight_grad`] on a given variant (one of [`candidates`]).
+pub fn weight_grad_with(
+    ctx: &GpuContext,
+    variant: Variant,
+    shape: &Conv2dShape,
+    dy: &GpuBuffer<f32>,
+    x: &GpuBuffer<f32>,
+    dw: &GpuBuffer<f32>,
+    accumulate: bool,
+) -> Launch {
     assert_eq!(dy.len(), shape.output_len(), "conv2d weight grad: dy size");
     assert_eq!(x.len(), shape.input_len(), "conv2d weight grad: input size");
     assert_eq!(dw.len(), shape.weight_len(), "conv2d weight grad: dw size");
     if shape.runs_as_gemm() {
-        // dw [Cout, Cin] = Σ_b dy[b] [Cout, P] · x[b]ᵀ [P, Cin].
-        let pixels = shape.pixels() as u32;
-        let mut p =
-            MatmulParams::row_major(shape.batch, shape.out_channels, shape.in_channels, shape.pixels())
-                .summed_over_batch()
-                .accumulating(accumulate);
-        p.a_batch = shape.out_channels as u32 * pixels;
-        p.a_row = pixels;
-        p.a_k = 1;
-        p.b_batch = shape.in_channels as u32 * pixels;
-        p.b_k = 1;
-        p.b_col = pixels;
-        return matmul::launch(ctx, &p, dy, x, None, dw);
+        return matmul::launch_with(
+            ctx,
+            variant,
+            &weight_grad_gemm(shape, accumulate),
+            dy,
+            x,
+            None,
+            dw,
+        );
+    }
+    let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
+    if variant == Variant::SplitK {
+        let chunks = split_k_chunks(shape).expect("split-K applies to this weight gradient");
+        let k_total = shape.batch * shape.out_height() * shape.out_width();
+        let mut params = shape.params(false, false);
+        params.k_chunk = k_total.div_ceil(chunks) as u32;
+        let partial = ctx.scratch(chunks * shape.weight_len());
+        let grid = [
+            columns.div_ceil(64) as u32,
+            shape.out_channels.div_ceil(64) as u32,
+            chunks as u32,
+        ];
+        let partials = Launch::new(
+            ctx,
+            Kernel::Conv2dWeightGradSplit,
+            &params,
+            &[&dy.buffer, &x.buffer, &partial.buffer],
+            grid,
+        );
+        let total = crate::ops::split_k::sum(ctx, &partial, chunks, shape.weight_len(), dw, accumulate);
+        return partials.then(total);
     }
     let params = shape.params(false, accumulate);
-    let kernel = pick(ctx, Kernel::Conv2dWeightGrad, Kernel::Conv2dWeightGradSubgroup);
-    let grid = implicit_gemm_grid(
-        ctx,
-        shape.out_channels,
-        shape.in_channels * shape.kernel[0] * shape.kernel[1],
-    );
+    let kernel = match variant {
+        Variant::Subgroup => Kernel::Conv2dWeightGradSubgroup,
+        _ => Kernel::Conv2dWeightGrad,
+    };
+    let grid = implicit_gemm_grid(variant, shape.out_channels, columns);
     Launch::new(ctx, kernel, &params, &[&dy.buffer, &x.buffer, &dw.buffer], grid)
 }
 

@@ -5,7 +5,7 @@
 //! A, B and C are addressed through strides, so a transposed operand costs nothing. With
 //! `reduce_batch` the batch index is summed too (weight gradients over a minibatch).
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, Variant};
 use crate::shaders::Kernel;
 
 /// Where a bias is added.
@@ -37,7 +37,9 @@ pub struct MatmulParams {
     pub bias_mode: u32,
     pub accumulate: u32,
     pub reduce_batch: u32,
-    pub _pad: u32,
+    /// With `reduce_batch`: images summed by each z slice of the grid (the whole batch, or a
+    /// chunk of it for split-K).
+    pub z_chunk: u32,
 }
 
 impl MatmulParams {
@@ -60,7 +62,7 @@ impl MatmulParams {
             bias_mode: Bias::None as u32,
             accumulate: 0,
             reduce_batch: 0,
-            _pad: 0,
+            z_chunk: 0,
         }
     }
 
@@ -78,6 +80,7 @@ impl MatmulParams {
     /// Sums over the batch into a single C [m, n].
     pub fn summed_over_batch(mut self) -> Self {
         self.reduce_batch = 1;
+        self.z_chunk = self.batch;
         self
     }
 
@@ -91,13 +94,26 @@ impl MatmulParams {
         (batches - 1) * self.c_batch as usize + (self.m as usize - 1) * self.c_row as usize + self.n as usize
     }
 
+    /// Number of A elements the kernel may read: one past the largest index.
+    pub fn a_len(&self) -> usize {
+        let last = |count: u32, stride: u32| (count as usize - 1) * stride as usize;
+        last(self.batch, self.a_batch) + last(self.m, self.a_row) + last(self.k, self.a_k) + 1
+    }
+
+    /// Number of B elements the kernel may read: one past the largest index.
+    pub fn b_len(&self) -> usize {
+        let last = |count: u32, stride: u32| (count as usize - 1) * stride as usize;
+        last(self.batch, self.b_batch) + last(self.k, self.b_k) + last(self.n, self.b_col) + 1
+    }
+
     /// Multiply-adds × 2.
     pub fn flops(&self) -> f64 {
         2.0 * self.batch as f64 * self.m as f64 * self.n as f64 * self.k as f64
     }
 }
 
-/// Prepares the GEMM on the fastest variant the device offers.
+/// Prepares the GEMM on the variant chosen for its shape on this device (see
+/// [`GpuContext::pick`]).
 pub fn launch(
     ctx: &GpuContext,
     params: &MatmulParams,
@@ -121,11 +137,91 @@ pub fn launch(
         params.bias_mode != Bias::None as u32,
         "bias buffer and bias mode disagree"
     );
+    let variant = ctx.pick(&gemm_key(params), &candidates(ctx, params));
+    launch_with(ctx, variant, params, a, b, bias, c)
+}
+
+/// Loop iterations of one invocation: the k-loop (in steps of 16, the portable tile's), over
+/// every image summed.
+fn loop_iterations(p: &MatmulParams, images: usize) -> usize {
+    images * (p.k as usize).next_multiple_of(16)
+}
+
+/// The variants of the GEMM that apply on this adapter: all, except where one invocation would
+/// loop past [`MAX_LOOP_ITERATIONS`], where only split-K does.
+pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
+    let summed = if p.reduce_batch == 1 { p.batch as usize } else { 1 };
+    let split = split_k_chunks(p).is_some();
+    if loop_iterations(p, summed) > MAX_LOOP_ITERATIONS && split {
+        return vec![Variant::SplitK];
+    }
+    let mut all = vec![Variant::Portable, Variant::Subgroup, Variant::Tiled];
+    if split {
+        all.push(Variant::SplitK);
+    }
+    ctx.applicable(&all)
+}
+
+/// How many chunks a batch-summed GEMM with contiguous rows of C splits its batch into: enough
+/// that no invocation loops past [`MAX_LOOP_ITERATIONS`], and otherwise enough for about 512
+/// workgroups in all, at most 64; partial results of at most 64 M floats. `None` where it does
+/// not apply.
+pub fn split_k_chunks(p: &MatmulParams) -> Option<usize> {
+    let batch = p.batch as usize;
+    if p.reduce_batch != 1 || batch < 2 || p.c_row != p.n || loop_iterations(p, 1) > MAX_LOOP_ITERATIONS {
+        return None;
+    }
+    let needed = loop_iterations(p, batch).div_ceil(MAX_LOOP_ITERATIONS);
+    let tiles = (p.m as usize).div_ceil(64) * (p.n as usize).div_ceil(64);
+    let by_work = 512usize.div_ceil(tiles).min(64);
+    let chunks = needed.max(by_work).min(batch);
+    // Equal chunks of whole images: the count that z_chunk = ceil(batch / chunks) gives.
+    let chunks = batch.div_ceil(batch.div_ceil(chunks));
+    (chunks >= 2 && chunks * p.c_len() <= 64 << 20).then_some(chunks)
+}
+
+/// The launch shape the kernel choice is made for: sizes and strides (bias and accumulation
+/// change no timing that matters).
+pub fn gemm_key(p: &MatmulParams) -> GemmKey {
+    GemmKey::new(
+        GemmOp::Matmul,
+        format_args!(
+            "z{} m{} n{} k{} a{}/{}/{} b{}/{}/{} c{}/{}{}",
+            p.batch,
+            p.m,
+            p.n,
+            p.k,
+            p.a_batch,
+            p.a_row,
+            p.a_k,
+            p.b_batch,
+            p.b_k,
+            p.b_col,
+            p.c_batch,
+            p.c_row,
+            if p.reduce_batch == 1 { " summed" } else { "" }
+        ),
+    )
+}
+
+/// [`launch`] with a given variant (one of [`candidates`]).
+pub fn launch_with(
+    ctx: &GpuContext,
+    variant: Variant,
+    params: &MatmulParams,
+    a: &GpuBuffer<f32>,
+    b: &GpuBuffer<f32>,
+    bias: Option<&GpuBuffer<f32>>,
+    c: &GpuBuffer<f32>,
+) -> Launch {
+    if variant == Variant::SplitK {
+        return split_k(ctx, params, a, b, bias, c);
+    }
     let z = if params.reduce_batch == 1 { 1 } else { params.batch };
-    let (kernel, tile_m, tile_n) = if ctx.uses_subgroups() {
-        (Kernel::MatmulSubgroup, 16, 32)
-    } else {
-        (Kernel::Matmul, 64, 64)
+    let (kernel, tile_m, tile_n) = match variant {
+        Variant::Subgroup => (Kernel::MatmulSubgroup, 16, 32),
+        Variant::Tiled => (Kernel::MatmulTiled, 128, 128),
+        Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
     };
     let bias = bias.map_or(ctx.placeholder(), |b| &b.buffer);
     Launch::new(
@@ -137,7 +233,42 @@ pub fn launch(
     )
 }
 
-/// CPU reference: returns the new contents of C, given its old contents `c`.
+/// Split-K over the batch of a batch-summed GEMM: each z slice sums its chunk of images into
+/// its own partial C in a scratch buffer, then the partials are added in chunk order (with the
+/// bias and the old C as asked).
+fn split_k(
+    ctx: &GpuContext,
+    params: &MatmulParams,
+    a: &GpuBuffer<f32>,
+    b: &GpuBuffer<f32>,
+    bias: Option<&GpuBuffer<f32>>,
+    c: &GpuBuffer<f32>,
+) -> Launch {
+    assert!(bias.is_none(), "split-K GEMMs take no bias");
+    let chunks = split_k_chunks(params).expect("split-K applies to this GEMM");
+    let len = params.c_len();
+    let partial = ctx.scratch(chunks * len);
+    let mut p = *params;
+    p.z_chunk = params.batch.div_ceil(chunks as u32);
+    p.c_batch = len as u32;
+    p.accumulate = 0;
+    // The partial sums run on the default kernel of this adapter.
+    let (kernel, tile_m, tile_n) = if ctx.features.subgroups {
+        (Kernel::MatmulSubgroup, 16, 32)
+    } else {
+        (Kernel::Matmul, 64, 64)
+    };
+    let partials = Launch::new(
+        ctx,
+        kernel,
+        &p,
+        &[&a.buffer, &b.buffer, ctx.placeholder(), &partial.buffer],
+        [p.n.div_ceil(tile_n), p.m.div_ceil(tile_m), chunks as u32],
+    );
+    let total = crate::ops::split_k::sum(ctx, &partial, chunks, len, c, params.accumulate == 1);
+    partials.then(total)
+}
+
 pub fn matmul_cpu(p: &MatmulParams, a: &[f64], b: &[f64], bias: Option<&[f64]>, c: &[f64]) -> Vec<f64> {
     let mut out = c.to_vec();
     let u = |v: u32| v as usize;

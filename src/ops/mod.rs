@@ -12,4 +12,5 @@ pub mod matmul;
 pub mod max_pool;
 pub mod relu;
 pub mod sgd;
+pub mod split_k;
 pub mod upsample;

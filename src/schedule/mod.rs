@@ -6,13 +6,17 @@
 //! whole batch), and one SGD update follows. Batch norm then normalizes each micro-batch by its
 //! own statistics and updates the running statistics once per micro-batch.
 
+mod kernel_cache;
 mod plan;
+mod tune;
 
+pub use kernel_cache::KernelCache;
 pub use plan::{GradientPlan, MemoryReport, choose_micro_batch, mib};
+pub use tune::{TuneReport, TunedLaunch, choose_kernels};
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, Launch};
 use crate::model::{Model, Op, Shape};
-use crate::ops::batch_norm::{self, BnShape};
+use crate::ops::batch_norm::{self, BnShape, Relu};
 use crate::ops::conv2d;
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::ops::max_pool::{self, MaxPool2d};
@@ -129,7 +133,7 @@ impl LayerBuffers {
                 bns += 1;
                 bns - 1
             }));
-            b.saved.push(b.batch_norm.last().unwrap().map(|k| 2 * k));
+            b.saved.push(*b.batch_norm.last().unwrap());
             let is_pool = matches!(layer.op, Op::MaxPool { .. });
             b.argmax.push(is_pool.then(|| {
                 pools += 1;
@@ -215,8 +219,12 @@ impl Network {
             .collect();
         let activations = shapes
             .iter()
+            .zip(model.stored_tensors())
             .enumerate()
-            .map(|(t, s)| GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)))
+            .map(|(t, (s, stored))| match stored {
+                true => GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)),
+                false => GpuBuffer::zeros(ctx, &format!("activation {t} (not stored: ReLU fused)"), 1),
+            })
             .collect();
         let plan = GradientPlan::new(&model, &shapes);
         let slots = plan
@@ -230,8 +238,11 @@ impl Network {
         for (i, layer) in model.layers.iter().enumerate() {
             if matches!(layer.op, Op::BatchNorm { .. }) {
                 let c = shapes[i][1];
-                saved.push(GpuBuffer::zeros(ctx, &format!("layer {i} saved mean"), c));
-                saved.push(GpuBuffer::zeros(ctx, &format!("layer {i} saved invstd"), c));
+                saved.push(GpuBuffer::zeros(
+                    ctx,
+                    &format!("layer {i} saved mean and invstd"),
+                    2 * c,
+                ));
             }
             if matches!(layer.op, Op::MaxPool { .. }) {
                 let len = numel(&shapes[i + 1]);
@@ -266,6 +277,7 @@ impl Network {
             net: &net,
             layers: &layers,
             plan: &plan,
+            fused_relu: net.model.relu_fused_into_batch_norm(),
         };
         let train_first = recorder.train(false);
         let train_accumulate = if micro_batch < batch {
@@ -420,11 +432,21 @@ struct Recorder<'a> {
     net: &'a Network,
     layers: &'a LayerBuffers,
     plan: &'a GradientPlan,
+    /// Per layer: a ReLU that runs inside the batch norm before it.
+    fused_relu: Vec<bool>,
 }
 
 impl Recorder<'_> {
     fn slot(&self, k: usize) -> &GpuBuffer<f32> {
         &self.net._slots[k]
+    }
+
+    /// Whether layer `i` (a batch norm) runs the ReLU that follows it.
+    fn relu_after(&self, i: usize) -> Relu {
+        match self.fused_relu.get(i + 1) {
+            Some(true) => Relu::Fused,
+            _ => Relu::None,
+        }
     }
 
     /// Forward, loss and backward of one micro-batch; parameter gradients are added to when
@@ -456,8 +478,13 @@ impl Recorder<'_> {
         let (ctx, net) = (self.ctx, self.net);
         let mut launches = Vec::new();
         for (i, layer) in net.model.layers.iter().enumerate() {
+            if self.fused_relu[i] {
+                continue; // the batch norm before it applied it
+            }
             let x = &net.activations[layer.inputs[0]];
-            let y = &net.activations[i + 1];
+            let relu = self.relu_after(i);
+            // A batch norm with its ReLU fused writes the ReLU's output.
+            let y = &net.activations[i + 1 + (relu == Relu::Fused) as usize];
             let [n, c, h, w] = net.shapes[layer.inputs[0]];
             let p = self.layers.params[i];
             let launch = match &layer.op {
@@ -483,12 +510,11 @@ impl Recorder<'_> {
                             gamma,
                             beta,
                             y,
-                            save_mean: &net._saved[s],
-                            save_invstd: &net._saved[s + 1],
+                            saved: &net._saved[s],
                             running_mean: rm,
                             running_var: rv,
                         };
-                        batch_norm::train_forward(ctx, shape, BN_MOMENTUM, BN_EPS, &buffers)
+                        batch_norm::train_forward(ctx, shape, BN_MOMENTUM, BN_EPS, relu, &buffers)
                     } else {
                         let buffers = batch_norm::InferenceForwardBuffers {
                             x,
@@ -498,7 +524,7 @@ impl Recorder<'_> {
                             running_var: rv,
                             y,
                         };
-                        batch_norm::inference_forward(ctx, shape, BN_EPS, &buffers)
+                        batch_norm::inference_forward(ctx, shape, BN_EPS, relu, &buffers)
                     }
                 }
                 Op::Relu => relu::forward(ctx, x, y),
@@ -515,9 +541,9 @@ impl Recorder<'_> {
                 Op::GlobalAvgPool => global_avg_pool::forward(ctx, [n, c, h, w], x, y),
                 Op::Linear { out_features, .. } => {
                     let p = p.unwrap();
-                    let mm = linear_forward_params(n, c * h * w, *out_features);
+                    let mm = LinearGemms::new(n, c * h * w, *out_features, false);
                     let bias = Some(&net.params[p.bias.unwrap()]);
-                    matmul::launch(ctx, &mm, x, &net.params[p.weight], bias, y)
+                    matmul::launch(ctx, &mm.forward, x, &net.params[p.weight], bias, y)
                 }
             };
             launches.push(launch);
@@ -548,6 +574,9 @@ impl Recorder<'_> {
         let target = self.plan.input_grad_target[i];
         let dx = target.map(|(slot, _)| self.slot(slot));
         let p = self.layers.params[i];
+        if self.fused_relu[i] {
+            return; // the batch norm before it masks the gradient
+        }
         match &layer.op {
             Op::Upsample { size } => {
                 if let Some(dx) = dx {
@@ -582,14 +611,15 @@ impl Recorder<'_> {
                     dy,
                     x,
                     gamma: &net.params[p.weight],
-                    save_mean: &net._saved[s],
-                    save_invstd: &net._saved[s + 1],
+                    beta: &net.params[p.bias.unwrap()],
+                    saved: &net._saved[s],
                     dx: dx.expect("a batch norm's input needs a gradient"),
                     dgamma: &net.grads[p.weight],
                     dbeta: &net.grads[p.bias.unwrap()],
                 };
                 let shape = BnShape::new(n, c, h * w);
-                launches.push(batch_norm::backward(ctx, shape, &buffers, accumulate));
+                let relu = self.relu_after(i);
+                launches.push(batch_norm::backward(ctx, shape, relu, &buffers, accumulate));
             }
             Op::Relu => {
                 if let Some(dx) = dx {
@@ -625,25 +655,52 @@ impl Recorder<'_> {
                     db,
                     accumulate,
                 ));
-                // dW [out, F] = dyᵀ [out, B] · x [B, F].
-                let mut mm = MatmulParams::row_major(1, *out_features, features, n).accumulating(accumulate);
-                mm.a_row = 1;
-                mm.a_k = *out_features as u32;
-                launches.push(matmul::launch(ctx, &mm, dy, x, None, &net.grads[p.weight]));
+                let mm = LinearGemms::new(n, features, *out_features, accumulate);
+                launches.push(matmul::launch(
+                    ctx,
+                    &mm.weight_grad,
+                    dy,
+                    x,
+                    None,
+                    &net.grads[p.weight],
+                ));
                 if let Some(dx) = dx {
-                    // dx [B, F] = dy [B, out] · W [out, F].
-                    let mm = MatmulParams::row_major(1, n, features, *out_features);
-                    launches.push(matmul::launch(ctx, &mm, dy, &net.params[p.weight], None, dx));
+                    launches.push(matmul::launch(
+                        ctx,
+                        &mm.input_grad,
+                        dy,
+                        &net.params[p.weight],
+                        None,
+                        dx,
+                    ));
                 }
             }
         }
     }
 }
 
-/// y [B, out] = x [B, F] · Wᵀ [F, out] + bias.
-fn linear_forward_params(batch: usize, features: usize, out: usize) -> MatmulParams {
-    let mut mm = MatmulParams::row_major(1, batch, out, features).with_bias(Bias::PerColumn);
-    mm.b_k = 1;
-    mm.b_col = features as u32;
-    mm
+/// The three GEMMs of a linear layer: x [B, F], W [out, F], bias [out], y [B, out].
+pub struct LinearGemms {
+    /// y [B, out] = x [B, F] · Wᵀ [F, out] + bias.
+    pub forward: MatmulParams,
+    /// dW [out, F] (+)= dyᵀ [out, B] · x [B, F].
+    pub weight_grad: MatmulParams,
+    /// dx [B, F] = dy [B, out] · W [out, F].
+    pub input_grad: MatmulParams,
+}
+
+impl LinearGemms {
+    pub fn new(batch: usize, features: usize, out: usize, accumulate: bool) -> Self {
+        let mut forward = MatmulParams::row_major(1, batch, out, features).with_bias(Bias::PerColumn);
+        forward.b_k = 1;
+        forward.b_col = features as u32;
+        let mut weight_grad = MatmulParams::row_major(1, out, features, batch).accumulating(accumulate);
+        weight_grad.a_row = 1;
+        weight_grad.a_k = out as u32;
+        Self {
+            forward,
+            weight_grad,
+            input_grad: MatmulParams::row_major(1, batch, features, out),
+        }
+    }
 }

@@ -18,6 +18,10 @@ const F32: u64 = 4;
 /// slot instead of copying it: by the time the block's first convolution adds its contribution
 /// there, every other reader of that slot has run.
 ///
+/// A ReLU fused into the batch norm before it (see [`Model::relu_fused_into_batch_norm`]) runs
+/// no backward of its own: its input shares its output's slot, and the batch norm's backward
+/// reads the ReLU's output gradient from there.
+///
 /// A slot is free again once the backward of the layer that produced each of its tensors has
 /// read it; a later tensor of exactly the same length takes it over (launchers check lengths
 /// exactly, so slots are matched by length).
@@ -42,6 +46,7 @@ impl GradientPlan {
     pub fn new(model: &Model, shapes: &[Shape]) -> Self {
         let numel = |t: usize| shapes[t].iter().product::<usize>();
         let tensors = shapes.len();
+        let fused = model.relu_fused_into_batch_norm();
         let mut needs_grad = vec![false; tensors];
         for (i, layer) in model.layers.iter().enumerate() {
             needs_grad[i + 1] = has_parameters(&layer.op) || layer.inputs.iter().any(|&t| needs_grad[t]);
@@ -70,6 +75,7 @@ impl GradientPlan {
                 }
                 let slot = match (plan.tensor_slot[x], &layer.op) {
                     (None, Op::Add) => y_slot,
+                    (None, Op::Relu) if fused[i] => y_slot,
                     (None, _) => pool.take(&mut plan.slot_len, numel(x)),
                     (Some(slot), op) => {
                         assert!(
@@ -155,7 +161,12 @@ impl MemoryReport {
         let params = model.parameters();
         let running: u64 = model.batch_norms().iter().map(|(_, c)| 2 * bytes(*c)).sum();
         let parameters = params.iter().map(|p| 3 * bytes(p.len())).sum::<u64>() + running;
-        let activations = shapes.iter().map(|s| bytes(numel(s))).sum();
+        let activations = shapes
+            .iter()
+            .zip(model.stored_tensors())
+            .filter(|(_, stored)| *stored)
+            .map(|(s, _)| bytes(numel(s)))
+            .sum();
         let plan = GradientPlan::new(model, &shapes);
         let activation_gradients = plan.slot_len.iter().map(|&l| bytes(l)).sum();
         let activation_gradients_unshared = plan
@@ -197,6 +208,19 @@ impl MemoryReport {
 
     pub fn micro_batches(&self) -> usize {
         self.batch / self.micro_batch
+    }
+
+    /// "runs as 4 micro-batches of 32 (a buffer may hold at most 128 MiB here)", or `None`
+    /// when the batch runs whole: the one wording of this fact for every screen.
+    pub fn micro_batch_note(&self, buffer_limit: u64) -> Option<String> {
+        (self.micro_batch < self.batch).then(|| {
+            format!(
+                "runs as {} micro-batches of {} (a buffer may hold at most {:.0} MiB here)",
+                self.micro_batches(),
+                self.micro_batch,
+                mib(buffer_limit)
+            )
+        })
     }
 }
 

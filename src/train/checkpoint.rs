@@ -268,7 +268,14 @@ impl Checkpoint {
                 reason: format!("format {} (this program reads {FORMAT_VERSION})", header.format),
             });
         }
-        let model = header.config.model.build();
+        let spec = &header.config.model;
+        spec.config
+            .validate(spec.classes)
+            .map_err(|reason| CheckpointError::BadHeader {
+                name: name.into(),
+                reason: format!("its model configuration is out of range: {reason}"),
+            })?;
+        let model = spec.build();
         let (params, running) = take_network(name, &model, &tensors, &|t| t.starts_with("momentum."), None)?;
         let mut momentum = Vec::with_capacity(params.len());
         let mut missing = Vec::new();

@@ -23,7 +23,10 @@ use crate::gpu::{GpuContext, GpuError};
 use crate::model::{Model, ResNetConfig, Stem, Variant};
 use crate::ops::sgd::SgdConfig;
 use crate::rng::Rng;
-use crate::schedule::{MemoryReport, Network, NetworkState, ScheduleError, choose_micro_batch};
+use crate::schedule::{
+    KernelCache, MemoryReport, Network, NetworkState, ScheduleError, TuneReport, choose_kernels,
+    choose_micro_batch,
+};
 
 /// Which network: a variant's naming and initialisation, a stem, and the shape of its stages.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,6 +130,19 @@ impl TrainConfig {
         })?;
         Ok(MemoryReport::new(&model, self.batch, micro))
     }
+
+    /// Chooses the kernel variant of every GEMM-shaped launch of this configuration on `ctx`
+    /// (measured, or from `cache`), so that a [`Trainer`] built next uses them.
+    pub async fn choose_kernels(
+        &self,
+        ctx: &GpuContext,
+        cache: &KernelCache,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<TuneReport, TrainError> {
+        let memory = self.memory(ctx)?;
+        let model = self.model.build();
+        Ok(choose_kernels(ctx, &model, memory.micro_batch, cache, progress).await?)
+    }
 }
 
 /// Metrics of one finished epoch.
@@ -215,6 +231,16 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error("the GPU failed: {0}. Try a smaller batch or model; the last checkpoint is intact")]
     Device(String),
+}
+
+/// The validation split that suits a training set of `train_images`: the reference's 5,000 for
+/// the full CIFAR-10 (50,000 images), a tenth of the images for smaller sets.
+pub fn default_validation(train_images: usize) -> usize {
+    if train_images >= 50_000 {
+        5_000
+    } else {
+        train_images / 10
+    }
 }
 
 /// Training, validation and test sets of a run.

@@ -1,7 +1,7 @@
 //! Shared by the GPU tests: opening the adapter (loudly failing without one) and helpers.
 #![allow(dead_code)]
 
-use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
+use resnet_wgpu::gpu::{GpuBuffer, GpuContext, KernelPolicy, Variant};
 #[allow(unused_imports)]
 pub use resnet_wgpu::ops::check::{compare, to_f64};
 pub use resnet_wgpu::rng::Rng;
@@ -17,20 +17,21 @@ pub fn gpu() -> GpuContext {
     }
 }
 
-/// The kernel variants to test on this adapter: the portable path always, and the subgroup
-/// path too, which must exist where the adapter offers subgroups (lavapipe does).
-pub fn variants(ctx: &GpuContext) -> Vec<bool> {
+/// The kernel policies to test on this adapter: each variant forced in turn (where a variant
+/// does not apply to a launch, the launch takes its default). The subgroup variants must exist
+/// where the adapter offers subgroups (lavapipe does).
+pub fn kernel_policies(ctx: &GpuContext) -> Vec<KernelPolicy> {
+    let mut variants = vec![Variant::Portable, Variant::Tiled, Variant::SplitK];
     if ctx.features.subgroups {
-        vec![false, true]
-    } else if std::env::var_os("RESNET_WGPU_ALLOW_NO_SUBGROUPS").is_some() {
-        vec![false]
-    } else {
+        variants.push(Variant::Subgroup);
+    } else if std::env::var_os("RESNET_WGPU_ALLOW_NO_SUBGROUPS").is_none() {
         panic!(
             "the adapter {} offers no subgroups, so the subgroup kernels cannot be tested here; \
-             set RESNET_WGPU_ALLOW_NO_SUBGROUPS=1 to test only the portable kernels",
+             set RESNET_WGPU_ALLOW_NO_SUBGROUPS=1 to test only the other kernels",
             ctx.describe()
         )
     }
+    variants.into_iter().map(KernelPolicy::Only).collect()
 }
 
 pub fn upload(ctx: &GpuContext, label: &str, values: &[f32]) -> GpuBuffer<f32> {

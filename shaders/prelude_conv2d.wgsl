@@ -1,0 +1,25 @@
+// Shared by the 2-D convolution kernels (conv2d_*.wgsl): their parameters. Tensors are NCHW:
+// x [B, Cin, H, W], w [Cout, Cin, KH, KW], y [B, Cout, OH, OW] with
+// OH = (H + 2·pad_h − KH) / stride_h + 1 (and likewise OW).
+
+struct Params {
+    batch: u32,
+    in_channels: u32,
+    in_height: u32,
+    in_width: u32,
+    out_channels: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    has_bias: u32,
+    accumulate: u32,
+    // Split-K only: values of the reduction summed by each z slice of the grid.
+    k_chunk: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;

@@ -1,0 +1,144 @@
+//! Which variant of a GEMM-shaped kernel each launch runs.
+//!
+//! Convolutions (forward, input gradient, weight gradient), pointwise convolutions and the
+//! linear layer each come in several variants that compute the same thing with a different
+//! division of work. Which is fastest depends on the device and on the shape, so the choice is
+//! made per launch shape ([`GemmKey`]): by measurement on the device (`schedule::tune`), or
+//! forced by a [`KernelPolicy`] (the `--kernels` option, tests).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One way of running a GEMM-shaped launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// 16×16 invocations, 64×64 tiles in workgroup memory, 4×4 outputs per invocation; runs
+    /// everywhere.
+    Portable,
+    /// One subgroup per workgroup exchanging operands with `subgroupBroadcast`; needs
+    /// subgroups of at least 8 lanes. Fast where loads are expensive (CPU adapters).
+    Subgroup,
+    /// 256 invocations, 128×128 tiles double-buffered in workgroup memory, 8×8 outputs per
+    /// invocation: for wide GPUs.
+    Tiled,
+    /// The reduction split into chunks whose partial sums a second launch adds in a fixed
+    /// order: for small outputs with long reductions (weight gradients).
+    SplitK,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 4] = [
+        Variant::Portable,
+        Variant::Subgroup,
+        Variant::Tiled,
+        Variant::SplitK,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Portable => "portable",
+            Variant::Subgroup => "subgroup",
+            Variant::Tiled => "tiled",
+            Variant::SplitK => "split-k",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How launches pick their variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KernelPolicy {
+    /// The variant measured fastest for the shape; before measuring, subgroup where the
+    /// adapter has subgroups, else portable.
+    #[default]
+    Auto,
+    /// This variant wherever it applies (the default choice elsewhere).
+    Only(Variant),
+}
+
+impl KernelPolicy {
+    /// `auto`, or a variant's name.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "auto" {
+            return Ok(KernelPolicy::Auto);
+        }
+        Variant::from_name(text).map(KernelPolicy::Only).ok_or_else(|| {
+            let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+            format!("unknown kernel choice '{text}': use auto, {}", names.join(", "))
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPolicy::Auto => "auto",
+            KernelPolicy::Only(v) => v.name(),
+        }
+    }
+}
+
+/// The kind of GEMM a launch computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GemmOp {
+    ConvForward,
+    ConvInputGrad,
+    ConvWeightGrad,
+    Matmul,
+}
+
+impl GemmOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmOp::ConvForward => "conv-forward",
+            GemmOp::ConvInputGrad => "conv-input-grad",
+            GemmOp::ConvWeightGrad => "conv-weight-grad",
+            GemmOp::Matmul => "matmul",
+        }
+    }
+}
+
+/// A launch shape: the op and every size that decides its speed, as text (the cache's key),
+/// e.g. `conv-forward b8 3x224x224 -> 64 k7x7 s2x2 p3x3` or `matmul z8 m64 n3136 k256 …`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct GemmKey(pub String);
+
+impl GemmKey {
+    pub fn new(op: GemmOp, shape: impl fmt::Display) -> Self {
+        GemmKey(format!("{} {shape}", op.name()))
+    }
+}
+
+impl fmt::Display for GemmKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The policy in force and the variants chosen by measurement so far.
+#[derive(Clone, Debug, Default)]
+pub struct KernelChoices {
+    pub policy: KernelPolicy,
+    pub measured: BTreeMap<GemmKey, Variant>,
+}
+
+impl KernelChoices {
+    /// The variant for `key` among `candidates` (the variants that apply to the launch on this
+    /// adapter, in order of preference when nothing was measured).
+    pub fn pick(&self, key: &GemmKey, candidates: &[Variant]) -> Variant {
+        assert!(!candidates.is_empty(), "{key}: no kernel variant applies");
+        let wanted = match self.policy {
+            KernelPolicy::Only(v) => Some(v),
+            KernelPolicy::Auto => self.measured.get(key).copied(),
+        };
+        wanted.filter(|v| candidates.contains(v)).unwrap_or(candidates[0])
+    }
+}

@@ -1,0 +1,288 @@
+//! Kernel choice by measurement: before a network's launches are recorded, every GEMM-shaped
+//! launch it will make (convolution forward, input gradient and weight gradient; pointwise
+//! convolutions; the linear layer) is timed on this device in each variant that applies, and
+//! the fastest is kept for that launch shape. Shapes already measured on this adapter come
+//! from the [`KernelCache`] and are not timed again.
+//!
+//! Timing: each candidate runs alone, a submission at a time, up to three times (the median
+//! counts); a candidate is dropped after one run once it is clearly slower (1.5×) than the best
+//! so far, and long launches (a quarter second) are timed once.
+
+use std::collections::BTreeMap;
+
+use web_time::Instant;
+
+use super::{GradientPlan, KernelCache, LinearGemms};
+use crate::gpu::{GemmKey, GpuBuffer, GpuContext, GpuError, KernelPolicy, Launch, Variant};
+use crate::model::{Model, Op};
+use crate::ops::conv2d::{self, Conv2dShape, Direction};
+use crate::ops::matmul::{self, MatmulParams};
+
+/// One GEMM-shaped launch of a network and the variant it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TunedLaunch {
+    /// The layer's parameter name (`layer1.0.conv2`, `fc`).
+    pub layer: String,
+    /// `forward`, `input grad` or `weight grad`.
+    pub direction: &'static str,
+    pub key: GemmKey,
+    pub variant: Variant,
+    /// Milliseconds per variant where this run measured them (the first layer of a shape).
+    pub timings: Vec<(Variant, f64)>,
+}
+
+/// What choosing the kernels of a network did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TuneReport {
+    pub policy: KernelPolicy,
+    pub launches: Vec<TunedLaunch>,
+    /// Distinct launch shapes timed now, and taken from the cache.
+    pub measured: usize,
+    pub cached: usize,
+    pub seconds: f64,
+    pub cache: String,
+}
+
+impl std::fmt::Display for TuneReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "kernels ({}): {} launch shapes measured in {:.1} s, {} from the cache {}",
+            self.policy.name(),
+            self.measured,
+            self.seconds,
+            self.cached,
+            self.cache
+        )?;
+        for l in &self.launches {
+            write!(
+                f,
+                "\n  {:<24} {:<12} {:<9}",
+                l.layer,
+                l.direction,
+                l.variant.name()
+            )?;
+            for (v, ms) in &l.timings {
+                write!(f, " {}={ms:.2}ms", v.name())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A launch shape to choose for: how to build it in each of its candidate variants.
+struct Case {
+    layer: String,
+    direction: &'static str,
+    key: GemmKey,
+    candidates: Vec<Variant>,
+    shape: CaseShape,
+}
+
+enum CaseShape {
+    Conv(Direction, Conv2dShape),
+    Matmul(MatmulParams),
+}
+
+fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Forward => "forward",
+        Direction::InputGrad => "input grad",
+        Direction::WeightGrad => "weight grad",
+    }
+}
+
+/// Every GEMM-shaped launch of one training step of `model` at `micro_batch` images.
+fn cases(ctx: &GpuContext, model: &Model, micro_batch: usize) -> Vec<Case> {
+    let shapes = model.shapes(micro_batch);
+    let plan = GradientPlan::new(model, &shapes);
+    let mut out = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let needs_input_grad = plan.input_grad_target[i].is_some();
+        match &layer.op {
+            Op::Conv { name, .. } => {
+                let shape = layer
+                    .op
+                    .conv_shape(shapes[layer.inputs[0]])
+                    .expect("a convolution");
+                for d in Direction::ALL {
+                    if d == Direction::InputGrad && !needs_input_grad {
+                        continue;
+                    }
+                    out.push(Case {
+                        layer: name.clone(),
+                        direction: direction_name(d),
+                        key: conv2d::launch_key(d, &shape),
+                        candidates: conv2d::candidates(ctx, d, &shape),
+                        shape: CaseShape::Conv(d, shape),
+                    });
+                }
+            }
+            Op::Linear { name, out_features } => {
+                let [n, c, h, w] = shapes[layer.inputs[0]];
+                let gemms = LinearGemms::new(n, c * h * w, *out_features, false);
+                let mut add = |direction, p: MatmulParams| {
+                    out.push(Case {
+                        layer: name.clone(),
+                        direction,
+                        key: matmul::gemm_key(&p),
+                        candidates: matmul::candidates(ctx, &p),
+                        shape: CaseShape::Matmul(p),
+                    })
+                };
+                add("forward", gemms.forward);
+                add("weight grad", gemms.weight_grad);
+                if needs_input_grad {
+                    add("input grad", gemms.input_grad);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Buffers of one case's launch, and the launch in a given variant.
+struct CaseBuffers {
+    a: GpuBuffer<f32>,
+    b: GpuBuffer<f32>,
+    c: GpuBuffer<f32>,
+    bias: Option<GpuBuffer<f32>>,
+}
+
+impl CaseBuffers {
+    fn new(ctx: &GpuContext, shape: &CaseShape) -> Self {
+        let zeros = |label: &str, len: usize| GpuBuffer::zeros(ctx, label, len.max(1));
+        match shape {
+            CaseShape::Conv(d, s) => {
+                let (a, b, c) = match d {
+                    Direction::Forward => (s.input_len(), s.weight_len(), s.output_len()),
+                    Direction::InputGrad => (s.output_len(), s.weight_len(), s.input_len()),
+                    Direction::WeightGrad => (s.output_len(), s.input_len(), s.weight_len()),
+                };
+                Self {
+                    a: zeros("tuning input", a),
+                    b: zeros("tuning operand", b),
+                    c: zeros("tuning output", c),
+                    bias: None,
+                }
+            }
+            CaseShape::Matmul(p) => Self {
+                a: zeros("tuning A", p.a_len()),
+                b: zeros("tuning B", p.b_len()),
+                c: zeros("tuning C", p.c_len()),
+                bias: (p.bias_mode != 0).then(|| zeros("tuning bias", p.m.max(p.n) as usize)),
+            },
+        }
+    }
+
+    fn launch(&self, ctx: &GpuContext, shape: &CaseShape, variant: Variant) -> Launch {
+        match shape {
+            CaseShape::Conv(Direction::Forward, s) => {
+                conv2d::forward_with(ctx, variant, s, &self.a, &self.b, None, &self.c)
+            }
+            CaseShape::Conv(Direction::InputGrad, s) => {
+                conv2d::input_grad_with(ctx, variant, s, &self.a, &self.b, &self.c, false)
+            }
+            CaseShape::Conv(Direction::WeightGrad, s) => {
+                conv2d::weight_grad_with(ctx, variant, s, &self.a, &self.b, &self.c, false)
+            }
+            CaseShape::Matmul(p) => {
+                matmul::launch_with(ctx, variant, p, &self.a, &self.b, self.bias.as_ref(), &self.c)
+            }
+        }
+    }
+}
+
+/// Median seconds of a launch, from up to three runs; fewer once it is clearly slower than
+/// `best` or has taken a quarter second.
+async fn time_launch(ctx: &GpuContext, launch: &Launch, best: f64) -> Result<f64, GpuError> {
+    let mut runs: Vec<f64> = Vec::new();
+    loop {
+        let start = Instant::now();
+        ctx.submit("kernel tuning", &[launch]);
+        ctx.finish().await?;
+        runs.push(start.elapsed().as_secs_f64());
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[(sorted.len() - 1) / 2];
+        let spent: f64 = runs.iter().sum();
+        if runs.len() >= 3 || median > 1.5 * best || spent > 0.25 {
+            return Ok(median);
+        }
+    }
+}
+
+/// Chooses the variant of every GEMM-shaped launch of `model` at `micro_batch` images, and
+/// records the choices in `ctx` so that the launches built next use them. Under
+/// [`KernelPolicy::Auto`], shapes not in `cache` are timed, and the cache is updated; under a
+/// fixed policy nothing is timed. `progress(done, total)` follows the cases.
+pub async fn choose_kernels(
+    ctx: &GpuContext,
+    model: &Model,
+    micro_batch: usize,
+    cache: &KernelCache,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<TuneReport, GpuError> {
+    let start = Instant::now();
+    let policy = ctx.kernel_policy();
+    let cases = cases(ctx, model, micro_batch);
+    let mut report = TuneReport {
+        policy,
+        launches: Vec::new(),
+        measured: 0,
+        cached: 0,
+        seconds: 0.0,
+        cache: cache.to_string(),
+    };
+    let tuning = policy == KernelPolicy::Auto;
+    if tuning {
+        for (key, variant) in cache.load(ctx) {
+            if !ctx.is_measured(&key) {
+                ctx.set_measured(key, variant);
+            }
+        }
+    }
+    let mut timed: BTreeMap<GemmKey, Vec<(Variant, f64)>> = BTreeMap::new();
+    let mut counted = std::collections::BTreeSet::new();
+    for (done, case) in cases.iter().enumerate() {
+        progress(done, cases.len());
+        let first_of_shape = counted.insert(case.key.clone());
+        if tuning && case.candidates.len() > 1 && !ctx.is_measured(&case.key) {
+            let buffers = CaseBuffers::new(ctx, &case.shape);
+            let mut best = (f64::INFINITY, case.candidates[0]);
+            let mut timings = Vec::new();
+            for &variant in &case.candidates {
+                let launch = buffers.launch(ctx, &case.shape, variant);
+                let seconds = time_launch(ctx, &launch, best.0).await?;
+                timings.push((variant, seconds * 1e3));
+                if seconds < best.0 {
+                    best = (seconds, variant);
+                }
+            }
+            log::info!("kernel choice: {} -> {} ({timings:?})", case.key, best.1);
+            ctx.set_measured(case.key.clone(), best.1);
+            timed.insert(case.key.clone(), timings);
+            report.measured += 1;
+        } else if tuning && first_of_shape && ctx.is_measured(&case.key) {
+            report.cached += 1;
+        }
+        report.launches.push(TunedLaunch {
+            layer: case.layer.clone(),
+            direction: case.direction,
+            key: case.key.clone(),
+            variant: ctx.pick(&case.key, &case.candidates),
+            timings: if first_of_shape {
+                timed.get(&case.key).cloned().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    progress(cases.len(), cases.len());
+    if report.measured > 0 {
+        cache.save(ctx, &ctx.kernel_choices().measured);
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
