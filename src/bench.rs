@@ -197,6 +197,7 @@ pub fn time_training_step(
         model,
         micro,
         &cache,
+        crate::schedule::Tuning::Measure,
         |_, _| {},
     ))
     .expect("kernel timing");

@@ -94,6 +94,8 @@ pub struct RunView {
     /// (global step, batch loss) of every step.
     pub step_losses: Vec<[f64; 2]>,
     pub epochs: Vec<EpochMetrics>,
+    /// While a run is being prepared: kernel shapes chosen of all.
+    pub preparing: Option<(usize, usize)>,
 }
 
 /// The last classified image.
@@ -138,6 +140,9 @@ pub struct App {
     /// Natively, a scripted run that ends with a screenshot.
     #[cfg(not(target_arch = "wasm32"))]
     pub screenshot: Option<screenshot::ScreenshotPlan>,
+    /// The kernels chosen for the last run, and how runs choose them.
+    pub kernels: Option<crate::schedule::TuneReport>,
+    pub kernel_policy: crate::gpu::KernelPolicy,
 }
 
 impl App {
@@ -165,7 +170,10 @@ impl App {
                 last_step: None,
                 step_losses: Vec::new(),
                 epochs: Vec::new(),
+                preparing: None,
             },
+            kernels: None,
+            kernel_policy: crate::gpu::KernelPolicy::Auto,
             report: None,
             classified: None,
             message: None,
@@ -361,6 +369,11 @@ impl App {
     fn apply(&mut self, event: Event) {
         match event {
             Event::Device(info) => self.device = DeviceState::Ready(info),
+            Event::Preparing { done, total } => self.run.preparing = Some((done, total)),
+            Event::Kernels(report) => {
+                self.run.preparing = None;
+                self.kernels = Some(*report);
+            }
             Event::NoDevice(why) => {
                 self.error(format!("no GPU: {why}"));
                 self.device = DeviceState::Missing(why);

@@ -252,6 +252,13 @@ fn run_section(app: &mut App, ui: &mut egui::Ui) {
     if let (Some(reason), false) = (app.check_config().err(), state == RunState::Running) {
         ui.colored_label(ui.visuals().warn_fg_color, reason);
     }
+    if let Some((done, total)) = app.run.preparing {
+        ui.add(
+            egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
+                "choosing kernels: {done} of {total} launch shapes timed on this device"
+            )),
+        );
+    }
     if let Some(s) = &app.run.last_step {
         let done = s.global_step as f32 / app.run.total_steps.max(1) as f32;
         let remaining = app.run.total_steps.saturating_sub(s.global_step) as f64;

@@ -335,8 +335,61 @@ pub fn device(app: &mut App, ui: &mut egui::Ui) {
                     ui.end_row();
                 }
             });
+            kernel_section(app, ui);
         }
     }
+}
+
+/// The kernel policy setting and the variant chosen for each GEMM-shaped launch of the last
+/// run.
+fn kernel_section(app: &mut App, ui: &mut egui::Ui) {
+    use crate::gpu::{KernelPolicy, Variant};
+    ui.separator();
+    ui.heading("Kernels");
+    let before = app.kernel_policy;
+    ui.horizontal(|ui| {
+        ui.label("Choice");
+        egui::ComboBox::from_id_salt("kernel policy")
+            .selected_text(app.kernel_policy.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(
+                    &mut app.kernel_policy,
+                    KernelPolicy::Auto,
+                    "auto (fastest measured)",
+                );
+                for v in Variant::ALL {
+                    ui.selectable_value(&mut app.kernel_policy, KernelPolicy::Only(v), v.name());
+                }
+            });
+    });
+    if app.kernel_policy != before {
+        app.worker
+            .send(super::worker::Command::SetKernelPolicy(app.kernel_policy));
+    }
+    let Some(report) = &app.kernels else {
+        ui.label("Chosen when a run starts.");
+        return;
+    };
+    ui.label(format!(
+        "{} launch shapes measured in {:.1} s, {} from the cache ({})",
+        report.measured, report.seconds, report.cached, report.cache
+    ));
+    egui::ScrollArea::vertical().max_height(300.0).show(ui, |ui| {
+        egui::Grid::new("kernels").striped(true).show(ui, |ui| {
+            for l in &report.launches {
+                ui.label(&l.layer);
+                ui.label(l.direction);
+                ui.label(l.variant.name());
+                let timings: Vec<String> = l
+                    .timings
+                    .iter()
+                    .map(|(v, ms)| format!("{v} {ms:.2} ms"))
+                    .collect();
+                ui.small(timings.join(", "));
+                ui.end_row();
+            }
+        });
+    });
 }
 
 /// Shades the window while files hover over it.

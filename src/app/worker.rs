@@ -8,8 +8,8 @@ use std::sync::Arc;
 use futures_channel::mpsc::{TryRecvError, UnboundedReceiver, UnboundedSender, unbounded};
 
 use crate::data::Cifar10;
-use crate::gpu::GpuContext;
-use crate::schedule::MemoryReport;
+use crate::gpu::{GpuContext, KernelPolicy};
+use crate::schedule::{KernelCache, MemoryReport, TuneReport, Tuning};
 use crate::train::{
     Checkpoint, EpochMetrics, EvalReport, Progress, Splits, StepReport, TrainConfig, Trainer, softmax_rows,
     top_k,
@@ -39,6 +39,8 @@ pub enum Command {
     },
     /// The run as checkpoint bytes.
     Save,
+    /// How later runs choose their kernels.
+    SetKernelPolicy(KernelPolicy),
 }
 
 /// The device the worker trains on.
@@ -54,6 +56,13 @@ pub struct DeviceInfo {
 /// What the worker reports.
 pub enum Event {
     Device(DeviceInfo),
+    /// Preparing a run: kernel choice (`done` of `total` launch shapes).
+    Preparing {
+        done: usize,
+        total: usize,
+    },
+    /// The kernels chosen for the run about to start.
+    Kernels(Box<TuneReport>),
     /// No usable GPU: the message says why and what to do.
     NoDevice(String),
     Started {
@@ -213,6 +222,9 @@ async fn handle(
     match command {
         Command::Train { config, data } => {
             *trainer = None; // free the old run's buffers first
+            if let Err(e) = prepare_kernels(ctx, &config, events).await {
+                return events.send(Event::Error(e.to_string()));
+            }
             let splits = Splits::new(&data, config.validation);
             match Trainer::new(ctx, config, splits, None) {
                 Ok(t) => {
@@ -224,6 +236,9 @@ async fn handle(
             }
         }
         Command::Resume { checkpoint, data } => {
+            if let Err(e) = prepare_kernels(ctx, &checkpoint.header.config, events).await {
+                return events.send(Event::Error(e.to_string()));
+            }
             let splits = Splits::new(&data, checkpoint.header.config.validation);
             match Trainer::resume(ctx, &checkpoint, splits) {
                 Ok(t) => {
@@ -272,6 +287,7 @@ async fn handle(
                 }
             }
         },
+        Command::SetKernelPolicy(policy) => ctx.set_kernel_policy(policy),
         Command::Save => match trainer.as_ref() {
             None => events.send(Event::Error("nothing to save yet: train a model first".into())),
             Some(t) => match t.checkpoint(ctx).await {
@@ -283,6 +299,22 @@ async fn handle(
             },
         },
     }
+}
+
+/// Chooses the kernels of a configuration (measured, or from the cache), reporting progress.
+async fn prepare_kernels(
+    ctx: &GpuContext,
+    config: &TrainConfig,
+    events: &EventSink,
+) -> Result<(), crate::train::TrainError> {
+    let cache = KernelCache::default_location();
+    let report = config
+        .choose_kernels(ctx, &cache, Tuning::Measure, |done, total| {
+            events.send(Event::Preparing { done, total })
+        })
+        .await?;
+    events.send(Event::Kernels(Box::new(report)));
+    Ok(())
 }
 
 fn started(t: &Trainer, paused: bool) -> Event {

@@ -166,6 +166,10 @@ pub struct InfoArgs {
     /// …at this batch size.
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Time the kernel variants of every launch shape not yet in the cache (otherwise the
+    /// kernel table shows the cached choices and the defaults).
+    #[arg(long)]
+    measure: bool,
 }
 
 pub fn main() {
@@ -234,7 +238,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("\n{}, batch {}", config.model.describe(), args.batch);
                 println!("{}", config.memory(&ctx)?);
                 let cache = resnet_wgpu::schedule::KernelCache::default_location();
-                let report = pollster::block_on(config.choose_kernels(&ctx, &cache, |_, _| {}))?;
+                let tuning = if args.measure {
+                    resnet_wgpu::schedule::Tuning::Measure
+                } else {
+                    resnet_wgpu::schedule::Tuning::CacheOnly
+                };
+                let report = pollster::block_on(config.choose_kernels(&ctx, &cache, tuning, |_, _| {}))?;
                 println!("{report}");
             }
             Ok(())

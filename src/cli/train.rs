@@ -184,7 +184,12 @@ fn validate(config: &TrainConfig) -> Result<(), String> {
 /// took.
 fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<(), Box<dyn std::error::Error>> {
     let cache = resnet_wgpu::schedule::KernelCache::default_location();
-    let report = pollster::block_on(config.choose_kernels(ctx, &cache, |_, _| {}))?;
+    let report = pollster::block_on(config.choose_kernels(
+        ctx,
+        &cache,
+        resnet_wgpu::schedule::Tuning::Measure,
+        |_, _| {},
+    ))?;
     println!(
         "kernels ({}): {} launch shapes measured in {:.1} s, {} from the cache",
         report.policy.name(),

@@ -53,28 +53,30 @@ impl KernelCache {
         KernelCache::None
     }
 
-    /// The choices stored for this adapter; nothing (and a log line saying why) when there are
-    /// none, the stored text is damaged, or it belongs to another adapter.
-    pub fn load(&self, ctx: &GpuContext) -> BTreeMap<GemmKey, Variant> {
+    /// The choices stored for this adapter. Nothing when none are stored, and nothing with a
+    /// note saying why (also logged) when the stored text is damaged or belongs to another
+    /// adapter.
+    pub fn load(&self, ctx: &GpuContext) -> (BTreeMap<GemmKey, Variant>, Option<String>) {
         let Some(text) = self.read_text() else {
-            return BTreeMap::new();
+            return (BTreeMap::new(), None);
+        };
+        let ignored = |why: String| {
+            let note = format!("kernel cache {self} ignored: {why}; measuring again");
+            log::warn!("{note}");
+            (BTreeMap::new(), Some(note))
         };
         let stored: StoredChoices = match serde_json::from_str(&text) {
             Ok(stored) => stored,
-            Err(e) => {
-                log::warn!("kernel cache {self}: ignored, it is damaged ({e}); measuring again");
-                return BTreeMap::new();
-            }
+            Err(e) => return ignored(format!("it is damaged ({e})")),
         };
         let adapter = adapter_id(ctx);
         if stored.adapter != adapter {
-            log::warn!(
-                "kernel cache {self}: ignored, it was measured on '{}', not on '{adapter}'; measuring again",
+            return ignored(format!(
+                "it was measured on '{}', not on '{adapter}'",
                 stored.adapter
-            );
-            return BTreeMap::new();
+            ));
         }
-        stored.choices
+        (stored.choices, None)
     }
 
     /// Stores `choices` for this adapter, replacing what was stored. Failing to store is

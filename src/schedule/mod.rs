@@ -12,7 +12,7 @@ mod tune;
 
 pub use kernel_cache::KernelCache;
 pub use plan::{GradientPlan, MemoryReport, choose_micro_batch, mib};
-pub use tune::{TuneReport, TunedLaunch, choose_kernels};
+pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, Launch};
 use crate::model::{Model, Op, Shape};

@@ -41,6 +41,8 @@ pub struct TuneReport {
     pub cached: usize,
     pub seconds: f64,
     pub cache: String,
+    /// Why the cache was ignored, where it was.
+    pub cache_note: Option<String>,
 }
 
 impl std::fmt::Display for TuneReport {
@@ -213,15 +215,26 @@ async fn time_launch(ctx: &GpuContext, launch: &Launch, best: f64) -> Result<f64
     }
 }
 
+/// Whether [`choose_kernels`] may time launch shapes it has no measurement for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tuning {
+    /// Time what the cache does not hold (and update the cache).
+    Measure,
+    /// Only report: the cache's choices, and the defaults elsewhere.
+    CacheOnly,
+}
+
 /// Chooses the variant of every GEMM-shaped launch of `model` at `micro_batch` images, and
 /// records the choices in `ctx` so that the launches built next use them. Under
-/// [`KernelPolicy::Auto`], shapes not in `cache` are timed, and the cache is updated; under a
-/// fixed policy nothing is timed. `progress(done, total)` follows the cases.
+/// [`KernelPolicy::Auto`], shapes not in `cache` are timed (with [`Tuning::Measure`]), and the
+/// cache is updated; under a fixed policy nothing is timed. `progress(done, total)` follows the
+/// cases.
 pub async fn choose_kernels(
     ctx: &GpuContext,
     model: &Model,
     micro_batch: usize,
     cache: &KernelCache,
+    tuning: Tuning,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<TuneReport, GpuError> {
     let start = Instant::now();
@@ -234,10 +247,13 @@ pub async fn choose_kernels(
         cached: 0,
         seconds: 0.0,
         cache: cache.to_string(),
+        cache_note: None,
     };
-    let tuning = policy == KernelPolicy::Auto;
-    if tuning {
-        for (key, variant) in cache.load(ctx) {
+    let auto = policy == KernelPolicy::Auto;
+    if auto {
+        let (stored, note) = cache.load(ctx);
+        report.cache_note = note;
+        for (key, variant) in stored {
             if !ctx.is_measured(&key) {
                 ctx.set_measured(key, variant);
             }
@@ -248,7 +264,7 @@ pub async fn choose_kernels(
     for (done, case) in cases.iter().enumerate() {
         progress(done, cases.len());
         let first_of_shape = counted.insert(case.key.clone());
-        if tuning && case.candidates.len() > 1 && !ctx.is_measured(&case.key) {
+        if auto && tuning == Tuning::Measure && case.candidates.len() > 1 && !ctx.is_measured(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape);
             let mut best = (f64::INFINITY, case.candidates[0]);
             let mut timings = Vec::new();
@@ -264,7 +280,7 @@ pub async fn choose_kernels(
             ctx.set_measured(case.key.clone(), best.1);
             timed.insert(case.key.clone(), timings);
             report.measured += 1;
-        } else if tuning && first_of_shape && ctx.is_measured(&case.key) {
+        } else if auto && first_of_shape && ctx.is_measured(&case.key) {
             report.cached += 1;
         }
         report.launches.push(TunedLaunch {

@@ -24,7 +24,7 @@ use crate::model::{Model, ResNetConfig, Stem, Variant};
 use crate::ops::sgd::SgdConfig;
 use crate::rng::Rng;
 use crate::schedule::{
-    KernelCache, MemoryReport, Network, NetworkState, ScheduleError, TuneReport, choose_kernels,
+    KernelCache, MemoryReport, Network, NetworkState, ScheduleError, TuneReport, Tuning, choose_kernels,
     choose_micro_batch,
 };
 
@@ -137,11 +137,12 @@ impl TrainConfig {
         &self,
         ctx: &GpuContext,
         cache: &KernelCache,
+        tuning: Tuning,
         progress: impl FnMut(usize, usize),
     ) -> Result<TuneReport, TrainError> {
         let memory = self.memory(ctx)?;
         let model = self.model.build();
-        Ok(choose_kernels(ctx, &model, memory.micro_batch, cache, progress).await?)
+        Ok(choose_kernels(ctx, &model, memory.micro_batch, cache, tuning, progress).await?)
     }
 }
 

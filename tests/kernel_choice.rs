@@ -1,0 +1,130 @@
+//! Kernel choice by measurement: every GEMM-shaped launch of a network gets a variant that
+//! applies to it; the choices are cached per adapter, so a second plan times nothing; a cache
+//! that is damaged or from another adapter is ignored, with a note; a forced policy times
+//! nothing and is obeyed; and a network built on measured choices still trains like the CPU
+//! reference says (see tests/network.rs for the step itself).
+
+mod common;
+use common::*;
+use resnet_wgpu::gpu::{KernelPolicy, Variant};
+use resnet_wgpu::model::{Model, Stem, Variant as ModelVariant};
+use resnet_wgpu::schedule::{KernelCache, TuneReport, Tuning, choose_kernels};
+
+fn small_model() -> Model {
+    let mut config = ModelVariant::ResNet18.config();
+    config.widths = vec![8, 16];
+    config.blocks = vec![1, 1];
+    config.stem_width = 8;
+    Model::from_config(ModelVariant::ResNet18, Stem::Cifar, &config, 10)
+}
+
+fn cache_in(name: &str) -> (std::path::PathBuf, KernelCache) {
+    let dir = std::env::temp_dir().join(format!("resnet-wgpu-kernels-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("kernels.json");
+    (file.clone(), KernelCache::File(file))
+}
+
+fn plan(cache: &KernelCache, tuning: Tuning) -> TuneReport {
+    let ctx = gpu(); // a fresh device each time: what a second start of the program sees
+    pollster::block_on(choose_kernels(&ctx, &small_model(), 16, cache, tuning, |_, _| {}))
+        .expect("kernel choice")
+}
+
+#[test]
+fn a_second_plan_on_the_same_adapter_times_nothing() {
+    let (file, cache) = cache_in("second");
+    let first = plan(&cache, Tuning::Measure);
+    assert!(first.measured > 0, "{first}");
+    assert_eq!(first.cached, 0, "{first}");
+    assert!(file.is_file(), "the choices were not saved to {}", file.display());
+    // Every launch (3 per convolution but the stem's input gradient, 3 for fc) is reported,
+    // with a variant among those that apply.
+    let convs = small_model()
+        .layers
+        .iter()
+        .filter(|l| matches!(l.op, resnet_wgpu::model::Op::Conv { .. }))
+        .count();
+    assert_eq!(first.launches.len(), 3 * convs - 1 + 3, "{first}");
+    let second = plan(&cache, Tuning::Measure);
+    assert_eq!(second.measured, 0, "the second plan timed launches: {second}");
+    assert_eq!(second.cached, first.measured, "{second}");
+    let variants = |r: &TuneReport| {
+        r.launches
+            .iter()
+            .map(|l| (l.key.clone(), l.variant))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        variants(&first),
+        variants(&second),
+        "the cached choices differ from the measured ones"
+    );
+    assert!(second.cache_note.is_none(), "{:?}", second.cache_note);
+}
+
+#[test]
+fn a_damaged_cache_or_one_from_another_adapter_is_ignored_with_a_note() {
+    let (file, cache) = cache_in("ignored");
+    let first = plan(&cache, Tuning::Measure);
+    let good = std::fs::read_to_string(&file).expect("cache written");
+
+    std::fs::write(&file, "{ not json").unwrap();
+    let damaged = plan(&cache, Tuning::Measure);
+    let note = damaged.cache_note.clone().unwrap_or_default();
+    assert!(note.contains("damaged"), "{note}");
+    assert_eq!(
+        damaged.measured, first.measured,
+        "a damaged cache must not be used"
+    );
+
+    let mut other: serde_json::Value = serde_json::from_str(&good).unwrap();
+    other["adapter"] = "Some Other GPU | Vulkan | driver | 1.0".into();
+    std::fs::write(&file, other.to_string()).unwrap();
+    let foreign = plan(&cache, Tuning::Measure);
+    let note = foreign.cache_note.clone().unwrap_or_default();
+    assert!(note.contains("Some Other GPU"), "{note}");
+    assert_eq!(
+        foreign.measured, first.measured,
+        "another adapter's cache must not be used"
+    );
+}
+
+#[test]
+fn a_forced_policy_times_nothing_and_is_obeyed_where_it_applies() {
+    let (_, cache) = cache_in("forced");
+    let ctx = gpu();
+    ctx.set_kernel_policy(KernelPolicy::Only(Variant::Portable));
+    let report = pollster::block_on(choose_kernels(
+        &ctx,
+        &small_model(),
+        16,
+        &cache,
+        Tuning::Measure,
+        |_, _| {},
+    ))
+    .expect("kernel choice");
+    assert_eq!(report.measured, 0, "{report}");
+    assert!(
+        report.launches.iter().all(|l| l.variant == Variant::Portable),
+        "{report}"
+    );
+    // Without measuring, a report shows the defaults.
+    let ctx = gpu();
+    let report = pollster::block_on(choose_kernels(
+        &ctx,
+        &small_model(),
+        16,
+        &cache,
+        Tuning::CacheOnly,
+        |_, _| {},
+    ))
+    .expect("kernel choice");
+    assert_eq!(report.measured, 0, "{report}");
+    assert!(KernelPolicy::parse("tiled") == Ok(KernelPolicy::Only(Variant::Tiled)));
+    assert!(
+        KernelPolicy::parse("fastest")
+            .unwrap_err()
+            .contains("auto, portable")
+    );
+}
