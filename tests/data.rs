@@ -658,3 +658,35 @@ fn dataset_helpers() {
     let rgb = resnet_wgpu::data::chw_to_rgb(d.image(0));
     assert_eq!(rgb[..3], [d.image(0)[0], d.image(0)[1024], d.image(0)[2048]]);
 }
+
+/// An archive whose tar header claims a 1 TiB `data_batch_1` (97 bytes on disk in the wild),
+/// and one whose entry inflates to more than any CIFAR-10 file, are refused from the header
+/// alone, before anything of that size is allocated or read, with a message that says what
+/// is wrong.
+#[test]
+fn archive_entries_larger_than_any_cifar_file_are_refused_before_reading() {
+    use std::io::Write;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("cifar-10-batches-bin/data_batch_1.bin").unwrap();
+    header.set_size(1 << 40);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(header.as_bytes()).unwrap();
+    gz.write_all(&[0u8; 1024]).unwrap();
+    let lying = gz.finish().unwrap();
+    let start = std::time::Instant::now();
+    let text = err_text(load_cifar10_archive("cifar-10-binary.tar.gz", &lying));
+    assert!(
+        text.contains("1099511627776 bytes") && text.contains("more than any CIFAR-10 file"),
+        "{text}"
+    );
+    assert!(start.elapsed().as_secs() < 1, "took {:?}", start.elapsed());
+
+    let zeros = vec![0u8; 48 << 20]; // a 48 MiB entry of zeros: 50 KB compressed
+    let bomb = tar_gz(&[("cifar-10-batches-bin/data_batch_1.bin", &zeros)]);
+    assert!(bomb.len() < 1 << 20);
+    let text = err_text(load_cifar10_archive("cifar-10-binary.tar.gz", &bomb));
+    assert!(text.contains("more than any CIFAR-10 file"), "{text}");
+}

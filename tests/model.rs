@@ -402,3 +402,60 @@ fn inference_with_the_batch_statistics_reproduces_training_logits() {
         );
     }
 }
+
+/// Custom widths on the seed variant keep every residual add's two inputs the same shape: a
+/// stage that keeps its width across a stride gets a projection shortcut too. And sizes read
+/// from a file or typed are checked before anything is built.
+#[test]
+fn custom_seed_widths_build_consistent_shapes_and_absurd_sizes_are_refused() {
+    let mut config = Variant::Seed50.config();
+    config.widths = vec![16, 16];
+    config.blocks = vec![1, 1];
+    config.stem_width = 16;
+    let model = Model::from_config(Variant::Seed50, Stem::Cifar, &config, 10);
+    let shapes = model.shapes(2);
+    for (i, layer) in model.layers.iter().enumerate() {
+        if matches!(layer.op, Op::Add) {
+            assert_eq!(
+                shapes[layer.inputs[0]], shapes[layer.inputs[1]],
+                "add at layer {i}"
+            );
+        }
+    }
+    assert!(config.validate(10).is_ok());
+    for (what, bad) in [
+        (
+            "blocks",
+            ResNetConfig {
+                blocks: vec![10_000_000_000, 4, 6, 3],
+                ..Variant::Seed50.config()
+            },
+        ),
+        (
+            "widths",
+            ResNetConfig {
+                widths: vec![64, 0, 256, 512],
+                ..Variant::Seed50.config()
+            },
+        ),
+        (
+            "upsample",
+            ResNetConfig {
+                upsample: 100_000,
+                ..Variant::Seed50.config()
+            },
+        ),
+        (
+            "stages",
+            ResNetConfig {
+                blocks: vec![],
+                widths: vec![],
+                ..Variant::Seed50.config()
+            },
+        ),
+    ] {
+        let message = bad.validate(10).expect_err(what);
+        assert!(!message.is_empty(), "{what}");
+    }
+    assert!(Variant::Seed50.config().validate(0).is_err(), "0 classes");
+}

@@ -201,6 +201,7 @@ fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<(), Box<dyn
 }
 
 pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let start = std::time::Instant::now();
     let ctx = super::open_gpu()?;
     let data = args.data.load()?;
     let mut trainer = match &args.resume {
@@ -241,6 +242,10 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let config = trainer.config.clone();
+    println!(
+        "ready to train {:.1} s after start (device, data, kernel choice, pipelines)",
+        start.elapsed().as_secs_f64()
+    );
     println!("adapter: {}", ctx.describe());
     println!(
         "model: {}, {} parameters; data: {} train, {} validation, {} test images",

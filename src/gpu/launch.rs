@@ -11,6 +11,12 @@ pub const MAX_LOOP_ITERATIONS: usize = 65_535;
 /// WebGPU's default limit on workgroups in one dimension of a dispatch.
 pub const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65_535;
 
+/// Workgroups for a flat kernel of 256 invocations per workgroup, one invocation per element
+/// (laid out by [`Launch::linear`]).
+pub fn flat_workgroups(len: usize) -> u32 {
+    (len as u32).div_ceil(256)
+}
+
 /// Splits `count` workgroups over a 2-D grid with no dimension above 65,535.
 ///
 /// Kernels recover the linear workgroup index as `id.x + id.y * num_workgroups.x` and return

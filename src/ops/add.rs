@@ -6,8 +6,7 @@
 //! two gradients are summed with this same kernel: `forward(ctx, &grad_main, &grad_shortcut,
 //! &grad_sum)`. The output must be a third buffer, distinct from both inputs.
 
-use super::relu::flat_workgroups;
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Parameters of `add.wgsl` (16 bytes).

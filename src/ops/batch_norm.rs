@@ -21,8 +21,7 @@
 //! The reductions run one workgroup of 256 per channel with fixed tree reductions, so results
 //! are identical run to run. Gradients are overwritten, not accumulated.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
-use crate::ops::relu::flat_workgroups;
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// PyTorch's defaults.

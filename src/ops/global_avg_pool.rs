@@ -4,8 +4,7 @@
 //! Backward: `dx[n,c,h,w] = dy[n,c] / (H·W)`.
 //! On the GPU the forward pass sums each plane in order in one invocation: deterministic.
 
-use super::relu::flat_workgroups;
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Parameters of `global_avg_pool_forward.wgsl` and `global_avg_pool_backward.wgsl`

@@ -11,8 +11,7 @@
 //! computes it as a gather, one invocation per input element over the windows containing it,
 //! so no atomics are needed and the result is deterministic.
 
-use super::relu::flat_workgroups;
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Parameters of `max_pool_forward.wgsl` and `max_pool_backward.wgsl` (32 bytes).

@@ -1,6 +1,6 @@
 //! ReLU: `y = max(x, 0)`; backward `dx = dy · [y > 0]`.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Parameters of the element-wise kernels that only need a length.
@@ -18,11 +18,6 @@ impl LenParams {
             _pad: [0; 3],
         }
     }
-}
-
-/// Workgroups for a flat kernel of 256 invocations per workgroup.
-pub fn flat_workgroups(len: usize) -> u32 {
-    (len as u32).div_ceil(256)
 }
 
 pub fn forward(ctx: &GpuContext, x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Launch {

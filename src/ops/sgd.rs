@@ -3,8 +3,8 @@
 //! `g = grad + wd·w; v = μ·v + g; w = w − lr·v` (w and v in place). With `v` starting at zero
 //! the first step gives `v = g`, as PyTorch's first step does.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
-use crate::ops::relu::flat_workgroups;
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+
 use crate::shaders::Kernel;
 
 /// Hyper-parameters of the update.

@@ -5,7 +5,7 @@
 //!
 //! A fixed order, no atomics: the same result run after run.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// The uniform struct of `split_k_sum.wgsl`.
@@ -44,7 +44,7 @@ pub fn sum(
         Kernel::SplitKSum,
         &params,
         &[&partial.buffer, &out.buffer],
-        len.div_ceil(256) as u32,
+        flat_workgroups(len),
     )
 }
 

@@ -7,8 +7,7 @@
 //! rows `⌈ih·OH/IH⌉ ≤ oh < ⌈(ih+1)·OH/IH⌉` and columns likewise. The GPU computes it as a
 //! gather, one invocation per input pixel: no atomics, deterministic.
 
-use super::relu::flat_workgroups;
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Parameters of `upsample_nearest_forward.wgsl` and `upsample_nearest_backward.wgsl`
