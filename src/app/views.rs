@@ -374,6 +374,9 @@ fn kernel_section(app: &mut App, ui: &mut egui::Ui) {
         "{} launch shapes measured in {:.1} s, {} from the cache ({})",
         report.measured, report.seconds, report.cached, report.cache
     ));
+    if let Some(note) = &report.cache_note {
+        ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
     egui::ScrollArea::vertical().max_height(300.0).show(ui, |ui| {
         egui::Grid::new("kernels").striped(true).show(ui, |ui| {
             for l in &report.launches {

@@ -197,6 +197,9 @@ fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<(), Box<dyn
         report.seconds,
         report.cached
     );
+    if let Some(note) = &report.cache_note {
+        println!("{note}");
+    }
     Ok(())
 }
 

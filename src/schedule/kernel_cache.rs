@@ -79,17 +79,20 @@ impl KernelCache {
         (stored.choices, None)
     }
 
-    /// Stores `choices` for this adapter, replacing what was stored. Failing to store is
-    /// logged, not an error: the next plan measures again.
-    pub fn save(&self, ctx: &GpuContext, choices: &BTreeMap<GemmKey, Variant>) {
+    /// Stores `choices` for this adapter, replacing what was stored. Failing to store is not
+    /// an error (the next plan measures again): it is logged and returned as a note.
+    pub fn save(&self, ctx: &GpuContext, choices: &BTreeMap<GemmKey, Variant>) -> Option<String> {
         let stored = StoredChoices {
             adapter: adapter_id(ctx),
             choices: choices.clone(),
         };
         let text = serde_json::to_string_pretty(&stored).expect("choices serialize");
-        if let Err(e) = self.write_text(&text) {
-            log::warn!("kernel cache {self}: could not be written ({e})");
-        }
+        let note = format!(
+            "kernel cache {self} could not be written ({})",
+            self.write_text(&text).err()?
+        );
+        log::warn!("{note}");
+        Some(note)
     }
 
     fn read_text(&self) -> Option<String> {

@@ -42,7 +42,7 @@ pub struct TuneReport {
     pub cached: usize,
     pub seconds: f64,
     pub cache: String,
-    /// Why the cache was ignored, where it was.
+    /// Why the cache was ignored or could not be written, where that happened.
     pub cache_note: Option<String>,
 }
 
@@ -300,8 +300,10 @@ pub async fn choose_kernels(
         });
     }
     progress(cases.len(), cases.len());
-    if report.measured > 0 {
-        cache.save(ctx, &ctx.kernel_choices().measured);
+    if report.measured > 0
+        && let Some(note) = cache.save(ctx, &ctx.kernel_choices().measured)
+    {
+        report.cache_note = Some(note);
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
