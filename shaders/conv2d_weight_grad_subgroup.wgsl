@@ -4,6 +4,11 @@
 // GEMM view: M = Cout, N = Cin·KH·KW, K = B·OH·OW. Each output is summed by one lane in a
 // fixed order, so the result is the same run after run.
 //
+// The reduction may be split into chunks of whole images (`k_chunk` values, a multiple of
+// OH·OW): chunk c sums images [c·k_chunk / (OH·OW), …) into dw[c·Cout·N …], from which
+// split_k_sum.wgsl adds the chunks in order. Unsplit, k_chunk = K and there is one chunk.
+// Grid: tiles of N on x (wrapping onto z past 65,535), chunk · M-tiles + M-tile on y.
+//
 // A subgroup of 8 lanes computes 16 output channels × 32 taps (ci, kh, kw); lane l owns taps
 // n0 + l + 8j (j < 4), loads its 4 input values and 2 values of dy per k, and receives the
 // other 14 values of dy by subgroupBroadcast.
@@ -24,7 +29,12 @@ fn main(
     let out_pixels = params.out_height * params.out_width;
     let taps = params.kernel_h * params.kernel_w;
     let n_total = params.in_channels * taps;
-    let m0 = tile.y * 16u;
+    let m_tiles = (params.out_channels + 15u) / 16u;
+    let chunk = tile.y / m_tiles;
+    let m0 = (tile.y % m_tiles) * 16u;
+    let images_per_chunk = params.k_chunk / out_pixels;
+    let first_image = chunk * images_per_chunk;
+    let end_image = min(first_image + images_per_chunk, params.batch);
     let n0 = (tile.x + tile.z * grid.x) * 32u;
     let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
     let safe = min(columns, vec4<u32>(n_total - 1u));
@@ -50,7 +60,7 @@ fn main(
     var acc14 = vec4<f32>(0.0);
     var acc15 = vec4<f32>(0.0);
 
-    for (var b = 0u; b < params.batch; b++) {
+    for (var b = first_image; b < end_image; b++) {
         var dy_lo = b * params.out_channels * out_pixels + row_lo;
         var dy_hi = b * params.out_channels * out_pixels + row_hi;
         let x_plane = (b * params.in_channels + ci) * plane;
@@ -88,26 +98,27 @@ fn main(
         }
     }
 
-    store_row(m0 + 0u, columns, acc0);
-    store_row(m0 + 1u, columns, acc1);
-    store_row(m0 + 2u, columns, acc2);
-    store_row(m0 + 3u, columns, acc3);
-    store_row(m0 + 4u, columns, acc4);
-    store_row(m0 + 5u, columns, acc5);
-    store_row(m0 + 6u, columns, acc6);
-    store_row(m0 + 7u, columns, acc7);
-    store_row(m0 + 8u, columns, acc8);
-    store_row(m0 + 9u, columns, acc9);
-    store_row(m0 + 10u, columns, acc10);
-    store_row(m0 + 11u, columns, acc11);
-    store_row(m0 + 12u, columns, acc12);
-    store_row(m0 + 13u, columns, acc13);
-    store_row(m0 + 14u, columns, acc14);
-    store_row(m0 + 15u, columns, acc15);
+    store_row(chunk, m0 + 0u, columns, acc0);
+    store_row(chunk, m0 + 1u, columns, acc1);
+    store_row(chunk, m0 + 2u, columns, acc2);
+    store_row(chunk, m0 + 3u, columns, acc3);
+    store_row(chunk, m0 + 4u, columns, acc4);
+    store_row(chunk, m0 + 5u, columns, acc5);
+    store_row(chunk, m0 + 6u, columns, acc6);
+    store_row(chunk, m0 + 7u, columns, acc7);
+    store_row(chunk, m0 + 8u, columns, acc8);
+    store_row(chunk, m0 + 9u, columns, acc9);
+    store_row(chunk, m0 + 10u, columns, acc10);
+    store_row(chunk, m0 + 11u, columns, acc11);
+    store_row(chunk, m0 + 12u, columns, acc12);
+    store_row(chunk, m0 + 13u, columns, acc13);
+    store_row(chunk, m0 + 14u, columns, acc14);
+    store_row(chunk, m0 + 15u, columns, acc15);
 }
 
-// Writes one output channel of a lane's 4 taps, adding the old value when accumulating.
-fn store_row(channel: u32, columns: vec4<u32>, values: vec4<f32>) {
+// Writes one output channel of a lane's 4 taps into the chunk's slice of dw, adding the old
+// value when accumulating.
+fn store_row(chunk: u32, channel: u32, columns: vec4<u32>, values: vec4<f32>) {
     let n_total = params.in_channels * params.kernel_h * params.kernel_w;
     if channel >= params.out_channels {
         return;
@@ -115,7 +126,7 @@ fn store_row(channel: u32, columns: vec4<u32>, values: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         if columns[j] < n_total {
             var value = values[j];
-            let at = channel * n_total + columns[j];
+            let at = (chunk * params.out_channels + channel) * n_total + columns[j];
             if params.accumulate == 1u {
                 value += dw[at];
             }

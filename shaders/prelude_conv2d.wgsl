@@ -18,7 +18,8 @@ struct Params {
     pad_w: u32,
     has_bias: u32,
     accumulate: u32,
-    // Split-K only: values of the reduction summed by each z slice of the grid.
+    // Weight gradients, split-K and subgroup variants: values of the reduction (K = B·OH·OW)
+    // summed by each chunk.
     k_chunk: u32,
 }
 

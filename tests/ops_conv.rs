@@ -324,3 +324,31 @@ fn conv_split_k_weight_gradients_match_reference_and_repeat_exactly() {
         assert!(first == dw.read_blocking(&ctx), "{s:?}: two split-K runs differ");
     }
 }
+
+/// Weight gradients whose reduction nears llvmpipe's loop limit (65,535 iterations of all the
+/// loops of an invocation together): every variant offered for the shape sums all of it. On
+/// one side of the portable kernels' bound (49,000 values) and past it (50,600: only split-K);
+/// a batch whose subgroup sum is cut into chunks of whole images (61,440 values).
+#[test]
+fn conv_weight_gradients_near_the_loop_limit_sum_every_value() {
+    let ctx = gpu();
+    let shapes = [
+        shape(1, 1, 200, 245, 2, [3, 3], [1, 1], [1, 1]),
+        shape(1, 1, 220, 230, 2, [3, 3], [1, 1], [1, 1]),
+        shape(60, 2, 32, 32, 3, [3, 3], [1, 1], [1, 1]),
+    ];
+    assert_eq!(conv2d::subgroup_weight_grad_chunks(&shapes[2]), Some(2));
+    for (i, s) in shapes.into_iter().enumerate() {
+        ctx.set_kernel_policy(KernelPolicy::Auto);
+        let offered = conv2d::candidates(&ctx, Direction::WeightGrad, &s);
+        assert_eq!(
+            offered.contains(&Variant::Portable),
+            i == 0,
+            "{s:?}: the portable kernel applies only within its bound"
+        );
+        for variant in offered {
+            ctx.set_kernel_policy(KernelPolicy::Only(variant));
+            check_directions(&ctx, s, 400 + i as u64, &[Direction::WeightGrad]);
+        }
+    }
+}

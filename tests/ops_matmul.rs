@@ -168,7 +168,7 @@ fn matmul_split_k_over_the_batch_matches_reference() {
         assert!(matmul::split_k_chunks(&p).is_some());
         assert_eq!(
             matmul::candidates(&ctx, &p).len() == 1,
-            batch * pixels > resnet_wgpu::gpu::MAX_LOOP_ITERATIONS
+            batch * pixels > resnet_wgpu::gpu::MAX_REDUCTION
         );
         let (a_len, b_len) = (batch * cout * pixels, batch * cin * pixels);
         let name = format!("split-K weight gradient {batch}x{cout}x{cin}x{pixels}");

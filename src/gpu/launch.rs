@@ -3,10 +3,17 @@ use std::sync::Arc;
 use super::GpuContext;
 use crate::shaders::Kernel;
 
-/// The most iterations any loop of a kernel may run in one invocation. Mesa's llvmpipe (under
-/// lavapipe) ends every shader loop after 65,535 iterations without an error, so a longer
-/// reduction must be split across invocations (split-K) to be correct there.
+/// The most loop iterations one invocation may run. Mesa's llvmpipe (under lavapipe) counts
+/// the iterations of every loop of an invocation together and ends all of them after 65,535,
+/// without an error, so a longer reduction must be split across invocations (split-K) to be
+/// correct there.
 pub const MAX_LOOP_ITERATIONS: usize = 65_535;
+
+/// The most values one invocation of a GEMM-shaped kernel may sum. Measured on llvmpipe, a
+/// k-loop counts 1.125 iterations per value in the portable kernels and 1.25 in the tiled one
+/// (their inner loops count too), and the outer loops add theirs: three quarters of
+/// [`MAX_LOOP_ITERATIONS`] leaves room for all of them.
+pub const MAX_REDUCTION: usize = 49_152;
 
 /// WebGPU's default limit on workgroups in one dimension of a dispatch.
 pub const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65_535;

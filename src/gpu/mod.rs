@@ -11,4 +11,6 @@ mod launch;
 pub use buffer::GpuBuffer;
 pub use choice::{GemmKey, GemmOp, KernelChoices, KernelPolicy, Variant};
 pub use context::{GpuContext, GpuError, OptionalFeatures};
-pub use launch::{Launch, MAX_LOOP_ITERATIONS, MAX_WORKGROUPS_PER_DIMENSION, flat_workgroups, grid_2d};
+pub use launch::{
+    Launch, MAX_LOOP_ITERATIONS, MAX_REDUCTION, MAX_WORKGROUPS_PER_DIMENSION, flat_workgroups, grid_2d,
+};

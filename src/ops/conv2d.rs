@@ -11,7 +11,7 @@
 //! Each GEMM runs as an implicit GEMM (no im2col buffer); a 1×1, stride-1, unpadded
 //! convolution runs as a plain GEMM ([`crate::ops::matmul`]).
 
-use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, Variant};
+use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_REDUCTION, Variant};
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::shaders::Kernel;
 
@@ -251,16 +251,37 @@ pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -
     if direction != Direction::WeightGrad {
         return ctx.applicable(&[Variant::Portable, Variant::Subgroup]);
     }
-    let split = split_k_chunks(shape).is_some();
-    // One invocation sums the whole reduction, in steps of 16 (portable) or 1 (subgroup).
-    if weight_grad_reduction(shape).next_multiple_of(16) > MAX_LOOP_ITERATIONS && split {
-        return vec![Variant::SplitK];
+    let mut all = Vec::new();
+    if weight_grad_reduction(shape) <= MAX_REDUCTION {
+        all.push(Variant::Portable);
     }
-    let mut all = vec![Variant::Portable, Variant::Subgroup];
-    if split {
+    if subgroup_weight_grad_chunks(shape).is_some() {
+        all.push(Variant::Subgroup);
+    }
+    if split_k_chunks(shape).is_some() {
         all.push(Variant::SplitK);
     }
-    ctx.applicable(&all)
+    let all = ctx.applicable(&all);
+    if all.is_empty() {
+        // Nothing splits this reduction here (more than 65,535 column tiles, or no subgroups):
+        // the portable kernel sums it whole, which llvmpipe cuts short past MAX_REDUCTION.
+        return vec![Variant::Portable];
+    }
+    all
+}
+
+/// How many chunks of whole images the subgroup weight gradient sums separately so that no
+/// invocation loops past [`MAX_REDUCTION`] (its loops run B·OH·OW + B·OH + B times in all):
+/// 1 where the whole batch fits. `None` where one image alone is too long, or the partial sums
+/// would take more than 64 M floats.
+pub fn subgroup_weight_grad_chunks(shape: &Conv2dShape) -> Option<usize> {
+    let per_image = shape.out_height() * shape.out_width() + shape.out_height() + 1;
+    let images_per_chunk = MAX_REDUCTION / per_image;
+    if images_per_chunk == 0 {
+        return None;
+    }
+    let chunks = shape.batch.div_ceil(images_per_chunk);
+    (chunks == 1 || chunks * shape.weight_len() <= 64 << 20).then_some(chunks)
 }
 
 /// The length of a weight gradient's reduction, `K = B·OH·OW`.
@@ -291,8 +312,7 @@ fn implicit_gemm_grid(variant: Variant, m: usize, n: usize) -> [u32; 3] {
 }
 
 /// How many chunks a split-K weight gradient cuts its reduction (K = B·OH·OW) into: enough
-/// that no chunk is longer than 32,768 values (an invocation loops once per value, see
-/// [`MAX_LOOP_ITERATIONS`]), and otherwise enough for about 512 workgroups in all with chunks
+/// that no chunk is longer than 32,768 values (within [`MAX_REDUCTION`]), and otherwise enough for about 512 workgroups in all with chunks
 /// of at least 1,024 values, at most 64 chunks; partial sums of at most 64 M floats. `None`
 /// where splitting does not apply (one chunk, or more than 65,535 column tiles).
 pub fn split_k_chunks(shape: &Conv2dShape) -> Option<usize> {
@@ -467,13 +487,47 @@ pub fn weight_grad_with(
         let total = crate::ops::split_k::sum(ctx, &partial, chunks, shape.weight_len(), dw, accumulate);
         return partials.then(total);
     }
+    if variant == Variant::Subgroup {
+        return subgroup_weight_grad(ctx, shape, dy, x, dw, accumulate);
+    }
     let params = shape.params(false, accumulate);
-    let kernel = match variant {
-        Variant::Subgroup => Kernel::Conv2dWeightGradSubgroup,
-        _ => Kernel::Conv2dWeightGrad,
-    };
     let grid = implicit_gemm_grid(variant, shape.out_channels, columns);
-    Launch::new(ctx, kernel, &params, &[&dy.buffer, &x.buffer, &dw.buffer], grid)
+    Launch::new(
+        ctx,
+        Kernel::Conv2dWeightGrad,
+        &params,
+        &[&dy.buffer, &x.buffer, &dw.buffer],
+        grid,
+    )
+}
+
+/// The subgroup weight gradient: in one launch where the batch fits one invocation's loops,
+/// else per chunk of whole images into partial sums that a second launch adds in order.
+fn subgroup_weight_grad(
+    ctx: &GpuContext,
+    shape: &Conv2dShape,
+    dy: &GpuBuffer<f32>,
+    x: &GpuBuffer<f32>,
+    dw: &GpuBuffer<f32>,
+    accumulate: bool,
+) -> Launch {
+    let chunks = subgroup_weight_grad_chunks(shape).expect("the subgroup weight gradient applies");
+    let images_per_chunk = shape.batch.div_ceil(chunks);
+    let chunks = shape.batch.div_ceil(images_per_chunk);
+    let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
+    let [x_tiles, m_tiles, wraps] = implicit_gemm_grid(Variant::Subgroup, shape.out_channels, columns);
+    let grid = [x_tiles, m_tiles * chunks as u32, wraps];
+    let mut params = shape.params(false, accumulate && chunks == 1);
+    params.k_chunk = (images_per_chunk * shape.out_height() * shape.out_width()) as u32;
+    if chunks == 1 {
+        let buffers = [&dy.buffer, &x.buffer, &dw.buffer];
+        return Launch::new(ctx, Kernel::Conv2dWeightGradSubgroup, &params, &buffers, grid);
+    }
+    let partial = ctx.scratch(chunks * shape.weight_len());
+    let buffers = [&dy.buffer, &x.buffer, &partial.buffer];
+    let partials = Launch::new(ctx, Kernel::Conv2dWeightGradSubgroup, &params, &buffers, grid);
+    let total = crate::ops::split_k::sum(ctx, &partial, chunks, shape.weight_len(), dw, accumulate);
+    partials.then(total)
 }
 
 /// Calls `f(b, co, ci, oh, ow, x_index, w_index, y_index)` for every term of the convolution

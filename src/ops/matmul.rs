@@ -5,7 +5,7 @@
 //! A, B and C are addressed through strides, so a transposed operand costs nothing. With
 //! `reduce_batch` the batch index is summed too (weight gradients over a minibatch).
 
-use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, Variant};
+use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_REDUCTION, Variant};
 use crate::shaders::Kernel;
 
 /// Where a bias is added.
@@ -141,18 +141,18 @@ pub fn launch(
     launch_with(ctx, variant, params, a, b, bias, c)
 }
 
-/// Loop iterations of one invocation: the k-loop (in steps of 16, the portable tile's), over
-/// every image summed.
+/// Values one invocation sums (see [`MAX_REDUCTION`]): the k-loop, rounded up to the portable
+/// tile's 16, and one more per image for the loop over images.
 fn loop_iterations(p: &MatmulParams, images: usize) -> usize {
-    images * (p.k as usize).next_multiple_of(16)
+    images * ((p.k as usize).next_multiple_of(16) + 1)
 }
 
 /// The variants of the GEMM that apply on this adapter: all, except where one invocation would
-/// loop past [`MAX_LOOP_ITERATIONS`], where only split-K does.
+/// loop past [`MAX_REDUCTION`], where only split-K does.
 pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
     let summed = if p.reduce_batch == 1 { p.batch as usize } else { 1 };
     let split = split_k_chunks(p).is_some();
-    if loop_iterations(p, summed) > MAX_LOOP_ITERATIONS && split {
+    if loop_iterations(p, summed) > MAX_REDUCTION && split {
         return vec![Variant::SplitK];
     }
     let mut all = vec![Variant::Portable, Variant::Subgroup, Variant::Tiled];
@@ -163,15 +163,15 @@ pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
 }
 
 /// How many chunks a batch-summed GEMM with contiguous rows of C splits its batch into: enough
-/// that no invocation loops past [`MAX_LOOP_ITERATIONS`], and otherwise enough for about 512
+/// that no invocation loops past [`MAX_REDUCTION`], and otherwise enough for about 512
 /// workgroups in all, at most 64; partial results of at most 64 M floats. `None` where it does
 /// not apply.
 pub fn split_k_chunks(p: &MatmulParams) -> Option<usize> {
     let batch = p.batch as usize;
-    if p.reduce_batch != 1 || batch < 2 || p.c_row != p.n || loop_iterations(p, 1) > MAX_LOOP_ITERATIONS {
+    if p.reduce_batch != 1 || batch < 2 || p.c_row != p.n || loop_iterations(p, 1) > MAX_REDUCTION {
         return None;
     }
-    let needed = loop_iterations(p, batch).div_ceil(MAX_LOOP_ITERATIONS);
+    let needed = batch.div_ceil(MAX_REDUCTION / loop_iterations(p, 1));
     let tiles = (p.m as usize).div_ceil(64) * (p.n as usize).div_ceil(64);
     let by_work = 512usize.div_ceil(tiles).min(64);
     let chunks = needed.max(by_work).min(batch);
