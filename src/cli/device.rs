@@ -100,7 +100,8 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
 
 /// Images per second of whole training steps for the three reference configurations, their
 /// memory, and where one step's time goes, kernel by kernel.
-pub fn run_step_bench(ctx: &GpuContext, min_seconds: f64) -> Result<(), Box<dyn std::error::Error>> {
+/// Only the configurations whose title contains `only` run.
+pub fn run_step_bench(ctx: &GpuContext, min_seconds: f64, only: &str) -> Result<(), Box<dyn std::error::Error>> {
     use resnet_wgpu::model::{Stem, Variant};
     use resnet_wgpu::train::ModelSpec;
     println!("adapter: {}", ctx.describe());
@@ -123,7 +124,7 @@ pub fn run_step_bench(ctx: &GpuContext, min_seconds: f64) -> Result<(), Box<dyn 
             64,
         ),
     ];
-    for (title, spec, batch) in configs {
+    for (title, spec, batch) in configs.into_iter().filter(|(title, ..)| title.contains(only)) {
         let t = bench::time_training_step(ctx, &spec.build(), batch, min_seconds)?;
         println!("\n{title}");
         println!(

@@ -85,6 +85,9 @@ pub enum Command {
         /// per-kernel breakdown of one step.
         #[arg(long)]
         steps: bool,
+        /// With --steps: only the configurations whose title contains this text (e.g. "32 px").
+        #[arg(long, default_value = "")]
+        config: String,
     },
 }
 
@@ -254,10 +257,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             quick,
             layer,
             steps,
+            config,
         } => {
             let ctx = open_gpu()?;
             if steps {
-                device::run_step_bench(&ctx, min_seconds)?;
+                device::run_step_bench(&ctx, min_seconds, &config)?;
             } else {
                 device::run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
             }
