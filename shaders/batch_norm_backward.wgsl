@@ -6,8 +6,8 @@
 // gradient of the ReLU's output and is first masked where the recomputed pre-activation
 // γ · xhat + β was not positive (the forward computed it with the same operations):
 //   g = dy · [γ · xhat + β > 0]     (g = dy without `relu`)
-// One workgroup per channel (2-D grid) with two fixed tree reductions in workgroup memory
-// (deterministic):
+// `lanes` invocations per channel, 256 / lanes channels per workgroup (as in the training
+// forward; 2-D grid), with two fixed tree reductions in workgroup memory (deterministic):
 //   dbeta[c]  = Σ g
 //   dgamma[c] = Σ g · xhat
 //   dx        = γ · invstd / M · (M · g − Σ g − xhat · Σ g · xhat)
@@ -45,38 +45,45 @@ fn main(
     @builtin(num_workgroups) grid: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let c = workgroup.x + workgroup.y * grid.x;
-    if c >= params.channels {
-        return;
-    }
+    let lanes = params.lanes;
+    let sub = lane % lanes;
+    let first = lane - sub;
+    let c = (workgroup.x + workgroup.y * grid.x) * (WORKGROUP / lanes) + lane / lanes;
+    let in_range = c < params.channels;
     let count = params.batch * params.spatial;
-    let mean = saved[c];
-    let invstd = saved[params.channels + c];
-    let scale = gamma[c] * invstd;
-    let shift = beta[c];
+    let channel = min(c, params.channels - 1u);
+    let mean = saved[channel];
+    let invstd = saved[params.channels + channel];
+    let scale = gamma[channel] * invstd;
+    let shift = beta[channel];
 
     var sum_dy = 0.0;
     var sum_dy_xhat = 0.0;
-    for (var i = lane; i < count; i += WORKGROUP) {
-        let j = offset(c, i);
-        let g = incoming(j, mean, scale, shift);
-        sum_dy += g;
-        sum_dy_xhat += g * ((x[j] - mean) * invstd);
+    if in_range {
+        for (var i = sub; i < count; i += lanes) {
+            let j = offset(c, i);
+            let g = incoming(j, mean, scale, shift);
+            sum_dy += g;
+            sum_dy_xhat += g * ((x[j] - mean) * invstd);
+        }
     }
     partial_dy[lane] = sum_dy;
     partial_dy_xhat[lane] = sum_dy_xhat;
     workgroupBarrier();
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
-        if lane < stride {
+    for (var stride = lanes / 2u; stride > 0u; stride = stride / 2u) {
+        if sub < stride {
             partial_dy[lane] += partial_dy[lane + stride];
             partial_dy_xhat[lane] += partial_dy_xhat[lane + stride];
         }
         workgroupBarrier();
     }
-    let total_dy = partial_dy[0];
-    let total_dy_xhat = partial_dy_xhat[0];
+    if !in_range {
+        return;
+    }
+    let total_dy = partial_dy[first];
+    let total_dy_xhat = partial_dy_xhat[first];
 
-    if lane == 0u {
+    if sub == 0u {
         let keep = select(0.0, 1.0, params.accumulate != 0u);
         dgamma[c] = keep * dgamma[c] + total_dy_xhat;
         dbeta[c] = keep * dbeta[c] + total_dy;
@@ -84,7 +91,7 @@ fn main(
 
     let mean_dy = total_dy / f32(count);
     let mean_dy_xhat = total_dy_xhat / f32(count);
-    for (var i = lane; i < count; i += WORKGROUP) {
+    for (var i = sub; i < count; i += lanes) {
         let j = offset(c, i);
         let xhat = (x[j] - mean) * invstd;
         dx[j] = scale * (incoming(j, mean, scale, shift) - mean_dy - xhat * mean_dy_xhat);

@@ -1,11 +1,14 @@
 // Batch normalization, training forward, over x[N, C, S] (NCHW with S = H·W flattened),
 // optionally fused with the ReLU that follows it.
 //
-// One workgroup of 256 per channel c (linear workgroup index id.x + id.y · num_workgroups.x, so
-// that more than 65,535 channels fit a 2-D grid). The statistics take one pass over the
-// channel's M = N·S values: each lane keeps a running (count, mean, M2 = Σ (x − mean)²) by
-// Welford's update over its values, then the 256 lanes merge in a fixed tree (no atomics, the
-// same result every run) with Chan's formula for two parts a and b:
+// `lanes` invocations per channel c (a power of two up to 256, no more than the channel's
+// M = N·S values need), so that a workgroup of 256 handles 256 / lanes channels at once: on
+// late stages of small images a channel has a few dozen values, and a workgroup's cost is in
+// its barriers more than in its values. Workgroups are numbered id.x + id.y · num_workgroups.x
+// (more than 65,535 fit a 2-D grid). The statistics take one pass over the channel's values:
+// each lane keeps a running (count, mean, M2 = Σ (x − mean)²) by
+// Welford's update over its values, then the channel's lanes merge in a fixed tree (no
+// atomics, the same result every run) with Chan's formula for two parts a and b:
 //   n = na + nb,  δ = mean_b − mean_a,  mean = mean_a + δ · nb / n,
 //   M2 = M2_a + M2_b + δ² · na · nb / n
 // so var = M2 / M (biased). A second pass writes
@@ -38,28 +41,31 @@ fn main(
     @builtin(num_workgroups) grid: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let c = workgroup.x + workgroup.y * grid.x;
-    if c >= params.channels {
-        return;
-    }
+    let lanes = params.lanes;
+    let sub = lane % lanes;
+    let first = lane - sub;
+    let c = (workgroup.x + workgroup.y * grid.x) * (WORKGROUP / lanes) + lane / lanes;
+    let in_range = c < params.channels;
     let count = params.batch * params.spatial;
 
     var seen = 0.0;
     var mean = 0.0;
     var m2 = 0.0;
-    for (var i = lane; i < count; i += WORKGROUP) {
-        let v = x[offset(c, i)];
-        seen += 1.0;
-        let d = v - mean;
-        mean += d / seen;
-        m2 += d * (v - mean);
+    if in_range {
+        for (var i = sub; i < count; i += lanes) {
+            let v = x[offset(c, i)];
+            seen += 1.0;
+            let d = v - mean;
+            mean += d / seen;
+            m2 += d * (v - mean);
+        }
     }
     part_count[lane] = seen;
     part_mean[lane] = mean;
     part_m2[lane] = m2;
     workgroupBarrier();
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
-        if lane < stride {
+    for (var stride = lanes / 2u; stride > 0u; stride = stride / 2u) {
+        if sub < stride {
             let na = part_count[lane];
             let nb = part_count[lane + stride];
             let n = na + nb;
@@ -73,19 +79,22 @@ fn main(
         }
         workgroupBarrier();
     }
-    let batch_mean = part_mean[0];
-    let variance = part_m2[0] / f32(count);
+    if !in_range {
+        return;
+    }
+    let batch_mean = part_mean[first];
+    let variance = part_m2[first] / f32(count);
     let invstd = 1.0 / sqrt(variance + params.eps);
 
     let scale = gamma[c] * invstd;
     let shift = beta[c];
-    for (var i = lane; i < count; i += WORKGROUP) {
+    for (var i = sub; i < count; i += lanes) {
         let j = offset(c, i);
         let v = (x[j] - batch_mean) * scale + shift;
         y[j] = select(v, max(v, 0.0), params.relu == 1u);
     }
 
-    if lane == 0u {
+    if sub == 0u {
         saved[c] = batch_mean;
         saved[params.channels + c] = invstd;
         var unbiased = variance;

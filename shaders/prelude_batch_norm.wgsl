@@ -10,7 +10,8 @@ struct Params {
     eps: f32,
     accumulate: u32,
     relu: u32,
-    _pad: u32,
+    // Training kernels: invocations per channel, a power of two up to 256.
+    lanes: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

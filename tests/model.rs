@@ -459,3 +459,44 @@ fn custom_seed_widths_build_consistent_shapes_and_absurd_sizes_are_refused() {
     }
     assert!(Variant::Seed50.config().validate(0).is_err(), "0 classes");
 }
+
+/// The layer slots that the scheduler and the reference index by name the parameters that
+/// [`Model::parameters`] lists at those indices, and number every batch norm and max pool.
+#[test]
+fn layer_slots_point_at_each_layers_own_parameters() {
+    for variant in [Variant::ResNet18, Variant::ResNet50, Variant::Seed50] {
+        for stem in [Stem::Cifar, Stem::ImageNet] {
+            let model = Model::new(variant, stem);
+            let params = model.parameters();
+            let slots = model.layer_slots();
+            assert_eq!(slots.len(), model.layers.len());
+            let (mut used, mut batch_norms, mut pools) = (0, 0, 0);
+            for (layer, slot) in model.layers.iter().zip(&slots) {
+                let name = match &layer.op {
+                    Op::Conv { name, .. } | Op::BatchNorm { name } | Op::Linear { name, .. } => name,
+                    _ => {
+                        assert_eq!((slot.weight, slot.bias), (None, None));
+                        if matches!(layer.op, Op::MaxPool { .. }) {
+                            assert_eq!(slot.max_pool, Some(pools));
+                            pools += 1;
+                        }
+                        continue;
+                    }
+                };
+                let weight = slot.weight.expect("a weight");
+                assert_eq!(params[weight].name, format!("{name}.weight"));
+                used += 1;
+                if let Some(bias) = slot.bias {
+                    assert_eq!(params[bias].name, format!("{name}.bias"));
+                    used += 1;
+                }
+                if matches!(layer.op, Op::BatchNorm { .. }) {
+                    assert_eq!(slot.batch_norm, Some(batch_norms));
+                    batch_norms += 1;
+                }
+            }
+            assert_eq!(used, params.len(), "every parameter has a layer");
+            assert_eq!(batch_norms, model.batch_norms().len());
+        }
+    }
+}

@@ -5,8 +5,8 @@
 mod common;
 use common::*;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext, Launch};
-use resnet_wgpu::ops::max_pool::MaxPool2d;
-use resnet_wgpu::ops::upsample::UpsampleNearest;
+use resnet_wgpu::ops::max_pool::MaxPoolShape;
+use resnet_wgpu::ops::upsample::UpsampleShape;
 use resnet_wgpu::ops::{add, global_avg_pool, max_pool, upsample};
 
 /// A buffer full of NaN, so that any element a kernel fails to write shows up in comparisons.
@@ -154,14 +154,14 @@ const MAX_POOL_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (1, 2, 13, 13, 5, 2, 2),
 ];
 
-fn max_pool_shapes() -> impl Iterator<Item = MaxPool2d> {
+fn max_pool_shapes() -> impl Iterator<Item = MaxPoolShape> {
     MAX_POOL_CASES
         .iter()
-        .map(|&(n, c, h, w, k, s, p)| MaxPool2d::new(n, c, h, w, k, s, p))
+        .map(|&(n, c, h, w, k, s, p)| MaxPoolShape::new(n, c, h, w, k, s, p))
 }
 
 /// Runs forward and backward on the GPU and checks them against the CPU reference.
-fn check_max_pool(ctx: &GpuContext, shape: &MaxPool2d, x: &[f32], dy: &[f32]) {
+fn check_max_pool(ctx: &GpuContext, shape: &MaxPoolShape, x: &[f32], dy: &[f32]) {
     let name = format!("max pool {shape:?}");
     let xb = upload(ctx, "x", x);
     let yb = poisoned(ctx, "y", shape.output_len());
@@ -217,7 +217,7 @@ fn max_pool_padding_is_negative_infinity() {
         let dy = Rng::new(6).uniform_vec(shape.output_len(), -1.0, 1.0);
         check_max_pool(&ctx, &shape, &x, &dy);
     }
-    let shape = MaxPool2d::new(1, 1, 1, 1, 3, 2, 1);
+    let shape = MaxPoolShape::new(1, 1, 1, 1, 3, 2, 1);
     let (y, argmax) = max_pool::forward_cpu(&shape, &[-5.0]);
     assert_eq!((y, argmax), (vec![-5.0], vec![0]));
 }
@@ -237,7 +237,7 @@ fn max_pool_ties_pick_the_first_maximum() {
         check_max_pool(&ctx, &shape, &x, &dy);
     }
     // A hand-checked window: [[1, 3], [3, 2]] → 3 at index 1, not 2.
-    let shape = MaxPool2d::new(1, 1, 2, 2, 2, 2, 0);
+    let shape = MaxPoolShape::new(1, 1, 2, 2, 2, 2, 0);
     assert_eq!(
         max_pool::forward_cpu(&shape, &[1.0, 3.0, 3.0, 2.0]),
         (vec![3.0], vec![1])
@@ -247,11 +247,11 @@ fn max_pool_ties_pick_the_first_maximum() {
 #[test]
 fn max_pool_output_sizes_follow_pytorch() {
     // floor((H + 2p − k)/s) + 1
-    assert_eq!(MaxPool2d::new(1, 1, 112, 112, 3, 2, 1).out_h(), 56);
-    assert_eq!(MaxPool2d::new(1, 1, 112, 112, 2, 2, 0).out_h(), 56);
-    assert_eq!(MaxPool2d::new(1, 1, 7, 7, 2, 2, 0).out_h(), 3);
-    assert_eq!(MaxPool2d::new(1, 1, 7, 7, 3, 2, 1).out_h(), 4);
-    let shape = MaxPool2d::new(1, 1, 5, 9, 3, 2, 1);
+    assert_eq!(MaxPoolShape::new(1, 1, 112, 112, 3, 2, 1).out_h(), 56);
+    assert_eq!(MaxPoolShape::new(1, 1, 112, 112, 2, 2, 0).out_h(), 56);
+    assert_eq!(MaxPoolShape::new(1, 1, 7, 7, 2, 2, 0).out_h(), 3);
+    assert_eq!(MaxPoolShape::new(1, 1, 7, 7, 3, 2, 1).out_h(), 4);
+    let shape = MaxPoolShape::new(1, 1, 5, 9, 3, 2, 1);
     assert_eq!((shape.out_h(), shape.out_w()), (3, 5));
 }
 
@@ -267,7 +267,7 @@ fn max_pool_backward_matches_finite_differences() {
     .iter()
     .enumerate()
     {
-        let shape = MaxPool2d::new(n, c, h, w, k, s, p);
+        let shape = MaxPoolShape::new(n, c, h, w, k, s, p);
         let x = distinct_values(shape.input_len(), 70 + i as u64);
         let weights = probe_weights(shape.output_len(), 80 + i as u64);
         let (_, argmax) = max_pool::forward_cpu(&shape, &x);
@@ -280,7 +280,7 @@ fn max_pool_backward_matches_finite_differences() {
 #[test]
 fn max_pool_is_deterministic() {
     let ctx = gpu();
-    let shape = MaxPool2d::new(2, 64, 112, 112, 3, 2, 1);
+    let shape = MaxPoolShape::new(2, 64, 112, 112, 3, 2, 1);
     let x = Rng::new(90).uniform_vec(shape.input_len(), -1.0, 1.0);
     let dy = Rng::new(91).uniform_vec(shape.output_len(), -1.0, 1.0);
     let (xb, yb, dyb, dxb) = (
@@ -382,10 +382,10 @@ const UPSAMPLE_CASES: &[UpsampleCase] = &[
     (1, 300, (1, 1), (1, 1)),
 ];
 
-fn upsample_shapes() -> impl Iterator<Item = UpsampleNearest> {
+fn upsample_shapes() -> impl Iterator<Item = UpsampleShape> {
     UPSAMPLE_CASES
         .iter()
-        .map(|&(n, c, input, output)| UpsampleNearest::new(n, c, input, output))
+        .map(|&(n, c, input, output)| UpsampleShape::new(n, c, input, output))
 }
 
 #[test]
@@ -425,7 +425,7 @@ fn upsample_matches_reference() {
 #[test]
 fn upsample_integer_ratio_repeats_each_pixel() {
     // 32 → 224 is a factor of 7: PyTorch's nearest copies each pixel into a 7×7 block.
-    let shape = UpsampleNearest::new(1, 2, (32, 32), (224, 224));
+    let shape = UpsampleShape::new(1, 2, (32, 32), (224, 224));
     let x: Vec<f64> = (0..shape.input_len()).map(|i| i as f64).collect();
     let y = upsample::forward_cpu(&shape, &x);
     for c in 0..2 {
@@ -451,7 +451,7 @@ fn upsample_backward_matches_finite_differences() {
     .iter()
     .enumerate()
     {
-        let shape = UpsampleNearest::new(n, c, input, output);
+        let shape = UpsampleShape::new(n, c, input, output);
         let x = to_f64(&Rng::new(700 + i as u64).uniform_vec(shape.input_len(), -1.0, 1.0));
         let weights = probe_weights(shape.output_len(), 710 + i as u64);
         let analytic = upsample::backward_cpu(&shape, &weights);
@@ -463,7 +463,7 @@ fn upsample_backward_matches_finite_differences() {
 #[test]
 fn upsample_is_deterministic() {
     let ctx = gpu();
-    let shape = UpsampleNearest::new(2, 3, (32, 32), (224, 224));
+    let shape = UpsampleShape::new(2, 3, (32, 32), (224, 224));
     let dy = Rng::new(720).uniform_vec(shape.output_len(), -1.0, 1.0);
     let (dyb, dxb) = (upload(&ctx, "dy", &dy), zeros(&ctx, "dx", shape.input_len()));
     let bwd = upsample::backward(&ctx, &shape, &dyb, &dxb);
@@ -474,7 +474,7 @@ fn upsample_is_deterministic() {
 fn large_launches_use_a_2d_grid() {
     // More than 65,535 × 256 outputs: the launch must spread its workgroups over two axes.
     let ctx = gpu();
-    let shape = UpsampleNearest::new(128, 3, (32, 32), (224, 224));
+    let shape = UpsampleShape::new(128, 3, (32, 32), (224, 224));
     assert!(shape.output_len() > 65_535 * 256);
     let x = Rng::new(730).uniform_vec(shape.input_len(), -1.0, 1.0);
     let (xb, yb) = (upload(&ctx, "x", &x), poisoned(&ctx, "y", shape.output_len()));
@@ -502,8 +502,8 @@ fn params_structs_match_the_wgsl_layouts() {
     assert_eq!(std::mem::size_of::<max_pool::MaxPoolParams>(), 32);
     assert_eq!(std::mem::size_of::<global_avg_pool::GlobalAvgPoolParams>(), 16);
     assert_eq!(std::mem::size_of::<upsample::UpsampleParams>(), 32);
-    let p = MaxPool2d::new(2, 64, 112, 112, 3, 2, 1).params();
+    let p = MaxPoolShape::new(2, 64, 112, 112, 3, 2, 1).params();
     assert_eq!(bytemuck::cast::<_, [u32; 8]>(p), [128, 112, 112, 56, 56, 3, 2, 1]);
-    let p = UpsampleNearest::new(2, 3, (32, 32), (224, 224)).params();
+    let p = UpsampleShape::new(2, 3, (32, 32), (224, 224)).params();
     assert_eq!(bytemuck::cast::<_, [u32; 8]>(p), [6, 32, 32, 224, 224, 0, 0, 0]);
 }

@@ -168,7 +168,8 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             momentum,
             eps,
             accumulate,
-            relu
+            relu,
+            lanes
         }),
         ReluForward | ReluBackward => twin!(LenParams { len }),
         Add => twin!(AddParams { len }),

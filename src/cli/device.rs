@@ -101,7 +101,11 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
 /// Images per second of whole training steps for the three reference configurations, their
 /// memory, and where one step's time goes, kernel by kernel.
 /// Only the configurations whose title contains `only` run.
-pub fn run_step_bench(ctx: &GpuContext, min_seconds: f64, only: &str) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run_step_bench(
+    ctx: &GpuContext,
+    min_seconds: f64,
+    only: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     use resnet_wgpu::model::{Stem, Variant};
     use resnet_wgpu::train::ModelSpec;
     println!("adapter: {}", ctx.describe());

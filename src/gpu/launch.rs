@@ -120,6 +120,24 @@ impl Launch {
         self.dispatches.iter().map(|d| d.workgroups).collect()
     }
 
+    /// Keeps about `fraction` of each dispatch's workgroups (the first rows or columns of its
+    /// grid, along its longer axis), for timing a sample of a launch whose work is spread
+    /// evenly over its workgroups; returns the fraction of the first dispatch's workgroups
+    /// kept. The outputs of a shrunk launch are incomplete.
+    pub fn shrink(&mut self, fraction: f64) -> f64 {
+        let mut kept = 1.0;
+        for (i, d) in self.dispatches.iter_mut().enumerate() {
+            let axis = if d.workgroups[0] >= d.workgroups[1] { 0 } else { 1 };
+            let before = d.workgroups[axis];
+            let after = ((before as f64 * fraction).ceil() as u32).clamp(1, before);
+            d.workgroups[axis] = after;
+            if i == 0 {
+                kept = after as f64 / before as f64;
+            }
+        }
+        kept
+    }
+
     /// A launch over `count` workgroups laid out by [`grid_2d`].
     pub fn linear<P: bytemuck::Pod>(
         ctx: &GpuContext,

@@ -136,6 +136,19 @@ impl ParamSpec {
     }
 }
 
+/// Where a layer's tensors sit in the network's lists (see [`Model::layer_slots`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerSlots {
+    /// Conv or linear weight, or batch-norm γ: an index into [`Model::parameters`].
+    pub weight: Option<usize>,
+    /// Conv or linear bias, or batch-norm β.
+    pub bias: Option<usize>,
+    /// Index among the batch norms (running and saved statistics).
+    pub batch_norm: Option<usize>,
+    /// Index among the max pools (argmax buffers).
+    pub max_pool: Option<usize>,
+}
+
 /// A network: its layers in execution order and the shapes they imply.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
@@ -228,6 +241,40 @@ impl Model {
             .iter()
             .map(|p| p.initial_values(&mut rng))
             .collect()
+    }
+
+    /// Where each layer's tensors sit in the network's lists: the one numbering of parameters
+    /// (in [`Model::parameters`] order), batch norms and max pools that the scheduler and the
+    /// CPU reference share.
+    pub fn layer_slots(&self) -> Vec<LayerSlots> {
+        let (mut params, mut batch_norms, mut pools) = (0, 0, 0);
+        let next = |counter: &mut usize| {
+            *counter += 1;
+            Some(*counter - 1)
+        };
+        let mut out = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let mut slots = LayerSlots::default();
+            match &layer.op {
+                Op::Conv { bias, .. } => {
+                    slots.weight = next(&mut params);
+                    slots.bias = if *bias { next(&mut params) } else { None };
+                }
+                Op::Linear { .. } => {
+                    slots.weight = next(&mut params);
+                    slots.bias = next(&mut params);
+                }
+                Op::BatchNorm { .. } => {
+                    slots.weight = next(&mut params);
+                    slots.bias = next(&mut params);
+                    slots.batch_norm = next(&mut batch_norms);
+                }
+                Op::MaxPool { .. } => slots.max_pool = next(&mut pools),
+                _ => {}
+            }
+            out.push(slots);
+        }
+        out
     }
 
     /// Every trainable parameter, in layer order, as PyTorch's `state_dict` lists them.

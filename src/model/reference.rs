@@ -24,17 +24,15 @@
 use super::{Model, Op, Shape};
 use crate::ops::batch_norm::{self, BnShape};
 use crate::ops::conv2d;
-use crate::ops::matmul::{self, Bias, MatmulParams};
-use crate::ops::max_pool::{self, MaxPool2d};
+use crate::ops::max_pool::{self, MaxPoolShape};
 use crate::ops::sgd::{self, SgdConfig};
-use crate::ops::upsample::{self, UpsampleNearest};
-use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, relu};
+use crate::ops::upsample::{self, UpsampleShape};
+use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, linear, relu};
 use crate::rng::Rng;
 
-/// Weight of the new batch statistic in the running averages (PyTorch's default).
-pub const BN_MOMENTUM: f64 = 0.1;
-/// Added to the variance before the square root (PyTorch's default).
-pub const BN_EPS: f64 = 1e-5;
+/// The trainer's batch-norm constants ([`batch_norm::DEFAULT_MOMENTUM`], [`batch_norm::DEFAULT_EPS`]) in f64.
+pub const BN_MOMENTUM: f64 = batch_norm::DEFAULT_MOMENTUM as f64;
+pub const BN_EPS: f64 = batch_norm::DEFAULT_EPS as f64;
 
 /// Everything a training run carries from step to step.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,60 +127,6 @@ pub struct Gradients {
     pub input: Vec<f64>,
 }
 
-/// Where each layer's parameters sit in the flat parameter list.
-#[derive(Clone, Copy, Debug, Default)]
-struct Slots {
-    /// Conv or linear weight, or batch-norm γ.
-    weight: Option<usize>,
-    /// Conv or linear bias, or batch-norm β.
-    bias: Option<usize>,
-    /// Index among the batch norms (running statistics, batch statistics).
-    bn: Option<usize>,
-}
-
-/// The slots of every layer, numbered as [`Model::parameters`] lists the parameters.
-fn slots(model: &Model) -> Vec<Slots> {
-    let (mut next_param, mut next_bn) = (0, 0);
-    let mut take = || {
-        next_param += 1;
-        Some(next_param - 1)
-    };
-    let mut out = Vec::with_capacity(model.layers.len());
-    for layer in &model.layers {
-        let slot = match &layer.op {
-            Op::Conv { bias, .. } => {
-                let weight = take();
-                let bias = if *bias { take() } else { None };
-                Slots {
-                    weight,
-                    bias,
-                    bn: None,
-                }
-            }
-            Op::BatchNorm { .. } => {
-                let (weight, bias) = (take(), take());
-                next_bn += 1;
-                Slots {
-                    weight,
-                    bias,
-                    bn: Some(next_bn - 1),
-                }
-            }
-            Op::Linear { .. } => {
-                let (weight, bias) = (take(), take());
-                Slots {
-                    weight,
-                    bias,
-                    bn: None,
-                }
-            }
-            _ => Slots::default(),
-        };
-        out.push(slot);
-    }
-    out
-}
-
 /// Panics unless `params` has one vector of the right length per [`Model::parameters`] entry.
 fn check_params(model: &Model, params: &[Vec<f64>]) {
     let specs = model.parameters();
@@ -211,23 +155,14 @@ fn bn_shape(x: Shape) -> BnShape {
     BnShape::new(n, c, h * w)
 }
 
-fn pool_shape(x: Shape, kernel: usize, stride: usize, padding: usize) -> MaxPool2d {
+fn pool_shape(x: Shape, kernel: usize, stride: usize, padding: usize) -> MaxPoolShape {
     let [n, c, h, w] = x;
-    MaxPool2d::new(n, c, h, w, kernel, stride, padding)
+    MaxPoolShape::new(n, c, h, w, kernel, stride, padding)
 }
 
-fn upsample_shape(x: Shape, size: usize) -> UpsampleNearest {
+fn upsample_shape(x: Shape, size: usize) -> UpsampleShape {
     let [n, c, h, w] = x;
-    UpsampleNearest::new(n, c, (h, w), (size, size))
-}
-
-/// The linear layer's forward GEMM `y [B, out] = x [B, F] · Wᵀ + b`: A = x row-major, B[k, n] =
-/// W[n, k] (W is `[out, F]`), the bias per column.
-fn linear_forward(x: &[f64], w: &[f64], b: &[f64], batch: usize, features: usize, out: usize) -> Vec<f64> {
-    let mut p = MatmulParams::row_major(1, batch, out, features).with_bias(Bias::PerColumn);
-    p.b_k = 1;
-    p.b_col = features as u32;
-    matmul::matmul_cpu(&p, x, w, Some(b), &vec![0.0; batch * out])
+    UpsampleShape::new(n, c, (h, w), (size, size))
 }
 
 /// How batch norm normalises in a forward pass.
@@ -244,7 +179,7 @@ fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize,
     check_params(model, params);
     let shapes = model.shapes(batch);
     check_batch(&shapes, images, batch);
-    let slots = slots(model);
+    let slots = model.layer_slots();
     let mut tensors = Vec::with_capacity(shapes.len());
     tensors.push(images.to_vec());
     let mut batch_stats = Vec::new();
@@ -278,7 +213,7 @@ fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize,
                         f.y
                     }
                     Mode::Eval(running) => {
-                        let (mean, var) = &running[slot.bn.expect("batch norm has a slot")];
+                        let (mean, var) = &running[slot.batch_norm.expect("batch norm has a slot")];
                         batch_norm::inference_forward_cpu(x, weight(), bias(), mean, var, s, BN_EPS)
                     }
                 }
@@ -303,7 +238,7 @@ fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize,
             Op::Linear { out_features, .. } => {
                 let [n, f, h, w] = xs;
                 assert_eq!(h * w, 1, "reference: a linear layer reads [B, F, 1, 1]");
-                linear_forward(x, weight(), bias(), n, f, *out_features)
+                linear::forward_cpu(x, weight(), bias(), n, f, *out_features)
             }
         };
         tensors.push(y);
@@ -357,7 +292,7 @@ fn run_backward(
     batch: usize,
 ) -> (Vec<Vec<f64>>, Vec<f64>) {
     let shapes = model.shapes(batch);
-    let slots = slots(model);
+    let slots = model.layer_slots();
     let mut param_grads: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
     // ∂L/∂tensor, filled in as the consumers of each tensor are visited (in reverse order,
     // all of a tensor's consumers come before its producer).
@@ -391,7 +326,7 @@ fn run_backward(
             // dβ = Σdy, dγ = Σdy·x̂, dx = γ·invstd/M·(M·dy − Σdy − x̂·Σdy·x̂)
             Op::BatchNorm { .. } => {
                 let (g_slot, b_slot) = (slot.weight.expect("γ"), slot.bias.expect("β"));
-                let stats = &trace.batch_stats[slot.bn.expect("batch norm has a slot")];
+                let stats = &trace.batch_stats[slot.batch_norm.expect("batch norm has a slot")];
                 let b = batch_norm::backward_cpu(
                     &dy,
                     x,
@@ -424,16 +359,10 @@ fn run_backward(
                 let [n, f, _, _] = xs;
                 let out = *out_features;
                 let (w_slot, b_slot) = (slot.weight.expect("fc weight"), slot.bias.expect("fc bias"));
-                // dW [out, F] = dyᵀ [out, B] · x [B, F]: A[m, k] = dy[k, m]
-                let mut p = MatmulParams::row_major(1, out, f, n);
-                p.a_row = 1;
-                p.a_k = out as u32;
-                param_grads[w_slot] = matmul::matmul_cpu(&p, &dy, x, None, &vec![0.0; out * f]);
+                param_grads[w_slot] = linear::weight_grad_cpu(&dy, x, n, f, out);
                 // db [out] = Σ_b dy[b, ·]
                 param_grads[b_slot] = bias_grad::backward_cpu(&dy, n, out, 1);
-                // dx [B, F] = dy [B, out] · W [out, F]
-                let p = MatmulParams::row_major(1, n, f, out);
-                matmul::matmul_cpu(&p, &dy, &params[w_slot], None, &vec![0.0; n * f])
+                linear::input_grad_cpu(&dy, &params[w_slot], n, f, out)
             }
         };
         accumulate(&mut grads[layer.inputs[0]], dx);

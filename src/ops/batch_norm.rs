@@ -18,14 +18,17 @@
 //! writes `max(y, 0)`, and the backward takes the ReLU's output gradient and masks it where the
 //! recomputed `γ·xhat + β` is not positive, so the normalized tensor is never stored.
 //!
-//! The reductions run one workgroup of 256 per channel with fixed tree reductions, so results
+//! The reductions run a power-of-two number of lanes per channel (up to a workgroup of 256;
+//! several channels share a workgroup when they hold few values) with fixed tree reductions, so results
 //! are identical run to run. Gradients are overwritten, not accumulated.
 
 use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
-/// PyTorch's defaults.
+/// Weight of the new batch statistic in the running averages (PyTorch's default), the one
+/// value the trainer and the CPU reference use.
 pub const DEFAULT_MOMENTUM: f32 = 0.1;
+/// Added to the variance before the square root (PyTorch's default).
 pub const DEFAULT_EPS: f32 = 1e-5;
 
 /// An NCHW shape with the spatial axes flattened: `[batch, channels, spatial]`.
@@ -59,6 +62,18 @@ impl BnShape {
     pub fn per_channel(&self) -> usize {
         self.batch * self.spatial
     }
+
+    /// Invocations per channel of the training kernels: the channel's values rounded up to a
+    /// power of two, at most a whole workgroup of 256. A workgroup then handles
+    /// `256 / lanes` channels.
+    pub fn lanes(&self) -> usize {
+        self.per_channel().next_power_of_two().min(256)
+    }
+
+    /// Workgroups of the training kernels.
+    fn channel_groups(&self) -> u32 {
+        self.channels.div_ceil(256 / self.lanes()) as u32
+    }
 }
 
 /// The uniform of all three batch-norm kernels (32 bytes).
@@ -75,7 +90,8 @@ pub struct BatchNormParams {
     pub accumulate: u32,
     /// 1: fused with the ReLU that follows (see [`Relu`]).
     pub relu: u32,
-    pub _pad: u32,
+    /// Training kernels: invocations per channel (see [`BnShape::lanes`]).
+    pub lanes: u32,
 }
 
 /// Whether a batch-norm launch includes the ReLU that follows it in the network.
@@ -100,7 +116,7 @@ impl BatchNormParams {
             eps,
             accumulate: 0,
             relu: 0,
-            _pad: 0,
+            lanes: shape.lanes() as u32,
         }
     }
 
@@ -194,7 +210,7 @@ pub fn train_forward(
             &b.running_mean.buffer,
             &b.running_var.buffer,
         ],
-        shape.channels as u32,
+        shape.channel_groups(),
     )
 }
 
@@ -261,7 +277,7 @@ pub fn backward(
             &b.dgamma.buffer,
             &b.dbeta.buffer,
         ],
-        shape.channels as u32,
+        shape.channel_groups(),
     )
 }
 

@@ -1,4 +1,4 @@
-//! 2-D max pooling, NCHW, PyTorch semantics (`nn.MaxPool2d(kernel, stride, padding)`, no
+//! 2-D max pooling, NCHW, PyTorch semantics (`nn.MaxPoolShape(kernel, stride, padding)`, no
 //! dilation, `ceil_mode=False`).
 //!
 //! Shapes: `x[N, C, H, W] → y[N, C, OH, OW]` with `OH = ⌊(H + 2p − k)/s⌋ + 1` (`OW` likewise),
@@ -31,7 +31,7 @@ pub struct MaxPoolParams {
 
 /// The shape of a max-pool layer: input `[batch, channels, in_h, in_w]`, square window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxPool2d {
+pub struct MaxPoolShape {
     pub batch: usize,
     pub channels: usize,
     pub in_h: usize,
@@ -41,7 +41,7 @@ pub struct MaxPool2d {
     pub pad: usize,
 }
 
-impl MaxPool2d {
+impl MaxPoolShape {
     /// Checks the configuration as PyTorch does: a positive window and stride, padding at most
     /// half the window (so every window holds a real element) and at least one output.
     pub fn new(
@@ -120,7 +120,7 @@ impl MaxPool2d {
 /// `y` and `argmax` (`u32`) have `shape.output_len()` elements, `x` has `shape.input_len()`.
 pub fn forward(
     ctx: &GpuContext,
-    shape: &MaxPool2d,
+    shape: &MaxPoolShape,
     x: &GpuBuffer<f32>,
     y: &GpuBuffer<f32>,
     argmax: &GpuBuffer<u32>,
@@ -153,7 +153,7 @@ pub fn forward(
 /// overwritten and has `shape.input_len()`.
 pub fn backward(
     ctx: &GpuContext,
-    shape: &MaxPool2d,
+    shape: &MaxPoolShape,
     argmax: &GpuBuffer<u32>,
     dy: &GpuBuffer<f32>,
     dx: &GpuBuffer<f32>,
@@ -185,7 +185,7 @@ pub fn backward(
 /// Returns `(y, argmax)`, both `[N, C, OH, OW]`, for `x[N, C, H, W]`.
 /// `y[n,c,oh,ow] = x[n,c,h*,w*]` with `(h*, w*)` the first maximum in row-major window order
 /// (a NaN counts as the maximum, as in PyTorch); `argmax = h*·W + w*`.
-pub fn forward_cpu(shape: &MaxPool2d, x: &[f64]) -> (Vec<f64>, Vec<u32>) {
+pub fn forward_cpu(shape: &MaxPoolShape, x: &[f64]) -> (Vec<f64>, Vec<u32>) {
     assert_eq!(x.len(), shape.input_len());
     let (h_in, w_in, h_out, w_out) = (shape.in_h, shape.in_w, shape.out_h(), shape.out_w());
     let mut y = Vec::with_capacity(shape.output_len());
@@ -217,7 +217,7 @@ pub fn forward_cpu(shape: &MaxPool2d, x: &[f64]) -> (Vec<f64>, Vec<u32>) {
 
 /// `dx[n,c,h,w] = Σ dy[n,c,oh,ow]` over the outputs with `argmax[n,c,oh,ow] = h·W + w`.
 /// `argmax` and `dy` are `[N, C, OH, OW]`; returns `dx[N, C, H, W]`.
-pub fn backward_cpu(shape: &MaxPool2d, argmax: &[u32], dy: &[f64]) -> Vec<f64> {
+pub fn backward_cpu(shape: &MaxPoolShape, argmax: &[u32], dy: &[f64]) -> Vec<f64> {
     assert_eq!(argmax.len(), shape.output_len());
     assert_eq!(dy.len(), shape.output_len());
     let in_plane = shape.in_h * shape.in_w;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod conv2d;
 pub mod cross_entropy;
 pub mod global_avg_pool;
+pub mod linear;
 pub mod matmul;
 pub mod max_pool;
 pub mod relu;

@@ -26,7 +26,7 @@ pub struct UpsampleParams {
 
 /// The shape of a nearest resize: `[batch, channels, in_h, in_w] → [batch, channels, out_h, out_w]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UpsampleNearest {
+pub struct UpsampleShape {
     pub batch: usize,
     pub channels: usize,
     pub in_h: usize,
@@ -35,7 +35,7 @@ pub struct UpsampleNearest {
     pub out_w: usize,
 }
 
-impl UpsampleNearest {
+impl UpsampleShape {
     pub fn new(
         batch: usize,
         channels: usize,
@@ -89,7 +89,7 @@ impl UpsampleNearest {
 }
 
 /// `x` has `shape.input_len()` elements, `y` has `shape.output_len()`.
-pub fn forward(ctx: &GpuContext, shape: &UpsampleNearest, x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Launch {
+pub fn forward(ctx: &GpuContext, shape: &UpsampleShape, x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Launch {
     assert_eq!(
         x.len(),
         shape.input_len(),
@@ -110,12 +110,7 @@ pub fn forward(ctx: &GpuContext, shape: &UpsampleNearest, x: &GpuBuffer<f32>, y:
 }
 
 /// `dy` has `shape.output_len()` elements, `dx` has `shape.input_len()` (fully overwritten).
-pub fn backward(
-    ctx: &GpuContext,
-    shape: &UpsampleNearest,
-    dy: &GpuBuffer<f32>,
-    dx: &GpuBuffer<f32>,
-) -> Launch {
+pub fn backward(ctx: &GpuContext, shape: &UpsampleShape, dy: &GpuBuffer<f32>, dx: &GpuBuffer<f32>) -> Launch {
     assert_eq!(
         dy.len(),
         shape.output_len(),
@@ -136,7 +131,7 @@ pub fn backward(
 }
 
 /// `x[N, C, IH, IW] → y[N, C, OH, OW]`, `y[n,c,oh,ow] = x[n,c,⌊oh·IH/OH⌋,⌊ow·IW/OW⌋]`.
-pub fn forward_cpu(shape: &UpsampleNearest, x: &[f64]) -> Vec<f64> {
+pub fn forward_cpu(shape: &UpsampleShape, x: &[f64]) -> Vec<f64> {
     assert_eq!(x.len(), shape.input_len());
     let mut y = Vec::with_capacity(shape.output_len());
     for plane in x.chunks_exact(shape.in_h * shape.in_w) {
@@ -153,7 +148,7 @@ pub fn forward_cpu(shape: &UpsampleNearest, x: &[f64]) -> Vec<f64> {
 
 /// `dy[N, C, OH, OW] → dx[N, C, IH, IW]`: each `dy` element is added to the input pixel its
 /// forward value came from (a scatter here; the GPU gathers the same sums).
-pub fn backward_cpu(shape: &UpsampleNearest, dy: &[f64]) -> Vec<f64> {
+pub fn backward_cpu(shape: &UpsampleShape, dy: &[f64]) -> Vec<f64> {
     assert_eq!(dy.len(), shape.output_len());
     let in_plane = shape.in_h * shape.in_w;
     let mut dx = vec![0.0; shape.input_len()];

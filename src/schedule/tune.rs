@@ -8,15 +8,22 @@
 //! counts); a candidate is dropped after one run once it is clearly slower (1.5×) than the best
 //! so far, and long launches (60 ms) are timed once. The adapter's default variant goes
 //! first, so that the others are usually dropped after one run.
+//!
+//! A launch that would take much longer than [`SAMPLE_SECONDS`] at the fastest rate seen so
+//! far is timed on a sample: every candidate runs the same fraction of its workgroups (see
+//! [`Launch::shrink`]), which does the same fraction of the work at the same speed. On a CPU
+//! adapter that cuts a ResNet-50 plan's timing from several training steps' worth to seconds;
+//! on a GPU, where whole launches take milliseconds, nothing is sampled.
 
 use std::collections::BTreeMap;
 
 use web_time::Instant;
 
-use super::{GradientPlan, KernelCache, LinearGemms};
+use super::{GradientPlan, KernelCache};
 use crate::gpu::{GemmKey, GpuBuffer, GpuContext, GpuError, KernelPolicy, Launch, Variant};
 use crate::model::{Model, Op};
 use crate::ops::conv2d::{self, Conv2dShape, Direction};
+use crate::ops::linear::LinearGemms;
 use crate::ops::matmul::{self, MatmulParams};
 
 /// One GEMM-shaped launch of a network and the variant it runs.
@@ -28,7 +35,8 @@ pub struct TunedLaunch {
     pub direction: &'static str,
     pub key: GemmKey,
     pub variant: Variant,
-    /// Milliseconds per variant where this run measured them (the first layer of a shape).
+    /// Milliseconds per variant where this run measured them (the first layer of a shape): of
+    /// the whole launch, estimated from a sample where one was timed.
     pub timings: Vec<(Variant, f64)>,
 }
 
@@ -85,6 +93,16 @@ struct Case {
 enum CaseShape {
     Conv(Direction, Conv2dShape),
     Matmul(MatmulParams),
+}
+
+impl CaseShape {
+    /// Floating-point operations of the launch (2 per multiply-add).
+    fn flops(&self) -> f64 {
+        match self {
+            CaseShape::Conv(_, s) => s.flops(),
+            CaseShape::Matmul(p) => 2.0 * p.m as f64 * p.n as f64 * p.k as f64 * p.batch as f64,
+        }
+    }
 }
 
 fn direction_name(d: Direction) -> &'static str {
@@ -200,6 +218,9 @@ impl CaseBuffers {
 /// Past this much time a candidate's timing stops: a run that long is timed well enough once.
 const LONG_RUN_SECONDS: f64 = 0.06;
 
+/// How long a sampled launch should run at the fastest rate seen so far.
+pub const SAMPLE_SECONDS: f64 = 0.01;
+
 /// Median seconds of a launch, from up to three runs; fewer once it is clearly slower than
 /// `best` or has taken [`LONG_RUN_SECONDS`].
 async fn time_launch(ctx: &GpuContext, launch: &Launch, best: f64) -> Result<f64, GpuError> {
@@ -265,20 +286,28 @@ pub async fn choose_kernels(
     }
     let mut timed: BTreeMap<GemmKey, Vec<(Variant, f64)>> = BTreeMap::new();
     let mut counted = std::collections::BTreeSet::new();
+    // FLOP/s of the fastest launch timed so far: what sizes the samples.
+    let mut fastest_rate: Option<f64> = None;
     for (done, case) in cases.iter().enumerate() {
         progress(done, cases.len());
         let first_of_shape = counted.insert(case.key.clone());
         if auto && tuning == Tuning::Measure && case.candidates.len() > 1 && !ctx.is_measured(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape);
+            let flops = case.shape.flops();
+            let fraction = fastest_rate.map_or(1.0, |rate| (SAMPLE_SECONDS * rate / flops).min(1.0));
             let mut best = (f64::INFINITY, case.candidates[0]);
             let mut timings = Vec::new();
             for &variant in &case.candidates {
-                let launch = buffers.launch(ctx, &case.shape, variant);
-                let seconds = time_launch(ctx, &launch, best.0).await?;
+                let mut launch = buffers.launch(ctx, &case.shape, variant);
+                let kept = launch.shrink(fraction);
+                // Seconds of the whole launch, estimated from the sample.
+                let seconds = time_launch(ctx, &launch, best.0 * kept).await? / kept;
                 timings.push((variant, seconds * 1e3));
                 if seconds < best.0 {
                     best = (seconds, variant);
                 }
+                let rate = flops / seconds;
+                fastest_rate = Some(fastest_rate.map_or(rate, |r: f64| r.max(rate)));
             }
             log::info!("kernel choice: {} -> {} ({timings:?})", case.key, best.1);
             ctx.set_measured(case.key.clone(), best.1);

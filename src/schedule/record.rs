@@ -1,0 +1,307 @@
+//! Recording a network's launch lists over its allocated buffers: forward (training and
+//! inference), loss, backward layer by layer, and SGD. Recording allocates only the launches'
+//! small uniform buffers and bind groups; a training step replays the lists.
+
+use super::{GradientPlan, Network};
+use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use crate::model::{LayerSlots, Op};
+use crate::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu};
+use crate::ops::conv2d;
+use crate::ops::linear::LinearGemms;
+use crate::ops::matmul;
+use crate::ops::max_pool::{self, MaxPoolShape};
+use crate::ops::sgd;
+use crate::ops::upsample::{self, UpsampleShape};
+use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, relu};
+
+/// Records every launch list of `net`: the first micro-batch's training launches, later
+/// micro-batches' (adding into the gradients), inference, and SGD.
+pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &GradientPlan) {
+    let recorder = Recorder {
+        ctx,
+        net,
+        plan,
+        slots: net.model.layer_slots(),
+        fused_relu: net.model.relu_fused_into_batch_norm(),
+    };
+    let train_first = recorder.train(false);
+    let train_accumulate = if net.micro_batch < net.batch {
+        recorder.train(true)
+    } else {
+        Vec::new()
+    };
+    let eval_launches = recorder.forward(false);
+    let sgd_launches = (0..net.params.len())
+        .map(|p| {
+            sgd::update(
+                ctx,
+                net.sgd_config,
+                &net.grads[p],
+                &net.params[p],
+                &net.momentum[p],
+            )
+        })
+        .collect();
+    net.train_first = train_first;
+    net.train_accumulate = train_accumulate;
+    net.eval_launches = eval_launches;
+    net.sgd_launches = sgd_launches;
+}
+
+/// Records launch lists over a network's buffers.
+struct Recorder<'a> {
+    ctx: &'a GpuContext,
+    net: &'a Network,
+    /// Per layer: its parameters, batch-norm and max-pool indices.
+    slots: Vec<LayerSlots>,
+    plan: &'a GradientPlan,
+    /// Per layer: a ReLU that runs inside the batch norm before it.
+    fused_relu: Vec<bool>,
+}
+
+impl Recorder<'_> {
+    fn slot(&self, k: usize) -> &GpuBuffer<f32> {
+        &self.net._slots[k]
+    }
+
+    /// Whether layer `i` (a batch norm) runs the ReLU that follows it.
+    fn relu_after(&self, i: usize) -> Relu {
+        match self.fused_relu.get(i + 1) {
+            Some(true) => Relu::Fused,
+            _ => Relu::None,
+        }
+    }
+
+    /// Forward, loss and backward of one micro-batch; parameter gradients are added to when
+    /// `accumulate`, else overwritten.
+    fn train(&self, accumulate: bool) -> Vec<Launch> {
+        let (ctx, net) = (self.ctx, self.net);
+        let mut launches = self.forward(true);
+        let logits = &net.activations[net.model.output()];
+        let grad_logits = self.slot(self.plan.tensor_slot[net.model.output()].unwrap());
+        let (m, classes) = (net.micro_batch, net.model.classes);
+        launches.push(cross_entropy::backward(
+            ctx,
+            m,
+            classes,
+            net.batch,
+            logits,
+            &net.labels,
+            grad_logits,
+        ));
+        for i in (0..net.model.layers.len()).rev() {
+            self.backward_layer(i, accumulate, &mut launches);
+        }
+        launches
+    }
+
+    /// Forward in training mode (batch statistics) or inference mode (running statistics),
+    /// then the loss.
+    fn forward(&self, train: bool) -> Vec<Launch> {
+        let (ctx, net) = (self.ctx, self.net);
+        let mut launches = Vec::new();
+        for (i, layer) in net.model.layers.iter().enumerate() {
+            if self.fused_relu[i] {
+                continue; // the batch norm before it applied it
+            }
+            let x = &net.activations[layer.inputs[0]];
+            let relu = self.relu_after(i);
+            // A batch norm with its ReLU fused writes the ReLU's output.
+            let y = &net.activations[i + 1 + (relu == Relu::Fused) as usize];
+            let [n, c, h, w] = net.shapes[layer.inputs[0]];
+            let p = self.slots[i];
+            let launch = match &layer.op {
+                Op::Upsample { size } => {
+                    let shape = UpsampleShape::new(n, c, (h, w), (*size, *size));
+                    upsample::forward(ctx, &shape, x, y)
+                }
+                Op::Conv { .. } => {
+                    let shape = layer.op.conv_shape(net.shapes[layer.inputs[0]]).unwrap();
+                    let bias = p.bias.map(|b| &net.params[b]);
+                    conv2d::forward(ctx, &shape, x, &net.params[p.weight.expect("a weight")], bias, y)
+                }
+                Op::BatchNorm { .. } => {
+                    let (rm, rv) = &net.running[p.batch_norm.unwrap()];
+                    let s = p.batch_norm.unwrap();
+                    let shape = BnShape::new(n, c, h * w);
+                    let (gamma, beta) = (
+                        &net.params[p.weight.expect("a weight")],
+                        &net.params[p.bias.unwrap()],
+                    );
+                    if train {
+                        let buffers = batch_norm::TrainForwardBuffers {
+                            x,
+                            gamma,
+                            beta,
+                            y,
+                            saved: &net._saved[s],
+                            running_mean: rm,
+                            running_var: rv,
+                        };
+                        batch_norm::train_forward(ctx, shape, DEFAULT_MOMENTUM, DEFAULT_EPS, relu, &buffers)
+                    } else {
+                        let buffers = batch_norm::InferenceForwardBuffers {
+                            x,
+                            gamma,
+                            beta,
+                            running_mean: rm,
+                            running_var: rv,
+                            y,
+                        };
+                        batch_norm::inference_forward(ctx, shape, DEFAULT_EPS, relu, &buffers)
+                    }
+                }
+                Op::Relu => relu::forward(ctx, x, y),
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let shape = MaxPoolShape::new(n, c, h, w, *kernel, *stride, *padding);
+                    let argmax = &net._argmax[p.max_pool.unwrap()];
+                    max_pool::forward(ctx, &shape, x, y, argmax)
+                }
+                Op::Add => add::forward(ctx, x, &net.activations[layer.inputs[1]], y),
+                Op::GlobalAvgPool => global_avg_pool::forward(ctx, [n, c, h, w], x, y),
+                Op::Linear { out_features, .. } => {
+                    let mm = LinearGemms::new(n, c * h * w, *out_features, false);
+                    let bias = Some(&net.params[p.bias.unwrap()]);
+                    matmul::launch(
+                        ctx,
+                        &mm.forward,
+                        x,
+                        &net.params[p.weight.expect("a weight")],
+                        bias,
+                        y,
+                    )
+                }
+            };
+            launches.push(launch);
+        }
+        let logits = &net.activations[net.model.output()];
+        let (m, classes) = (net.micro_batch, net.model.classes);
+        launches.push(cross_entropy::forward(
+            ctx,
+            m,
+            classes,
+            logits,
+            &net.labels,
+            &net.loss,
+        ));
+        launches
+    }
+
+    /// Backward of layer `i`: its parameter gradients and the gradient of its input.
+    fn backward_layer(&self, i: usize, accumulate: bool, launches: &mut Vec<Launch>) {
+        let (ctx, net) = (self.ctx, self.net);
+        let Some(dy_slot) = self.plan.tensor_slot[i + 1] else {
+            return;
+        };
+        let layer = &net.model.layers[i];
+        let dy = self.slot(dy_slot);
+        let x = &net.activations[layer.inputs[0]];
+        let [n, c, h, w] = net.shapes[layer.inputs[0]];
+        let target = self.plan.input_grad_target[i];
+        let dx = target.map(|(slot, _)| self.slot(slot));
+        let p = self.slots[i];
+        if self.fused_relu[i] {
+            return; // the batch norm before it masks the gradient
+        }
+        match &layer.op {
+            Op::Upsample { size } => {
+                if let Some(dx) = dx {
+                    let shape = UpsampleShape::new(n, c, (h, w), (*size, *size));
+                    launches.push(upsample::backward(ctx, &shape, dy, dx));
+                }
+            }
+            Op::Conv { .. } => {
+                let shape = layer.op.conv_shape(net.shapes[layer.inputs[0]]).unwrap();
+                if let Some(b) = p.bias {
+                    let [_, co, oh, ow] = net.shapes[i + 1];
+                    launches.push(bias_grad::backward(
+                        ctx,
+                        (n, co, oh * ow),
+                        dy,
+                        &net.grads[b],
+                        accumulate,
+                    ));
+                }
+                let dw = &net.grads[p.weight.expect("a weight")];
+                launches.push(conv2d::weight_grad(ctx, &shape, dy, x, dw, accumulate));
+                if let (Some(dx), Some((_, add_into))) = (dx, target) {
+                    let w = &net.params[p.weight.expect("a weight")];
+                    launches.push(conv2d::input_grad(ctx, &shape, dy, w, dx, add_into));
+                }
+            }
+            Op::BatchNorm { .. } => {
+                let s = p.batch_norm.unwrap();
+                let buffers = batch_norm::BackwardBuffers {
+                    dy,
+                    x,
+                    gamma: &net.params[p.weight.expect("a weight")],
+                    beta: &net.params[p.bias.unwrap()],
+                    saved: &net._saved[s],
+                    dx: dx.expect("a batch norm's input needs a gradient"),
+                    dgamma: &net.grads[p.weight.expect("a weight")],
+                    dbeta: &net.grads[p.bias.unwrap()],
+                };
+                let shape = BnShape::new(n, c, h * w);
+                let relu = self.relu_after(i);
+                launches.push(batch_norm::backward(ctx, shape, relu, &buffers, accumulate));
+            }
+            Op::Relu => {
+                if let Some(dx) = dx {
+                    launches.push(relu::backward(ctx, &net.activations[i + 1], dy, dx));
+                }
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+            } => {
+                if let Some(dx) = dx {
+                    let shape = MaxPoolShape::new(n, c, h, w, *kernel, *stride, *padding);
+                    let argmax = &net._argmax[p.max_pool.unwrap()];
+                    launches.push(max_pool::backward(ctx, &shape, argmax, dy, dx));
+                }
+            }
+            // The residual add's inputs share its output gradient slot: nothing to run.
+            Op::Add => {}
+            Op::GlobalAvgPool => {
+                if let Some(dx) = dx {
+                    launches.push(global_avg_pool::backward(ctx, [n, c, h, w], dy, dx));
+                }
+            }
+            Op::Linear { out_features, .. } => {
+                let features = c * h * w;
+                let db = &net.grads[p.bias.unwrap()];
+                launches.push(bias_grad::backward(
+                    ctx,
+                    (n, *out_features, 1),
+                    dy,
+                    db,
+                    accumulate,
+                ));
+                let mm = LinearGemms::new(n, features, *out_features, accumulate);
+                launches.push(matmul::launch(
+                    ctx,
+                    &mm.weight_grad,
+                    dy,
+                    x,
+                    None,
+                    &net.grads[p.weight.expect("a weight")],
+                ));
+                if let Some(dx) = dx {
+                    launches.push(matmul::launch(
+                        ctx,
+                        &mm.input_grad,
+                        dy,
+                        &net.params[p.weight.expect("a weight")],
+                        None,
+                        dx,
+                    ));
+                }
+            }
+        }
+    }
+}
