@@ -1,8 +1,8 @@
 // Batch normalization, training forward, over x[N, C, S] (NCHW with S = H·W flattened),
 // optionally fused with the ReLU that follows it.
 //
-// `lanes` invocations per channel c (a power of two up to 256, no more than the channel's
-// M = N·S values need), so that a workgroup of 256 handles 256 / lanes channels at once: on
+// `lanes` invocations per channel c (a power of two up to 256, about 32 of the channel's
+// M = N·S values each), so that a workgroup of 256 handles 256 / lanes channels at once: on
 // late stages of small images a channel has a few dozen values, and a workgroup's cost is in
 // its barriers more than in its values. Workgroups are numbered id.x + id.y · num_workgroups.x
 // (more than 65,535 fit a 2-D grid). The statistics take one pass over the channel's values:

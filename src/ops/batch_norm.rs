@@ -31,6 +31,12 @@ pub const DEFAULT_MOMENTUM: f32 = 0.1;
 /// Added to the variance before the square root (PyTorch's default).
 pub const DEFAULT_EPS: f32 = 1e-5;
 
+/// Values per lane that the training kernels aim for (below 256 lanes per channel). Fewer
+/// lanes per channel mean fewer levels in the merge tree and more channels per workgroup; on
+/// lavapipe, where a workgroup's cost is mostly its barriers, 32 values per lane made the batch
+/// norms of a 32-pixel ResNet-50 step 2.8× faster than one value per lane (8: 2.2×, 128: 2.9×).
+pub const VALUES_PER_LANE: usize = 32;
+
 /// An NCHW shape with the spatial axes flattened: `[batch, channels, spatial]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BnShape {
@@ -63,11 +69,14 @@ impl BnShape {
         self.batch * self.spatial
     }
 
-    /// Invocations per channel of the training kernels: the channel's values rounded up to a
-    /// power of two, at most a whole workgroup of 256. A workgroup then handles
-    /// `256 / lanes` channels.
+    /// Invocations per channel of the training kernels: enough for [`VALUES_PER_LANE`] values
+    /// each, rounded up to a power of two, at most a whole workgroup of 256. A workgroup then
+    /// handles `256 / lanes` channels.
     pub fn lanes(&self) -> usize {
-        self.per_channel().next_power_of_two().min(256)
+        self.per_channel()
+            .div_ceil(VALUES_PER_LANE)
+            .next_power_of_two()
+            .min(256)
     }
 
     /// Workgroups of the training kernels.
