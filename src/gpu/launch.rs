@@ -120,14 +120,14 @@ impl Launch {
         self.dispatches.iter().map(|d| d.workgroups).collect()
     }
 
-    /// Keeps about `fraction` of each dispatch's workgroups (the first rows or columns of its
-    /// grid, along its longer axis), for timing a sample of a launch whose work is spread
+    /// Keeps about `fraction` of each dispatch's workgroups (the first slices of its grid along
+    /// its longest axis), for timing a sample of a launch whose work is spread
     /// evenly over its workgroups; returns the fraction of the first dispatch's workgroups
     /// kept. The outputs of a shrunk launch are incomplete.
     pub fn shrink(&mut self, fraction: f64) -> f64 {
         let mut kept = 1.0;
         for (i, d) in self.dispatches.iter_mut().enumerate() {
-            let axis = if d.workgroups[0] >= d.workgroups[1] { 0 } else { 1 };
+            let axis = (0..3).max_by_key(|&a| (d.workgroups[a], 3 - a)).unwrap_or(0);
             let before = d.workgroups[axis];
             let after = ((before as f64 * fraction).ceil() as u32).clamp(1, before);
             d.workgroups[axis] = after;
@@ -136,6 +136,11 @@ impl Launch {
             }
         }
         kept
+    }
+
+    /// Workgroups of the first dispatch.
+    pub fn workgroups(&self) -> u64 {
+        self.dispatches[0].workgroups.iter().map(|&n| n as u64).product()
     }
 
     /// A launch over `count` workgroups laid out by [`grid_2d`].

@@ -11,9 +11,11 @@
 //!
 //! A launch that would take much longer than [`SAMPLE_SECONDS`] at the fastest rate seen so
 //! far is timed on a sample: every candidate runs the same fraction of its workgroups (see
-//! [`Launch::shrink`]), which does the same fraction of the work at the same speed. On a CPU
-//! adapter that cuts a ResNet-50 plan's timing from several training steps' worth to seconds;
-//! on a GPU, where whole launches take milliseconds, nothing is sampled.
+//! [`Launch::shrink`]), which does the same fraction of the work at the same speed. A
+//! challenger to the best so far first runs a sixteenth of that once, and stops there when it is
+//! clearly slower. On a CPU adapter that cuts a ResNet-50 plan's timing from several training
+//! steps' worth to seconds; on a GPU, where whole launches take milliseconds, nothing is
+//! sampled.
 
 use std::collections::BTreeMap;
 
@@ -219,7 +221,18 @@ impl CaseBuffers {
 const LONG_RUN_SECONDS: f64 = 0.06;
 
 /// How long a sampled launch should run at the fastest rate seen so far.
-pub const SAMPLE_SECONDS: f64 = 0.01;
+pub const SAMPLE_SECONDS: f64 = 0.005;
+
+/// The fewest workgroups a sample keeps, so that it still spreads over a CPU adapter's threads
+/// (GPUs, whose launches are short, are not sampled).
+const MIN_SAMPLE_WORKGROUPS: f64 = 4.0;
+
+/// `fraction` of a launch's workgroups, or more to keep [`MIN_SAMPLE_WORKGROUPS`].
+fn sample_fraction(launch: &Launch, fraction: f64) -> f64 {
+    fraction
+        .max(MIN_SAMPLE_WORKGROUPS / launch.workgroups() as f64)
+        .min(1.0)
+}
 
 /// Median seconds of a launch, from up to three runs; fewer once it is clearly slower than
 /// `best` or has taken [`LONG_RUN_SECONDS`].
@@ -294,12 +307,29 @@ pub async fn choose_kernels(
         if auto && tuning == Tuning::Measure && case.candidates.len() > 1 && !ctx.is_measured(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape);
             let flops = case.shape.flops();
+            if fastest_rate.is_none() {
+                // A first sample only to learn how fast this device is.
+                let mut launch = buffers.launch(ctx, &case.shape, case.candidates[0]);
+                let kept = launch.shrink(sample_fraction(&launch, 1.0 / 64.0));
+                fastest_rate = Some(flops * kept / time_launch(ctx, &launch, 0.0).await?);
+            }
             let fraction = fastest_rate.map_or(1.0, |rate| (SAMPLE_SECONDS * rate / flops).min(1.0));
             let mut best = (f64::INFINITY, case.candidates[0]);
             let mut timings = Vec::new();
             for &variant in &case.candidates {
+                // Where launches are sampled, a challenger first runs a sixteenth of the sample,
+                // once: one that is clearly slower than the best is dropped at that cost.
+                if best.0.is_finite() && fraction < 1.0 {
+                    let mut probe = buffers.launch(ctx, &case.shape, variant);
+                    let kept = probe.shrink(sample_fraction(&probe, fraction / 16.0));
+                    let seconds = time_launch(ctx, &probe, 0.0).await? / kept;
+                    if seconds > 1.5 * best.0 {
+                        timings.push((variant, seconds * 1e3));
+                        continue;
+                    }
+                }
                 let mut launch = buffers.launch(ctx, &case.shape, variant);
-                let kept = launch.shrink(fraction);
+                let kept = launch.shrink(sample_fraction(&launch, fraction));
                 // Seconds of the whole launch, estimated from the sample.
                 let seconds = time_launch(ctx, &launch, best.0 * kept).await? / kept;
                 timings.push((variant, seconds * 1e3));
