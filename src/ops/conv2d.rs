@@ -13,6 +13,7 @@
 
 use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_REDUCTION, Variant};
 use crate::ops::matmul::{self, Bias, MatmulParams};
+use crate::ops::split_k;
 use crate::shaders::Kernel;
 
 /// The geometry of one convolution layer at a given batch size.
@@ -471,21 +472,13 @@ pub fn weight_grad_with(
         let k_total = shape.batch * shape.out_height() * shape.out_width();
         let mut params = shape.params(false, false);
         params.k_chunk = k_total.div_ceil(chunks) as u32;
-        let partial = ctx.scratch(chunks * shape.weight_len());
         let grid = [
             columns.div_ceil(64) as u32,
             shape.out_channels.div_ceil(64) as u32,
             chunks as u32,
         ];
-        let partials = Launch::new(
-            ctx,
-            Kernel::Conv2dWeightGradSplit,
-            &params,
-            &[&dy.buffer, &x.buffer, &partial.buffer],
-            grid,
-        );
-        let total = crate::ops::split_k::sum(ctx, &partial, chunks, shape.weight_len(), dw, accumulate);
-        return partials.then(total);
+        let kernel = Kernel::Conv2dWeightGradSplit;
+        return weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate);
     }
     if variant == Variant::Subgroup {
         return subgroup_weight_grad(ctx, shape, dy, x, dw, accumulate);
@@ -523,11 +516,37 @@ fn subgroup_weight_grad(
         let buffers = [&dy.buffer, &x.buffer, &dw.buffer];
         return Launch::new(ctx, Kernel::Conv2dWeightGradSubgroup, &params, &buffers, grid);
     }
+    let kernel = Kernel::Conv2dWeightGradSubgroup;
+    weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate)
+}
+
+/// A weight gradient whose reduction `kernel` sums chunk by chunk into the shared scratch
+/// buffer (`partial [chunks, Cout·Cin·KH·KW]`), then [`split_k::sum`] adds the chunks in order
+/// into `dw`.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_in_chunks(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    params: &Conv2dParams,
+    grid: [u32; 3],
+    chunks: usize,
+    shape: &Conv2dShape,
+    dy: &GpuBuffer<f32>,
+    x: &GpuBuffer<f32>,
+    dw: &GpuBuffer<f32>,
+    accumulate: bool,
+) -> Launch {
     let partial = ctx.scratch(chunks * shape.weight_len());
     let buffers = [&dy.buffer, &x.buffer, &partial.buffer];
-    let partials = Launch::new(ctx, Kernel::Conv2dWeightGradSubgroup, &params, &buffers, grid);
-    let total = crate::ops::split_k::sum(ctx, &partial, chunks, shape.weight_len(), dw, accumulate);
-    partials.then(total)
+    let partials = Launch::new(ctx, kernel, params, &buffers, grid);
+    partials.then(split_k::sum(
+        ctx,
+        &partial,
+        chunks,
+        shape.weight_len(),
+        dw,
+        accumulate,
+    ))
 }
 
 /// Calls `f(b, co, ci, oh, ow, x_index, w_index, y_index)` for every term of the convolution

@@ -102,7 +102,7 @@ impl CaseShape {
     fn flops(&self) -> f64 {
         match self {
             CaseShape::Conv(_, s) => s.flops(),
-            CaseShape::Matmul(p) => 2.0 * p.m as f64 * p.n as f64 * p.k as f64 * p.batch as f64,
+            CaseShape::Matmul(p) => p.flops(),
         }
     }
 }
@@ -299,21 +299,22 @@ pub async fn choose_kernels(
     }
     let mut timed: BTreeMap<GemmKey, Vec<(Variant, f64)>> = BTreeMap::new();
     let mut counted = std::collections::BTreeSet::new();
-    // FLOP/s of the fastest launch timed so far: what sizes the samples.
-    let mut fastest_rate: Option<f64> = None;
+    // FLOP/s of the fastest launch timed so far (0 until the first sample): what sizes the
+    // samples.
+    let mut fastest_rate = 0.0_f64;
     for (done, case) in cases.iter().enumerate() {
         progress(done, cases.len());
         let first_of_shape = counted.insert(case.key.clone());
         if auto && tuning == Tuning::Measure && case.candidates.len() > 1 && !ctx.is_measured(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape);
             let flops = case.shape.flops();
-            if fastest_rate.is_none() {
+            if fastest_rate == 0.0 {
                 // A first sample only to learn how fast this device is.
                 let mut launch = buffers.launch(ctx, &case.shape, case.candidates[0]);
                 let kept = launch.shrink(sample_fraction(&launch, 1.0 / 64.0));
-                fastest_rate = Some(flops * kept / time_launch(ctx, &launch, 0.0).await?);
+                fastest_rate = flops * kept / time_launch(ctx, &launch, 0.0).await?;
             }
-            let fraction = fastest_rate.map_or(1.0, |rate| (SAMPLE_SECONDS * rate / flops).min(1.0));
+            let fraction = (SAMPLE_SECONDS * fastest_rate / flops).min(1.0);
             let mut best = (f64::INFINITY, case.candidates[0]);
             let mut timings = Vec::new();
             for &variant in &case.candidates {
@@ -336,8 +337,7 @@ pub async fn choose_kernels(
                 if seconds < best.0 {
                     best = (seconds, variant);
                 }
-                let rate = flops / seconds;
-                fastest_rate = Some(fastest_rate.map_or(rate, |r: f64| r.max(rate)));
+                fastest_rate = fastest_rate.max(flops / seconds);
             }
             log::info!("kernel choice: {} -> {} ({timings:?})", case.key, best.1);
             ctx.set_measured(case.key.clone(), best.1);
