@@ -13,10 +13,15 @@
 //   M2 = M2_a + M2_b + δ² · na · nb / n
 // so var = M2 / M (biased). A second pass writes
 //   y = γ · (x − mean) · invstd + β,   invstd = 1 / sqrt(var + eps),   y = max(y, 0) with `relu`
-// and lane 0 saves saved[c] = mean and saved[C + c] = invstd for the backward pass and updates the running
-// statistics
+// and lane 0 saves saved[c] = mean and saved[C + c] = invstd for the backward pass. With the
+// whole batch in this launch (step_stats = 0) it updates the running statistics
 //   running_mean = (1 − m) · running_mean + m · mean
 //   running_var  = (1 − m) · running_var  + m · var · M / (M − 1)   (var itself when M = 1)
+// With micro-batches, it keeps the step's statistics instead: the first micro-batch
+// (step_stats = 1) writes (count, mean, M2) to saved[2C + c], saved[3C + c], saved[4C + c], and
+// each later one (step_stats = 2) merges its own into them with Chan's formula above, so that
+// batch_norm_running_update.wgsl updates the running statistics once per step from the whole
+// batch, as without micro-batches.
 //
 // Declared in prelude_batch_norm.wgsl (Params, offset), joined before this file when loaded.
 
@@ -97,12 +102,32 @@ fn main(
     if sub == 0u {
         saved[c] = batch_mean;
         saved[params.channels + c] = invstd;
-        var unbiased = variance;
-        if count > 1u {
-            unbiased = variance * (f32(count) / f32(count - 1u));
+        let channels = params.channels;
+        switch params.step_stats {
+            case 0u: {
+                var unbiased = variance;
+                if count > 1u {
+                    unbiased = variance * (f32(count) / f32(count - 1u));
+                }
+                let m = params.momentum;
+                running_mean[c] = (1.0 - m) * running_mean[c] + m * batch_mean;
+                running_var[c] = (1.0 - m) * running_var[c] + m * unbiased;
+            }
+            case 1u: {
+                saved[2u * channels + c] = f32(count);
+                saved[3u * channels + c] = batch_mean;
+                saved[4u * channels + c] = part_m2[first];
+            }
+            default: {
+                let na = saved[2u * channels + c];
+                let nb = f32(count);
+                let n = na + nb;
+                let delta = batch_mean - saved[3u * channels + c];
+                let share = nb / n;
+                saved[2u * channels + c] = n;
+                saved[3u * channels + c] += delta * share;
+                saved[4u * channels + c] += part_m2[first] + delta * delta * na * share;
+            }
         }
-        let m = params.momentum;
-        running_mean[c] = (1.0 - m) * running_mean[c] + m * batch_mean;
-        running_var[c] = (1.0 - m) * running_var[c] + m * unbiased;
     }
 }

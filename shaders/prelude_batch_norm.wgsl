@@ -12,6 +12,12 @@ struct Params {
     relu: u32,
     // Training kernels: invocations per channel, a power of two up to 256.
     lanes: u32,
+    // Training forward: 0 updates the running statistics; with micro-batches, 1 starts the
+    // step's statistics and 2 merges into them (see batch_norm_train_forward.wgsl).
+    step_stats: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -78,6 +78,7 @@ kernels! {
     (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM]),
     (BatchNormInferenceForward, "batch_norm_inference_forward", false, [BATCH_NORM]),
     (BatchNormBackward, "batch_norm_backward", false, [BATCH_NORM]),
+    (BatchNormRunningUpdate, "batch_norm_running_update", false, [BATCH_NORM]),
     (ReluForward, "relu_forward", false, []),
     (ReluBackward, "relu_backward", false, []),
     (Add, "add", false, []),

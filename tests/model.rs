@@ -4,7 +4,7 @@
 //! running statistics.
 
 use resnet_wgpu::model::reference::{self, BN_MOMENTUM, ReferenceState};
-use resnet_wgpu::model::{Init, Model, Op, ResNetConfig, Stem, Variant};
+use resnet_wgpu::model::{GammaInit, Init, Model, Op, ResNetConfig, Stem, Variant};
 use resnet_wgpu::ops::sgd::SgdConfig;
 use resnet_wgpu::rng::Rng;
 
@@ -205,7 +205,7 @@ fn random_params(model: &Model, rng: &mut Rng) -> Vec<Vec<f64>> {
         .parameters()
         .iter()
         .map(|spec| match spec.init {
-            Init::Ones => (0..spec.len()).map(|_| rng.uniform(0.5, 1.5)).collect(),
+            Init::Gamma(_) => (0..spec.len()).map(|_| rng.uniform(0.5, 1.5)).collect(),
             _ if spec.shape.len() == 1 => (0..spec.len()).map(|_| rng.uniform(-0.5, 0.5)).collect(),
             _ => spec.initial_values(rng).into_iter().map(f64::from).collect(),
         })
@@ -498,5 +498,52 @@ fn layer_slots_point_at_each_layers_own_parameters() {
             assert_eq!(used, params.len(), "every parameter has a layer");
             assert_eq!(batch_norms, model.batch_norms().len());
         }
+    }
+}
+
+/// Batch norm's γ starts as each variant's source did: U[0, 1) in the seed network (PyTorch
+/// 1.1), ones in torchvision's; either can be asked for.
+#[test]
+fn batch_norm_gamma_starts_as_the_variant_asks_or_as_chosen() {
+    let gammas = |model: &Model, values: &[Vec<f32>]| -> Vec<f32> {
+        model
+            .parameters()
+            .iter()
+            .zip(values)
+            .filter(|(spec, _)| matches!(spec.init, Init::Gamma(_)))
+            .flat_map(|(_, v)| v.clone())
+            .collect()
+    };
+    for (variant, default) in [
+        (Variant::Seed50, GammaInit::Uniform),
+        (Variant::ResNet18, GammaInit::Ones),
+        (Variant::ResNet50, GammaInit::Ones),
+    ] {
+        assert_eq!(variant.default_gamma(), default, "{variant:?}");
+        let model = Model::new(variant, Stem::Cifar);
+        let by_default = model.initial_parameters(3);
+        let uniform = model.initial_parameters_with(3, GammaInit::Uniform);
+        let ones = model.initial_parameters_with(3, GammaInit::Ones);
+        assert_eq!(
+            by_default,
+            if default == GammaInit::Ones {
+                ones.clone()
+            } else {
+                uniform.clone()
+            }
+        );
+
+        let g = gammas(&model, &uniform);
+        assert!(g.iter().all(|v| (0.0..1.0).contains(v)), "{variant:?}: U[0, 1)");
+        let mean = g.iter().sum::<f32>() / g.len() as f32;
+        assert!(
+            (mean - 0.5).abs() < 0.02,
+            "{variant:?}: mean of {} draws {mean}",
+            g.len()
+        );
+        assert!(
+            gammas(&model, &ones).iter().all(|&v| v == 1.0),
+            "{variant:?}: ones"
+        );
     }
 }

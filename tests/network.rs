@@ -68,7 +68,7 @@ fn check_step_against_reference(model: Model, batch: usize, seed: u64) {
 
 /// As [`check_step_against_reference`], the GPU running the batch as micro-batches of
 /// `micro` images: the reference sums each micro-batch's gradients weighted by its share of
-/// the batch and updates the running statistics once per micro-batch.
+/// the batch and updates the running statistics once, from the whole batch's statistics.
 fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro: usize, seed: u64) {
     use resnet_wgpu::model::reference::{self, ReferenceState};
     let ctx = gpu();
@@ -158,7 +158,8 @@ fn training_step_matches_cpu_reference_torchvision_variants() {
 }
 
 /// The reference of a micro-batched step: gradients of each micro-batch (mean over its own
-/// images, so weighted by micro/batch), running statistics updated per micro-batch, one SGD.
+/// images, so weighted by micro/batch), the running statistics updated once from the
+/// micro-batches' statistics combined, one SGD.
 fn micro_batched_reference_step(
     model: &Model,
     state: &mut resnet_wgpu::model::reference::ReferenceState,
@@ -174,6 +175,9 @@ fn micro_batched_reference_step(
     let weight = micro as f64 / batch as f64;
     let mut grads: Vec<Vec<f64>> = state.params.iter().map(|p| vec![0.0; p.len()]).collect();
     let (mut loss, mut correct) = (0.0, 0.0);
+    // Per batch norm: each micro-batch's (mean, biased var), and the values seen per channel.
+    let mut parts: Vec<Vec<(Vec<f64>, Vec<f64>)>> = vec![Vec::new(); state.running.len()];
+    let mut counts = vec![0; state.running.len()];
     for k in 0..batch / micro {
         let x = to_f64(&images[k * micro * image_len..(k + 1) * micro * image_len]);
         let y = &labels[k * micro..(k + 1) * micro];
@@ -184,9 +188,16 @@ fn micro_batched_reference_step(
             total.iter_mut().zip(part).for_each(|(t, p)| *t += weight * p);
         }
         let trace = reference::forward_train(model, &state.params, &x, micro);
-        for ((mean, var), stats) in state.running.iter_mut().zip(&trace.batch_stats) {
-            batch_norm::update_running_cpu(mean, var, &stats.mean, &stats.var, stats.count, 0.1);
+        for ((layer_parts, count), stats) in parts.iter_mut().zip(&mut counts).zip(&trace.batch_stats) {
+            layer_parts.push((stats.mean.clone(), stats.var.clone()));
+            *count += stats.count;
         }
+    }
+    for (((running_mean, running_var), layer_parts), &count) in
+        state.running.iter_mut().zip(&parts).zip(&counts)
+    {
+        let (mean, var) = batch_norm::combine_parts_cpu(layer_parts);
+        batch_norm::update_running_cpu(running_mean, running_var, &mean, &var, count, 0.1);
     }
     for ((w, v), g) in state
         .params

@@ -7,7 +7,7 @@ use common::*;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
 use resnet_wgpu::ops::batch_norm::{
     self, BackwardBuffers, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, InferenceForwardBuffers, Relu,
-    TrainForwardBuffers,
+    SAVED_PER_CHANNEL, StepStatistics, TrainForwardBuffers,
 };
 use resnet_wgpu::ops::{bias_grad, cross_entropy, sgd};
 
@@ -39,7 +39,7 @@ struct BnLayer {
     gamma: GpuBuffer<f32>,
     beta: GpuBuffer<f32>,
     y: GpuBuffer<f32>,
-    /// `[mean; invstd]`, `[2C]`.
+    /// `[mean; invstd; step count; step mean; step M2]`, `[5C]`.
     saved: GpuBuffer<f32>,
     running_mean: GpuBuffer<f32>,
     running_var: GpuBuffer<f32>,
@@ -80,7 +80,7 @@ impl BnLayer {
             gamma: upload(ctx, "gamma", &d.gamma),
             beta: upload(ctx, "beta", &d.beta),
             y: zeros(ctx, "y", shape.len()),
-            saved: zeros(ctx, "saved mean and invstd", 2 * shape.channels),
+            saved: zeros(ctx, "saved statistics", SAVED_PER_CHANNEL * shape.channels),
             running_mean: upload(ctx, "running_mean", &d.running_mean),
             running_var: upload(ctx, "running_var", &d.running_var),
             dy: upload(ctx, "dy", &d.dy),
@@ -96,7 +96,7 @@ impl BnLayer {
     }
 
     fn invstd(&self, ctx: &GpuContext) -> Vec<f32> {
-        self.saved.read_blocking(ctx)[self.shape.channels..].to_vec()
+        self.saved.read_blocking(ctx)[self.shape.channels..2 * self.shape.channels].to_vec()
     }
 
     fn train_forward(&self, ctx: &GpuContext) -> resnet_wgpu::gpu::Launch {
@@ -104,12 +104,22 @@ impl BnLayer {
     }
 
     fn train_forward_with(&self, ctx: &GpuContext, relu: Relu) -> resnet_wgpu::gpu::Launch {
+        self.train_forward_step(ctx, relu, StepStatistics::UpdateRunning)
+    }
+
+    fn train_forward_step(
+        &self,
+        ctx: &GpuContext,
+        relu: Relu,
+        step: StepStatistics,
+    ) -> resnet_wgpu::gpu::Launch {
         batch_norm::train_forward(
             ctx,
             self.shape,
             DEFAULT_MOMENTUM,
             DEFAULT_EPS,
             relu,
+            step,
             &TrainForwardBuffers {
                 x: &self.x,
                 gamma: &self.gamma,
@@ -147,6 +157,99 @@ impl BnLayer {
             },
             accumulate,
         )
+    }
+}
+
+/// A batch run as micro-batches (one launch each: the first starts the step's statistics, the
+/// others merge into them) then the running-statistic update: the running statistics move as
+/// for the whole batch at once, with the effective momentum still 0.1.
+#[test]
+fn micro_batched_running_stats_update_once_from_the_whole_batch() {
+    let ctx = gpu();
+    let momentum = DEFAULT_MOMENTUM as f64;
+    // (micro-batches, [N, C, S] of each): values with a large common offset, and micro-batches
+    // whose means differ, so both the merge and its between-part term are exercised.
+    for (k, &(parts, (n, c, s))) in [(3, (2, 5, 9)), (4, (1, 300, 3)), (2, (1, 2, 1))]
+        .iter()
+        .enumerate()
+    {
+        let shape = BnShape::new(n, c, s);
+        let d = bn_data(shape, 70 + k as u64, 40.0);
+        let layer = BnLayer::new(&ctx, shape, &d);
+        let launches = [StepStatistics::Start, StepStatistics::Merge]
+            .map(|step| layer.train_forward_step(&ctx, Relu::None, step));
+        let update = batch_norm::running_update(
+            &ctx,
+            shape,
+            DEFAULT_MOMENTUM,
+            &layer.saved,
+            &layer.running_mean,
+            &layer.running_var,
+        );
+        let mut whole = vec![0.0; parts * shape.len()];
+        let mut part_stats = Vec::new();
+        for part in 0..parts {
+            let x =
+                Rng::new(600 + part as u64).uniform_vec(shape.len(), 40.0 - part as f64, 44.0 + part as f64);
+            layer.x.write(&ctx, &x);
+            ctx.run_blocking("bn micro-batch forward", &[&launches[(part > 0) as usize]]);
+            whole[part * shape.len()..(part + 1) * shape.len()].copy_from_slice(&x);
+            let r =
+                batch_norm::train_forward_cpu(&to_f64(&x), &to_f64(&d.gamma), &to_f64(&d.beta), shape, 1e-5);
+            part_stats.push((r.mean, r.var));
+        }
+        let running_before = (
+            layer.running_mean.read_blocking(&ctx),
+            layer.running_var.read_blocking(&ctx),
+        );
+        assert_eq!(
+            running_before,
+            (d.running_mean.clone(), d.running_var.clone()),
+            "micro-batch forwards leave the running statistics alone"
+        );
+        ctx.run_blocking("bn running update", &[&update]);
+
+        // The whole batch in one: [parts·N, C, S] (parts stacked along N).
+        let whole_shape = BnShape::new(parts * n, c, s);
+        let r = batch_norm::train_forward_cpu(
+            &to_f64(&whole),
+            &to_f64(&d.gamma),
+            &to_f64(&d.beta),
+            whole_shape,
+            1e-5,
+        );
+        let (mut rm, mut rv) = (to_f64(&d.running_mean), to_f64(&d.running_var));
+        batch_norm::update_running_cpu(
+            &mut rm,
+            &mut rv,
+            &r.mean,
+            &r.var,
+            whole_shape.per_channel(),
+            momentum,
+        );
+        let name = format!("{parts} micro-batches of {n}x{c}x{s}");
+        assert_close(
+            &format!("{name}: running_mean"),
+            &layer.running_mean.read_blocking(&ctx),
+            &rm,
+            1e-4,
+            1e-5,
+        );
+        assert_close(
+            &format!("{name}: running_var"),
+            &layer.running_var.read_blocking(&ctx),
+            &rv,
+            1e-4,
+            1e-4,
+        );
+
+        let (mean, var) = batch_norm::combine_parts_cpu(&part_stats);
+        let biggest_gap =
+            |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        assert!(
+            biggest_gap(&mean, &r.mean) < 1e-9 && biggest_gap(&var, &r.var) < 1e-9,
+            "{name}: combining the parts' statistics gives the whole batch's"
+        );
     }
 }
 

@@ -161,16 +161,19 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             spatial,
             accumulate
         }),
-        BatchNormTrainForward | BatchNormInferenceForward | BatchNormBackward => twin!(BatchNormParams {
-            batch,
-            channels,
-            spatial,
-            momentum,
-            eps,
-            accumulate,
-            relu,
-            lanes
-        }),
+        BatchNormTrainForward | BatchNormInferenceForward | BatchNormBackward | BatchNormRunningUpdate => {
+            twin!(BatchNormParams {
+                batch,
+                channels,
+                spatial,
+                momentum,
+                eps,
+                accumulate,
+                relu,
+                lanes,
+                step_stats
+            })
+        }
         ReluForward | ReluBackward => twin!(LenParams { len }),
         Add => twin!(AddParams { len }),
         MaxPoolForward | MaxPoolBackward => twin!(MaxPoolParams {

@@ -48,6 +48,7 @@ fn small_config(batch: usize, epochs: usize) -> TrainConfig {
         max_steps: None,
         train_metrics: TrainMetrics::Eval,
         max_micro_batch: None,
+        gamma: None,
     }
 }
 
@@ -94,6 +95,7 @@ fn a_small_resnet_learns_the_handwritten_digits() {
         max_steps: None,
         train_metrics: TrainMetrics::Running,
         max_micro_batch: None,
+        gamma: None,
     };
     let mut trainer = Trainer::new(&ctx, config, Splits::new(&data, 0), None).unwrap();
     let epochs = run_to_end(&ctx, &mut trainer);

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use resnet_wgpu::data::{BatchOptions, decode_image};
 use resnet_wgpu::gpu::GpuContext;
-use resnet_wgpu::model::Model;
+use resnet_wgpu::model::{GammaInit, Model};
 use resnet_wgpu::ops::sgd::SgdConfig;
 use resnet_wgpu::schedule::Network;
 use resnet_wgpu::train::checkpoint::load_weights;
@@ -35,6 +35,14 @@ pub enum TrainMetricsArg {
     Eval,
     /// The running mean of the epoch's batches (no extra pass).
     Running,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GammaArg {
+    /// γ = 1 (PyTorch since 1.2, torchvision's ResNets).
+    Ones,
+    /// γ ~ U[0, 1) (PyTorch up to 1.1, as in the post).
+    Uniform,
 }
 
 #[derive(Args)]
@@ -83,6 +91,10 @@ pub struct TrainArgs {
     no_shuffle: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// How batch norm's γ starts (default: uniform for seed50, as in the post's PyTorch 1.1;
+    /// ones for the torchvision variants).
+    #[arg(long, value_enum, value_name = "INIT")]
+    bn_gamma: Option<GammaArg>,
     /// Training images held out for validation, taken from the end (default: 5,000 for the
     /// full CIFAR-10, a tenth of the training images for smaller sets).
     #[arg(long)]
@@ -163,6 +175,10 @@ impl TrainArgs {
                 TrainMetricsArg::Running => TrainMetrics::Running,
             },
             max_micro_batch: self.micro_batch,
+            gamma: self.bn_gamma.map(|g| match g {
+                GammaArg::Ones => GammaInit::Ones,
+                GammaArg::Uniform => GammaInit::Uniform,
+            }),
         }
     }
 }
@@ -232,7 +248,7 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
             let initial = match &args.init {
                 Some(path) => {
                     let model = config.model.build();
-                    let fresh: Vec<Vec<f32>> = model.initial_parameters(config.seed);
+                    let fresh: Vec<Vec<f32>> = config.initial_parameters(&model);
                     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
                     let head = args.new_head.then_some(&fresh[..]);
                     Some(load_weights(&path.display().to_string(), &bytes, &model, head)?)

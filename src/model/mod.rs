@@ -97,8 +97,28 @@ pub enum Init {
     NormalFanOut {
         fan_out: usize,
     },
-    Ones,
+    /// Batch norm's γ.
+    Gamma(GammaInit),
     Zeros,
+}
+
+/// How batch norm's γ starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GammaInit {
+    /// γ = 1: PyTorch's default since 1.2 and torchvision's ResNet init.
+    Ones,
+    /// γ ~ U[0, 1): PyTorch's default up to 1.1, which the seed post used.
+    Uniform,
+}
+
+impl GammaInit {
+    pub fn name(self) -> &'static str {
+        match self {
+            GammaInit::Ones => "ones",
+            GammaInit::Uniform => "uniform",
+        }
+    }
 }
 
 /// A trainable parameter.
@@ -130,7 +150,8 @@ impl ParamSpec {
                 let std = (2.0 / fan_out as f64).sqrt();
                 (0..n).map(|_| (rng.normal() * std) as f32).collect()
             }
-            Init::Ones => vec![1.0; n],
+            Init::Gamma(GammaInit::Ones) => vec![1.0; n],
+            Init::Gamma(GammaInit::Uniform) => rng.uniform_vec(n, 0.0, 1.0),
             Init::Zeros => vec![0.0; n],
         }
     }
@@ -236,10 +257,21 @@ impl Model {
     /// Initial values of every parameter, in `parameters()` order, drawn in that order from
     /// one stream seeded with `seed` (each with its [`ParamSpec`]'s initialisation).
     pub fn initial_parameters(&self, seed: u64) -> Vec<Vec<f32>> {
+        self.initial_parameters_with(seed, self.variant.default_gamma())
+    }
+
+    /// [`Model::initial_parameters`] with batch norm's γ drawn as `gamma` says instead of the
+    /// variant's default.
+    pub fn initial_parameters_with(&self, seed: u64, gamma: GammaInit) -> Vec<Vec<f32>> {
         let mut rng = Rng::new(seed);
         self.parameters()
-            .iter()
-            .map(|p| p.initial_values(&mut rng))
+            .into_iter()
+            .map(|mut p| {
+                if let Init::Gamma(_) = p.init {
+                    p.init = Init::Gamma(gamma);
+                }
+                p.initial_values(&mut rng)
+            })
             .collect()
     }
 
@@ -317,7 +349,7 @@ impl Model {
                     params.push(ParamSpec {
                         name: format!("{name}.weight"),
                         shape: vec![c],
-                        init: Init::Ones,
+                        init: Init::Gamma(self.variant.default_gamma()),
                     });
                     params.push(ParamSpec {
                         name: format!("{name}.bias"),

@@ -45,6 +45,15 @@ impl Stem {
 }
 
 impl Variant {
+    /// How batch norm's γ starts: as the post's PyTorch 1.1 did for the seed network (uniform),
+    /// as torchvision does for the others (ones).
+    pub fn default_gamma(self) -> super::GammaInit {
+        match self {
+            Variant::Seed50 => super::GammaInit::Uniform,
+            _ => super::GammaInit::Ones,
+        }
+    }
+
     pub const ALL: [Variant; 6] = [
         Variant::Seed50,
         Variant::ResNet18,

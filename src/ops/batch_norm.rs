@@ -6,10 +6,13 @@
 //!
 //! - training forward: `mean = Σx/M`, `var = Σ(x − mean)²/M` (biased; one pass of Welford
 //!   updates merged with Chan's formula), `invstd = 1/sqrt(var + eps)`,
-//!   `y = γ·(x − mean)·invstd + β`; saves `mean` and `invstd` as `saved = [mean; invstd]` `[2C]`;
+//!   `y = γ·(x − mean)·invstd + β`; saves `mean` and `invstd` in `saved[..2C]`;
 //!   `running_mean ← (1 − m)·running_mean + m·mean`,
 //!   `running_var ← (1 − m)·running_var + m·var·M/(M − 1)` (unbiased; `var` itself when M = 1,
 //!   where PyTorch refuses to train);
+//! - a batch run as micro-batches updates the running statistics once per step, from the whole
+//!   batch: each micro-batch's forward merges its (count, mean, M2) into `saved[2C..5C]`
+//!   ([`StepStatistics`]) and [`running_update`] applies the update above after the last one;
 //! - inference forward: `y = γ·(x − running_mean)/sqrt(running_var + eps) + β`;
 //! - backward (from `x` and the saved `mean`, `invstd`; `xhat = (x − mean)·invstd`):
 //!   `dβ = Σdy`, `dγ = Σdy·xhat`, `dx = γ·invstd/M·(M·dy − Σdy − xhat·Σdy·xhat)`.
@@ -87,7 +90,22 @@ impl BnShape {
     }
 }
 
-/// The uniform of all three batch-norm kernels (32 bytes).
+/// Floats per channel of the `saved` buffer: the batch's mean and invstd for the backward,
+/// then the step's count, mean and M2 over its micro-batches.
+pub const SAVED_PER_CHANNEL: usize = 5;
+
+/// What a training forward does with the running statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepStatistics {
+    /// The launch sees the whole batch: update the running statistics from it.
+    UpdateRunning,
+    /// The first micro-batch of a step: write its count, mean and M2 to `saved[2C..5C]`.
+    Start,
+    /// A later micro-batch: merge its statistics into `saved[2C..5C]`.
+    Merge,
+}
+
+/// The uniform of the batch-norm kernels (48 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct BatchNormParams {
@@ -103,6 +121,11 @@ pub struct BatchNormParams {
     pub relu: u32,
     /// Training kernels: invocations per channel (see [`BnShape::lanes`]).
     pub lanes: u32,
+    /// Training forward: a [`StepStatistics`] as 0, 1 or 2.
+    pub step_stats: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// Whether a batch-norm launch includes the ReLU that follows it in the network.
@@ -128,6 +151,10 @@ impl BatchNormParams {
             accumulate: 0,
             relu: 0,
             lanes: shape.lanes() as u32,
+            step_stats: 0,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         }
     }
 
@@ -139,8 +166,9 @@ impl BatchNormParams {
     }
 }
 
-/// Buffers of the training forward. `x`, `y`: `[N, C, S]`; `saved` `[2C]`; the others `[C]`.
-/// `saved` receives the batch mean and invstd for [`backward`]; the running statistics are
+/// Buffers of the training forward. `x`, `y`: `[N, C, S]`; `saved` `[5C]`
+/// ([`SAVED_PER_CHANNEL`]); the others `[C]`. `saved` receives the batch mean and invstd for
+/// [`backward`], and the step's statistics with micro-batches; the running statistics are
 /// updated in place.
 pub struct TrainForwardBuffers<'a> {
     pub x: &'a GpuBuffer<f32>,
@@ -162,7 +190,7 @@ pub struct InferenceForwardBuffers<'a> {
     pub y: &'a GpuBuffer<f32>,
 }
 
-/// Buffers of the backward. `dy`, `x` (the forward input), `dx`: `[N, C, S]`; `saved` `[2C]` as
+/// Buffers of the backward. `dy`, `x` (the forward input), `dx`: `[N, C, S]`; `saved` `[5C]` as
 /// written by [`train_forward`]; the others `[C]`.
 pub struct BackwardBuffers<'a> {
     pub dy: &'a GpuBuffer<f32>,
@@ -192,13 +220,23 @@ fn check_lengths(name: &str, shape: BnShape, full: &[&GpuBuffer<f32>], per_chann
     }
 }
 
-/// Training forward: batch statistics, `y`, saved statistics and running-statistic update.
+fn check_saved(shape: BnShape, saved: &GpuBuffer<f32>) {
+    assert_eq!(
+        saved.len(),
+        SAVED_PER_CHANNEL * shape.channels,
+        "batch norm: saved holds [5C]"
+    );
+}
+
+/// Training forward: batch statistics, `y`, saved statistics, and the running-statistic update
+/// or the step's statistics as `step` says.
 pub fn train_forward(
     ctx: &GpuContext,
     shape: BnShape,
     momentum: f32,
     eps: f32,
     relu: Relu,
+    step: StepStatistics,
     b: &TrainForwardBuffers,
 ) -> Launch {
     check_lengths(
@@ -207,11 +245,14 @@ pub fn train_forward(
         &[b.x, b.y],
         &[b.gamma, b.beta, b.running_mean, b.running_var],
     );
-    assert_eq!(b.saved.len(), 2 * shape.channels, "batch norm: saved holds [2C]");
+    check_saved(shape, b.saved);
     Launch::linear(
         ctx,
         Kernel::BatchNormTrainForward,
-        &BatchNormParams::new(shape, momentum, eps).with_relu(relu),
+        &BatchNormParams {
+            step_stats: step as u32,
+            ..BatchNormParams::new(shape, momentum, eps).with_relu(relu)
+        },
         &[
             &b.x.buffer,
             &b.gamma.buffer,
@@ -222,6 +263,33 @@ pub fn train_forward(
             &b.running_var.buffer,
         ],
         shape.channel_groups(),
+    )
+}
+
+/// The running statistics' update from the step's statistics that the training forwards of
+/// its micro-batches left in `saved` `[5C]` (the forwards ran with [`StepStatistics::Start`],
+/// then [`StepStatistics::Merge`]). `running_mean`, `running_var`: `[C]`.
+pub fn running_update(
+    ctx: &GpuContext,
+    shape: BnShape,
+    momentum: f32,
+    saved: &GpuBuffer<f32>,
+    running_mean: &GpuBuffer<f32>,
+    running_var: &GpuBuffer<f32>,
+) -> Launch {
+    check_lengths(
+        "batch norm running update",
+        shape,
+        &[],
+        &[running_mean, running_var],
+    );
+    check_saved(shape, saved);
+    Launch::linear(
+        ctx,
+        Kernel::BatchNormRunningUpdate,
+        &BatchNormParams::new(shape, momentum, 0.0),
+        &[&saved.buffer, &running_mean.buffer, &running_var.buffer],
+        flat_workgroups(shape.channels),
     )
 }
 
@@ -270,7 +338,7 @@ pub fn backward(
         &[b.dy, b.x, b.dx],
         &[b.gamma, b.beta, b.dgamma, b.dbeta],
     );
-    assert_eq!(b.saved.len(), 2 * shape.channels, "batch norm: saved holds [2C]");
+    check_saved(shape, b.saved);
     Launch::linear(
         ctx,
         Kernel::BatchNormBackward,
@@ -359,6 +427,28 @@ pub fn update_running_cpu(
         running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c];
         running_var[c] = (1.0 - momentum) * running_var[c] + momentum * var[c] * correction;
     }
+}
+
+/// CPU reference of the whole batch's statistics from equal parts (micro-batches of `count`
+/// values per channel each): `parts` holds each part's `(mean, biased var)` per channel. Returns
+/// the whole batch's mean and biased variance per channel,
+/// `mean = Σ mean_j / k`, `var = Σ (var_j + (mean_j − mean)²) / k`.
+pub fn combine_parts_cpu(parts: &[(Vec<f64>, Vec<f64>)]) -> (Vec<f64>, Vec<f64>) {
+    let k = parts.len() as f64;
+    let channels = parts[0].0.len();
+    let mean: Vec<f64> = (0..channels)
+        .map(|c| parts.iter().map(|(m, _)| m[c]).sum::<f64>() / k)
+        .collect();
+    let var = (0..channels)
+        .map(|c| {
+            parts
+                .iter()
+                .map(|(m, v)| v[c] + (m[c] - mean[c]).powi(2))
+                .sum::<f64>()
+                / k
+        })
+        .collect();
+    (mean, var)
 }
 
 /// CPU reference of the inference forward.

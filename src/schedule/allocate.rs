@@ -6,6 +6,7 @@ use super::record;
 use super::{GradientPlan, MemoryReport, Network, ScheduleError, choose_micro_batch, mib};
 use crate::gpu::{GpuBuffer, GpuContext};
 use crate::model::{Model, Op, Shape};
+use crate::ops::batch_norm;
 use crate::ops::sgd::SgdConfig;
 
 impl Network {
@@ -104,8 +105,8 @@ impl Network {
                 let c = shapes[i][1];
                 saved.push(GpuBuffer::zeros(
                     ctx,
-                    &format!("layer {i} saved mean and invstd"),
-                    2 * c,
+                    &format!("layer {i} saved statistics"),
+                    batch_norm::SAVED_PER_CHANNEL * c,
                 ));
             }
             if matches!(layer.op, Op::MaxPool { .. }) {
@@ -132,6 +133,7 @@ impl Network {
             train_accumulate: Vec::new(),
             eval_launches: Vec::new(),
             sgd_launches: Vec::new(),
+            running_launches: Vec::new(),
             sgd_config,
             memory,
         };

@@ -8,7 +8,8 @@
 //! A batch too large for the device's per-buffer limit runs as equal micro-batches: each one's
 //! forward and backward add into the parameter gradients (the loss gradient is divided by the
 //! whole batch), and one SGD update follows. Batch norm then normalizes each micro-batch by its
-//! own statistics and updates the running statistics once per micro-batch.
+//! own statistics and merges them into the step's, and the running statistics are updated once
+//! per step from the whole batch's statistics.
 
 mod allocate;
 mod kernel_cache;
@@ -84,6 +85,8 @@ pub struct Network {
     train_accumulate: Vec<Launch>,
     eval_launches: Vec<Launch>,
     sgd_launches: Vec<Launch>,
+    /// With micro-batches: each batch norm's running-statistic update, once per step.
+    running_launches: Vec<Launch>,
     sgd_config: SgdConfig,
     pub memory: MemoryReport,
 }
@@ -119,8 +122,12 @@ impl Network {
             } else {
                 &self.train_accumulate
             };
-            let sgd = if last { &self.sgd_launches[..] } else { &[] };
-            ctx.submit_all("train step", launches.iter().chain(sgd));
+            let once_per_step = if last {
+                self.sgd_launches.iter().chain(&self.running_launches)
+            } else {
+                [].iter().chain(&[])
+            };
+            ctx.submit_all("train step", launches.iter().chain(once_per_step));
             let [loss, right] = self.loss.read(ctx).await?[..] else {
                 unreachable!("the loss buffer holds two values")
             };
@@ -212,7 +219,10 @@ impl Network {
 
     /// Launches of one training step on one micro-batch, for timing each kernel.
     pub fn step_launches(&self) -> impl Iterator<Item = &Launch> {
-        self.train_first.iter().chain(&self.sgd_launches)
+        self.train_first
+            .iter()
+            .chain(&self.sgd_launches)
+            .chain(&self.running_launches)
     }
 }
 

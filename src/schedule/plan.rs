@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::model::{Model, Op, Shape};
+use crate::ops::batch_norm::SAVED_PER_CHANNEL;
 
 const F32: u64 = 4;
 
@@ -179,7 +180,7 @@ impl MemoryReport {
         let mut other = bytes(micro_batch) + bytes(2);
         for (i, layer) in model.layers.iter().enumerate() {
             match layer.op {
-                Op::BatchNorm { .. } => other += 2 * bytes(shapes[i][1]),
+                Op::BatchNorm { .. } => other += SAVED_PER_CHANNEL as u64 * bytes(shapes[i][1]),
                 Op::MaxPool { .. } => other += bytes(numel(&shapes[i + 1])),
                 _ => {}
             }

@@ -5,7 +5,7 @@
 use super::{GradientPlan, Network};
 use crate::gpu::{GpuBuffer, GpuContext, Launch};
 use crate::model::{LayerSlots, Op};
-use crate::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu};
+use crate::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, StepStatistics};
 use crate::ops::conv2d;
 use crate::ops::linear::LinearGemms;
 use crate::ops::matmul;
@@ -15,7 +15,8 @@ use crate::ops::upsample::{self, UpsampleShape};
 use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, relu};
 
 /// Records every launch list of `net`: the first micro-batch's training launches, later
-/// micro-batches' (adding into the gradients), inference, and SGD.
+/// micro-batches' (adding into the gradients), inference, SGD, and with micro-batches the
+/// running statistics' update once per step.
 pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &GradientPlan) {
     let recorder = Recorder {
         ctx,
@@ -30,7 +31,12 @@ pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &Gradie
     } else {
         Vec::new()
     };
-    let eval_launches = recorder.forward(false);
+    let eval_launches = recorder.forward(None);
+    let running_launches = if net.micro_batch < net.batch {
+        recorder.running_updates()
+    } else {
+        Vec::new()
+    };
     let sgd_launches = (0..net.params.len())
         .map(|p| {
             sgd::update(
@@ -46,6 +52,7 @@ pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &Gradie
     net.train_accumulate = train_accumulate;
     net.eval_launches = eval_launches;
     net.sgd_launches = sgd_launches;
+    net.running_launches = running_launches;
 }
 
 /// Records launch lists over a network's buffers.
@@ -76,7 +83,14 @@ impl Recorder<'_> {
     /// `accumulate`, else overwritten.
     fn train(&self, accumulate: bool) -> Vec<Launch> {
         let (ctx, net) = (self.ctx, self.net);
-        let mut launches = self.forward(true);
+        let step = if net.micro_batch == net.batch {
+            StepStatistics::UpdateRunning
+        } else if accumulate {
+            StepStatistics::Merge
+        } else {
+            StepStatistics::Start
+        };
+        let mut launches = self.forward(Some(step));
         let logits = &net.activations[net.model.output()];
         let grad_logits = self.slot(self.plan.tensor_slot[net.model.output()].unwrap());
         let (m, classes) = (net.micro_batch, net.model.classes);
@@ -95,9 +109,34 @@ impl Recorder<'_> {
         launches
     }
 
-    /// Forward in training mode (batch statistics) or inference mode (running statistics),
-    /// then the loss.
-    fn forward(&self, train: bool) -> Vec<Launch> {
+    /// Each batch norm's running-statistic update from the step's statistics of its
+    /// micro-batches.
+    fn running_updates(&self) -> Vec<Launch> {
+        let net = self.net;
+        net.model
+            .layers
+            .iter()
+            .zip(&self.slots)
+            .filter_map(|(layer, p)| {
+                let s = p.batch_norm?;
+                let [n, c, h, w] = net.shapes[layer.inputs[0]];
+                let (mean, var) = &net.running[s];
+                let shape = BnShape::new(n, c, h * w);
+                Some(batch_norm::running_update(
+                    self.ctx,
+                    shape,
+                    DEFAULT_MOMENTUM,
+                    &net._saved[s],
+                    mean,
+                    var,
+                ))
+            })
+            .collect()
+    }
+
+    /// Forward in training mode (batch statistics, treated as `step` says) or, with `None`,
+    /// inference mode (running statistics), then the loss.
+    fn forward(&self, train: Option<StepStatistics>) -> Vec<Launch> {
         let (ctx, net) = (self.ctx, self.net);
         let mut launches = Vec::new();
         for (i, layer) in net.model.layers.iter().enumerate() {
@@ -128,7 +167,7 @@ impl Recorder<'_> {
                         &net.params[p.weight.expect("a weight")],
                         &net.params[p.bias.unwrap()],
                     );
-                    if train {
+                    if let Some(step) = train {
                         let buffers = batch_norm::TrainForwardBuffers {
                             x,
                             gamma,
@@ -138,7 +177,15 @@ impl Recorder<'_> {
                             running_mean: rm,
                             running_var: rv,
                         };
-                        batch_norm::train_forward(ctx, shape, DEFAULT_MOMENTUM, DEFAULT_EPS, relu, &buffers)
+                        batch_norm::train_forward(
+                            ctx,
+                            shape,
+                            DEFAULT_MOMENTUM,
+                            DEFAULT_EPS,
+                            relu,
+                            step,
+                            &buffers,
+                        )
                     } else {
                         let buffers = batch_norm::InferenceForwardBuffers {
                             x,

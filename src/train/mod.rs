@@ -20,7 +20,7 @@ pub use report::{ClassScores, EvalReport};
 
 use crate::data::{BatchOptions, BatchOrder, Cifar10, Dataset, fill_batch};
 use crate::gpu::{GpuContext, GpuError};
-use crate::model::{Model, ResNetConfig, Stem, Variant};
+use crate::model::{GammaInit, Model, ResNetConfig, Stem, Variant};
 use crate::ops::sgd::SgdConfig;
 use crate::rng::Rng;
 use crate::schedule::{
@@ -94,6 +94,9 @@ pub struct TrainConfig {
     /// Run each batch as micro-batches of at most this many images (they are also split
     /// automatically when a buffer would exceed the device's limit).
     pub max_micro_batch: Option<usize>,
+    /// How batch norm's γ starts; `None`: the variant's default ([`Variant::default_gamma`]).
+    #[serde(default)]
+    pub gamma: Option<GammaInit>,
 }
 
 impl TrainConfig {
@@ -114,7 +117,18 @@ impl TrainConfig {
             max_steps: None,
             train_metrics: TrainMetrics::Eval,
             max_micro_batch: None,
+            gamma: None,
         }
+    }
+
+    /// How batch norm's γ starts in this run.
+    pub fn gamma_init(&self) -> GammaInit {
+        self.gamma.unwrap_or(self.model.variant.default_gamma())
+    }
+
+    /// A fresh run's initial parameters (drawn with `seed`, γ as [`Self::gamma_init`] says).
+    pub fn initial_parameters(&self, model: &Model) -> Vec<Vec<f32>> {
+        model.initial_parameters_with(self.seed, self.gamma_init())
     }
 
     /// Device memory this configuration needs on `ctx` (micro-batched where needed).
@@ -304,7 +318,7 @@ impl Trainer {
         };
         let params = match &initial {
             Some(s) => s.params.clone(),
-            None => model.initial_parameters(config.seed),
+            None => config.initial_parameters(&model),
         };
         Self::assemble(ctx, config, data, state, &params, initial.as_ref())
     }

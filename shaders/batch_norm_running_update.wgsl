@@ -1,0 +1,36 @@
+// Batch normalization, the running statistics' update once per training step when the batch
+// ran as micro-batches. Their training forwards left the whole batch's statistics per channel c
+// in saved [5C] (see batch_norm_train_forward.wgsl): n = saved[2C + c] values, their mean
+// saved[3C + c] and M2 = saved[4C + c] = Σ (x − mean)². With var = M2 / n (biased):
+//   running_mean = (1 − m) · running_mean + m · mean
+//   running_var  = (1 − m) · running_var  + m · M2 / (n − 1)   (var itself when n = 1)
+// One invocation per channel; workgroups are numbered id.x + id.y · num_workgroups.x.
+//
+// Declared in prelude_batch_norm.wgsl (Params), joined before this file when loaded.
+
+@group(0) @binding(1) var<storage, read> saved: array<f32>;
+@group(0) @binding(2) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> running_var: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) workgroup: vec3<u32>,
+    @builtin(num_workgroups) grid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let c = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
+    let channels = params.channels;
+    if c >= channels {
+        return;
+    }
+    let n = saved[2u * channels + c];
+    let mean = saved[3u * channels + c];
+    let m2 = saved[4u * channels + c];
+    var unbiased = m2 / n;
+    if n > 1.0 {
+        unbiased = m2 / (n - 1.0);
+    }
+    let m = params.momentum;
+    running_mean[c] = (1.0 - m) * running_mean[c] + m * mean;
+    running_var[c] = (1.0 - m) * running_var[c] + m * unbiased;
+}
