@@ -3,10 +3,11 @@
 // x [B, Cin, H, W], w [Cout, Cin, KH, KW], y [B, Cout, OH, OW]; padding reads zeros.
 // GEMM view: M = Cout, N = B·OH·OW, K = Cin·KH·KW, with x gathered on the fly (no im2col).
 //
-// One workgroup is one subgroup of 8 lanes computing a 16×32 tile (16 output channels, 32
-// output pixels). Lane l owns pixels n0 + l + 8j (j < 4) and all 16 channels; per k it loads
-// its 4 input values and 2 weights (channels m0 + l and m0 + 8 + l) and receives the other 14
-// weights from its neighbours by subgroupBroadcast, so each load feeds 4 or 16 FMAs.
+// A workgroup of LANES invocations computes a 16 × 4·LANES tile (16 output channels, 4·LANES
+// output pixels). Invocation i owns pixels n0 + i + LANES·j (j < 4) and all 16 channels; per k
+// it loads its 4 input values and 2 weights (channels m0 + s and m0 + 8 + s, s = its subgroup
+// lane mod 8) and receives the other 14 weights from lanes 0–7 of its subgroup by
+// subgroupBroadcast, so each load feeds 4 or 16 FMAs.
 //
 // Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
 
@@ -15,10 +16,17 @@
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-@compute @workgroup_size(8)
+// Invocations per workgroup, a multiple of 8: 8 by default; the wide variant sets the device's
+// largest subgroup size (at least 16), so that a 32- or 64-lane SIMD unit runs one workgroup
+// with every lane busy. Each subgroup broadcasts within itself, so any subgroup size from 8
+// up computes the same result.
+override LANES: u32 = 8u;
+
+@compute @workgroup_size(LANES)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
     @builtin(num_workgroups) grid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let out_pixels = params.out_height * params.out_width;
@@ -26,8 +34,8 @@ fn main(
     let k_total = params.in_channels * params.kernel_h * params.kernel_w;
     let plane = params.in_height * params.in_width;
     let m0 = tile.y * 16u;
-    let n0 = (tile.x + tile.z * grid.x) * 32u;
-    let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
+    let n0 = (tile.x + tile.z * grid.x) * (4u * LANES);
+    let columns = n0 + local + vec4<u32>(0u, 1u, 2u, 3u) * LANES;
     // Out-of-range columns and rows compute on clamped indices; their results are dropped.
     let safe = min(columns, vec4<u32>(n_total - 1u));
     let image = safe / out_pixels;
@@ -35,8 +43,8 @@ fn main(
     let ih0 = (pixel / params.out_width) * params.stride_h - params.pad_h;
     let iw0 = (pixel % params.out_width) * params.stride_w - params.pad_w;
     var x_plane = image * (params.in_channels * plane);
-    var w_lo = min(m0 + lane, params.out_channels - 1u) * k_total;
-    var w_hi = min(m0 + 8u + lane, params.out_channels - 1u) * k_total;
+    var w_lo = min(m0 + lane % 8u, params.out_channels - 1u) * k_total;
+    var w_hi = min(m0 + 8u + lane % 8u, params.out_channels - 1u) * k_total;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);

@@ -9,9 +9,10 @@
 // only through the taps kh ≡ rh (mod sh), kw ≡ rw (mod sw). Each phase walks just those taps,
 // so no multiply is spent on the zeros a masked gather would read.
 //
-// Tiling as in conv2d_forward_subgroup: a subgroup of 8 lanes computes 16 input channels × 32
-// input pixels of one phase; lane l owns pixels n0 + l + 8j (j < 4), loads 2 weights per tap
-// and receives the other 14 by subgroupBroadcast.
+// Tiling as in conv2d_forward_subgroup: a workgroup of LANES invocations computes 16 input
+// channels × 4·LANES input pixels of one phase; invocation i owns pixels n0 + i + LANES·j
+// (j < 4), loads 2 weights per tap and receives the other 14 from lanes 0–7 of its subgroup by
+// subgroupBroadcast.
 //
 // Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
 
@@ -19,10 +20,17 @@
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(8)
+// Invocations per workgroup, a multiple of 8: 8 by default; the wide variant sets the device's
+// largest subgroup size (at least 16), so that a 32- or 64-lane SIMD unit runs one workgroup
+// with every lane busy. Each subgroup broadcasts within itself, so any subgroup size from 8
+// up computes the same result.
+override LANES: u32 = 8u;
+
+@compute @workgroup_size(LANES)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
     @builtin(num_workgroups) grid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let plane = params.in_height * params.in_width;
@@ -46,15 +54,15 @@ fn main(
         return;
     }
     let m0 = tile.y * 16u;
-    let n0 = (tile.x + (tile.z / phases) * grid.x) * 32u;
-    let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
+    let n0 = (tile.x + (tile.z / phases) * grid.x) * (4u * LANES);
+    let columns = n0 + local + vec4<u32>(0u, 1u, 2u, 3u) * LANES;
     let safe = min(columns, vec4<u32>(n_total - 1u));
     let image = safe / phase_pixels;
     let u = (safe % phase_pixels) / cols;
     let v = safe % cols;
     var dy_plane = image * (params.out_channels * out_pixels);
-    var w_lo = min(m0 + lane, params.in_channels - 1u) * taps;
-    var w_hi = min(m0 + 8u + lane, params.in_channels - 1u) * taps;
+    var w_lo = min(m0 + lane % 8u, params.in_channels - 1u) * taps;
+    var w_hi = min(m0 + 8u + lane % 8u, params.in_channels - 1u) * taps;
     let w_channel_step = params.in_channels * taps;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);

@@ -9,9 +9,10 @@
 // split_k_sum.wgsl adds the chunks in order. Unsplit, k_chunk = K and there is one chunk.
 // Grid: tiles of N on x (wrapping onto z past 65,535), chunk · M-tiles + M-tile on y.
 //
-// A subgroup of 8 lanes computes 16 output channels × 32 taps (ci, kh, kw); lane l owns taps
-// n0 + l + 8j (j < 4), loads its 4 input values and 2 values of dy per k, and receives the
-// other 14 values of dy by subgroupBroadcast.
+// A workgroup of LANES invocations computes 16 output channels × 4·LANES taps (ci, kh, kw);
+// invocation i owns taps n0 + i + LANES·j (j < 4), loads its 4 input values and 2 values of dy
+// per k, and receives the other 14 values of dy from lanes 0–7 of its subgroup by
+// subgroupBroadcast.
 //
 // Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
 
@@ -19,10 +20,17 @@
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
 
-@compute @workgroup_size(8)
+// Invocations per workgroup, a multiple of 8: 8 by default; the wide variant sets the device's
+// largest subgroup size (at least 16), so that a 32- or 64-lane SIMD unit runs one workgroup
+// with every lane busy. Each subgroup broadcasts within itself, so any subgroup size from 8
+// up computes the same result.
+override LANES: u32 = 8u;
+
+@compute @workgroup_size(LANES)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
     @builtin(num_workgroups) grid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let plane = params.in_height * params.in_width;
@@ -35,14 +43,14 @@ fn main(
     let images_per_chunk = params.k_chunk / out_pixels;
     let first_image = chunk * images_per_chunk;
     let end_image = min(first_image + images_per_chunk, params.batch);
-    let n0 = (tile.x + tile.z * grid.x) * 32u;
-    let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
+    let n0 = (tile.x + tile.z * grid.x) * (4u * LANES);
+    let columns = n0 + local + vec4<u32>(0u, 1u, 2u, 3u) * LANES;
     let safe = min(columns, vec4<u32>(n_total - 1u));
     let ci = safe / taps;
     let kh = (safe % taps) / params.kernel_w;
     let kw = safe % params.kernel_w;
-    let row_lo = min(m0 + lane, params.out_channels - 1u) * out_pixels;
-    let row_hi = min(m0 + 8u + lane, params.out_channels - 1u) * out_pixels;
+    let row_lo = min(m0 + lane % 8u, params.out_channels - 1u) * out_pixels;
+    let row_hi = min(m0 + 8u + lane % 8u, params.out_channels - 1u) * out_pixels;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);

@@ -1,29 +1,36 @@
-// Batched strided GEMM, subgroup variant (subgroup size 8):
+// Batched strided GEMM, subgroup variant (subgroup size ≥ 8):
 //   C[z, m, n] = Σ_k A[z, m, k] · B[z, k, n]  (+ bias) (+ C[z, m, n] when accumulating)
 // with A at a_batch·z + a_row·m + a_k·k and B at b_batch·z + b_k·k + b_col·n, so that
 // transposes are strides. When `reduce_batch` is 1 the batch is summed as well (a weight
 // gradient over a minibatch): C[m, n] = Σ_z Σ_k A[z, m, k] · B[z, k, n], and the grid has z = 1.
 //
-// One workgroup is one subgroup of 8 lanes and computes a 16×32 tile of C. Lane l owns the
-// columns n0 + l + 8j (j < 4) and all 16 rows: per k it loads its 4 values of B and 2 values
-// of A (rows m0 + l and m0 + 8 + l), and receives the other 14 A values from its neighbours
-// by subgroupBroadcast. Each loaded value is thus used 16 or 4 times from registers, which is
+// A workgroup of LANES invocations computes a 16 × 4·LANES tile of C. Invocation i owns the
+// columns n0 + i + LANES·j (j < 4) and all 16 rows: per k it loads its 4 values of B and 2
+// values of A (rows m0 + s and m0 + 8 + s, s = its subgroup lane mod 8), and receives the other
+// 14 A values from lanes 0–7 of its subgroup by subgroupBroadcast. Each loaded value is thus used 16 or 4 times from registers, which is
 // what matters on CPU-based adapters, where every memory load is costly.
 //
 // Declared in prelude_matmul.wgsl (Params, bindings, load_a/load_b, store_row), joined before this file when loaded.
 
-@compute @workgroup_size(8)
+// Invocations per workgroup, a multiple of 8: 8 by default; the wide variant sets the device's
+// largest subgroup size (at least 16), so that a 32- or 64-lane SIMD unit runs one workgroup
+// with every lane busy. Each subgroup broadcasts within itself, so any subgroup size from 8
+// up computes the same result.
+override LANES: u32 = 8u;
+
+@compute @workgroup_size(LANES)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
     let m0 = tile.y * 16u;
-    let n0 = tile.x * 32u;
-    let columns = n0 + lane + vec4<u32>(0u, 8u, 16u, 24u);
+    let n0 = tile.x * (4u * LANES);
+    let columns = n0 + local + vec4<u32>(0u, 1u, 2u, 3u) * LANES;
     // Out-of-range rows and columns read a valid clamped address; their results are dropped.
     let safe_columns = min(columns, vec4<u32>(params.n - 1u));
-    let row_lo = min(m0 + lane, params.m - 1u);
-    let row_hi = min(m0 + 8u + lane, params.m - 1u);
+    let row_lo = min(m0 + lane % 8u, params.m - 1u);
+    let row_hi = min(m0 + 8u + lane % 8u, params.m - 1u);
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);

@@ -29,9 +29,11 @@ impl Prelude {
 }
 
 /// Declares the `Kernel` enum and its source table from
-/// `(Variant, "file stem", subgroups, [preludes])`.
+/// `(Variant, "file stem", subgroups, [preludes])`, or `(…, wide)` for a kernel that runs a
+/// file's text with its `LANES` override set to the device's subgroup width
+/// ([`crate::gpu::GpuContext::wide_lanes`]); such a kernel's name is the file stem + `_wide`.
 macro_rules! kernels {
-    ($(($variant:ident, $file:literal, $subgroups:literal, [$($prelude:ident),*])),* $(,)?) => {
+    ($(($variant:ident, $file:literal, $subgroups:literal, [$($prelude:ident),*] $(, $wide:ident)?)),* $(,)?) => {
         /// A compute kernel: one `.wgsl` file in `shaders/` with a `main` entry point.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Kernel { $($variant),* }
@@ -39,9 +41,15 @@ macro_rules! kernels {
         impl Kernel {
             pub const ALL: &'static [Kernel] = &[$(Kernel::$variant),*];
 
-            /// The file stem, also used as the label of the kernel's wgpu objects.
+            /// The file stem (`_wide` added for a wide kernel), also the label of the kernel's
+            /// wgpu objects.
             pub const fn name(self) -> &'static str {
-                match self { $(Kernel::$variant => $file),* }
+                match self { $(Kernel::$variant => concat!($file $(, "_", stringify!($wide))?)),* }
+            }
+
+            /// Whether the kernel sets its `LANES` override to the device's subgroup width.
+            pub const fn is_wide(self) -> bool {
+                match self { $(Kernel::$variant => false $(|| stringify!($wide).len() > 0)?),* }
             }
 
             /// The kernel's own WGSL text exactly as it is on disk (without its preludes).
@@ -65,14 +73,18 @@ macro_rules! kernels {
 kernels! {
     (Conv2dForward, "conv2d_forward", false, [CONV2D]),
     (Conv2dForwardSubgroup, "conv2d_forward_subgroup", true, [CONV2D]),
+    (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup", true, [CONV2D], wide),
     (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D]),
     (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D]),
+    (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D], wide),
     (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D]),
+    (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D], wide),
     (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D]),
     (SplitKSum, "split_k_sum", false, []),
     (Matmul, "matmul", false, [MATMUL]),
     (MatmulSubgroup, "matmul_subgroup", true, [MATMUL]),
+    (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], wide),
     (MatmulTiled, "matmul_tiled", false, [MATMUL]),
     (BiasGrad, "bias_grad", false, []),
     (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM]),

@@ -110,10 +110,13 @@ fn twin_of(kernel: Kernel) -> RustTwin {
     match kernel {
         Conv2dForward
         | Conv2dForwardSubgroup
+        | Conv2dForwardSubgroupWide
         | Conv2dInputGrad
         | Conv2dInputGradSubgroup
+        | Conv2dInputGradSubgroupWide
         | Conv2dWeightGrad
         | Conv2dWeightGradSubgroup
+        | Conv2dWeightGradSubgroupWide
         | Conv2dWeightGradSplit => twin!(Conv2dParams {
             batch,
             in_channels,
@@ -137,7 +140,7 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             chunks,
             accumulate
         }),
-        Matmul | MatmulSubgroup | MatmulTiled => twin!(MatmulParams {
+        Matmul | MatmulSubgroup | MatmulSubgroupWide | MatmulTiled => twin!(MatmulParams {
             m,
             n,
             k,

@@ -24,7 +24,7 @@ pub struct Cli {
     pub command: Option<Command>,
     /// Kernel variant of the convolutions and GEMMs: `auto` times the variants that apply on
     /// this device for each launch shape and keeps the fastest (cached per adapter), or one of
-    /// portable, subgroup, tiled, split-k wherever it applies.
+    /// portable, subgroup, subgroup-wide, tiled, split-k wherever it applies.
     #[arg(long, global = true, default_value = "auto", value_parser = KernelPolicy::parse)]
     pub kernels: KernelPolicy,
 }

@@ -19,6 +19,10 @@ pub enum Variant {
     /// One subgroup per workgroup exchanging operands with `subgroupBroadcast`; needs
     /// subgroups of at least 8 lanes. Fast where loads are expensive (CPU adapters).
     Subgroup,
+    /// The subgroup kernels with a workgroup of the device's largest subgroup size (at least
+    /// 16 lanes; see `GpuContext::wide_lanes`) and a tile 4 columns per lane wide: every lane
+    /// of a 32- or 64-lane SIMD unit busy, where the 8-lane workgroup leaves most idle.
+    SubgroupWide,
     /// 256 invocations, 128×128 tiles double-buffered in workgroup memory, 8×8 outputs per
     /// invocation: for wide GPUs.
     Tiled,
@@ -28,9 +32,10 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 4] = [
+    pub const ALL: [Variant; 5] = [
         Variant::Portable,
         Variant::Subgroup,
+        Variant::SubgroupWide,
         Variant::Tiled,
         Variant::SplitK,
     ];
@@ -39,9 +44,15 @@ impl Variant {
         match self {
             Variant::Portable => "portable",
             Variant::Subgroup => "subgroup",
+            Variant::SubgroupWide => "subgroup-wide",
             Variant::Tiled => "tiled",
             Variant::SplitK => "split-k",
         }
+    }
+
+    /// Whether the variant needs subgroup operations.
+    pub fn uses_subgroups(self) -> bool {
+        matches!(self, Variant::Subgroup | Variant::SubgroupWide)
     }
 
     pub fn from_name(name: &str) -> Option<Self> {

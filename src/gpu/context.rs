@@ -43,6 +43,9 @@ pub struct GpuContext {
     pub adapter_info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: OptionalFeatures,
+    /// Invocations per workgroup of the wide subgroup kernels: the adapter's largest subgroup
+    /// size, at least 16 and at most 64 (a whole number of subgroups of any size it runs).
+    pub wide_lanes: u32,
     /// The policy and measured choices by which GEMM-shaped launches pick their variant.
     choices: Mutex<KernelChoices>,
     /// Scratch space shared by split-K launches (each launch's partial sums are consumed by
@@ -132,11 +135,13 @@ impl GpuContext {
                 reason: e.to_string(),
             })?;
         log::info!(
-            "GPU: {} ({:?}, {:?}), subgroups {}",
+            "GPU: {} ({:?}, {:?}), subgroups {} ({} to {} lanes)",
             info.name,
             info.backend,
             info.device_type,
-            features.subgroups
+            features.subgroups,
+            info.subgroup_min_size,
+            info.subgroup_max_size
         );
         let error = Arc::new(Mutex::new(None));
         let sink = error.clone();
@@ -157,7 +162,9 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let wide_lanes = info.subgroup_max_size.next_power_of_two().clamp(16, 64);
         Ok(Self {
+            wide_lanes,
             placeholder,
             device,
             queue,
@@ -228,7 +235,7 @@ impl GpuContext {
         let mut out: Vec<Variant> = all
             .iter()
             .copied()
-            .filter(|&v| v != Variant::Subgroup || self.features.subgroups)
+            .filter(|&v| !v.uses_subgroups() || self.features.subgroups)
             .collect();
         // Without a measurement, subgroup kernels go first where the adapter has them.
         out.sort_by_key(|&v| v != Variant::Subgroup);
@@ -269,6 +276,8 @@ impl GpuContext {
                     label: Some(kernel.name()),
                     source: wgpu::ShaderSource::Wgsl(kernel.source_for_device().into()),
                 });
+                let lanes = [("LANES", f64::from(self.wide_lanes))];
+                let constants: &[(&str, f64)] = if kernel.is_wide() { &lanes } else { &[] };
                 Arc::new(
                     self.device
                         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -276,7 +285,10 @@ impl GpuContext {
                             layout: None,
                             module: &module,
                             entry_point: Some("main"),
-                            compilation_options: wgpu::PipelineCompilationOptions::default(),
+                            compilation_options: wgpu::PipelineCompilationOptions {
+                                constants,
+                                ..Default::default()
+                            },
                             cache: None,
                         }),
                 )

@@ -250,14 +250,14 @@ pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -
         );
     }
     if direction != Direction::WeightGrad {
-        return ctx.applicable(&[Variant::Portable, Variant::Subgroup]);
+        return ctx.applicable(&[Variant::Portable, Variant::Subgroup, Variant::SubgroupWide]);
     }
     let mut all = Vec::new();
     if weight_grad_reduction(shape) <= MAX_REDUCTION {
         all.push(Variant::Portable);
     }
     if subgroup_weight_grad_chunks(shape).is_some() {
-        all.push(Variant::Subgroup);
+        all.extend([Variant::Subgroup, Variant::SubgroupWide]);
     }
     if split_k_chunks(shape).is_some() {
         all.push(Variant::SplitK);
@@ -294,10 +294,12 @@ fn choose(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -> Varian
     ctx.pick(&launch_key(direction, shape), &candidates(ctx, direction, shape))
 }
 
-/// Tile sizes (M, N) of the implicit-GEMM kernels of a variant.
-fn tile(variant: Variant) -> (usize, usize) {
+/// Tile sizes (M, N) of the implicit-GEMM kernels of a variant: 4 columns per lane on the
+/// subgroup kernels.
+fn tile(ctx: &GpuContext, variant: Variant) -> (usize, usize) {
     match variant {
         Variant::Subgroup => (16, 32),
+        Variant::SubgroupWide => (16, 4 * ctx.wide_lanes as usize),
         _ => (64, 64),
     }
 }
@@ -305,8 +307,8 @@ fn tile(variant: Variant) -> (usize, usize) {
 /// The grid for an implicit-GEMM kernel: tiles of N on x, wrapping onto z past 65,535 (the
 /// kernels read tile `x + z · num_workgroups.x`; spare tiles past N store nothing), tiles of M
 /// on y.
-fn implicit_gemm_grid(variant: Variant, m: usize, n: usize) -> [u32; 3] {
-    let (tile_m, tile_n) = tile(variant);
+fn implicit_gemm_grid(ctx: &GpuContext, variant: Variant, m: usize, n: usize) -> [u32; 3] {
+    let (tile_m, tile_n) = tile(ctx, variant);
     let n_tiles = n.div_ceil(tile_n) as u32;
     let wraps = n_tiles.div_ceil(65_535);
     [n_tiles.div_ceil(wraps), m.div_ceil(tile_m) as u32, wraps]
@@ -364,9 +366,11 @@ pub fn forward_with(
     let params = shape.params(bias.is_some(), false);
     let kernel = match variant {
         Variant::Subgroup => Kernel::Conv2dForwardSubgroup,
+        Variant::SubgroupWide => Kernel::Conv2dForwardSubgroupWide,
         _ => Kernel::Conv2dForward,
     };
     let grid = implicit_gemm_grid(
+        ctx,
         variant,
         shape.out_channels,
         shape.batch * shape.out_height() * shape.out_width(),
@@ -413,16 +417,22 @@ pub fn input_grad_with(
     }
     let params = shape.params(false, accumulate);
     let (kernel, grid) = match variant {
-        Variant::Subgroup => {
+        Variant::Subgroup | Variant::SubgroupWide => {
             // One z slice per stride phase (see the shader), each over that phase's pixels.
             let [sh, sw] = shape.stride;
             let phase_pixels = shape.in_height.div_ceil(sh) * shape.in_width.div_ceil(sw);
-            let [x, y, wraps] = implicit_gemm_grid(variant, shape.in_channels, shape.batch * phase_pixels);
-            (Kernel::Conv2dInputGradSubgroup, [x, y, wraps * (sh * sw) as u32])
+            let [x, y, wraps] =
+                implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * phase_pixels);
+            let kernel = if variant == Variant::Subgroup {
+                Kernel::Conv2dInputGradSubgroup
+            } else {
+                Kernel::Conv2dInputGradSubgroupWide
+            };
+            (kernel, [x, y, wraps * (sh * sw) as u32])
         }
         _ => (
             Kernel::Conv2dInputGrad,
-            implicit_gemm_grid(variant, shape.in_channels, shape.batch * shape.pixels()),
+            implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
         ),
     };
     Launch::new(ctx, kernel, &params, &[&dy.buffer, &w.buffer, &dx.buffer], grid)
@@ -480,11 +490,11 @@ pub fn weight_grad_with(
         let kernel = Kernel::Conv2dWeightGradSplit;
         return weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate);
     }
-    if variant == Variant::Subgroup {
-        return subgroup_weight_grad(ctx, shape, dy, x, dw, accumulate);
+    if variant.uses_subgroups() {
+        return subgroup_weight_grad(ctx, variant, shape, dy, x, dw, accumulate);
     }
     let params = shape.params(false, accumulate);
-    let grid = implicit_gemm_grid(variant, shape.out_channels, columns);
+    let grid = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
     Launch::new(
         ctx,
         Kernel::Conv2dWeightGrad,
@@ -498,6 +508,7 @@ pub fn weight_grad_with(
 /// else per chunk of whole images into partial sums that a second launch adds in order.
 fn subgroup_weight_grad(
     ctx: &GpuContext,
+    variant: Variant,
     shape: &Conv2dShape,
     dy: &GpuBuffer<f32>,
     x: &GpuBuffer<f32>,
@@ -508,15 +519,19 @@ fn subgroup_weight_grad(
     let images_per_chunk = shape.batch.div_ceil(chunks);
     let chunks = shape.batch.div_ceil(images_per_chunk);
     let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
-    let [x_tiles, m_tiles, wraps] = implicit_gemm_grid(Variant::Subgroup, shape.out_channels, columns);
+    let [x_tiles, m_tiles, wraps] = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
+    let kernel = if variant == Variant::Subgroup {
+        Kernel::Conv2dWeightGradSubgroup
+    } else {
+        Kernel::Conv2dWeightGradSubgroupWide
+    };
     let grid = [x_tiles, m_tiles * chunks as u32, wraps];
     let mut params = shape.params(false, accumulate && chunks == 1);
     params.k_chunk = (images_per_chunk * shape.out_height() * shape.out_width()) as u32;
     if chunks == 1 {
         let buffers = [&dy.buffer, &x.buffer, &dw.buffer];
-        return Launch::new(ctx, Kernel::Conv2dWeightGradSubgroup, &params, &buffers, grid);
+        return Launch::new(ctx, kernel, &params, &buffers, grid);
     }
-    let kernel = Kernel::Conv2dWeightGradSubgroup;
     weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate)
 }
 

@@ -155,7 +155,12 @@ pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
     if loop_iterations(p, summed) > MAX_REDUCTION && split {
         return vec![Variant::SplitK];
     }
-    let mut all = vec![Variant::Portable, Variant::Subgroup, Variant::Tiled];
+    let mut all = vec![
+        Variant::Portable,
+        Variant::Subgroup,
+        Variant::SubgroupWide,
+        Variant::Tiled,
+    ];
     if split {
         all.push(Variant::SplitK);
     }
@@ -220,6 +225,7 @@ pub fn launch_with(
     let z = if params.reduce_batch == 1 { 1 } else { params.batch };
     let (kernel, tile_m, tile_n) = match variant {
         Variant::Subgroup => (Kernel::MatmulSubgroup, 16, 32),
+        Variant::SubgroupWide => (Kernel::MatmulSubgroupWide, 16, 4 * ctx.wide_lanes),
         Variant::Tiled => (Kernel::MatmulTiled, 128, 128),
         Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
     };

@@ -23,7 +23,7 @@ pub fn gpu() -> GpuContext {
 pub fn kernel_policies(ctx: &GpuContext) -> Vec<KernelPolicy> {
     let mut variants = vec![Variant::Portable, Variant::Tiled, Variant::SplitK];
     if ctx.features.subgroups {
-        variants.push(Variant::Subgroup);
+        variants.extend([Variant::Subgroup, Variant::SubgroupWide]);
     } else if std::env::var_os("RESNET_WGPU_ALLOW_NO_SUBGROUPS").is_none() {
         panic!(
             "the adapter {} offers no subgroups, so the subgroup kernels cannot be tested here; \
