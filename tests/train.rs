@@ -349,3 +349,74 @@ fn errors_the_device_reports_are_kept_for_the_caller_instead_of_panicking() {
     assert!(!error.is_empty());
     assert_eq!(ctx.take_error(), None, "taken once");
 }
+
+/// Makes the device report a validation error of its own, as a rejected launch would: a buffer
+/// whose usages cannot go together, created outside any error scope.
+fn inject_device_error(ctx: &resnet_wgpu::gpu::GpuContext) {
+    let _ = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("invalid on purpose"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+}
+
+#[test]
+fn a_device_error_during_a_step_stops_the_run_and_nothing_is_saved_from_it() {
+    let ctx = gpu();
+    let data = sample_dataset(48, 16, 3);
+    let mut trainer = Trainer::new(&ctx, small_config(16, 2), Splits::new(&data, 16), None).unwrap();
+    pollster::block_on(trainer.step(&ctx)).expect("a healthy first step");
+    let before = pollster::block_on(trainer.checkpoint(&ctx)).expect("a checkpoint before the failure");
+
+    inject_device_error(&ctx);
+    let error = pollster::block_on(trainer.step(&ctx)).expect_err("the step must fail");
+    let text = error.to_string();
+    assert!(matches!(error, TrainError::Device(_)), "{error:?}");
+    assert!(
+        text.contains("the GPU failed") && text.contains("checkpoint is intact"),
+        "{text}"
+    );
+    assert_eq!(trainer.state.global_step, 1, "the failed step is not counted");
+    // The run stays stopped, and no checkpoint is taken from the device's state any more.
+    assert!(matches!(
+        pollster::block_on(trainer.step(&ctx)),
+        Err(TrainError::Device(_))
+    ));
+    let refused = pollster::block_on(trainer.checkpoint(&ctx)).expect_err("no checkpoint after a failure");
+    assert!(refused.to_string().contains("nothing is saved"), "{refused}");
+    assert_eq!(before.header.state.global_step, 1);
+}
+
+#[test]
+fn a_device_error_while_allocating_says_what_the_plan_needed() {
+    let ctx = gpu();
+    let data = sample_dataset(48, 16, 3);
+    inject_device_error(&ctx);
+    let error = Trainer::new(&ctx, small_config(16, 2), Splits::new(&data, 16), None)
+        .err()
+        .expect("setting up must fail");
+    let text = error.to_string();
+    assert!(
+        text.contains("could not set up the network")
+            && text.contains("MiB")
+            && text.contains("smaller batch"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_destroyed_device_stops_the_run_with_a_clear_error() {
+    let ctx = gpu();
+    let data = sample_dataset(48, 16, 3);
+    let mut trainer = Trainer::new(&ctx, small_config(16, 2), Splits::new(&data, 16), None).unwrap();
+    pollster::block_on(trainer.step(&ctx)).expect("a healthy first step");
+    ctx.device.destroy();
+    let error = pollster::block_on(trainer.step(&ctx)).expect_err("the step must fail");
+    assert!(matches!(error, TrainError::Device(_)), "{error:?}");
+    assert!(error.to_string().contains("device was lost"), "{error}");
+    assert!(
+        pollster::block_on(trainer.checkpoint(&ctx)).is_err(),
+        "no checkpoint from a lost device"
+    );
+}

@@ -59,6 +59,17 @@ pub struct GpuContext {
     error: Arc<Mutex<Option<String>>>,
 }
 
+/// An error and its causes, `outer: inner: …`, on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text = format!("{text}: {e}");
+        cause = e.source();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The smallest subgroup the subgroup kernels work with: they exchange operands among groups
 /// of 8 neighbouring lanes.
 const MIN_SUBGROUP_SIZE_FOR_KERNELS: u32 = 8;
@@ -146,15 +157,24 @@ impl GpuContext {
         let error = Arc::new(Mutex::new(None));
         let sink = error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            log::error!("GPU error: {e}");
-            sink.lock()
-                .expect("error slot")
-                .get_or_insert_with(|| e.to_string());
+            // The description carries the cause; the error's own text is only its kind.
+            let text = match &e {
+                wgpu::Error::OutOfMemory { .. } => "the device is out of memory".to_string(),
+                wgpu::Error::Validation { source, .. } | wgpu::Error::Internal { source, .. } => {
+                    error_chain(source.as_ref())
+                }
+            };
+            log::error!("GPU error: {text}");
+            sink.lock().expect("error slot").get_or_insert(text);
         }));
         let sink = error.clone();
         device.set_device_lost_callback(move |reason, message| {
-            let text = format!("the GPU device was lost ({reason:?}): {message}");
-            sink.lock().expect("error slot").get_or_insert(text);
+            let text = match message.trim() {
+                "" => format!("the GPU device was lost ({reason:?})"),
+                message => format!("the GPU device was lost ({reason:?}): {message}"),
+            };
+            // The root cause of whatever else failed since: it replaces an earlier error.
+            *sink.lock().expect("error slot") = Some(text);
         });
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("absent optional input"),
@@ -182,6 +202,12 @@ impl GpuContext {
     /// device lost), if any.
     pub fn take_error(&self) -> Option<String> {
         self.error.lock().expect("error slot").take()
+    }
+
+    /// `Err` with the device's first error since the last check (a rejected launch, memory it
+    /// could not allocate, a lost device): after such an error, results read back are stale.
+    pub fn check(&self) -> Result<(), GpuError> {
+        self.take_error().map_or(Ok(()), |e| Err(GpuError::Validation(e)))
     }
 
     /// Forces the subgroup kernels on (where the adapter offers subgroups) or the portable

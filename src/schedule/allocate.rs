@@ -138,6 +138,11 @@ impl Network {
             memory,
         };
         record::record_launches(ctx, &mut net, &plan);
+        ctx.check().map_err(|e| ScheduleError::Device {
+            need: mib(net.memory.total()),
+            micro_batch: net.micro_batch,
+            reason: e.to_string(),
+        })?;
         Ok(net)
     }
 }

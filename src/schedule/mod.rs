@@ -36,6 +36,15 @@ pub enum ScheduleError {
     EmptyBatch,
     #[error("{expected} initial tensors expected (one per parameter), got {got}")]
     WrongParameters { expected: usize, got: usize },
+    #[error(
+        "the device could not set up the network ({need:.0} MiB of buffers, micro-batches of \
+         {micro_batch}): {reason}. Choose a smaller batch (--micro-batch) or model"
+    )]
+    Device {
+        need: f64,
+        micro_batch: usize,
+        reason: String,
+    },
 }
 
 /// Mean loss and correct predictions of one training step.
@@ -93,7 +102,7 @@ pub struct Network {
 
 impl Network {
     /// Runs one training step on a batch (images [B, 3, 32, 32] in [0, 1], labels [B]) and
-    /// returns its mean loss and correct count.
+    /// returns its mean loss and correct count, or the error the device reported meanwhile.
     pub async fn train_step(
         &self,
         ctx: &GpuContext,
@@ -128,7 +137,9 @@ impl Network {
                 [].iter().chain(&[])
             };
             ctx.submit_all("train step", launches.iter().chain(once_per_step));
-            let [loss, right] = self.loss.read(ctx).await?[..] else {
+            let read = self.loss.read(ctx).await;
+            ctx.check()?;
+            let [loss, right] = read?[..] else {
                 unreachable!("the loss buffer holds two values")
             };
             loss_sum += loss;
@@ -155,7 +166,9 @@ impl Network {
             chunk[n * IMAGE_LEN..].fill(0.0);
             self.activations[0].write(ctx, &chunk);
             ctx.submit_all("inference", &self.eval_launches);
-            let out = self.activations[self.model.output()].read(ctx).await?;
+            let out = self.activations[self.model.output()].read(ctx).await;
+            ctx.check()?;
+            let out = out?;
             logits.extend_from_slice(&out[..n * classes]);
         }
         Ok(logits)
@@ -187,6 +200,7 @@ impl Network {
         for (mean, var) in &self.running {
             state.running.push((mean.read(ctx).await?, var.read(ctx).await?));
         }
+        ctx.check()?;
         Ok(state)
     }
 

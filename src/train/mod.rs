@@ -244,7 +244,11 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("the GPU failed: {0}. Try a smaller batch or model; the last checkpoint is intact")]
+    #[error(
+        "the GPU failed: {0}. The run stopped and nothing was saved from this point on; the last \
+         checkpoint is intact. If the device ran out of memory, choose a smaller batch \
+         (--micro-batch) or model; otherwise restart and resume from the last checkpoint"
+    )]
     Device(String),
 }
 
@@ -292,6 +296,9 @@ pub struct Trainer {
     batch_labels: Vec<u32>,
     /// The current epoch's visiting order, drawn once per epoch.
     order: Option<(usize, Vec<usize>)>,
+    /// The error the device reported during a step: the weights on the device are no longer
+    /// trusted, so the run neither steps nor checkpoints again.
+    device_failure: Option<String>,
 }
 
 impl Trainer {
@@ -367,6 +374,7 @@ impl Trainer {
             batch_images: Vec::new(),
             batch_labels: Vec::new(),
             order: None,
+            device_failure: None,
         })
     }
 
@@ -402,6 +410,9 @@ impl Trainer {
 
     /// One training step on the next batch of the epoch.
     pub async fn step(&mut self, ctx: &GpuContext) -> Result<StepReport, TrainError> {
+        if let Some(reason) = &self.device_failure {
+            return Err(TrainError::Device(reason.clone()));
+        }
         let started = Instant::now();
         let batch = self.config.batch;
         let epoch = self.state.epochs_done;
@@ -427,7 +438,14 @@ impl Trainer {
         let stats = self
             .net
             .train_step(ctx, &self.batch_images, &self.batch_labels)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                GpuError::Validation(reason) => {
+                    self.device_failure = Some(reason.clone());
+                    TrainError::Device(reason)
+                }
+                other => TrainError::Gpu(other),
+            })?;
         if !stats.loss.is_finite() {
             return Err(TrainError::NonFinite {
                 loss: stats.loss,
@@ -526,6 +544,12 @@ impl Trainer {
 
     /// Copies the run to a checkpoint.
     pub async fn checkpoint(&self, ctx: &GpuContext) -> Result<Checkpoint, GpuError> {
+        if let Some(reason) = &self.device_failure {
+            return Err(GpuError::Validation(format!(
+                "{reason}; nothing is saved from a run after its device failed (the last saved \
+                 checkpoint is intact)"
+            )));
+        }
         Ok(Checkpoint::new(
             self.config.clone(),
             self.state.clone(),
