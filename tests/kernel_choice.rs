@@ -128,3 +128,28 @@ fn a_forced_policy_times_nothing_and_is_obeyed_where_it_applies() {
             .contains("auto, portable")
     );
 }
+
+/// The wide subgroup kernels: a workgroup of a whole number of the adapter's subgroups, at
+/// least 16 lanes; timed where the subgroups are wider than 8 lanes, and run when named.
+#[test]
+fn wide_subgroup_kernels_fill_the_devices_subgroups_and_are_timed_where_they_can_help() {
+    use resnet_wgpu::ops::conv2d::{self, Conv2dShape, Direction};
+    let ctx = gpu();
+    let widest = ctx.adapter_info.subgroup_max_size;
+    assert!(
+        ctx.wide_lanes >= 16 && ctx.wide_lanes <= 64 && ctx.wide_lanes % widest.max(1) == 0,
+        "{} lanes for subgroups of up to {widest}",
+        ctx.wide_lanes
+    );
+    let shape = Conv2dShape::square(2, 8, 8, 16, 3, 1, 1);
+    let offered = |policy| {
+        ctx.set_kernel_policy(policy);
+        conv2d::candidates(&ctx, Direction::Forward, &shape)
+    };
+    assert_eq!(
+        offered(KernelPolicy::Auto).contains(&Variant::SubgroupWide),
+        widest > 8,
+        "timed only where the subgroups are wider than 8 lanes (here {widest})"
+    );
+    assert!(offered(KernelPolicy::Only(Variant::SubgroupWide)).contains(&Variant::SubgroupWide));
+}

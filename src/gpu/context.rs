@@ -223,6 +223,16 @@ impl GpuContext {
         effective
     }
 
+    /// Whether the wide subgroup kernels are among the candidates: where the adapter's
+    /// subgroups are wider than 8 lanes (the 8-lane workgroup leaves lanes idle there), or
+    /// when asked for by name. On 8-lane subgroups they are the 8-lane kernels with more
+    /// bookkeeping: measured on lavapipe (AVX2), 5.2 against 5.5 images/s for the 32-pixel
+    /// ResNet-50 step, and 2 s more of kernel timing for no faster choice.
+    fn wide_worth_timing(&self) -> bool {
+        self.adapter_info.subgroup_max_size > 8
+            || self.kernel_policy() == KernelPolicy::Only(Variant::SubgroupWide)
+    }
+
     /// How GEMM-shaped launches built from now on pick their variant.
     pub fn set_kernel_policy(&self, policy: KernelPolicy) {
         self.choices.lock().expect("kernel choices").policy = policy;
@@ -256,12 +266,14 @@ impl GpuContext {
     }
 
     /// The variants of a GEMM-shaped launch that run on this adapter, from `all` (given in
-    /// order of preference when nothing was measured): subgroup variants need subgroups.
+    /// order of preference when nothing was measured): subgroup variants need subgroups, and the
+    /// wide ones subgroups wider than 8 lanes unless asked for by name.
     pub fn applicable(&self, all: &[Variant]) -> Vec<Variant> {
         let mut out: Vec<Variant> = all
             .iter()
             .copied()
             .filter(|&v| !v.uses_subgroups() || self.features.subgroups)
+            .filter(|&v| v != Variant::SubgroupWide || self.wide_worth_timing())
             .collect();
         // Without a measurement, subgroup kernels go first where the adapter has them.
         out.sort_by_key(|&v| v != Variant::Subgroup);
