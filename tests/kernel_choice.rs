@@ -137,7 +137,7 @@ fn wide_subgroup_kernels_fill_the_devices_subgroups_and_are_timed_where_they_can
     let ctx = gpu();
     let widest = ctx.adapter_info.subgroup_max_size;
     assert!(
-        ctx.wide_lanes >= 16 && ctx.wide_lanes <= 64 && ctx.wide_lanes % widest.max(1) == 0,
+        (16..=64).contains(&ctx.wide_lanes) && ctx.wide_lanes.is_multiple_of(widest.max(1)),
         "{} lanes for subgroups of up to {widest}",
         ctx.wide_lanes
     );
