@@ -189,7 +189,7 @@ pub fn time_training_step(
         lr: 1e-6,
         ..SgdConfig::REFERENCE
     };
-    let micro = crate::schedule::choose_micro_batch(model, batch, Network::buffer_limit(ctx), None)
+    let micro = crate::schedule::choose_micro_batch(model, batch, Network::limits(ctx), None)
         .ok_or(crate::schedule::ScheduleError::EmptyBatch)?;
     let cache = crate::schedule::KernelCache::default_location();
     let kernels = pollster::block_on(crate::schedule::choose_kernels(

@@ -272,3 +272,34 @@ fn info_reports_the_adapter_and_the_memory_of_a_configuration() {
         "{text}"
     );
 }
+
+#[test]
+fn a_memory_budget_splits_the_batch_or_says_what_does_not_fit() {
+    let out = run(&[
+        "info",
+        "--variant",
+        "seed50",
+        "--batch",
+        "128",
+        "--memory",
+        "2048",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("budget 2048 MiB"), "{text}");
+    let in_all: f64 = text
+        .split("device memory: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MiB").next())
+        .and_then(|mib| mib.parse().ok())
+        .unwrap_or_else(|| panic!("no total in {text}"));
+    assert!(in_all <= 2048.0 && text.contains("micro-batches of"), "{text}");
+
+    let out = run(&["info", "--variant", "seed50", "--batch", "128", "--memory", "100"]);
+    assert!(!out.status.success());
+    let error = stderr(&out);
+    assert!(
+        error.contains("budget of 100 MiB") && error.contains("needs 406 MiB") && error.contains("--memory"),
+        "{error}"
+    );
+}

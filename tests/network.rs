@@ -233,7 +233,7 @@ fn predict_matches_reference_inference_for_any_count() {
 
 #[test]
 fn gradient_buffers_are_reused_and_memory_is_reported() {
-    use resnet_wgpu::schedule::{MemoryReport, choose_micro_batch};
+    use resnet_wgpu::schedule::{DeviceLimits, MemoryReport, choose_micro_batch};
     let model = Model::new(Variant::Seed50, Stem::ImageNet);
     let report = MemoryReport::new(&model, 8, 8);
     assert!(
@@ -245,13 +245,44 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     let text = report.to_string();
     assert!(text.contains("activations") && text.contains("MiB"), "{text}");
     // A 128 MiB binding limit splits the reference batch of 128 into micro-batches.
-    let micro = choose_micro_batch(&model, 128, 128 << 20, None).unwrap();
+    let binding = |max_buffer| DeviceLimits {
+        max_buffer,
+        memory_budget: u64::MAX,
+    };
+    let micro = choose_micro_batch(&model, 128, binding(128 << 20), None).unwrap();
     assert!(micro < 128 && 128 % micro == 0, "micro-batch {micro}");
     assert!(MemoryReport::new(&model, 128, micro).largest_buffer <= 128 << 20);
     assert!(MemoryReport::new(&model, 128, micro * 2).largest_buffer > 128 << 20);
     assert_eq!(
-        choose_micro_batch(&model, 128, 1 << 20, None),
+        choose_micro_batch(&model, 128, binding(1 << 20), None),
         None,
         "one image needs more than 1 MiB"
     );
+    // The reference configuration needs more than 5 GiB whole; within a 2 GiB budget (a
+    // browser's) and no binding limit, it runs as the largest micro-batches that fit.
+    let whole = MemoryReport::new(&model, 128, 128).total();
+    assert!(whole > 5 << 30, "{whole} bytes");
+    let budget = DeviceLimits {
+        max_buffer: u64::MAX,
+        memory_budget: 2 << 30,
+    };
+    let micro = choose_micro_batch(&model, 128, budget, None).unwrap();
+    assert!(MemoryReport::new(&model, 128, micro).total() <= 2 << 30);
+    let next = (micro + 1..=128).find(|m| 128 % m == 0).unwrap();
+    assert!(
+        MemoryReport::new(&model, 128, next).total() > 2 << 30,
+        "micro {micro} is the largest that fits"
+    );
+    // And within 6 GiB (the default on a discrete GPU, so that it starts on an 8 GiB card).
+    let gpu = DeviceLimits {
+        max_buffer: u64::MAX,
+        memory_budget: 6 << 30,
+    };
+    let micro = choose_micro_batch(&model, 128, gpu, None).unwrap();
+    println!(
+        "reference configuration: {:.0} MiB whole, {:.0} MiB as micro-batches of {micro}",
+        whole as f64 / 1048576.0,
+        MemoryReport::new(&model, 128, micro).total() as f64 / 1048576.0
+    );
+    assert!(micro >= 32, "micro-batches of {micro}");
 }

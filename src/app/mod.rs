@@ -395,12 +395,15 @@ impl App {
                 } else {
                     RunState::Running
                 };
-                let limit = match &self.device {
-                    DeviceState::Ready(info) => info.buffer_limit,
-                    _ => memory.largest_buffer,
+                let limits = match &self.device {
+                    DeviceState::Ready(info) => info.fit,
+                    _ => crate::schedule::DeviceLimits {
+                        max_buffer: memory.largest_buffer,
+                        memory_budget: memory.total(),
+                    },
                 };
                 let split = memory
-                    .micro_batch_note(limit)
+                    .micro_batch_note(limits)
                     .map_or(String::new(), |note| format!("; each batch {note}"));
                 let what = match &self.loaded_checkpoint.take() {
                     Some(name) => format!("loaded {name}: press Resume to continue"),

@@ -185,12 +185,31 @@ pub fn small_and_fast() -> TrainConfig {
 }
 
 fn memory_section(app: &mut App, ui: &mut egui::Ui) {
-    let DeviceState::Ready(info) = &app.device else {
+    let DeviceState::Ready(info) = &mut app.device else {
         ui.label("Memory: waiting for the device…");
         return;
     };
+    let mut budget_mib = info.fit.memory_budget >> 20;
+    ui.horizontal(|ui| {
+        ui.label("Memory budget");
+        ui.add(
+            egui::DragValue::new(&mut budget_mib)
+                .range(64..=1 << 20)
+                .speed(64)
+                .suffix(" MiB"),
+        )
+        .on_hover_text(
+            "What the network's buffers may take in all; larger batches run as micro-batches to fit",
+        );
+    });
+    if budget_mib << 20 != info.fit.memory_budget {
+        info.fit.memory_budget = budget_mib << 20;
+        app.worker
+            .send(super::worker::Command::SetMemoryBudget(budget_mib << 20));
+    }
+    let info = info.clone();
     let model = app.config.model.build();
-    match choose_micro_batch(&model, app.config.batch.max(1), info.buffer_limit, None) {
+    match choose_micro_batch(&model, app.config.batch.max(1), info.fit, None) {
         Some(micro) => {
             let m = MemoryReport::new(&model, app.config.batch.max(1), micro);
             ui.label(format!(
@@ -198,7 +217,7 @@ fn memory_section(app: &mut App, ui: &mut egui::Ui) {
                 mib(m.total()),
                 model.parameters().iter().map(|p| p.len()).sum::<usize>() as f64 / 1e6
             ));
-            if let Some(note) = m.micro_batch_note(info.buffer_limit) {
+            if let Some(note) = m.micro_batch_note(info.fit) {
                 ui.label(format!("Each batch {note}"));
             }
         }

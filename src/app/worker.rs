@@ -41,6 +41,8 @@ pub enum Command {
     Save,
     /// How later runs choose their kernels.
     SetKernelPolicy(KernelPolicy),
+    /// Bytes a network's buffers may take in all, for runs started from now on.
+    SetMemoryBudget(u64),
 }
 
 /// The device the worker trains on.
@@ -49,8 +51,8 @@ pub struct DeviceInfo {
     pub adapter: String,
     pub limits: Vec<(String, String)>,
     pub features: Vec<(String, bool)>,
-    /// The largest buffer it binds (micro-batching threshold).
-    pub buffer_limit: u64,
+    /// The largest buffer it binds and the memory budget (micro-batching thresholds).
+    pub fit: crate::schedule::DeviceLimits,
 }
 
 /// What the worker reports.
@@ -162,7 +164,7 @@ fn device_info(ctx: &GpuContext) -> DeviceInfo {
             ("subgroups".into(), ctx.features.subgroups),
             ("timestamp-query".into(), ctx.features.timestamp_query),
         ],
-        buffer_limit: crate::schedule::Network::buffer_limit(ctx),
+        fit: crate::schedule::Network::limits(ctx),
     }
 }
 
@@ -288,6 +290,7 @@ async fn handle(
             }
         },
         Command::SetKernelPolicy(policy) => ctx.set_kernel_policy(policy),
+        Command::SetMemoryBudget(bytes) => ctx.set_memory_budget(bytes),
         Command::Save => match trainer.as_ref() {
             None => events.send(Event::Error("nothing to save yet: train a model first".into())),
             Some(t) => match t.checkpoint(ctx).await {

@@ -21,6 +21,10 @@ pub fn print_info(ctx: &GpuContext) {
         l.max_storage_buffers_per_shader_stage
     );
     println!(
+        "memory:   budget {} MiB for a network's buffers (--memory changes it)",
+        ctx.memory_budget() >> 20
+    );
+    println!(
         "          workgroup: {} invocations, {} KiB shared memory, {} groups per dimension",
         l.max_compute_invocations_per_workgroup,
         l.max_compute_workgroup_storage_size >> 10,

@@ -27,15 +27,25 @@ pub struct Cli {
     /// portable, subgroup, subgroup-wide, tiled, split-k wherever it applies.
     #[arg(long, global = true, default_value = "auto", value_parser = KernelPolicy::parse)]
     pub kernels: KernelPolicy,
+    /// What the network's buffers may take in all, in MiB (default: 6144 on a discrete GPU,
+    /// 4096 on a CPU adapter, 2048 on other GPUs); a batch that needs more runs as
+    /// micro-batches that fit.
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory: Option<u64>,
 }
 
 /// The kernel policy given on the command line, for every device the command opens.
 static KERNEL_POLICY: std::sync::OnceLock<KernelPolicy> = std::sync::OnceLock::new();
+/// The memory budget given on the command line, in MiB.
+static MEMORY_BUDGET_MIB: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
 
 /// Opens the GPU with the command line's kernel policy.
 pub fn open_gpu() -> Result<GpuContext, resnet_wgpu::gpu::GpuError> {
     let ctx = GpuContext::new_blocking()?;
     ctx.set_kernel_policy(KERNEL_POLICY.get().copied().unwrap_or_default());
+    if let Some(mib) = MEMORY_BUDGET_MIB.get().copied().flatten() {
+        ctx.set_memory_budget(mib << 20);
+    }
     Ok(ctx)
 }
 
@@ -186,6 +196,7 @@ pub fn main() {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     KERNEL_POLICY.get_or_init(|| cli.kernels);
+    MEMORY_BUDGET_MIB.get_or_init(|| cli.memory);
     let Some(command) = cli.command else {
         return Ok(resnet_wgpu::app::run_native(None)?);
     };

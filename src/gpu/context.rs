@@ -46,6 +46,8 @@ pub struct GpuContext {
     /// Invocations per workgroup of the wide subgroup kernels: the adapter's largest subgroup
     /// size, at least 16 and at most 64 (a whole number of subgroups of any size it runs).
     pub wide_lanes: u32,
+    /// Bytes that a network's buffers may take in all (see [`GpuContext::memory_budget`]).
+    memory_budget: std::sync::atomic::AtomicU64,
     /// The policy and measured choices by which GEMM-shaped launches pick their variant.
     choices: Mutex<KernelChoices>,
     /// Scratch space shared by split-K launches (each launch's partial sums are consumed by
@@ -57,6 +59,22 @@ pub struct GpuContext {
     /// The first error the device reported on its own (validation, out of memory, device
     /// lost) since it was last taken; wgpu would otherwise panic on it.
     error: Arc<Mutex<Option<String>>>,
+}
+
+/// The memory budget of a device of this type, in bytes: 6 GiB on a discrete GPU (the
+/// reference configuration then starts on an 8 GiB card, leaving room for the display and the
+/// driver), 4 GiB on a CPU adapter (host memory), 2 GiB on integrated and other GPUs (shared
+/// with the system) and in browsers, which stop pages long before a device's memory runs out.
+pub fn default_memory_budget(device_type: wgpu::DeviceType) -> u64 {
+    const GIB: u64 = 1 << 30;
+    if cfg!(target_arch = "wasm32") {
+        return 2 * GIB;
+    }
+    match device_type {
+        wgpu::DeviceType::DiscreteGpu => 6 * GIB,
+        wgpu::DeviceType::Cpu => 4 * GIB,
+        _ => 2 * GIB,
+    }
 }
 
 /// An error and its causes, `outer: inner: …`, on one line.
@@ -183,7 +201,9 @@ impl GpuContext {
             mapped_at_creation: false,
         });
         let wide_lanes = info.subgroup_max_size.next_power_of_two().clamp(16, 64);
+        let memory_budget = default_memory_budget(info.device_type).into();
         Ok(Self {
+            memory_budget,
             wide_lanes,
             placeholder,
             device,
@@ -231,6 +251,19 @@ impl GpuContext {
     fn wide_worth_timing(&self) -> bool {
         self.adapter_info.subgroup_max_size > 8
             || self.kernel_policy() == KernelPolicy::Only(Variant::SubgroupWide)
+    }
+
+    /// Bytes that a network's buffers may take in all: a plan runs its batch as micro-batches
+    /// small enough to fit. WebGPU does not say how much memory a device has, so this is a
+    /// default per kind of adapter ([`default_memory_budget`]) that a person may change
+    /// (`--memory`, the app's Device page).
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_memory_budget(&self, bytes: u64) {
+        self.memory_budget
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How GEMM-shaped launches built from now on pick their variant.

@@ -3,7 +3,7 @@
 //! then the launch lists are recorded over them ([`super::record`]).
 
 use super::record;
-use super::{GradientPlan, MemoryReport, Network, ScheduleError, choose_micro_batch, mib};
+use super::{DeviceLimits, GradientPlan, MemoryReport, Network, ScheduleError, choose_micro_batch, mib};
 use crate::gpu::{GpuBuffer, GpuContext};
 use crate::model::{Model, Op, Shape};
 use crate::ops::batch_norm;
@@ -29,6 +29,14 @@ impl Network {
         limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
     }
 
+    /// What a plan must fit on this device: its binding limit and its memory budget.
+    pub fn limits(ctx: &GpuContext) -> DeviceLimits {
+        DeviceLimits {
+            max_buffer: Self::buffer_limit(ctx),
+            memory_budget: ctx.memory_budget(),
+        }
+    }
+
     /// [`Network::new`] with micro-batches of at most `max_micro_batch` images.
     pub fn with_micro_batch_limit(
         ctx: &GpuContext,
@@ -48,14 +56,10 @@ impl Network {
                 got: initial.len(),
             });
         }
-        let limit = Self::buffer_limit(ctx);
-        let micro_batch = choose_micro_batch(&model, batch, limit, max_micro_batch).ok_or_else(|| {
-            ScheduleError::TooLarge {
-                model: format!("{} ({:?} stem)", model.variant.name(), model.stem),
-                need: mib(MemoryReport::new(&model, batch, 1).largest_buffer),
-                limit: mib(limit),
-            }
-        })?;
+        let limits = Self::limits(ctx);
+        let name = format!("{} ({} stem)", model.variant.name(), model.stem.name());
+        let micro_batch = choose_micro_batch(&model, batch, limits, max_micro_batch)
+            .ok_or_else(|| ScheduleError::too_large(name, &model, batch, limits))?;
         let memory = MemoryReport::new(&model, batch, micro_batch);
         let shapes = model.shapes(micro_batch);
         let numel = |s: &Shape| s.iter().product::<usize>();

@@ -18,7 +18,7 @@ mod record;
 mod tune;
 
 pub use kernel_cache::KernelCache;
-pub use plan::{GradientPlan, MemoryReport, choose_micro_batch, mib};
+pub use plan::{DeviceLimits, GradientPlan, MemoryReport, choose_micro_batch, mib};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, Launch};
@@ -29,9 +29,18 @@ use crate::ops::sgd::{self, SgdConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error(
-        "one image of {model} needs a {need:.1} MiB buffer, more than this device binds ({limit:.1} MiB per buffer); choose a smaller model or the CIFAR stem"
+        "one image at a time, {model} needs {need_total:.0} MiB of buffers, the largest \
+         {need_buffer:.1} MiB; this device allows {max_buffer:.0} MiB per buffer and a budget \
+         of {budget:.0} MiB in all (--memory changes the budget); choose a smaller model or \
+         the CIFAR stem"
     )]
-    TooLarge { model: String, need: f64, limit: f64 },
+    TooLarge {
+        model: String,
+        need_buffer: f64,
+        need_total: f64,
+        max_buffer: f64,
+        budget: f64,
+    },
     #[error("batch size must be at least 1")]
     EmptyBatch,
     #[error("{expected} initial tensors expected (one per parameter), got {got}")]
@@ -45,6 +54,20 @@ pub enum ScheduleError {
         micro_batch: usize,
         reason: String,
     },
+}
+
+impl ScheduleError {
+    /// [`ScheduleError::TooLarge`] for `model` (named `name`) at one image per micro-batch.
+    pub fn too_large(name: String, model: &Model, batch: usize, limits: DeviceLimits) -> Self {
+        let one = MemoryReport::new(model, batch, 1);
+        ScheduleError::TooLarge {
+            model: name,
+            need_buffer: mib(one.largest_buffer),
+            need_total: mib(one.total()),
+            max_buffer: mib(limits.max_buffer),
+            budget: mib(limits.memory_budget),
+        }
+    }
 }
 
 /// Mean loss and correct predictions of one training step.

@@ -211,15 +211,17 @@ impl MemoryReport {
         self.batch / self.micro_batch
     }
 
-    /// "runs as 4 micro-batches of 32 (a buffer may hold at most 128 MiB here)", or `None`
-    /// when the batch runs whole: the one wording of this fact for every screen.
-    pub fn micro_batch_note(&self, buffer_limit: u64) -> Option<String> {
+    /// "runs as 4 micro-batches of 32 (here a buffer may hold at most 128 MiB, and all of them
+    /// 4096 MiB)", or `None` when the batch runs whole: the one wording of this fact for every
+    /// screen.
+    pub fn micro_batch_note(&self, limits: DeviceLimits) -> Option<String> {
         (self.micro_batch < self.batch).then(|| {
             format!(
-                "runs as {} micro-batches of {} (a buffer may hold at most {:.0} MiB here)",
+                "runs as {} micro-batches of {} (here a buffer may hold at most {:.0} MiB, and all of them {:.0} MiB)",
                 self.micro_batches(),
                 self.micro_batch,
-                mib(buffer_limit)
+                mib(limits.max_buffer),
+                mib(limits.memory_budget)
             )
         })
     }
@@ -268,17 +270,26 @@ impl fmt::Display for MemoryReport {
     }
 }
 
-/// The largest micro-batch that divides `batch` and whose largest buffer fits in
-/// `max_buffer_bytes`, at most `max_micro_batch`; `None` when not even one image fits.
+/// What a plan must fit on a device: the largest buffer it may bind, and the memory budget for
+/// all its buffers together (see `GpuContext::memory_budget`), in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceLimits {
+    pub max_buffer: u64,
+    pub memory_budget: u64,
+}
+
+/// The largest micro-batch that divides `batch` and whose buffers fit `limits` (the largest
+/// within the binding limit, all of them within the budget), at most `max_micro_batch`;
+/// `None` when not even one image fits.
 pub fn choose_micro_batch(
     model: &Model,
     batch: usize,
-    max_buffer_bytes: u64,
+    limits: DeviceLimits,
     max_micro_batch: Option<usize>,
 ) -> Option<usize> {
     let cap = max_micro_batch.unwrap_or(batch).min(batch);
-    (1..=cap)
-        .rev()
-        .filter(|&m| batch.is_multiple_of(m))
-        .find(|&m| MemoryReport::new(model, batch, m).largest_buffer <= max_buffer_bytes)
+    (1..=cap).rev().filter(|&m| batch.is_multiple_of(m)).find(|&m| {
+        let report = MemoryReport::new(model, batch, m);
+        report.largest_buffer <= limits.max_buffer && report.total() <= limits.memory_budget
+    })
 }

@@ -134,14 +134,9 @@ impl TrainConfig {
     /// Device memory this configuration needs on `ctx` (micro-batched where needed).
     pub fn memory(&self, ctx: &GpuContext) -> Result<MemoryReport, ScheduleError> {
         let model = self.model.build();
-        let limit = Network::buffer_limit(ctx);
-        let micro = choose_micro_batch(&model, self.batch, limit, self.max_micro_batch).ok_or_else(|| {
-            ScheduleError::TooLarge {
-                model: self.model.describe(),
-                need: crate::schedule::mib(MemoryReport::new(&model, self.batch, 1).largest_buffer),
-                limit: crate::schedule::mib(limit),
-            }
-        })?;
+        let limits = Network::limits(ctx);
+        let micro = choose_micro_batch(&model, self.batch, limits, self.max_micro_batch)
+            .ok_or_else(|| ScheduleError::too_large(self.model.describe(), &model, self.batch, limits))?;
         Ok(MemoryReport::new(&model, self.batch, micro))
     }
 
