@@ -17,5 +17,6 @@ pub mod rng;
 pub mod schedule;
 pub mod shaders;
 pub mod train;
+pub mod untrusted;
 #[cfg(target_arch = "wasm32")]
 mod web;
