@@ -7,8 +7,9 @@
 // A workgroup of LANES invocations computes a 16 × 4·LANES tile of C. Invocation i owns the
 // columns n0 + i + LANES·j (j < 4) and all 16 rows: per k it loads its 4 values of B and 2
 // values of A (rows m0 + s and m0 + 8 + s, s = its subgroup lane mod 8), and receives the other
-// 14 A values from lanes 0–7 of its subgroup by subgroupBroadcast. Each loaded value is thus used 16 or 4 times from registers, which is
-// what matters on CPU-based adapters, where every memory load is costly.
+// 14 A values from lanes 0–7 of its subgroup by subgroupBroadcast. Each loaded value is thus
+// used 16 or 4 times from registers, which is what matters on CPU-based adapters, where every
+// memory load is costly.
 //
 // Declared in prelude_matmul.wgsl (Params, bindings, load_a/load_b, store_row), joined before this file when loaded.
 
