@@ -112,14 +112,6 @@ pub enum GammaInit {
     Uniform,
 }
 
-impl GammaInit {
-    pub fn name(self) -> &'static str {
-        match self {
-            GammaInit::Ones => "ones",
-            GammaInit::Uniform => "uniform",
-        }
-    }
-}
 
 /// A trainable parameter.
 #[derive(Clone, Debug, PartialEq)]

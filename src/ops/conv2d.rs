@@ -304,6 +304,15 @@ fn tile(ctx: &GpuContext, variant: Variant) -> (usize, usize) {
     }
 }
 
+/// The kernel of a subgroup variant: the 8-lane one, or the wide one.
+fn subgroup_kernel(variant: Variant, eight_lanes: Kernel, wide: Kernel) -> Kernel {
+    match variant {
+        Variant::Subgroup => eight_lanes,
+        Variant::SubgroupWide => wide,
+        other => unreachable!("{other} is not a subgroup variant"),
+    }
+}
+
 /// The grid for an implicit-GEMM kernel: tiles of N on x, wrapping onto z past 65,535 (the
 /// kernels read tile `x + z · num_workgroups.x`; spare tiles past N store nothing), tiles of M
 /// on y.
@@ -365,8 +374,11 @@ pub fn forward_with(
     }
     let params = shape.params(bias.is_some(), false);
     let kernel = match variant {
-        Variant::Subgroup => Kernel::Conv2dForwardSubgroup,
-        Variant::SubgroupWide => Kernel::Conv2dForwardSubgroupWide,
+        Variant::Subgroup | Variant::SubgroupWide => subgroup_kernel(
+            variant,
+            Kernel::Conv2dForwardSubgroup,
+            Kernel::Conv2dForwardSubgroupWide,
+        ),
         _ => Kernel::Conv2dForward,
     };
     let grid = implicit_gemm_grid(
@@ -423,11 +435,11 @@ pub fn input_grad_with(
             let phase_pixels = shape.in_height.div_ceil(sh) * shape.in_width.div_ceil(sw);
             let [x, y, wraps] =
                 implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * phase_pixels);
-            let kernel = if variant == Variant::Subgroup {
-                Kernel::Conv2dInputGradSubgroup
-            } else {
-                Kernel::Conv2dInputGradSubgroupWide
-            };
+            let kernel = subgroup_kernel(
+                variant,
+                Kernel::Conv2dInputGradSubgroup,
+                Kernel::Conv2dInputGradSubgroupWide,
+            );
             (kernel, [x, y, wraps * (sh * sw) as u32])
         }
         _ => (
@@ -520,11 +532,11 @@ fn subgroup_weight_grad(
     let chunks = shape.batch.div_ceil(images_per_chunk);
     let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
     let [x_tiles, m_tiles, wraps] = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
-    let kernel = if variant == Variant::Subgroup {
-        Kernel::Conv2dWeightGradSubgroup
-    } else {
-        Kernel::Conv2dWeightGradSubgroupWide
-    };
+    let kernel = subgroup_kernel(
+        variant,
+        Kernel::Conv2dWeightGradSubgroup,
+        Kernel::Conv2dWeightGradSubgroupWide,
+    );
     let grid = [x_tiles, m_tiles * chunks as u32, wraps];
     let mut params = shape.params(false, accumulate && chunks == 1);
     params.k_chunk = (images_per_chunk * shape.out_height() * shape.out_width()) as u32;

@@ -434,13 +434,7 @@ impl Trainer {
             .net
             .train_step(ctx, &self.batch_images, &self.batch_labels)
             .await
-            .map_err(|e| match e {
-                GpuError::Validation(reason) => {
-                    self.device_failure = Some(reason.clone());
-                    TrainError::Device(reason)
-                }
-                other => TrainError::Gpu(other),
-            })?;
+            .map_err(|e| self.failed(e))?;
         if !stats.loss.is_finite() {
             return Err(TrainError::NonFinite {
                 loss: stats.loss,
@@ -468,6 +462,18 @@ impl Trainer {
         })
     }
 
+    /// The error of GPU work of this run; an error the device reported (see
+    /// [`GpuContext::check`]) marks the run as failed, so it neither steps nor checkpoints again.
+    fn failed(&mut self, error: GpuError) -> TrainError {
+        match error {
+            GpuError::Validation(reason) => {
+                self.device_failure = Some(reason.clone());
+                TrainError::Device(reason)
+            }
+            other => TrainError::Gpu(other),
+        }
+    }
+
     /// Measures the epoch's metrics, steps the learning-rate schedule and starts the next epoch.
     pub async fn finish_epoch(&mut self, ctx: &GpuContext) -> Result<EpochMetrics, TrainError> {
         let started = Instant::now();
@@ -481,14 +487,16 @@ impl Trainer {
                 )
             }
             TrainMetrics::Eval => {
-                let r = self.evaluate(ctx, &self.data.train).await?;
+                let r = self.evaluate(ctx, &self.data.train).await;
+                let r = r.map_err(|e| self.failed(e))?;
                 (r.loss, r.error_rate())
             }
         };
         let (val_loss, val_error) = if self.data.validation.is_empty() {
             (None, None)
         } else {
-            let r = self.evaluate(ctx, &self.data.validation).await?;
+            let r = self.evaluate(ctx, &self.data.validation).await;
+            let r = r.map_err(|e| self.failed(e))?;
             (Some(r.loss), Some(r.error_rate()))
         };
         let s = &mut self.state;
