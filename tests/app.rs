@@ -239,6 +239,72 @@ fn bad_files_give_clear_messages_and_keep_the_state() {
     assert!(h.query_by_label_contains("other.safetensors").is_some());
 }
 
+#[test]
+fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
+    let mut h = harness();
+    wait_for(&mut h, "the GPU", 60, device_ready);
+    let dir = std::env::temp_dir().join(format!("resnet-wgpu-lost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    h.state_mut().checkpoint_folder = dir.display().to_string();
+    h.get_by_label("Small and fast").click();
+    h.step();
+    h.get_by_label("Start").click();
+    wait_for(&mut h, "two training steps", 120, |a| a.status().global_step >= 2);
+    h.get_by_label("Pause").click();
+    wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");
+    h.get_by_label("Save").click();
+    wait_for(&mut h, "the saved checkpoint", 60, |a| {
+        a.status().message.is_some_and(|m| m.contains("checkpoint saved"))
+    });
+    let saved_step = h.state().status().global_step;
+    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let saved = std::fs::read(&file).unwrap();
+    h.get_by_label("Resume").click();
+    wait_for(&mut h, "a step after the checkpoint", 60, move |a| {
+        a.status().global_step > saved_step
+    });
+
+    // The device goes away mid-run, as in a driver reset.
+    h.state_mut().lose_device();
+    wait_for(&mut h, "the failure to be seen", 60, |a| a.status().device_failed);
+    let status = h.state().status();
+    assert!(status.error, "{status:?}");
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("the GPU failed") && message.contains("nothing was saved"),
+        "{message}"
+    );
+    assert_eq!(status.run, "paused");
+    // Nothing is written from the failed device, and the checkpoint on disk is untouched.
+    h.get_by_label("Save").click();
+    wait_for(&mut h, "Save to be refused", 30, |a| {
+        a.status().message.is_some_and(|m| m.contains("reopen it first"))
+    });
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1, "only the saved checkpoint is in {dir:?}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        saved,
+        "the checkpoint on disk changed"
+    );
+
+    let offer = format!("Reopen the GPU and continue from epoch 1, step {saved_step}");
+    h.get_by_label(&offer).click();
+    let resumed = format!("training continues from step {saved_step}");
+    wait_for(&mut h, "the run on the new device", 120, move |a| {
+        device_ready(a) && a.status().message.is_some_and(|m| m.contains(&resumed))
+    });
+    wait_for(&mut h, "training to continue", 120, move |a| {
+        a.status().run == "running" && a.status().global_step > saved_step
+    });
+    let status = h.state().status();
+    // The curve keeps the steps up to the checkpoint and goes on from there.
+    assert_eq!(status.step_losses as u64, status.global_step);
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A checkpoint of a tiny ResNet-18 (CIFAR stem) trained for no steps.
 fn small_checkpoint() -> Vec<u8> {
     use resnet_wgpu::train::{Checkpoint, TrainConfig, TrainState};

@@ -1,9 +1,11 @@
-//! Files in and out of the app: dropped files, file dialogs, loading datasets off the window's
-//! thread, and saving checkpoints (a file natively, a download in the browser).
+//! Files in and out of the app: dropped files, file dialogs, reading and checking datasets,
+//! checkpoints and images off the window's thread (a hostile file never freezes the window),
+//! and saving checkpoints (a file natively, a download in the browser).
 
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 
 use crate::data::{Cifar10, load_cifar10_archive, load_cifar10_files};
+use crate::train::Checkpoint;
 
 /// What a file is taken for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,10 @@ impl LoadedFile {
 pub enum Done {
     File(LoadedFile),
     Dataset(Result<(Cifar10, String), String>),
+    /// A checkpoint read and checked (its name, and the checkpoint or why it does not load).
+    Checkpoint(String, Result<Box<Checkpoint>, String>),
+    /// An image decoded to 3×32×32 CHW bytes (its name, and the pixels or why not).
+    Image(String, Result<Vec<u8>, String>),
     Saved(Result<String, String>),
     /// A download's progress (native): the fraction done (if the size is known) and a
     /// description; an empty description when it has ended.
@@ -116,7 +122,7 @@ impl Loader {
         let name = file_name(file.path());
         let kind = FileKind::of(&name);
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        self.background(move || {
             let path = file.path().to_path_buf();
             let bytes = if path.is_dir() {
                 Err("a folder".to_string())
@@ -124,17 +130,13 @@ impl Loader {
                 file.bytes()
             };
             let kind = if path.is_dir() { FileKind::Dataset } else { kind };
-            Self::finish(
-                &self.sender,
-                &self.repaint,
-                Done::File(LoadedFile {
-                    kind,
-                    name,
-                    bytes,
-                    path: Some(path),
-                }),
-            );
-        }
+            Done::File(LoadedFile {
+                kind,
+                name,
+                bytes,
+                path: Some(path),
+            })
+        });
         #[cfg(target_arch = "wasm32")]
         {
             let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
@@ -167,6 +169,26 @@ impl Loader {
                 (_, Err(e)) => return Done::Dataset(Err(format!("cannot read {name}: {e}"))),
             };
             Done::Dataset(result.map(|data| (data, name)).map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Reads and checks a checkpoint (header bounds, tensor shapes) in the background.
+    pub fn read_checkpoint(&self, file: LoadedFile) {
+        self.background(move || {
+            let checkpoint = file
+                .bytes
+                .and_then(|bytes| Checkpoint::from_bytes(&file.name, &bytes).map_err(|e| e.to_string()));
+            Done::Checkpoint(file.name, checkpoint.map(Box::new))
+        });
+    }
+
+    /// Decodes an image to the network's 32×32 input in the background.
+    pub fn decode_image(&self, file: LoadedFile) {
+        self.background(move || {
+            let image = file
+                .bytes
+                .and_then(|bytes| crate::data::decode_image(&file.name, &bytes).map_err(|e| e.to_string()));
+            Done::Image(file.name, image)
         });
     }
 

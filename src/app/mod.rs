@@ -106,6 +106,15 @@ pub struct Classified {
     pub top: Vec<(usize, f64)>,
 }
 
+/// The device failed during the run: what happened, and where the run continues from on a
+/// new device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceFailure {
+    pub reason: String,
+    /// "epoch 3, step 0": the last good state (none if no run had started).
+    pub resume_from: Option<String>,
+}
+
 /// A message in the bar at the bottom: an error or a notice.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
@@ -123,6 +132,10 @@ pub struct App {
     pub report: Option<EvalReport>,
     pub classified: Option<Classified>,
     pub message: Option<Message>,
+    /// Set when the device failed, until it is reopened.
+    pub device_failure: Option<DeviceFailure>,
+    /// The device is being reopened after a failure.
+    reopening: bool,
     pub tab: Tab,
     /// Files being read or loaded off the window's thread.
     files: files::Loader,
@@ -177,6 +190,8 @@ impl App {
             report: None,
             classified: None,
             message: None,
+            device_failure: None,
+            reopening: false,
             tab: Tab::Training,
             files: files::Loader::new(ctx.clone()),
             textures: BTreeMap::new(),
@@ -249,6 +264,20 @@ impl App {
         self.worker.send(Command::Stop);
     }
 
+    /// Opens a new device after a failure and continues the run from its last good state.
+    pub fn reopen_device(&mut self) {
+        self.device_failure = None;
+        self.reopening = true;
+        self.device = DeviceState::Starting;
+        self.worker.send(Command::ReopenDevice);
+        self.notice("reopening the GPU…");
+    }
+
+    /// Destroys the worker's device as a driver reset would, to try the recovery.
+    pub fn lose_device(&mut self) {
+        self.worker.send(Command::LoseDevice);
+    }
+
     pub fn evaluate(&mut self) {
         self.worker.send(Command::Evaluate);
         self.notice("evaluating on the test set…");
@@ -265,24 +294,26 @@ impl App {
         self.worker.send(Command::Save);
     }
 
-    /// Classifies an image file's bytes (any format the image decoder reads).
+    /// Classifies an image file's bytes (any format the image decoder reads); the decoding
+    /// runs off the window's thread.
     pub fn classify_bytes(&mut self, name: &str, bytes: &[u8]) {
-        match crate::data::decode_image(name, bytes) {
-            Ok(image) => {
-                self.worker.send(Command::Classify {
-                    name: name.to_string(),
-                    image: image.clone(),
-                });
-                self.classified = Some(Classified {
-                    name: name.to_string(),
-                    image,
-                    texture: None,
-                    top: Vec::new(),
-                });
-                self.tab = Tab::Classify;
-            }
-            Err(e) => self.error(e.to_string()),
-        }
+        self.files
+            .decode_image(LoadedFile::from_bytes(FileKind::Image, name, bytes.to_vec()));
+    }
+
+    /// Classifies a decoded 3×32×32 CHW image.
+    fn classify_image(&mut self, name: String, image: Vec<u8>) {
+        self.worker.send(Command::Classify {
+            name: name.clone(),
+            image: image.clone(),
+        });
+        self.classified = Some(Classified {
+            name,
+            image,
+            texture: None,
+            top: Vec::new(),
+        });
+        self.tab = Tab::Classify;
     }
 
     /// Uses a newly loaded dataset (the old one stays if loading failed).
@@ -305,13 +336,15 @@ impl App {
         );
     }
 
-    /// A checkpoint's bytes: refused with a message if it does not read or is of another
-    /// model than the one selected; else its run is loaded, paused, ready to continue.
+    /// A checkpoint's bytes: read and checked off the window's thread, then loaded.
     pub fn load_checkpoint(&mut self, name: &str, bytes: &[u8]) {
-        let checkpoint = match crate::train::Checkpoint::from_bytes(name, bytes) {
-            Ok(c) => c,
-            Err(e) => return self.error(e.to_string()),
-        };
+        self.files
+            .read_checkpoint(LoadedFile::from_bytes(FileKind::Checkpoint, name, bytes.to_vec()));
+    }
+
+    /// A checked checkpoint: refused with a message if it is of another model than the one
+    /// selected or of other classes; else its run is loaded, paused, ready to continue.
+    fn use_checkpoint(&mut self, name: &str, checkpoint: crate::train::Checkpoint) {
         if let Err(e) = checkpoint.check_model(name, &self.config.model) {
             return self.error(e.to_string());
         }
@@ -336,14 +369,8 @@ impl App {
     pub fn open_file(&mut self, file: LoadedFile) {
         match file.kind {
             FileKind::Dataset => self.files.load_dataset(file),
-            FileKind::Checkpoint => match file.bytes {
-                Ok(bytes) => self.load_checkpoint(&file.name, &bytes),
-                Err(e) => self.error(e),
-            },
-            FileKind::Image => match file.bytes {
-                Ok(bytes) => self.classify_bytes(&file.name, &bytes),
-                Err(e) => self.error(e),
-            },
+            FileKind::Checkpoint => self.files.read_checkpoint(file),
+            FileKind::Image => self.files.decode_image(file),
         }
     }
 
@@ -357,6 +384,11 @@ impl App {
                 files::Done::File(file) => self.open_file(file),
                 files::Done::Dataset(Ok((data, source))) => self.set_data(data, source),
                 files::Done::Dataset(Err(e)) => self.error(e),
+                files::Done::Checkpoint(name, Ok(checkpoint)) => self.use_checkpoint(&name, *checkpoint),
+                files::Done::Image(name, Ok(image)) => self.classify_image(name, image),
+                files::Done::Checkpoint(name, Err(e)) | files::Done::Image(name, Err(e)) => {
+                    self.error(with_name(&name, e))
+                }
                 files::Done::Saved(Ok(place)) => self.notice(format!("checkpoint saved to {place}")),
                 files::Done::Saved(Err(e)) => self.error(e),
                 files::Done::Downloading(fraction, text) => {
@@ -384,8 +416,14 @@ impl App {
                 steps_per_epoch,
                 total_steps,
                 resumed_history,
+                global_step,
                 paused,
             } => {
+                // After a device failure the run continues from an earlier step: the steps
+                // after it are undone.
+                self.run
+                    .step_losses
+                    .retain(|[step, _]| *step <= global_step as f64);
                 self.run.memory = Some(memory);
                 self.run.steps_per_epoch = steps_per_epoch;
                 self.run.total_steps = total_steps;
@@ -405,10 +443,14 @@ impl App {
                 let split = memory
                     .micro_batch_note(limits)
                     .map_or(String::new(), |note| format!("; each batch {note}"));
-                let what = match &self.loaded_checkpoint.take() {
-                    Some(name) => format!("loaded {name}: press Resume to continue"),
-                    None => "training".into(),
+                let what = match (&self.loaded_checkpoint.take(), self.reopening) {
+                    (Some(name), _) => format!("loaded {name}: press Resume to continue"),
+                    (None, true) => {
+                        format!("the GPU was reopened; training continues from step {global_step}")
+                    }
+                    (None, false) => "training".into(),
                 };
+                self.reopening = false;
                 self.notice(format!(
                     "{what} ({:.0} MiB of device memory{split})",
                     crate::schedule::mib(memory.total())
@@ -454,6 +496,16 @@ impl App {
                 }
                 self.files.save(name, bytes, &self.checkpoint_folder);
             }
+            Event::DeviceFailed { reason, resume_from } => {
+                if self.run.state == RunState::Running {
+                    self.run.state = RunState::Paused;
+                }
+                self.run.last_step = None;
+                self.error(format!(
+                    "the GPU failed: {reason}; nothing was saved from the failed step"
+                ));
+                self.device_failure = Some(DeviceFailure { reason, resume_from });
+            }
             Event::Error(text) => self.error(text),
         }
     }
@@ -497,6 +549,9 @@ impl eframe::App for App {
                 }
             });
         });
+        if self.device_failure.is_some() {
+            egui::Panel::top("device failure").show(ui, |ui| views::device_failure(self, ui));
+        }
         egui::Panel::bottom("message").show(ui, |ui| {
             match &self.message {
                 Some(m) if m.error => ui.colored_label(ui.visuals().error_fg_color, &m.text),
@@ -553,4 +608,13 @@ pub fn run_native(screenshot: Option<screenshot::ScreenshotPlan>) -> Result<(), 
             "the window could not open ({e}); on a machine without a display use the command line (--help)"
         )
     })
+}
+
+/// An error about a file, naming the file (once).
+fn with_name(name: &str, error: String) -> String {
+    if error.contains(name) {
+        error
+    } else {
+        format!("{name}: {error}")
+    }
 }

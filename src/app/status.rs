@@ -31,6 +31,8 @@ pub struct Status {
     pub top: Vec<(String, f64)>,
     pub message: Option<String>,
     pub error: bool,
+    /// The device failed and waits to be reopened.
+    pub device_failed: bool,
     pub tab: String,
     pub controls: BTreeMap<String, [f32; 4]>,
 }
@@ -71,6 +73,7 @@ impl Status {
                 .unwrap_or_default(),
             message: app.message.as_ref().map(|m| m.text.clone()),
             error: app.message.as_ref().is_some_and(|m| m.error),
+            device_failed: app.device_failure.is_some(),
             tab: app.tab.title().to_string(),
             controls: app
                 .controls

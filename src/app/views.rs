@@ -411,3 +411,26 @@ pub fn drop_hint(ctx: &egui::Context) {
         egui::Color32::WHITE,
     );
 }
+
+/// The banner after the device failed: what happened, and the way to continue.
+pub fn device_failure(app: &mut App, ui: &mut egui::Ui) {
+    let Some(failure) = app.device_failure.clone() else {
+        return;
+    };
+    ui.colored_label(
+        ui.visuals().error_fg_color,
+        format!("The GPU failed: {}", failure.reason),
+    );
+    ui.horizontal_wrapped(|ui| {
+        let text = match &failure.resume_from {
+            Some(point) => format!("Reopen the GPU and continue from {point}"),
+            None => "Reopen the GPU".to_string(),
+        };
+        let r = ui.button(text);
+        app.remember("Reopen the GPU", &r);
+        if r.clicked() {
+            app.reopen_device();
+        }
+        ui.label("Nothing was saved from the failed step; checkpoints on disk are as they were.");
+    });
+}

@@ -43,6 +43,11 @@ pub enum Command {
     SetKernelPolicy(KernelPolicy),
     /// Bytes a network's buffers may take in all, for runs started from now on.
     SetMemoryBudget(u64),
+    /// After the device failed: open a new one and continue the run from its last good state
+    /// (the last checkpoint saved or loaded, the last epoch's end, or the run's start).
+    ReopenDevice,
+    /// Destroys the device as a driver reset would (to try the recovery).
+    LoseDevice,
 }
 
 /// The device the worker trains on.
@@ -72,6 +77,8 @@ pub enum Event {
         steps_per_epoch: usize,
         total_steps: u64,
         resumed_history: Vec<EpochMetrics>,
+        /// Steps done so far (0 for a fresh run).
+        global_step: u64,
         paused: bool,
     },
     Step(StepReport),
@@ -86,6 +93,12 @@ pub enum Event {
     Checkpoint {
         bytes: Vec<u8>,
         epochs_done: usize,
+    },
+    /// The device failed (an error it reported, a lost device): what happened, and where the
+    /// run can continue from on a new device (none if no run had started).
+    DeviceFailed {
+        reason: String,
+        resume_from: Option<String>,
     },
     Error(String),
 }
@@ -168,17 +181,27 @@ fn device_info(ctx: &GpuContext) -> DeviceInfo {
     }
 }
 
+/// The worker's state besides the device.
+#[derive(Default)]
+struct Session {
+    trainer: Option<Trainer>,
+    running: bool,
+    /// The run's last state known good, to continue from after the device fails.
+    last_good: Option<Box<Checkpoint>>,
+    /// The device has failed; the run waits for [`Command::ReopenDevice`].
+    failed: bool,
+}
+
 /// The worker loop: runs commands, and training steps while a run is going.
 async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
-    let ctx = match GpuContext::new().await {
+    let mut ctx = match GpuContext::new().await {
         Ok(ctx) => ctx,
         Err(e) => return events.send(Event::NoDevice(e.to_string())),
     };
     events.send(Event::Device(device_info(&ctx)));
-    let mut trainer: Option<Trainer> = None;
-    let mut running = false;
+    let mut session = Session::default();
     loop {
-        let command = if running {
+        let command = if session.running {
             match commands.try_recv() {
                 Ok(c) => Some(c),
                 Err(TryRecvError::Closed) => return,
@@ -190,40 +213,129 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
                 Err(_) => return, // the window has closed
             }
         };
-        if let Some(command) = command {
-            handle(&ctx, command, &mut trainer, &mut running, &events).await;
-            continue;
+        match command {
+            Some(Command::ReopenDevice) => {
+                if let Some(new) = reopen(&ctx, &mut session, &events).await {
+                    ctx = new;
+                }
+                continue;
+            }
+            Some(command) => {
+                handle(&ctx, command, &mut session, &events).await;
+                continue;
+            }
+            None => {}
         }
-        let Some(t) = trainer.as_mut() else {
-            running = false;
+        let Some(t) = session.trainer.as_mut() else {
+            session.running = false;
             continue;
         };
         match t.advance(&ctx).await {
             Ok(Progress::Step(s)) => events.send(Event::Step(s)),
-            Ok(Progress::Epoch(m)) => events.send(Event::Epoch(m)),
+            Ok(Progress::Epoch(m)) => {
+                events.send(Event::Epoch(m));
+                remember_good_state(&ctx, &mut session).await;
+            }
             Ok(Progress::Finished) => {
-                running = false;
+                session.running = false;
                 events.send(Event::Finished);
             }
-            Err(e) => {
-                running = false;
-                events.send(Event::Error(e.to_string()));
-                events.send(Event::Paused);
-            }
+            Err(e) => fail(&ctx, &mut session, &events, e.to_string()),
         }
     }
 }
 
-async fn handle(
-    ctx: &GpuContext,
-    command: Command,
-    trainer: &mut Option<Trainer>,
-    running: &mut bool,
-    events: &EventSink,
-) {
+/// Reports an error of the device's work. Where the device has failed (it reported an error,
+/// or is lost) the run stops and waits to continue on a new device; any other error only
+/// pauses it.
+fn fail(ctx: &GpuContext, session: &mut Session, events: &EventSink, error: String) {
+    session.running = false;
+    let device_failed = ctx.is_lost() || session.trainer.as_ref().is_some_and(Trainer::device_failed);
+    if !device_failed {
+        events.send(Event::Error(error));
+        return events.send(Event::Paused);
+    }
+    session.failed = true;
+    events.send(Event::DeviceFailed {
+        reason: error,
+        resume_from: resume_point(session),
+    });
+}
+
+/// "epoch 3, step 10": where the run continues from on a new device.
+fn resume_point(session: &Session) -> Option<String> {
+    session.last_good.as_ref().map(|c| {
+        let s = &c.header.state;
+        format!("epoch {}, step {}", s.epochs_done + 1, s.step_in_epoch)
+    })
+}
+
+/// Copies the run's state off the device as the point to continue from if the device fails.
+async fn remember_good_state(ctx: &GpuContext, session: &mut Session) {
+    if let Some(t) = session.trainer.as_ref() {
+        match t.checkpoint(ctx).await {
+            Ok(c) => session.last_good = Some(Box::new(c)),
+            Err(e) => log::warn!("the run's state could not be copied: {e}"),
+        }
+    }
+}
+
+/// Opens a new device (with the old one's settings) and continues the run from its last good
+/// state. Returns the new device, or `None` (with an event saying why) if none opens.
+async fn reopen(old: &GpuContext, session: &mut Session, events: &EventSink) -> Option<GpuContext> {
+    session.running = false;
+    let ctx = match GpuContext::new().await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            events.send(Event::DeviceFailed {
+                reason: format!("no GPU could be opened again: {e}"),
+                resume_from: resume_point(session),
+            });
+            return None;
+        }
+    };
+    let data = session.trainer.take().map(|t| t.data);
+    ctx.set_kernel_policy(old.kernel_policy());
+    ctx.set_memory_budget(old.memory_budget());
+    session.failed = false;
+    events.send(Event::Device(device_info(&ctx)));
+    let (Some(checkpoint), Some(data)) = (session.last_good.as_ref(), data) else {
+        return Some(ctx);
+    };
+    if let Err(e) = prepare_kernels(&ctx, &checkpoint.header.config, events).await {
+        events.send(Event::Error(e.to_string()));
+        return Some(ctx);
+    }
+    match Trainer::resume(&ctx, checkpoint, data) {
+        Ok(t) => {
+            events.send(started(&t, false));
+            session.running = !t.is_finished();
+            session.trainer = Some(t);
+        }
+        Err(e) => events.send(Event::Error(e.to_string())),
+    }
+    Some(ctx)
+}
+
+async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, events: &EventSink) {
+    let device_work = matches!(
+        command,
+        Command::Train { .. }
+            | Command::Resume { .. }
+            | Command::Continue
+            | Command::Evaluate
+            | Command::Classify { .. }
+            | Command::Save
+    );
+    if session.failed && device_work {
+        return events.send(Event::Error(
+            "the GPU failed: reopen it first (the button above the pages)".into(),
+        ));
+    }
     match command {
         Command::Train { config, data } => {
-            *trainer = None; // free the old run's buffers first
+            session.trainer = None; // free the old run's buffers first
+            session.last_good = None;
             if let Err(e) = prepare_kernels(ctx, &config, events).await {
                 return events.send(Event::Error(e.to_string()));
             }
@@ -231,8 +343,9 @@ async fn handle(
             match Trainer::new(ctx, config, splits, None) {
                 Ok(t) => {
                     events.send(started(&t, false));
-                    *trainer = Some(t);
-                    *running = true;
+                    session.trainer = Some(t);
+                    session.running = true;
+                    remember_good_state(ctx, session).await;
                 }
                 Err(e) => events.send(Event::Error(e.to_string())),
             }
@@ -244,34 +357,34 @@ async fn handle(
             let splits = Splits::new(&data, checkpoint.header.config.validation);
             match Trainer::resume(ctx, &checkpoint, splits) {
                 Ok(t) => {
-                    *trainer = None;
                     events.send(started(&t, true));
-                    *trainer = Some(t);
-                    *running = false;
+                    session.trainer = Some(t);
+                    session.running = false;
+                    session.last_good = Some(checkpoint);
                 }
                 Err(e) => events.send(Event::Error(e.to_string())),
             }
         }
         Command::Pause => {
-            *running = false;
+            session.running = false;
             events.send(Event::Paused);
         }
-        Command::Continue => *running = trainer.as_ref().is_some_and(|t| !t.is_finished()),
+        Command::Continue => session.running = session.trainer.as_ref().is_some_and(|t| !t.is_finished()),
         Command::Stop => {
-            *running = false;
+            session.running = false;
             events.send(Event::Finished);
         }
-        Command::Evaluate => match trainer.as_ref() {
+        Command::Evaluate => match session.trainer.as_ref() {
             None => events.send(Event::Error("train a model or load a checkpoint first".into())),
             Some(t) if t.data.test.is_empty() => {
                 events.send(Event::Error("the data has no test images".into()))
             }
             Some(t) => match t.evaluate(ctx, &t.data.test).await {
                 Ok(r) => events.send(Event::Report(Box::new(r))),
-                Err(e) => events.send(Event::Error(e.to_string())),
+                Err(e) => fail(ctx, session, events, e.to_string()),
             },
         },
-        Command::Classify { name, image } => match trainer.as_ref() {
+        Command::Classify { name, image } => match session.trainer.as_ref() {
             None => events.send(Event::Error(
                 "train a model or load a checkpoint before classifying".into(),
             )),
@@ -285,22 +398,28 @@ async fn handle(
                             top: top_k(probabilities, 5),
                         });
                     }
-                    Err(e) => events.send(Event::Error(e.to_string())),
+                    Err(e) => fail(ctx, session, events, e.to_string()),
                 }
             }
         },
         Command::SetKernelPolicy(policy) => ctx.set_kernel_policy(policy),
         Command::SetMemoryBudget(bytes) => ctx.set_memory_budget(bytes),
-        Command::Save => match trainer.as_ref() {
+        Command::Save => match session.trainer.as_ref() {
             None => events.send(Event::Error("nothing to save yet: train a model first".into())),
             Some(t) => match t.checkpoint(ctx).await {
-                Ok(c) => events.send(Event::Checkpoint {
-                    bytes: c.to_bytes(),
-                    epochs_done: t.state.epochs_done,
-                }),
-                Err(e) => events.send(Event::Error(e.to_string())),
+                Ok(c) => {
+                    events.send(Event::Checkpoint {
+                        bytes: c.to_bytes(),
+                        epochs_done: t.state.epochs_done,
+                    });
+                    session.last_good = Some(Box::new(c));
+                }
+                Err(e) => fail(ctx, session, events, e.to_string()),
             },
         },
+        Command::LoseDevice => ctx.device.destroy(),
+        // The worker loop, which owns the device, reopens it.
+        Command::ReopenDevice => {}
     }
 }
 
@@ -326,6 +445,7 @@ fn started(t: &Trainer, paused: bool) -> Event {
         steps_per_epoch: t.steps_per_epoch(),
         total_steps: t.total_steps(),
         resumed_history: t.state.history.clone(),
+        global_step: t.state.global_step,
         paused,
     }
 }

@@ -24,6 +24,7 @@ pub fn print_info(ctx: &GpuContext) {
         "memory:   budget {} MiB for a network's buffers (--memory changes it)",
         ctx.memory_budget() >> 20
     );
+    println!("          in use: {}", ctx.memory_use());
     println!(
         "          workgroup: {} invocations, {} KiB shared memory, {} groups per dimension",
         l.max_compute_invocations_per_workgroup,

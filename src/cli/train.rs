@@ -126,6 +126,10 @@ pub struct TrainArgs {
     /// No progress bar (one line per epoch only).
     #[arg(long)]
     quiet: bool,
+    /// After each epoch (and its checkpoint), print the memory in use: device allocations and
+    /// bytes, host memory resident. A long run should stay flat from the second epoch on.
+    #[arg(long)]
+    track_memory: bool,
 }
 
 impl TrainArgs {
@@ -281,6 +285,9 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
         trainer.data.test.len()
     );
     println!("{}", trainer.net.memory);
+    if args.track_memory {
+        println!("memory before the first step: {}", ctx.memory_use());
+    }
 
     let dir = &args.checkpoint_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
@@ -330,6 +337,12 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
                 if let Some(v) = m.val_loss.filter(|&v| v < best_val) {
                     best_val = v;
                     checkpoint.save(&dir.join("best.safetensors"))?;
+                }
+                if args.track_memory {
+                    say(
+                        &bar,
+                        format!("memory after epoch {:>3}: {}", m.epoch, ctx.memory_use()),
+                    );
                 }
             }
         }

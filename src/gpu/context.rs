@@ -59,6 +59,8 @@ pub struct GpuContext {
     /// The first error the device reported on its own (validation, out of memory, device
     /// lost) since it was last taken; wgpu would otherwise panic on it.
     error: Arc<Mutex<Option<String>>>,
+    /// Set once the device is lost (destroyed, reset by the driver, unplugged).
+    lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The memory budget of a device of this type, in bytes: 6 GiB on a discrete GPU (the
@@ -186,7 +188,10 @@ impl GpuContext {
             sink.lock().expect("error slot").get_or_insert(text);
         }));
         let sink = error.clone();
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lost_flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
+            lost_flag.store(true, std::sync::atomic::Ordering::SeqCst);
             let text = match message.trim() {
                 "" => format!("the GPU device was lost ({reason:?})"),
                 message => format!("the GPU device was lost ({reason:?}): {message}"),
@@ -215,6 +220,7 @@ impl GpuContext {
             features,
             pipelines: Mutex::new(HashMap::new()),
             error,
+            lost,
         })
     }
 
@@ -222,6 +228,11 @@ impl GpuContext {
     /// device lost), if any.
     pub fn take_error(&self) -> Option<String> {
         self.error.lock().expect("error slot").take()
+    }
+
+    /// Whether the device is lost: nothing runs on it again; a new one must be opened.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// `Err` with the device's first error since the last check (a rejected launch, memory it

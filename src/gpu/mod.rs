@@ -7,6 +7,7 @@ mod buffer;
 pub mod choice;
 mod context;
 mod launch;
+mod usage;
 
 pub use buffer::GpuBuffer;
 pub use choice::{GemmKey, GemmOp, KernelChoices, KernelPolicy, Variant};
@@ -14,3 +15,4 @@ pub use context::{GpuContext, GpuError, OptionalFeatures};
 pub use launch::{
     Launch, MAX_LOOP_ITERATIONS, MAX_REDUCTION, MAX_WORKGROUPS_PER_DIMENSION, flat_workgroups, grid_2d,
 };
+pub use usage::{DeviceMemory, MemoryUse};

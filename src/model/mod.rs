@@ -112,7 +112,6 @@ pub enum GammaInit {
     Uniform,
 }
 
-
 /// A trainable parameter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {

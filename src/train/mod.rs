@@ -462,11 +462,17 @@ impl Trainer {
         })
     }
 
+    /// Whether the device reported an error during this run's work: the run neither steps
+    /// nor checkpoints again (continue from its last checkpoint on a new device).
+    pub fn device_failed(&self) -> bool {
+        self.device_failure.is_some()
+    }
+
     /// The error of GPU work of this run; an error the device reported (see
     /// [`GpuContext::check`]) marks the run as failed, so it neither steps nor checkpoints again.
     fn failed(&mut self, error: GpuError) -> TrainError {
         match error {
-            GpuError::Validation(reason) => {
+            GpuError::Validation(reason) | GpuError::ReadBack(reason) => {
                 self.device_failure = Some(reason.clone());
                 TrainError::Device(reason)
             }

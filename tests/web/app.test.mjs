@@ -1,7 +1,8 @@
 // The web app in headless Chromium with SwiftShader's WebGPU, driven by playwright-core: the
 // page loads without console errors, trains the small configuration on the built-in sample data
 // for a few steps with the loss curve growing, downloads its checkpoint and uploads it back,
-// classifies a dropped image, and saves screenshots to target/screenshots/. Buttons are clicked with the mouse at the rectangles the
+// classifies a dropped image, survives the loss of its GPU device (reopens it and continues from
+// the last checkpoint), and saves screenshots to target/screenshots/. Buttons are clicked with the mouse at the rectangles the
 // app reports in its status snapshot (window.resnetStatus()); everything asserted comes from
 // that snapshot of the app's own state.
 //
@@ -54,7 +55,7 @@ function launch() {
   return chromium.launch({ executablePath: chromiumPath, headless: true, args: flags });
 }
 
-test("the web app trains, saves and reloads a checkpoint, and classifies a dropped image", { timeout: 600_000 }, async () => {
+test("the web app trains, saves and reloads a checkpoint, classifies a dropped image, and survives a lost device", { timeout: 600_000 }, async () => {
   assert.ok(fs.existsSync(path.join(webRoot, "pkg/resnet_wgpu_bg.wasm")), "build the web app first: bash web/build.sh");
   assert.ok(fs.existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium`);
   const server = await serve();
@@ -66,6 +67,18 @@ test("the web app trains, saves and reloads a checkpoint, and classifies a dropp
       if (m.type() === "error") errors.push(m.text());
     });
     page.on("pageerror", (e) => errors.push(String(e)));
+    // Keeps every WebGPU device the page opens, so that the test can destroy the trainer's as a
+    // driver reset or a lost GPU would.
+    await page.addInitScript(() => {
+      window.gpuDevices = [];
+      if (!window.GPUAdapter) return;
+      const request = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (...args) {
+        const device = await request.apply(this, args);
+        window.gpuDevices.push(device);
+        return device;
+      };
+    });
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
 
     const status = () => page.evaluate(() => (window.resnetStatus ? window.resnetStatus() : {}));
@@ -102,7 +115,7 @@ test("the web app trains, saves and reloads a checkpoint, and classifies a dropp
     assert.ok(Number.isFinite(later.last_loss), `loss ${later.last_loss}`);
     await page.screenshot({ path: path.join(shots, "web-training.png") });
     await click("Pause");
-    await waitFor("the pause", (s) => s.run === "paused", 60_000);
+    const paused = await waitFor("the pause", (s) => s.run === "paused", 60_000);
 
     // Download the checkpoint, then upload it back: the run is loaded, paused, ready to resume.
     const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120_000 }), click("Save")]);
@@ -139,6 +152,28 @@ test("the web app trains, saves and reloads a checkpoint, and classifies a dropp
     await page.screenshot({ path: path.join(shots, "web-classify.png") });
 
     assert.deepEqual(errors, [], "the console shows errors");
+
+    // The trainer's device is lost mid-run: the page says so, offers to reopen it, and the run
+    // continues from the checkpoint loaded above.
+    await click("Resume");
+    await waitFor("a step after the checkpoint", (s) => s.run === "running" && s.global_step > 0, 120_000);
+    const destroyed = await page.evaluate(() => {
+      const device = window.gpuDevices.filter((d) => d.label === "resnet-wgpu device").at(-1);
+      device?.destroy();
+      return Boolean(device);
+    });
+    assert.ok(destroyed, "the trainer's WebGPU device was found");
+    const failed = await waitFor("the failure to be seen", (s) => s.device_failed, 120_000);
+    assert.match(failed.message, /the GPU failed/);
+    assert.equal(failed.run, "paused");
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shots, "web-device-lost.png") });
+    await click("Reopen the GPU");
+    const step = paused.global_step; // the checkpoint's step
+    await waitFor("the run on a new device", (s) => s.device === "ready" && (s.message ?? "").includes(`continues from step ${step}`), 180_000);
+    const continued = await waitFor("training to continue", (s) => s.run === "running" && s.global_step > step, 180_000);
+    // The curve shows the steps since the checkpoint was loaded, without those undone.
+    assert.equal(continued.step_losses, continued.global_step - step, "the curve goes on from the checkpoint");
   } finally {
     await browser.close();
     server.close();
