@@ -8,11 +8,11 @@ use std::sync::Arc;
 use futures_channel::mpsc::{TryRecvError, UnboundedReceiver, UnboundedSender, unbounded};
 
 use crate::data::Cifar10;
-use crate::gpu::{GpuContext, KernelPolicy};
+use crate::gpu::{GpuContext, GpuError, KernelPolicy};
 use crate::schedule::{KernelCache, MemoryReport, TuneReport, Tuning};
 use crate::train::{
-    Checkpoint, EpochMetrics, EvalReport, Progress, Splits, StepReport, TrainConfig, Trainer, softmax_rows,
-    top_k,
+    Checkpoint, EpochMetrics, EvalReport, Progress, Splits, StepReport, TrainConfig, TrainError, Trainer,
+    softmax_rows, top_k,
 };
 
 /// What the window asks the worker to do.
@@ -240,7 +240,7 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
                 session.running = false;
                 events.send(Event::Finished);
             }
-            Err(e) => fail(&ctx, &mut session, &events, e.to_string()),
+            Err(e) => fail(&ctx, &mut session, &events, e),
         }
     }
 }
@@ -248,16 +248,20 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
 /// Reports an error of the device's work. Where the device has failed (it reported an error,
 /// or is lost) the run stops and waits to continue on a new device; any other error only
 /// pauses it.
-fn fail(ctx: &GpuContext, session: &mut Session, events: &EventSink, error: String) {
+fn fail(ctx: &GpuContext, session: &mut Session, events: &EventSink, error: TrainError) {
     session.running = false;
     let device_failed = ctx.is_lost() || session.trainer.as_ref().is_some_and(Trainer::device_failed);
     if !device_failed {
-        events.send(Event::Error(error));
+        events.send(Event::Error(error.to_string()));
         return events.send(Event::Paused);
     }
     session.failed = true;
+    let reason = match error {
+        TrainError::Device(reason) | TrainError::Gpu(GpuError::Validation(reason)) => reason,
+        other => other.to_string(),
+    };
     events.send(Event::DeviceFailed {
-        reason: error,
+        reason,
         resume_from: resume_point(session),
     });
 }
@@ -381,7 +385,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             }
             Some(t) => match t.evaluate(ctx, &t.data.test).await {
                 Ok(r) => events.send(Event::Report(Box::new(r))),
-                Err(e) => fail(ctx, session, events, e.to_string()),
+                Err(e) => fail(ctx, session, events, e.into()),
             },
         },
         Command::Classify { name, image } => match session.trainer.as_ref() {
@@ -398,7 +402,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                             top: top_k(probabilities, 5),
                         });
                     }
-                    Err(e) => fail(ctx, session, events, e.to_string()),
+                    Err(e) => fail(ctx, session, events, e.into()),
                 }
             }
         },
@@ -414,7 +418,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                     });
                     session.last_good = Some(Box::new(c));
                 }
-                Err(e) => fail(ctx, session, events, e.to_string()),
+                Err(e) => fail(ctx, session, events, e.into()),
             },
         },
         Command::LoseDevice => ctx.device.destroy(),

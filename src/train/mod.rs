@@ -469,15 +469,15 @@ impl Trainer {
     }
 
     /// The error of GPU work of this run; an error the device reported (see
-    /// [`GpuContext::check`]) marks the run as failed, so it neither steps nor checkpoints again.
+    /// [`GpuContext::check`]) or a failed read-back marks the run as failed, so it neither steps nor checkpoints again.
     fn failed(&mut self, error: GpuError) -> TrainError {
-        match error {
-            GpuError::Validation(reason) | GpuError::ReadBack(reason) => {
-                self.device_failure = Some(reason.clone());
-                TrainError::Device(reason)
-            }
-            other => TrainError::Gpu(other),
-        }
+        let reason = match &error {
+            GpuError::Validation(reason) => reason.clone(),
+            GpuError::ReadBack(_) => error.to_string(),
+            _ => return TrainError::Gpu(error),
+        };
+        self.device_failure = Some(reason.clone());
+        TrainError::Device(reason)
     }
 
     /// Measures the epoch's metrics, steps the learning-rate schedule and starts the next epoch.

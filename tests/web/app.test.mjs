@@ -166,6 +166,15 @@ test("the web app trains, saves and reloads a checkpoint, classifies a dropped i
     const failed = await waitFor("the failure to be seen", (s) => s.device_failed, 120_000);
     assert.match(failed.message, /the GPU failed/);
     assert.equal(failed.run, "paused");
+    // SwiftShader finishes the lost device's work before it draws again (about 40 s here).
+    for (let waited = 0; ; waited += 5_000) {
+      const drew = await Promise.race([
+        page.evaluate(() => new Promise((done) => requestAnimationFrame(() => done(true)))),
+        new Promise((done) => setTimeout(() => done(false), 5_000)),
+      ]);
+      if (drew) break;
+      assert.ok(waited < 240_000, "the page never drew again after the device was lost");
+    }
     await page.waitForTimeout(300);
     await page.screenshot({ path: path.join(shots, "web-device-lost.png") });
     await click("Reopen the GPU");
