@@ -9,6 +9,9 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use resnet_wgpu::app::App;
 
+mod common;
+use common::hostile;
+
 /// A file dropped on the window.
 #[derive(Debug)]
 struct DroppedBytes {
@@ -237,6 +240,39 @@ fn bad_files_give_clear_messages_and_keep_the_state() {
     assert_eq!(h.state().status().run, "idle");
     // The message is on screen.
     assert!(h.query_by_label_contains("other.safetensors").is_some());
+
+    // Files built to make a careless reader allocate without bound: each is refused from its
+    // header, off the window's thread, and the window keeps drawing.
+    let claiming = hostile::checkpoint_claiming_ten_billion_blocks(&small_checkpoint());
+    for (name, bytes, expected) in [
+        (
+            "terabyte.tar.gz",
+            hostile::archive_claiming_a_terabyte(),
+            "more than any CIFAR-10 file",
+        ),
+        (
+            "bomb.tar.gz",
+            hostile::archive_that_inflates_past_any_cifar_file(),
+            "more than any CIFAR-10 file",
+        ),
+        ("blocks.safetensors", claiming, "blocks"),
+    ] {
+        h.state_mut().message = None;
+        let start = Instant::now();
+        drop_file(&mut h, name, bytes);
+        wait_for(&mut h, name, 30, |a| a.status().error);
+        let seconds = start.elapsed().as_secs_f64();
+        let message = h.state().status().message.unwrap();
+        assert!(message.contains(name) && message.contains(expected), "{message}");
+        println!("{name}: refused in {seconds:.2} s: {message}");
+        assert!(seconds < 1.0, "{name} took {seconds:.2} s to refuse");
+        let status = h.state().status();
+        assert_eq!(
+            (status.train_images, status.variant.as_str(), status.run),
+            (before.train_images, before.variant.as_str(), "idle"),
+            "{name} changed the app's state"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The command line end to end: train on the sample data, evaluate the checkpoint, classify an
 //! image; and its messages for bad input.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -247,6 +249,38 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "{}",
         stderr(&out)
     );
+
+    // Files built to make a careless reader allocate without bound: a one-line error from the
+    // header alone, and the checkpoint folder as it was.
+    let hostile = [
+        ("terabyte.tar.gz", common::hostile::archive_claiming_a_terabyte()),
+        (
+            "bomb.tar.gz",
+            common::hostile::archive_that_inflates_past_any_cifar_file(),
+        ),
+        (
+            "blocks.safetensors",
+            common::hostile::checkpoint_claiming_ten_billion_blocks(&good),
+        ),
+    ];
+    for (name, bytes) in hostile {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let path = path.to_str().unwrap();
+        let args = if name.ends_with(".safetensors") {
+            vec!["eval", "--checkpoint", path, "--sample"]
+        } else {
+            vec!["train", "--data", path, "--checkpoint-dir", dir_arg]
+        };
+        let start = std::time::Instant::now();
+        let out = run(&args);
+        let seconds = start.elapsed().as_secs_f64();
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert!(err.contains(name) && err.trim().lines().count() == 1, "{err}");
+        println!("{name}: refused in {seconds:.2} s (the whole process): {err}");
+        assert_eq!(std::fs::read(&checkpoint).unwrap(), good, "after {name}");
+    }
 
     // No data at all.
     let out = run(&["train", "--checkpoint-dir", dir_arg]);

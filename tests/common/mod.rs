@@ -1,6 +1,8 @@
 //! Shared by the GPU tests: opening the adapter (loudly failing without one) and helpers.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext, KernelPolicy, Variant};
 #[allow(unused_imports)]
 pub use resnet_wgpu::ops::check::{compare, to_f64};
