@@ -397,10 +397,13 @@ fn a_device_error_while_allocating_says_what_the_plan_needed() {
         .err()
         .expect("setting up must fail");
     let text = error.to_string();
+    // What was needed, what the device allows, and what would fit instead.
     assert!(
         text.contains("could not set up the network")
-            && text.contains("MiB")
-            && text.contains("smaller batch"),
+            && text.contains("with micro-batches of 16")
+            && text.contains("MiB per buffer")
+            && text.contains("Micro-batches of 8 would need")
+            && text.contains("--micro-batch 8"),
         "{text}"
     );
 }

@@ -80,6 +80,16 @@ pub fn default_memory_budget(device_type: wgpu::DeviceType) -> u64 {
 }
 
 /// An error and its causes, `outer: inner: …`, on one line.
+/// What a device error says, with its cause (the error's own text is only its kind).
+pub fn describe_error(error: &wgpu::Error) -> String {
+    match error {
+        wgpu::Error::OutOfMemory { .. } => "the device is out of memory".to_string(),
+        wgpu::Error::Validation { source, .. } | wgpu::Error::Internal { source, .. } => {
+            error_chain(source.as_ref())
+        }
+    }
+}
+
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -177,13 +187,7 @@ impl GpuContext {
         let error = Arc::new(Mutex::new(None));
         let sink = error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            // The description carries the cause; the error's own text is only its kind.
-            let text = match &e {
-                wgpu::Error::OutOfMemory { .. } => "the device is out of memory".to_string(),
-                wgpu::Error::Validation { source, .. } | wgpu::Error::Internal { source, .. } => {
-                    error_chain(source.as_ref())
-                }
-            };
+            let text = describe_error(&e);
             log::error!("GPU error: {text}");
             sink.lock().expect("error slot").get_or_insert(text);
         }));

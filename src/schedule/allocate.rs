@@ -3,7 +3,7 @@
 //! then the launch lists are recorded over them ([`super::record`]).
 
 use super::record;
-use super::{DeviceLimits, GradientPlan, MemoryReport, Network, ScheduleError, choose_micro_batch, mib};
+use super::{DeviceLimits, GradientPlan, MemoryReport, Network, ScheduleError, choose_micro_batch};
 use crate::gpu::{GpuBuffer, GpuContext};
 use crate::model::{Model, Op, Shape};
 use crate::ops::batch_norm;
@@ -61,6 +61,10 @@ impl Network {
         let micro_batch = choose_micro_batch(&model, batch, limits, max_micro_batch)
             .ok_or_else(|| ScheduleError::too_large(name, &model, batch, limits))?;
         let memory = MemoryReport::new(&model, batch, micro_batch);
+        // Natively the scope answers at once; in the browser its answer would come later, so
+        // an allocation failure there reaches the device's error slot (`ctx.check`) instead.
+        #[cfg(not(target_arch = "wasm32"))]
+        let out_of_memory = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let shapes = model.shapes(micro_batch);
         let numel = |s: &Shape| s.iter().product::<usize>();
         let params: Vec<_> = specs
@@ -118,9 +122,20 @@ impl Network {
                 argmax.push(GpuBuffer::<u32>::zeros(ctx, &format!("layer {i} argmax"), len));
             }
         }
+        let labels = GpuBuffer::zeros(ctx, "labels", micro_batch);
+        let loss = GpuBuffer::zeros(ctx, "loss and correct count", 2);
+        // Nothing more is built on a device that could not give the buffers.
+        let refused = |reason: String| ScheduleError::device(&model, batch, micro_batch, limits, reason);
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(out_of_memory.pop()) {
+            return Err(refused(crate::gpu::describe_error(&e)));
+        }
+        if let Err(e) = ctx.check() {
+            return Err(refused(e.to_string()));
+        }
         let mut net = Self {
-            labels: GpuBuffer::zeros(ctx, "labels", micro_batch),
-            loss: GpuBuffer::zeros(ctx, "loss and correct count", 2),
+            labels,
+            loss,
             model,
             batch,
             micro_batch,
@@ -142,11 +157,8 @@ impl Network {
             memory,
         };
         record::record_launches(ctx, &mut net, &plan);
-        ctx.check().map_err(|e| ScheduleError::Device {
-            need: mib(net.memory.total()),
-            micro_batch: net.micro_batch,
-            reason: e.to_string(),
-        })?;
+        ctx.check()
+            .map_err(|e| ScheduleError::device(&net.model, batch, micro_batch, limits, e.to_string()))?;
         Ok(net)
     }
 }

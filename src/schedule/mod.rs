@@ -46,17 +46,56 @@ pub enum ScheduleError {
     #[error("{expected} initial tensors expected (one per parameter), got {got}")]
     WrongParameters { expected: usize, got: usize },
     #[error(
-        "the device could not set up the network ({need:.0} MiB of buffers, micro-batches of \
-         {micro_batch}): {reason}. Choose a smaller batch (--micro-batch) or model"
+        "the device could not set up the network: {reason}. It needed {need:.0} MiB of buffers \
+         with micro-batches of {micro_batch}; this device allows {max_buffer:.0} MiB per buffer \
+         and the budget is {budget:.0} MiB. {instead}"
     )]
     Device {
+        reason: String,
         need: f64,
         micro_batch: usize,
-        reason: String,
+        max_buffer: f64,
+        budget: f64,
+        /// What would fit instead: a smaller micro-batch and its need, or a smaller model.
+        instead: String,
     },
 }
 
 impl ScheduleError {
+    /// [`ScheduleError::Device`] for a plan of `model` at `batch` in micro-batches of
+    /// `micro_batch` that the device refused with `reason`: names the next smaller micro-batch
+    /// (a divisor of the batch) and what it needs.
+    pub fn device(
+        model: &Model,
+        batch: usize,
+        micro_batch: usize,
+        limits: DeviceLimits,
+        reason: String,
+    ) -> Self {
+        let need = MemoryReport::new(model, batch, micro_batch).total();
+        let smaller = (1..micro_batch).rev().find(|d| batch.is_multiple_of(*d));
+        let instead = match smaller {
+            Some(d) => {
+                let need_d = MemoryReport::new(model, batch, d).total();
+                format!(
+                    "Micro-batches of {d} would need {:.0} MiB: set --micro-batch {d} or a \
+                     budget of at most {} MiB (--memory), or choose a smaller batch or model",
+                    mib(need_d),
+                    (need_d >> 20) + 1
+                )
+            }
+            None => "Choose a smaller batch or model, or the CIFAR stem".into(),
+        };
+        ScheduleError::Device {
+            reason,
+            need: mib(need),
+            micro_batch,
+            max_buffer: mib(limits.max_buffer),
+            budget: mib(limits.memory_budget),
+            instead,
+        }
+    }
+
     /// [`ScheduleError::TooLarge`] for `model` (named `name`) at one image per micro-batch.
     pub fn too_large(name: String, model: &Model, batch: usize, limits: DeviceLimits) -> Self {
         let one = MemoryReport::new(model, batch, 1);
