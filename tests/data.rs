@@ -647,6 +647,32 @@ fn rejects_text_as_an_image() {
     assert!(decode_image("cut.png", &bytes[..bytes.len() / 2]).is_err());
 }
 
+/// A JPEG of 1.5 KB whose header claims 2848 × 31232 pixels (found by fuzzing: decoding it took
+/// 17 s and 650 MB) is refused from its header at once; a real photo-sized picture is not.
+#[test]
+fn images_claiming_more_pixels_than_their_size_holds_are_refused_before_decoding() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/image");
+    let bytes = std::fs::read(dir.join("slow-jpeg-2848x31232")).unwrap();
+    let start = std::time::Instant::now();
+    let msg = decode_image("tiny.jpg", &bytes).unwrap_err().to_string();
+    assert!(start.elapsed().as_secs_f64() < 0.5, "took {:?}", start.elapsed());
+    assert!(
+        msg.starts_with("tiny.jpg is not an image") && msg.contains("2848×31232"),
+        "{msg}"
+    );
+    // A 3000 × 2000 photo-like PNG (noise: it does not compress) decodes.
+    let mut rng = 12345u32;
+    let img = image::RgbImage::from_fn(3000, 2000, |_, _| {
+        rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        image::Rgb([(rng >> 24) as u8, (rng >> 16) as u8, (rng >> 8) as u8])
+    });
+    let bytes = png(img.into());
+    assert_eq!(decode_image("photo.png", &bytes).unwrap().len(), 3072);
+    // A flat 4000 × 3000 picture, which compresses very well, still decodes.
+    let flat = png(image::RgbImage::from_pixel(4000, 3000, image::Rgb([90, 120, 200])).into());
+    assert_eq!(decode_image("flat.png", &flat).unwrap().len(), 3072);
+}
+
 #[test]
 fn dataset_helpers() {
     let d = nonzero_set(10);

@@ -1,6 +1,7 @@
 //! Replays every saved input of the fuzz targets (`fuzz/corpus/<target>/`: the seeds, real
-//! files, and what fuzzing kept; `fuzz/regressions/<target>/`: every input that once crashed)
-//! through the same readers, on the stable toolchain: none may panic.
+//! files, and what fuzzing kept; `fuzz/regressions/<target>/`: every input that once crashed
+//! or ran slowly) through the same readers, on the stable toolchain: none may panic, and each
+//! former crash or slow input is done within a second.
 
 use std::path::Path;
 
@@ -36,8 +37,17 @@ fn every_saved_fuzz_input_is_read_without_a_panic() {
         let crashes = inputs(&root.join("regressions").join(target));
         for file in seeds.iter().chain(&crashes) {
             let bytes = std::fs::read(file).unwrap();
+            let start = std::time::Instant::now();
             let outcome = std::panic::catch_unwind(|| read(&bytes));
+            let seconds = start.elapsed().as_secs_f64();
             assert!(outcome.is_ok(), "{target} panicked on {}", file.display());
+            if crashes.contains(file) {
+                assert!(
+                    seconds < 1.0,
+                    "{target} took {seconds:.1} s on {}",
+                    file.display()
+                );
+            }
         }
         println!(
             "{target}: {} corpus inputs, {} former crashes",
