@@ -86,6 +86,23 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
     assert_eq!(status.data_source, "built-in sample data");
     assert_eq!((status.train_images, status.test_images), (6000, 1000));
     assert_eq!(status.run, "idle");
+    // On a CPU adapter the first start offers the small network, says why, and estimates the
+    // run from a step timed on this device before anything is started.
+    assert!(
+        status.variant.starts_with("resnet18 (cifar stem)"),
+        "{}",
+        status.variant
+    );
+    let choice = status.default_choice.unwrap();
+    assert!(choice.contains("CPU") && choice.contains("small"), "{choice}");
+    assert!(h.query_by_label(&choice).is_some());
+    wait_for(&mut h, "the estimate", 120, |a| a.status().estimate.is_some());
+    let [epoch, run] = h.state().status().estimate.unwrap();
+    assert!(
+        epoch > 0.0 && (run - 5.0 * epoch).abs() < 1e-6 * run,
+        "{epoch} {run}"
+    );
+    assert!(h.query_by_label_contains("Estimate: ").is_some());
 
     h.get_by_label("Small and fast").click();
     h.step();

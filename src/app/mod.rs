@@ -132,6 +132,12 @@ pub struct App {
     pub report: Option<EvalReport>,
     pub classified: Option<Classified>,
     pub message: Option<Message>,
+    /// Why the configuration shown at start was chosen for this device (one line).
+    pub default_choice: Option<String>,
+    /// Measured seconds per training image, by model ([`worker::estimate_key`]).
+    pub estimates: BTreeMap<String, Result<f64, String>>,
+    /// The model whose step is being timed.
+    estimating: Option<String>,
     /// Set when the device failed, until it is reopened.
     pub device_failure: Option<DeviceFailure>,
     /// The device is being reopened after a failure.
@@ -191,6 +197,9 @@ impl App {
             classified: None,
             message: None,
             device_failure: None,
+            default_choice: None,
+            estimates: BTreeMap::new(),
+            estimating: None,
             reopening: false,
             tab: Tab::Training,
             files: files::Loader::new(ctx.clone()),
@@ -262,6 +271,76 @@ impl App {
 
     pub fn stop(&mut self) {
         self.worker.send(Command::Stop);
+    }
+
+    /// On the first device: a CPU adapter gets the small configuration (the reference takes
+    /// minutes a step there), a GPU keeps the reference; `default_choice` says which and why.
+    fn choose_default(&mut self, info: &DeviceInfo) {
+        if self.default_choice.is_some() {
+            return;
+        }
+        let untouched = self.run.state == RunState::Idle
+            && self.config
+                == TrainConfig {
+                    validation: self.config.validation,
+                    ..TrainConfig::reference()
+                };
+        let choice = match (info.cpu, untouched) {
+            (true, true) => {
+                self.config = TrainConfig {
+                    validation: crate::train::default_validation(self.data.train.len()),
+                    ..setup::small_and_fast()
+                };
+                "This adapter is a CPU, where the reference takes minutes a step: the small \
+                 network is chosen"
+            }
+            (true, false) => "This adapter is a CPU: large networks train slowly here",
+            (false, _) => "A GPU: the reference experiment is chosen",
+        };
+        self.default_choice = Some(choice.to_string());
+    }
+
+    /// Asks the worker to time a step of the selected model, once per model, while idle.
+    fn request_estimate(&mut self) {
+        let idle = matches!(self.run.state, RunState::Idle | RunState::Finished);
+        let key = worker::estimate_key(&self.config);
+        let ready = matches!(self.device, DeviceState::Ready(_)) && self.device_failure.is_none();
+        if !ready || !idle || self.estimating.is_some() || self.estimates.contains_key(&key) {
+            return;
+        }
+        if self.data.train.len() < 2 {
+            return;
+        }
+        self.estimating = Some(key);
+        self.worker.send(Command::Estimate {
+            config: self.config.clone(),
+            data: self.data.clone(),
+        });
+    }
+
+    /// Seconds per epoch and for the whole run of the selected configuration on the loaded
+    /// data, from the measured step; `None` before it is measured.
+    pub fn estimate(&self) -> Option<Result<(f64, f64), String>> {
+        let key = worker::estimate_key(&self.config);
+        let per_image = match self.estimates.get(&key)? {
+            Ok(s) => *s,
+            Err(e) => return Some(Err(e.clone())),
+        };
+        let train = self.data.train.len().saturating_sub(self.config.validation);
+        let trained = (train / self.config.batch.max(1) * self.config.batch) as f64;
+        // Inference takes about a third of a training step per image.
+        let evaluated = self.config.validation as f64
+            + match self.config.train_metrics {
+                crate::train::TrainMetrics::Eval => train as f64,
+                crate::train::TrainMetrics::Running => 0.0,
+            };
+        let epoch = per_image * (trained + evaluated / 3.0);
+        Some(Ok((epoch, epoch * self.config.epochs as f64)))
+    }
+
+    /// Whether a step of the selected model is being timed.
+    pub fn is_estimating(&self) -> bool {
+        self.estimating.is_some()
     }
 
     /// Opens a new device after a failure and continues the run from its last good state.
@@ -400,7 +479,17 @@ impl App {
 
     fn apply(&mut self, event: Event) {
         match event {
-            Event::Device(info) => self.device = DeviceState::Ready(info),
+            Event::Device(info) => {
+                self.choose_default(&info);
+                self.device = DeviceState::Ready(info);
+            }
+            Event::Estimate {
+                key,
+                seconds_per_image,
+            } => {
+                self.estimating = None;
+                self.estimates.insert(key, seconds_per_image);
+            }
             Event::Preparing { done, total } => self.run.preparing = Some((done, total)),
             Event::Kernels(report) => {
                 self.run.preparing = None;
@@ -535,6 +624,7 @@ impl App {
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.poll();
+        self.request_estimate();
         let ctx = ui.ctx().clone();
         for file in files::dropped(&ctx) {
             self.files.read_dropped(file);

@@ -65,6 +65,9 @@ fn data_section(app: &mut App, ui: &mut egui::Ui) {
 
 fn model_section(app: &mut App, ui: &mut egui::Ui) {
     ui.heading("Model");
+    if let Some(choice) = &app.default_choice {
+        ui.label(egui::RichText::new(choice).weak());
+    }
     let train_images = app.data.train.len();
     let c = &mut app.config;
     let before = c.model.clone();
@@ -271,6 +274,9 @@ fn run_section(app: &mut App, ui: &mut egui::Ui) {
     if let (Some(reason), false) = (app.check_config().err(), state == RunState::Running) {
         ui.colored_label(ui.visuals().warn_fg_color, reason);
     }
+    if matches!(state, RunState::Idle | RunState::Finished) {
+        estimate_line(app, ui);
+    }
     if let Some((done, total)) = app.run.preparing {
         ui.add(
             egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
@@ -299,6 +305,31 @@ fn run_section(app: &mut App, ui: &mut egui::Ui) {
     app.remember("Evaluate", &r);
     if r.clicked() {
         app.evaluate();
+    }
+}
+
+/// Before Start: how long an epoch and the whole run should take, from a step measured on this
+/// device.
+fn estimate_line(app: &App, ui: &mut egui::Ui) {
+    match app.estimate() {
+        Some(Ok((epoch, run))) => {
+            ui.label(format!(
+                "Estimate: {} per epoch, {} for {} epochs (from a step timed on this device)",
+                duration(epoch),
+                duration(run),
+                app.config.epochs
+            ));
+        }
+        Some(Err(e)) => {
+            ui.label(egui::RichText::new(format!("No estimate: {e}")).weak());
+        }
+        None if app.is_estimating() => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("timing a step of this network on this device…");
+            });
+        }
+        None => {}
     }
 }
 

@@ -33,6 +33,10 @@ pub struct Status {
     pub error: bool,
     /// The device failed and waits to be reopened.
     pub device_failed: bool,
+    /// Why the configuration shown at start was chosen for this device.
+    pub default_choice: Option<String>,
+    /// Estimated seconds per epoch and for the whole run (from a step timed on the device).
+    pub estimate: Option<[f64; 2]>,
     pub tab: String,
     pub controls: BTreeMap<String, [f32; 4]>,
 }
@@ -74,6 +78,8 @@ impl Status {
             message: app.message.as_ref().map(|m| m.text.clone()),
             error: app.message.as_ref().is_some_and(|m| m.error),
             device_failed: app.device_failure.is_some(),
+            default_choice: app.default_choice.clone(),
+            estimate: app.estimate().and_then(Result::ok).map(|(e, r)| [e, r]),
             tab: app.tab.title().to_string(),
             controls: app
                 .controls

@@ -48,6 +48,12 @@ pub enum Command {
     ReopenDevice,
     /// Destroys the device as a driver reset would (to try the recovery).
     LoseDevice,
+    /// Times one training step of `config`'s model on a few images (while no run is going),
+    /// for the estimate shown before Start.
+    Estimate {
+        config: TrainConfig,
+        data: Arc<Cifar10>,
+    },
 }
 
 /// The device the worker trains on.
@@ -58,6 +64,8 @@ pub struct DeviceInfo {
     pub features: Vec<(String, bool)>,
     /// The largest buffer it binds and the memory budget (micro-batching thresholds).
     pub fit: crate::schedule::DeviceLimits,
+    /// A CPU adapter (such as lavapipe or SwiftShader): fine for small networks only.
+    pub cpu: bool,
 }
 
 /// What the worker reports.
@@ -93,6 +101,12 @@ pub enum Event {
     Checkpoint {
         bytes: Vec<u8>,
         epochs_done: usize,
+    },
+    /// Seconds one training image takes for the model `key` names (a measured step divided
+    /// by its images), or why it could not be measured.
+    Estimate {
+        key: String,
+        seconds_per_image: Result<f64, String>,
     },
     /// The device failed (an error it reported, a lost device): what happened, and where the
     /// run can continue from on a new device (none if no run had started).
@@ -178,6 +192,7 @@ fn device_info(ctx: &GpuContext) -> DeviceInfo {
             ("timestamp-query".into(), ctx.features.timestamp_query),
         ],
         fit: crate::schedule::Network::limits(ctx),
+        cpu: ctx.adapter_info.device_type == wgpu::DeviceType::Cpu,
     }
 }
 
@@ -330,6 +345,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             | Command::Evaluate
             | Command::Classify { .. }
             | Command::Save
+            | Command::Estimate { .. }
     );
     if session.failed && device_work {
         return events.send(Event::Error(
@@ -422,9 +438,78 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             },
         },
         Command::LoseDevice => ctx.device.destroy(),
+        Command::Estimate { config, data } => {
+            let key = estimate_key(&config);
+            let seconds_per_image = if session.running {
+                Err("a run is going".to_string())
+            } else {
+                measure_step(ctx, &config, &data, events)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            events.send(Event::Estimate {
+                key,
+                seconds_per_image,
+            });
+        }
         // The worker loop, which owns the device, reopens it.
         Command::ReopenDevice => {}
     }
+}
+
+/// Images in the first step timed for an estimate: few, so that even a large network on a
+/// CPU adapter answers in seconds.
+const PROBE_IMAGES: usize = 2;
+
+/// A whole batch is timed as well when its step should take less than this (seconds): small
+/// steps waste much of the device, so the small probe alone would overestimate.
+const WHOLE_BATCH_SECONDS: f64 = 3.0;
+
+/// What an estimate depends on: the model and its input size (the batch only scales it).
+pub fn estimate_key(config: &TrainConfig) -> String {
+    serde_json::to_string(&config.model).unwrap_or_default()
+}
+
+/// Seconds per training image of `config`'s model: a step of [`PROBE_IMAGES`] images, then,
+/// where that predicts a short step, a step of the whole batch; each timed after its network
+/// (and pipelines) are built.
+async fn measure_step(
+    ctx: &GpuContext,
+    config: &TrainConfig,
+    data: &Arc<Cifar10>,
+    events: &EventSink,
+) -> Result<f64, crate::train::TrainError> {
+    prepare_kernels(ctx, config, events).await?;
+    let per_image = time_step(ctx, config, data, PROBE_IMAGES).await?;
+    let batch = config.batch.min(data.train.len());
+    if batch > PROBE_IMAGES && per_image * batch as f64 <= WHOLE_BATCH_SECONDS {
+        return time_step(ctx, config, data, batch).await;
+    }
+    Ok(per_image)
+}
+
+/// Seconds per image of a training step of `config`'s model at `batch`: the second step
+/// where the first is short (the first use of each launch costs extra on some drivers).
+async fn time_step(
+    ctx: &GpuContext,
+    config: &TrainConfig,
+    data: &Arc<Cifar10>,
+    batch: usize,
+) -> Result<f64, crate::train::TrainError> {
+    let probe = TrainConfig {
+        batch,
+        epochs: 1,
+        validation: 0,
+        ..config.clone()
+    };
+    let mut trainer = Trainer::new(ctx, probe, Splits::new(data, 0), None)?;
+    let mut started = web_time::Instant::now();
+    trainer.step(ctx).await?;
+    if started.elapsed().as_secs_f64() < WHOLE_BATCH_SECONDS / 3.0 && data.train.len() >= 2 * batch {
+        started = web_time::Instant::now();
+        trainer.step(ctx).await?;
+    }
+    Ok(started.elapsed().as_secs_f64() / batch as f64)
 }
 
 /// Chooses the kernels of a configuration (measured, or from the cache), reporting progress.
