@@ -4,48 +4,18 @@
 
 mod common;
 use common::*;
-use resnet_wgpu::data::{BatchOptions, sample_dataset};
-use resnet_wgpu::model::{ResNetConfig, Stem, Variant};
-use resnet_wgpu::ops::sgd::SgdConfig;
-use resnet_wgpu::train::{
-    Checkpoint, LrSchedule, ModelSpec, Progress, Splits, TrainConfig, TrainMetrics, Trainer,
-};
+use resnet_wgpu::data::sample_dataset;
+use resnet_wgpu::train::{Checkpoint, Progress, Splits, TrainConfig, Trainer};
 
 const EPOCHS: usize = 5;
 
 fn soak_config() -> TrainConfig {
     TrainConfig {
-        model: ModelSpec {
-            variant: Variant::ResNet18,
-            stem: Stem::Cifar,
-            config: ResNetConfig {
-                bottleneck: false,
-                blocks: vec![1, 1, 1],
-                widths: vec![16, 32, 64],
-                stem_width: 16,
-                upsample: 224,
-            },
-            classes: 10,
-        },
-        batch: 32,
-        epochs: EPOCHS,
-        sgd: SgdConfig {
-            lr: 0.05,
-            momentum: 0.9,
-            weight_decay: 1e-4,
-        },
-        schedule: LrSchedule::REFERENCE,
-        augment: BatchOptions {
-            hflip: true,
-            crop_padding: Some(4),
-        },
-        shuffle: true,
+        model: small_spec(&[16, 32, 64], &[1, 1, 1]),
         seed: 3,
         validation: 64,
-        max_steps: None,
-        train_metrics: TrainMetrics::Eval,
         max_micro_batch: Some(16),
-        gamma: None,
+        ..small_config(32, EPOCHS)
     }
 }
 

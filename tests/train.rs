@@ -4,53 +4,13 @@
 mod common;
 use common::*;
 use resnet_wgpu::data::{BatchOptions, Cifar10, load_cifar10, sample_dataset};
-use resnet_wgpu::model::{ResNetConfig, Stem, Variant};
+use resnet_wgpu::model::{Stem, Variant};
 use resnet_wgpu::ops::sgd::SgdConfig;
 use resnet_wgpu::train::checkpoint::load_weights;
 use resnet_wgpu::train::{
     Checkpoint, CheckpointError, LrSchedule, ModelSpec, Progress, Splits, TrainConfig, TrainError,
     TrainMetrics, Trainer,
 };
-
-fn small_spec(widths: &[usize], blocks: &[usize]) -> ModelSpec {
-    ModelSpec {
-        variant: Variant::ResNet18,
-        stem: Stem::Cifar,
-        config: ResNetConfig {
-            bottleneck: false,
-            blocks: blocks.to_vec(),
-            widths: widths.to_vec(),
-            stem_width: widths[0],
-            upsample: 224,
-        },
-        classes: 10,
-    }
-}
-
-fn small_config(batch: usize, epochs: usize) -> TrainConfig {
-    TrainConfig {
-        model: small_spec(&[8, 16], &[1, 1]),
-        batch,
-        epochs,
-        sgd: SgdConfig {
-            lr: 0.05,
-            momentum: 0.9,
-            weight_decay: 1e-4,
-        },
-        schedule: LrSchedule::REFERENCE,
-        augment: BatchOptions {
-            hflip: true,
-            crop_padding: Some(4),
-        },
-        shuffle: true,
-        seed: 7,
-        validation: 16,
-        max_steps: None,
-        train_metrics: TrainMetrics::Eval,
-        max_micro_batch: None,
-        gamma: None,
-    }
-}
 
 /// Runs `advance` until the trainer finishes; returns the metrics of each finished epoch.
 fn run_to_end(

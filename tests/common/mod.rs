@@ -3,10 +3,14 @@
 
 pub mod hostile;
 
+use resnet_wgpu::data::BatchOptions;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext, KernelPolicy, Variant};
+use resnet_wgpu::model::{ResNetConfig, Stem};
 #[allow(unused_imports)]
 pub use resnet_wgpu::ops::check::{compare, to_f64};
+use resnet_wgpu::ops::sgd::SgdConfig;
 pub use resnet_wgpu::rng::Rng;
+use resnet_wgpu::train::{LrSchedule, ModelSpec, TrainConfig, TrainMetrics};
 
 /// Opens the GPU or fails the test with instructions. Tests never pass by skipping.
 pub fn gpu() -> GpuContext {
@@ -113,4 +117,46 @@ pub fn digits_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| {
             panic!("the digits test data was not found; set DIGITS_CIFAR_BIN to its folder (tried {candidates:?})")
         })
+}
+
+/// A ResNet-18-style network (CIFAR stem) of the given stage widths and blocks.
+pub fn small_spec(widths: &[usize], blocks: &[usize]) -> ModelSpec {
+    ModelSpec {
+        variant: resnet_wgpu::model::Variant::ResNet18,
+        stem: Stem::Cifar,
+        config: ResNetConfig {
+            bottleneck: false,
+            blocks: blocks.to_vec(),
+            widths: widths.to_vec(),
+            stem_width: widths[0],
+            upsample: 224,
+        },
+        classes: 10,
+    }
+}
+
+/// A short run of a two-stage network: what the trainer tests start from.
+pub fn small_config(batch: usize, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        model: small_spec(&[8, 16], &[1, 1]),
+        batch,
+        epochs,
+        sgd: SgdConfig {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        },
+        schedule: LrSchedule::REFERENCE,
+        augment: BatchOptions {
+            hflip: true,
+            crop_padding: Some(4),
+        },
+        shuffle: true,
+        seed: 7,
+        validation: 16,
+        max_steps: None,
+        train_metrics: TrainMetrics::Eval,
+        max_micro_batch: None,
+        gamma: None,
+    }
 }
