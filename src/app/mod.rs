@@ -136,8 +136,8 @@ pub struct App {
     pub default_choice: Option<String>,
     /// Measured seconds per training image, by model ([`worker::estimate_key`]).
     pub estimates: BTreeMap<String, Result<f64, String>>,
-    /// The model whose step is being timed.
-    estimating: Option<String>,
+    /// A step of the selected model is being timed.
+    estimating: bool,
     /// Set when the device failed, until it is reopened.
     pub device_failure: Option<DeviceFailure>,
     /// The device is being reopened after a failure.
@@ -199,7 +199,7 @@ impl App {
             device_failure: None,
             default_choice: None,
             estimates: BTreeMap::new(),
-            estimating: None,
+            estimating: false,
             reopening: false,
             tab: Tab::Training,
             files: files::Loader::new(ctx.clone()),
@@ -305,13 +305,13 @@ impl App {
         let idle = matches!(self.run.state, RunState::Idle | RunState::Finished);
         let key = worker::estimate_key(&self.config);
         let ready = matches!(self.device, DeviceState::Ready(_)) && self.device_failure.is_none();
-        if !ready || !idle || self.estimating.is_some() || self.estimates.contains_key(&key) {
+        if !ready || !idle || self.estimating || self.estimates.contains_key(&key) {
             return;
         }
         if self.data.train.len() < 2 {
             return;
         }
-        self.estimating = Some(key);
+        self.estimating = true;
         self.worker.send(Command::Estimate {
             config: self.config.clone(),
             data: self.data.clone(),
@@ -340,7 +340,7 @@ impl App {
 
     /// Whether a step of the selected model is being timed.
     pub fn is_estimating(&self) -> bool {
-        self.estimating.is_some()
+        self.estimating
     }
 
     /// Opens a new device after a failure and continues the run from its last good state.
@@ -487,7 +487,7 @@ impl App {
                 key,
                 seconds_per_image,
             } => {
-                self.estimating = None;
+                self.estimating = false;
                 self.estimates.insert(key, seconds_per_image);
             }
             Event::Preparing { done, total } => self.run.preparing = Some((done, total)),
@@ -590,6 +590,7 @@ impl App {
                     self.run.state = RunState::Paused;
                 }
                 self.run.last_step = None;
+                self.estimating = false; // a step being timed ended with the device
                 self.error(format!(
                     "the GPU failed: {reason}; nothing was saved from the failed step"
                 ));

@@ -249,7 +249,7 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
             Ok(Progress::Step(s)) => events.send(Event::Step(s)),
             Ok(Progress::Epoch(m)) => {
                 events.send(Event::Epoch(m));
-                remember_good_state(&ctx, &mut session).await;
+                remember_good_state(&ctx, &mut session, &events).await;
             }
             Ok(Progress::Finished) => {
                 session.running = false;
@@ -289,13 +289,15 @@ fn resume_point(session: &Session) -> Option<String> {
     })
 }
 
-/// Copies the run's state off the device as the point to continue from if the device fails.
-async fn remember_good_state(ctx: &GpuContext, session: &mut Session) {
-    if let Some(t) = session.trainer.as_ref() {
-        match t.checkpoint(ctx).await {
-            Ok(c) => session.last_good = Some(Box::new(c)),
-            Err(e) => log::warn!("the run's state could not be copied: {e}"),
-        }
+/// Copies the run's state off the device as the point to continue from if the device fails;
+/// a copy that fails is reported as the device's failure.
+async fn remember_good_state(ctx: &GpuContext, session: &mut Session, events: &EventSink) {
+    let Some(t) = session.trainer.as_ref() else {
+        return;
+    };
+    match t.checkpoint(ctx).await {
+        Ok(c) => session.last_good = Some(Box::new(c)),
+        Err(e) => fail(ctx, session, events, e.into()),
     }
 }
 
@@ -365,7 +367,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                     events.send(started(&t, false));
                     session.trainer = Some(t);
                     session.running = true;
-                    remember_good_state(ctx, session).await;
+                    remember_good_state(ctx, session, events).await;
                 }
                 Err(e) => events.send(Event::Error(e.to_string())),
             }
@@ -443,9 +445,11 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             let seconds_per_image = if session.running {
                 Err("a run is going".to_string())
             } else {
-                measure_step(ctx, &config, &data, events)
-                    .await
-                    .map_err(|e| e.to_string())
+                match measure_step(ctx, &config, &data, events).await {
+                    // The device was lost while timing: the run waits for a new one.
+                    Err(e) if ctx.is_lost() => return fail(ctx, session, events, e),
+                    measured => measured.map_err(|e| e.to_string()),
+                }
             };
             events.send(Event::Estimate {
                 key,
