@@ -31,7 +31,12 @@ fn main(
 ) {
     let out_pixels = params.out_height * params.out_width;
     let n_total = params.batch * out_pixels;
-    let k_total = params.in_channels * params.kernel_h * params.kernel_w;
+    let taps = params.kernel_h * params.kernel_w;
+    // The reduction runs over the live taps only (see prelude_conv2d.wgsl): k = (ci, kh, kw)
+    // with kh in [live_h_start, live_h_end) and kw in [live_w_start, live_w_end).
+    let live_h = params.live_h_end - params.live_h_start;
+    let live_w = params.live_w_end - params.live_w_start;
+    let k_total = params.in_channels * live_h * live_w;
     let plane = params.in_height * params.in_width;
     let m0 = tile.y * 16u;
     let n0 = (tile.x + tile.z * grid.x) * (4u * LANES);
@@ -43,8 +48,10 @@ fn main(
     let ih0 = (pixel / params.out_width) * params.stride_h - params.pad_h;
     let iw0 = (pixel % params.out_width) * params.stride_w - params.pad_w;
     var x_plane = image * (params.in_channels * plane);
-    var w_lo = min(m0 + lane % 8u, params.out_channels - 1u) * k_total;
-    var w_hi = min(m0 + 8u + lane % 8u, params.out_channels - 1u) * k_total;
+    // Weights of channels m0 + s and m0 + 8 + s at the first live tap of ci = 0.
+    let first_tap = params.live_h_start * params.kernel_w + params.live_w_start;
+    var w_lo = min(m0 + lane % 8u, params.out_channels - 1u) * params.in_channels * taps + first_tap;
+    var w_hi = min(m0 + 8u + lane % 8u, params.out_channels - 1u) * params.in_channels * taps + first_tap;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -62,11 +69,11 @@ fn main(
     var acc14 = vec4<f32>(0.0);
     var acc15 = vec4<f32>(0.0);
 
-    // One flat loop over k = (ci, kh, kw), stepping the gather position as k advances: on
-    // CPU adapters the bookkeeping of nested loops costs more than these few adds.
-    var kh = 0u;
-    var kw = 0u;
-    var ih = ih0;
+    // One flat loop over k = (ci, kh, kw), stepping the gather and weight positions as k
+    // advances: on CPU adapters the bookkeeping of nested loops costs more than these few adds.
+    var kh = params.live_h_start;
+    var kw = params.live_w_start;
+    var ih = ih0 + vec4<u32>(kh);
     var row_ok = ih < vec4<u32>(params.in_height);
     var row_at = x_plane + ih * params.in_width;
     for (var k = 0u; k < k_total; k++) {
@@ -75,8 +82,8 @@ fn main(
         let ok = row_ok & (iw < vec4<u32>(params.in_width));
         let at = select(vec4<u32>(0u), row_at + iw, ok);
         let bv = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
-        let lo = w[w_lo + k];
-        let hi = w[w_hi + k];
+        let lo = w[w_lo];
+        let hi = w[w_hi];
         acc0 += subgroupBroadcast(lo, 0u) * bv;
         acc1 += subgroupBroadcast(lo, 1u) * bv;
         acc2 += subgroupBroadcast(lo, 2u) * bv;
@@ -94,12 +101,18 @@ fn main(
         acc14 += subgroupBroadcast(hi, 6u) * bv;
         acc15 += subgroupBroadcast(hi, 7u) * bv;
         kw += 1u;
-        if kw == params.kernel_w {
-            kw = 0u;
+        w_lo += 1u;
+        w_hi += 1u;
+        if kw == params.live_w_end {
+            kw = params.live_w_start;
             kh += 1u;
-            if kh == params.kernel_h {
-                kh = 0u;
+            w_lo += params.kernel_w - live_w;
+            w_hi += params.kernel_w - live_w;
+            if kh == params.live_h_end {
+                kh = params.live_h_start;
                 x_plane += vec4<u32>(plane);
+                w_lo += (params.kernel_h - live_h) * params.kernel_w;
+                w_hi += (params.kernel_h - live_h) * params.kernel_w;
             }
             ih = ih0 + vec4<u32>(kh);
             row_ok = ih < vec4<u32>(params.in_height);

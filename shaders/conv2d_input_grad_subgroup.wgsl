@@ -6,8 +6,9 @@
 //
 // Strided convolutions are split into stride_h·stride_w phases (grid z): the input pixels of
 // phase (rh, rw) have (ih + ph) mod sh = rh and (iw + pw) mod sw = rw, and receive gradient
-// only through the taps kh ≡ rh (mod sh), kw ≡ rw (mod sw). Each phase walks just those taps,
-// so no multiply is spent on the zeros a masked gather would read.
+// only through the taps kh ≡ rh (mod sh), kw ≡ rw (mod sw). Each phase walks just those of
+// them that are live (see prelude_conv2d.wgsl), so no multiply is spent on the zeros a masked
+// gather would read.
 //
 // Tiling as in conv2d_forward_subgroup: a workgroup of LANES invocations computes 16 input
 // channels × 4·LANES input pixels of one phase; invocation i owns pixels n0 + i + LANES·j
@@ -81,16 +82,23 @@ fn main(
     var acc14 = vec4<f32>(0.0);
     var acc15 = vec4<f32>(0.0);
 
-    // One flat loop over (co, kh, kw) for the taps of this phase, stepping the gather position
-    // as it advances: on CPU adapters nested-loop bookkeeping costs more than these few adds.
-    let taps_h = (params.kernel_h - min(rh, params.kernel_h) + params.stride_h - 1u) / params.stride_h;
-    let taps_w = (params.kernel_w - min(rw, params.kernel_w) + params.stride_w - 1u) / params.stride_w;
-    let steps = params.out_channels * taps_h * taps_w;
-    var kh = rh;
-    var kw = rw;
+    // One flat loop over (co, kh, kw) for the live taps of this phase, stepping the gather
+    // position as it advances: on CPU adapters nested-loop bookkeeping costs more than these
+    // few adds. The phase's taps are kh = rh + j·sh; the live ones have j in [jh_first, jh_end).
+    let jh_first = (max(params.live_h_start, rh) - rh + params.stride_h - 1u) / params.stride_h;
+    let jw_first = (max(params.live_w_start, rw) - rw + params.stride_w - 1u) / params.stride_w;
+    let jh_end = (max(params.live_h_end, rh) - rh + params.stride_h - 1u) / params.stride_h;
+    let jw_end = (max(params.live_w_end, rw) - rw + params.stride_w - 1u) / params.stride_w;
+    let steps = params.out_channels * (max(jh_end, jh_first) - jh_first) * (max(jw_end, jw_first) - jw_first);
+    let kh_first = rh + jh_first * params.stride_h;
+    let kw_first = rw + jw_first * params.stride_w;
+    let kh_stop = rh + jh_end * params.stride_h;
+    let kw_stop = rw + jw_end * params.stride_w;
+    var kh = kh_first;
+    var kw = kw_first;
     // oh and ow wrap past zero to huge values, which fail the range tests.
-    var oh = u + base_h;
-    var ow = v + base_w;
+    var oh = u + base_h - jh_first;
+    var ow = v + base_w - jw_first;
     var row_ok = oh < vec4<u32>(params.out_height);
     var row_at = dy_plane + oh * params.out_width;
     for (var step = 0u; step < steps; step++) {
@@ -118,14 +126,14 @@ fn main(
         acc15 += subgroupBroadcast(hi, 7u) * bv;
         kw += params.stride_w;
         ow -= vec4<u32>(1u);
-        if kw >= params.kernel_w {
-            kw = rw;
-            ow = v + base_w;
+        if kw >= kw_stop {
+            kw = kw_first;
+            ow = v + base_w - jw_first;
             kh += params.stride_h;
             oh -= vec4<u32>(1u);
-            if kh >= params.kernel_h {
-                kh = rh;
-                oh = u + base_h;
+            if kh >= kh_stop {
+                kh = kh_first;
+                oh = u + base_h - jh_first;
                 dy_plane += vec4<u32>(out_pixels);
                 w_lo += w_channel_step;
                 w_hi += w_channel_step;

@@ -2,7 +2,9 @@
 //   dw[co, ci, kh, kw] = Σ_{b, oh, ow} dy[b, co, oh, ow] · x[b, ci, oh·sh − ph + kh, ow·sw − pw + kw]
 // dy [B, Cout, OH, OW], x [B, Cin, H, W], dw [Cout, Cin, KH, KW]; padding reads zeros.
 // GEMM view: M = Cout, N = Cin·KH·KW, K = B·OH·OW. Each output is summed by one lane in a
-// fixed order, so the result is the same run after run.
+// fixed order, so the result is the same run after run. N runs over the live taps only (see
+// prelude_conv2d.wgsl): the gradient of a tap that reads only padding is zero, and the lane
+// holding a channel's first live tap writes those zeros.
 //
 // The reduction may be split into chunks of whole images (`k_chunk` values, a multiple of
 // OH·OW): chunk c sums images [c·k_chunk / (OH·OW), …) into dw[c·Cout·N …], from which
@@ -36,7 +38,9 @@ fn main(
     let plane = params.in_height * params.in_width;
     let out_pixels = params.out_height * params.out_width;
     let taps = params.kernel_h * params.kernel_w;
-    let n_total = params.in_channels * taps;
+    let live_h = params.live_h_end - params.live_h_start;
+    let live_w = params.live_w_end - params.live_w_start;
+    let n_total = params.in_channels * live_h * live_w;
     let m_tiles = (params.out_channels + 15u) / 16u;
     let chunk = tile.y / m_tiles;
     let m0 = (tile.y % m_tiles) * 16u;
@@ -46,9 +50,12 @@ fn main(
     let n0 = (tile.x + tile.z * grid.x) * (4u * LANES);
     let columns = n0 + local + vec4<u32>(0u, 1u, 2u, 3u) * LANES;
     let safe = min(columns, vec4<u32>(n_total - 1u));
-    let ci = safe / taps;
-    let kh = (safe % taps) / params.kernel_w;
-    let kw = safe % params.kernel_w;
+    let ci = safe / (live_h * live_w);
+    let live_tap = safe % (live_h * live_w);
+    let kh = params.live_h_start + live_tap / live_w;
+    let kw = params.live_w_start + live_tap % live_w;
+    // Where each column's gradient goes in dw's row [Cin, KH, KW].
+    let targets = ci * taps + kh * params.kernel_w + kw;
     let row_lo = min(m0 + lane % 8u, params.out_channels - 1u) * out_pixels;
     let row_hi = min(m0 + 8u + lane % 8u, params.out_channels - 1u) * out_pixels;
     var acc0 = vec4<f32>(0.0);
@@ -106,35 +113,60 @@ fn main(
         }
     }
 
-    store_row(chunk, m0 + 0u, columns, acc0);
-    store_row(chunk, m0 + 1u, columns, acc1);
-    store_row(chunk, m0 + 2u, columns, acc2);
-    store_row(chunk, m0 + 3u, columns, acc3);
-    store_row(chunk, m0 + 4u, columns, acc4);
-    store_row(chunk, m0 + 5u, columns, acc5);
-    store_row(chunk, m0 + 6u, columns, acc6);
-    store_row(chunk, m0 + 7u, columns, acc7);
-    store_row(chunk, m0 + 8u, columns, acc8);
-    store_row(chunk, m0 + 9u, columns, acc9);
-    store_row(chunk, m0 + 10u, columns, acc10);
-    store_row(chunk, m0 + 11u, columns, acc11);
-    store_row(chunk, m0 + 12u, columns, acc12);
-    store_row(chunk, m0 + 13u, columns, acc13);
-    store_row(chunk, m0 + 14u, columns, acc14);
-    store_row(chunk, m0 + 15u, columns, acc15);
+    store_row(chunk, m0 + 0u, columns, targets, acc0);
+    store_row(chunk, m0 + 1u, columns, targets, acc1);
+    store_row(chunk, m0 + 2u, columns, targets, acc2);
+    store_row(chunk, m0 + 3u, columns, targets, acc3);
+    store_row(chunk, m0 + 4u, columns, targets, acc4);
+    store_row(chunk, m0 + 5u, columns, targets, acc5);
+    store_row(chunk, m0 + 6u, columns, targets, acc6);
+    store_row(chunk, m0 + 7u, columns, targets, acc7);
+    store_row(chunk, m0 + 8u, columns, targets, acc8);
+    store_row(chunk, m0 + 9u, columns, targets, acc9);
+    store_row(chunk, m0 + 10u, columns, targets, acc10);
+    store_row(chunk, m0 + 11u, columns, targets, acc11);
+    store_row(chunk, m0 + 12u, columns, targets, acc12);
+    store_row(chunk, m0 + 13u, columns, targets, acc13);
+    store_row(chunk, m0 + 14u, columns, targets, acc14);
+    store_row(chunk, m0 + 15u, columns, targets, acc15);
+    if live_h * live_w < taps && params.accumulate == 0u {
+        for (var j = 0u; j < 4u; j++) {
+            if columns[j] < n_total && live_tap[j] == 0u {
+                zero_dead_taps(chunk, m0, ci[j]);
+            }
+        }
+    }
 }
 
-// Writes one output channel of a lane's 4 taps into the chunk's slice of dw, adding the old
-// value when accumulating.
-fn store_row(chunk: u32, channel: u32, columns: vec4<u32>, values: vec4<f32>) {
+// Writes the zero gradient of input channel ci's taps outside the live window, for output
+// channels m0 … m0 + 15.
+fn zero_dead_taps(chunk: u32, m0: u32, ci: u32) {
+    let taps = params.kernel_h * params.kernel_w;
+    let n_total = params.in_channels * taps;
+    for (var channel = m0; channel < min(m0 + 16u, params.out_channels); channel++) {
+        for (var tap = 0u; tap < taps; tap++) {
+            let kh = tap / params.kernel_w;
+            let kw = tap % params.kernel_w;
+            let live = kh >= params.live_h_start && kh < params.live_h_end && kw >= params.live_w_start && kw < params.live_w_end;
+            if !live {
+                dw[(chunk * params.out_channels + channel) * n_total + ci * taps + tap] = 0.0;
+            }
+        }
+    }
+}
+
+// Writes one output channel of a lane's 4 taps (live columns, stored at `targets` within the
+// row) into the chunk's slice of dw, adding the old value when accumulating.
+fn store_row(chunk: u32, channel: u32, columns: vec4<u32>, targets: vec4<u32>, values: vec4<f32>) {
+    let live_columns = params.in_channels * (params.live_h_end - params.live_h_start) * (params.live_w_end - params.live_w_start);
     let n_total = params.in_channels * params.kernel_h * params.kernel_w;
     if channel >= params.out_channels {
         return;
     }
     for (var j = 0u; j < 4u; j++) {
-        if columns[j] < n_total {
+        if columns[j] < live_columns {
             var value = values[j];
-            let at = (chunk * params.out_channels + channel) * n_total + columns[j];
+            let at = (chunk * params.out_channels + channel) * n_total + targets[j];
             if params.accumulate == 1u {
                 value += dw[at];
             }

@@ -21,6 +21,13 @@ struct Params {
     // Weight gradients, split-K and subgroup variants: values of the reduction (K = B·OH·OW)
     // summed by each chunk.
     k_chunk: u32,
+    // The kernel rows [live_h_start, live_h_end) and columns [live_w_start, live_w_end) that
+    // read the input for some output position; the others read only padding (a 3×3 kernel on
+    // a 1×1 plane reaches it with its centre only). The subgroup kernels skip them.
+    live_h_start: u32,
+    live_h_end: u32,
+    live_w_start: u32,
+    live_w_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -3,7 +3,9 @@
 //   g = grad + weight_decay · w
 //   v = momentum · v + g
 //   w = w − lr · v
-// One invocation per element, 256 per workgroup, on a 2-D grid of workgroups.
+// One invocation per 4 consecutive elements (a vec4), 256 per workgroup, on a 2-D grid of
+// workgroups. Buffers are padded with zeros to whole vec4s; the update keeps padding at zero
+// (w = v = grad = 0 gives 0), so the last vec4 needs no bounds check of its own.
 
 struct Params {
     len: u32,
@@ -13,9 +15,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> w: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> v: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
 fn main(
@@ -24,7 +26,7 @@ fn main(
     @builtin(local_invocation_index) lane: u32,
 ) {
     let i = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    if i >= params.len {
+    if i * 4u >= params.len {
         return;
     }
     let weight = w[i];

@@ -157,6 +157,22 @@ fn training_step_matches_cpu_reference_torchvision_variants() {
     check_step_against_reference(tiny(Variant::ResNet18, Stem::Cifar, false), 4, 30);
 }
 
+#[test]
+fn training_step_matches_cpu_reference_where_late_planes_are_smaller_than_the_kernel() {
+    // 32-pixel input through the ImageNet stem: stages on 8, 4, 2 and 1 pixels a side, so the
+    // last stage's 3×3 convolutions reach the input with part of the kernel (stride 2 on 2×2)
+    // or the centre only (1×1): the taps the subgroup kernels skip.
+    let config = ResNetConfig {
+        bottleneck: false,
+        blocks: vec![1, 1, 1, 1],
+        widths: vec![4, 8, 8, 12],
+        stem_width: 4,
+        upsample: 32,
+    };
+    let model = Model::from_config(Variant::ResNet18, Stem::ImageNet, &config, 10);
+    check_step_against_reference(model, 3, 40);
+}
+
 /// The reference of a micro-batched step: gradients of each micro-batch (mean over its own
 /// images, so weighted by micro/batch), the running statistics updated once from the
 /// micro-batches' statistics combined, one SGD.

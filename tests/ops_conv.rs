@@ -148,6 +148,15 @@ fn conv_awkward_shapes_match_reference() {
         shape(1, 4, 1, 1, 70, [3, 3], [1, 1], [1, 1]),
         shape(2, 6, 8, 10, 5, [2, 3], [1, 2], [0, 1]),
         shape(1, 8, 13, 13, 8, [5, 5], [3, 3], [2, 2]),
+        // Taps that read only padding, which the subgroup kernels skip: the centre of a 3×3
+        // kernel on a 1×1 plane, a stride-2 3×3 kernel on a 2×2 plane (its lower right 2×2),
+        // live rows but not columns, a 7×7 stem on a tiny image, and an output that reads
+        // padding only (no live tap at all).
+        shape(3, 5, 1, 1, 19, [3, 3], [1, 1], [1, 1]),
+        shape(2, 6, 2, 2, 9, [3, 3], [2, 2], [1, 1]),
+        shape(2, 3, 1, 5, 4, [3, 3], [1, 1], [1, 1]),
+        shape(1, 2, 2, 3, 5, [7, 7], [2, 2], [3, 3]),
+        shape(1, 1, 1, 1, 1, [1, 1], [4, 4], [1, 1]),
     ];
     for policy in kernel_policies(&ctx) {
         ctx.set_kernel_policy(policy);
@@ -155,6 +164,61 @@ fn conv_awkward_shapes_match_reference() {
             check_all(&ctx, s, i as u64);
         }
     }
+}
+
+/// The live taps of a kernel are those that read the input for some output position, found
+/// here by trying every position. `live_taps` must hold all of them (the kernels skip the
+/// rest), and with stride 1 be exactly their range; where no tap reaches the input, it is the
+/// whole kernel.
+#[test]
+fn live_taps_hold_every_tap_that_reaches_the_input() {
+    let mut windows_smaller_than_the_kernel = 0;
+    for size in 1..6 {
+        for k in 1..8 {
+            for stride in 1..4 {
+                for pad in 0..4 {
+                    if size + 2 * pad < k {
+                        continue;
+                    }
+                    let s = shape(1, 1, size, size + 1, 1, [k, k], [stride, stride], [pad, pad]);
+                    let reaches = |tap: usize, outputs: usize, input: usize| {
+                        (0..outputs).any(|o| (o * stride + tap).checked_sub(pad).is_some_and(|i| i < input))
+                    };
+                    let rows: Vec<usize> = (0..k).filter(|&kh| reaches(kh, s.out_height(), size)).collect();
+                    let columns: Vec<usize> = (0..k)
+                        .filter(|&kw| reaches(kw, s.out_width(), size + 1))
+                        .collect();
+                    let [live_rows, live_columns] = s.live_taps();
+                    assert!(
+                        rows.iter().all(|kh| live_rows.contains(kh)),
+                        "{s:?}: {rows:?} not in {live_rows:?}"
+                    );
+                    assert!(
+                        columns.iter().all(|kw| live_columns.contains(kw)),
+                        "{s:?}: {columns:?} not in {live_columns:?}"
+                    );
+                    let range = |taps: &[usize]| match (taps.first(), taps.last()) {
+                        (Some(&first), Some(&last)) => first..last + 1,
+                        _ => 0..k,
+                    };
+                    if stride == 1 {
+                        assert_eq!(
+                            [live_rows.clone(), live_columns],
+                            [range(&rows), range(&columns)],
+                            "{s:?}"
+                        );
+                    }
+                    if live_rows.len() < k {
+                        windows_smaller_than_the_kernel += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        windows_smaller_than_the_kernel > 50,
+        "{windows_smaller_than_the_kernel}"
+    );
 }
 
 #[test]
@@ -170,6 +234,8 @@ fn conv_resnet50_layer_shapes_match_reference() {
         Conv2dShape::square(1, 256, 14, 512, 1, 2, 0), // stride-2 projection shortcut
         Conv2dShape::square(1, 512, 4, 2048, 1, 1, 0), // layer4 conv3
         Conv2dShape::square(2, 512, 3, 512, 3, 1, 1),  // layer4 conv2
+        Conv2dShape::square(4, 512, 1, 512, 3, 1, 1),  // layer4 conv2 on 32-pixel images
+        Conv2dShape::square(4, 512, 2, 512, 3, 2, 1),  // its stride-2 first block
     ];
     for policy in kernel_policies(&ctx) {
         ctx.set_kernel_policy(policy);
@@ -269,14 +335,14 @@ fn pointwise_convolutions_take_the_gemm_path_only_with_enough_pixels() {
 /// Dispatches of more than 65,535 column tiles wrap onto the grid's z axis; every tile must
 /// still be computed. One channel on two 1,500 × 1,500 images gives 4.5 million output columns
 /// (over 70,000 tiles of 64, over 140,000 of 32) for the forward and the input gradient;
-/// 470,000 input channels of a 3 × 3 kernel on a 1 × 1 image give 4.2 million
-/// weight-gradient columns. (Their other directions are not wide, and reduce over millions of
+/// 4,250,000 input channels of a 1 × 1 kernel on a 1 × 1 image give as many weight-gradient
+/// columns. (Their other directions are not wide, and reduce over millions of
 /// values: not what this test is about.)
 #[test]
 fn conv_grids_beyond_65535_tiles_cover_every_output() {
     let ctx = gpu();
     let large_image = Conv2dShape::square(2, 1, 1500, 1, 3, 1, 1);
-    let many_weights = Conv2dShape::square(1, 470_000, 1, 1, 3, 1, 1);
+    let many_weights = Conv2dShape::square(1, 4_250_000, 1, 1, 1, 1, 0);
     assert!(large_image.output_len().div_ceil(64) > 65_535);
     assert!(many_weights.weight_len().div_ceil(64) > 65_535);
     // Split-K and tiled do not apply to these directions: the two tile sizes are what matter.

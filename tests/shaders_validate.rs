@@ -133,7 +133,11 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             pad_w,
             has_bias,
             accumulate,
-            k_chunk
+            k_chunk,
+            live_h_start,
+            live_h_end,
+            live_w_start,
+            live_w_end
         }),
         SplitKSum => twin!(SplitKSumParams {
             len,

@@ -2,12 +2,16 @@ use std::marker::PhantomData;
 
 use super::{GpuContext, GpuError};
 
-/// A storage buffer holding `len` values of `T`.
+/// A storage buffer holding `len` values of `T`. Its size is rounded up to whole 16-byte
+/// blocks (zero-filled past `len`), so that kernels may read and write it as `vec4`s.
 pub struct GpuBuffer<T: bytemuck::Pod> {
     pub buffer: wgpu::Buffer,
     len: usize,
     _element: PhantomData<T>,
 }
+
+/// Buffer sizes are multiples of a `vec4<f32>`.
+const VEC4_BYTES: u64 = 16;
 
 const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
@@ -62,7 +66,7 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
     }
 
     fn byte_size(len: usize) -> u64 {
-        ((len.max(1) * std::mem::size_of::<T>()) as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+        ((len.max(1) * std::mem::size_of::<T>()) as u64).next_multiple_of(VEC4_BYTES)
     }
 
     /// Copies the buffer back to the CPU. Works natively and in the browser: the map callback

@@ -11,6 +11,8 @@
 //! Each GEMM runs as an implicit GEMM (no im2col buffer); a 1×1, stride-1, unpadded
 //! convolution runs as a plain GEMM ([`crate::ops::matmul`]).
 
+use std::ops::Range;
+
 use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_REDUCTION, Variant};
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::ops::split_k;
@@ -50,6 +52,12 @@ pub struct Conv2dParams {
     pub accumulate: u32,
     /// Split-K only: values of the reduction summed by each chunk.
     pub k_chunk: u32,
+    /// The kernel rows `[live_h_start, live_h_end)` and columns `[live_w_start, live_w_end)`
+    /// that reach the input ([`Conv2dShape::live_taps`]); the subgroup kernels skip the others.
+    pub live_h_start: u32,
+    pub live_h_end: u32,
+    pub live_w_start: u32,
+    pub live_w_end: u32,
 }
 
 impl Conv2dShape {
@@ -126,6 +134,7 @@ impl Conv2dShape {
     pub fn params(&self, has_bias: bool, accumulate: bool) -> Conv2dParams {
         assert!(self.valid(), "invalid convolution {self:?}");
         let u = |v: usize| v as u32;
+        let [live_h, live_w] = self.live_taps();
         Conv2dParams {
             batch: u(self.batch),
             in_channels: u(self.in_channels),
@@ -143,7 +152,47 @@ impl Conv2dShape {
             has_bias: has_bias as u32,
             accumulate: accumulate as u32,
             k_chunk: 0,
+            live_h_start: u(live_h.start),
+            live_h_end: u(live_h.end),
+            live_w_start: u(live_w.start),
+            live_w_end: u(live_w.end),
         }
+    }
+
+    /// The kernel rows and columns `[rows, columns]` that may read the input for some output
+    /// position; the taps outside them read only padding. Tap `kh` reads input rows
+    /// `oh·sh − ph + kh` for `oh < OH`, all padding unless `ph − (OH − 1)·sh ≤ kh < H + ph`
+    /// (likewise `kw`); with stride 1 these are exactly the taps that reach the input. A 3×3
+    /// kernel, padding 1, on a 1×1 plane (the last stage of a ResNet on 32-pixel images)
+    /// reaches it with its centre only, and the other 8 taps add nothing. Where no tap reaches
+    /// the input, the whole kernel.
+    pub fn live_taps(&self) -> [Range<usize>; 2] {
+        let live = |kernel: usize, pad: usize, reach: usize, size: usize| {
+            let start = pad.saturating_sub(reach);
+            let end = kernel.min(size + pad);
+            if start < end { start..end } else { 0..kernel }
+        };
+        [
+            live(
+                self.kernel[0],
+                self.padding[0],
+                (self.out_height() - 1) * self.stride[0],
+                self.in_height,
+            ),
+            live(
+                self.kernel[1],
+                self.padding[1],
+                (self.out_width() - 1) * self.stride[1],
+                self.in_width,
+            ),
+        ]
+    }
+
+    /// Weight-gradient columns `(ci, kh, kw)` whose taps are live: the N of the subgroup
+    /// weight gradient's GEMM.
+    fn live_columns(&self) -> usize {
+        let [rows, columns] = self.live_taps();
+        self.in_channels * rows.len() * columns.len()
     }
 
     fn pixels(&self) -> usize {
@@ -530,8 +579,8 @@ fn subgroup_weight_grad(
     let chunks = subgroup_weight_grad_chunks(shape).expect("the subgroup weight gradient applies");
     let images_per_chunk = shape.batch.div_ceil(chunks);
     let chunks = shape.batch.div_ceil(images_per_chunk);
-    let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
-    let [x_tiles, m_tiles, wraps] = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
+    let [x_tiles, m_tiles, wraps] =
+        implicit_gemm_grid(ctx, variant, shape.out_channels, shape.live_columns());
     let kernel = subgroup_kernel(
         variant,
         Kernel::Conv2dWeightGradSubgroup,

@@ -67,7 +67,7 @@ pub fn update(
         Kernel::SgdUpdate,
         &SgdParams::new(w.len(), config),
         &[&grad.buffer, &w.buffer, &v.buffer],
-        flat_workgroups(w.len()),
+        flat_workgroups(w.len().div_ceil(4)),
     )
 }
 
