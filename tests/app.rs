@@ -28,14 +28,23 @@ impl egui::DroppedFile for DroppedBytes {
     }
 }
 
+/// The app at 1280 × 800, keeping its runs in a folder of its own.
 fn harness() -> Harness<'static, App> {
+    static HARNESSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = HARNESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let folder = std::env::temp_dir().join(format!("resnet-wgpu-app-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
     Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(|cc| App::new(cc))
+        .build_eframe(move |cc| {
+            let mut app = App::new(cc);
+            app.checkpoint_folder = folder.display().to_string();
+            app
+        })
 }
 
 /// Steps the window until `done` holds (the worker runs in real time), or fails after `secs`.
-fn wait_for(harness: &mut Harness<'static, App>, what: &str, secs: u64, done: impl Fn(&App) -> bool) {
+fn wait_for(harness: &mut Harness<'static, App>, what: &str, secs: u64, mut done: impl FnMut(&App) -> bool) {
     let start = Instant::now();
     while !done(harness.state()) {
         assert!(
@@ -47,6 +56,13 @@ fn wait_for(harness: &mut Harness<'static, App>, what: &str, secs: u64, done: im
         std::thread::sleep(Duration::from_millis(20));
     }
     harness.step();
+}
+
+/// Scrolls the control labelled `label` into view (the side panel scrolls) and clicks it.
+fn click(harness: &mut Harness<'static, App>, label: &str) {
+    harness.get_by_label(label).scroll_to_me();
+    harness.step();
+    harness.get_by_label(label).click();
 }
 
 fn drop_file(harness: &mut Harness<'static, App>, name: &str, bytes: Vec<u8>) {
@@ -104,7 +120,7 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
     );
     assert!(h.query_by_label_contains("Estimate: ").is_some());
 
-    h.get_by_label("Small and fast").click();
+    click(&mut h, "Small and fast");
     h.step();
     assert!(
         h.state()
@@ -113,15 +129,37 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
             .describe()
             .contains("resnet18 (cifar stem)")
     );
-    h.get_by_label("Start").click();
+    click(&mut h, "Start");
     h.step();
+    // From the first frame after Start the panel says what the run is doing (choosing
+    // kernels, building the network, the first step), then how long the start took.
+    let mut stages = Vec::new();
     wait_for(&mut h, "three training steps", 120, |a| {
-        a.status().step_losses >= 3
+        let status = a.status();
+        if let Some(stage) = status.starting
+            && stages.last() != Some(&stage)
+        {
+            stages.push(stage);
+        }
+        status.step_losses >= 3
     });
+    // (Building may pass between two frames where the estimate compiled the pipelines.)
+    let order = ["choosing kernels", "building the network", "running the first"];
+    let rank = |stage: &str| order.iter().position(|o| stage.starts_with(o));
+    let ranks: Vec<_> = stages.iter().map(|s| rank(s)).collect();
+    assert!(
+        ranks.iter().all(Option::is_some) && ranks.is_sorted(),
+        "{stages:?}"
+    );
+    assert_eq!(ranks.first(), Some(&Some(0)), "{stages:?}");
+    assert_eq!(ranks.last(), Some(&Some(2)), "{stages:?}");
+    let [built, first] = h.state().status().first_step.expect("the start's timing");
+    assert!(built > 0.0 && first > 0.0, "{built} {first}");
+    assert!(h.query_by_label_contains("Started in ").is_some());
     assert_eq!(h.state().status().run, "running");
     assert!(h.query_by_label_contains("Batch loss per step").is_some());
 
-    h.get_by_label("Pause").click();
+    click(&mut h, "Pause");
     wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");
     let steps = h.state().status().step_losses;
     for _ in 0..20 {
@@ -132,9 +170,9 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
         h.state().status().step_losses <= steps + 1,
         "training went on while paused"
     );
-    h.get_by_label("Resume").click();
+    click(&mut h, "Resume");
     wait_for(&mut h, "more steps", 60, |a| a.status().step_losses >= steps + 2);
-    h.get_by_label("Stop").click();
+    click(&mut h, "Stop");
     wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
 
     drop_file(&mut h, "disc.png", png_of_a_disc());
@@ -149,7 +187,7 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
             .is_some()
     );
 
-    h.get_by_label("Evaluate on test set").click();
+    click(&mut h, "Evaluate on test set");
     wait_for(&mut h, "the test report", 60, |a| {
         a.status().test_accuracy.is_some()
     });
@@ -159,7 +197,7 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
     let dir = std::env::temp_dir().join(format!("resnet-wgpu-app-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     h.state_mut().checkpoint_folder = dir.display().to_string();
-    h.get_by_label("Save").click();
+    click(&mut h, "Save");
     wait_for(&mut h, "the saved checkpoint", 60, |a| {
         a.status().message.is_some_and(|m| m.contains("checkpoint saved"))
     });
@@ -171,11 +209,11 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
     wait_for(&mut h, "the loaded run", 60, |a| {
         a.status().message.is_some_and(|m| m.contains("press Resume")) && a.status().run == "paused"
     });
-    h.get_by_label("Resume").click();
+    click(&mut h, "Resume");
     wait_for(&mut h, "training to continue from the checkpoint", 60, move |a| {
         a.status().global_step > steps
     });
-    h.get_by_label("Stop").click();
+    click(&mut h, "Stop");
     wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
 }
 
@@ -203,7 +241,7 @@ fn bad_files_give_clear_messages_and_keep_the_state() {
         (before.train_images, "built-in sample data")
     );
     // The sample data can be loaded again from its button.
-    h.get_by_label("Sample data").click();
+    click(&mut h, "Sample data");
     wait_for(&mut h, "the sample data", 10, |a| {
         a.status()
             .message
@@ -299,20 +337,24 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
     let dir = std::env::temp_dir().join(format!("resnet-wgpu-lost-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     h.state_mut().checkpoint_folder = dir.display().to_string();
-    h.get_by_label("Small and fast").click();
+    click(&mut h, "Small and fast");
     h.step();
-    h.get_by_label("Start").click();
+    click(&mut h, "Start");
     wait_for(&mut h, "two training steps", 120, |a| a.status().global_step >= 2);
-    h.get_by_label("Pause").click();
+    click(&mut h, "Pause");
     wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");
-    h.get_by_label("Save").click();
+    wait_for(&mut h, "the run kept at the pause", 60, |a| {
+        a.status().kept.is_some()
+    });
+    click(&mut h, "Save");
     wait_for(&mut h, "the saved checkpoint", 60, |a| {
         a.status().message.is_some_and(|m| m.contains("checkpoint saved"))
     });
     let saved_step = h.state().status().global_step;
-    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
-    let saved = std::fs::read(&file).unwrap();
-    h.get_by_label("Resume").click();
+    let file = dir.join("resnet-epoch0.safetensors");
+    let kept_file = dir.join("last.safetensors");
+    let (saved, kept) = (std::fs::read(&file).unwrap(), std::fs::read(&kept_file).unwrap());
+    click(&mut h, "Resume");
     wait_for(&mut h, "a step after the checkpoint", 60, move |a| {
         a.status().global_step > saved_step
     });
@@ -329,20 +371,29 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
     );
     assert_eq!(status.run, "paused");
     // Nothing is written from the failed device, and the checkpoint on disk is untouched.
-    h.get_by_label("Save").click();
+    click(&mut h, "Save");
     wait_for(&mut h, "Save to be refused", 30, |a| {
         a.status().message.is_some_and(|m| m.contains("reopen it first"))
     });
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-    assert_eq!(files.len(), 1, "only the saved checkpoint is in {dir:?}");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["last.safetensors", "resnet-epoch0.safetensors"],
+        "only the saved and the kept checkpoint are in {dir:?}"
+    );
     assert_eq!(
         std::fs::read(&file).unwrap(),
         saved,
         "the checkpoint on disk changed"
     );
+    assert_eq!(std::fs::read(&kept_file).unwrap(), kept, "the kept run changed");
 
     let offer = format!("Reopen the GPU and continue from epoch 1, step {saved_step}");
-    h.get_by_label(&offer).click();
+    click(&mut h, &offer);
     let resumed = format!("training continues from step {saved_step}");
     wait_for(&mut h, "the run on the new device", 120, move |a| {
         device_ready(a) && a.status().message.is_some_and(|m| m.contains(&resumed))
@@ -353,9 +404,170 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
     let status = h.state().status();
     // The curve keeps the steps up to the checkpoint and goes on from there.
     assert_eq!(status.step_losses as u64, status.global_step);
-    h.get_by_label("Stop").click();
+    click(&mut h, "Stop");
     wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Closing the app loses nothing: the settings and the run kept when it was paused come back
+/// at the next start, which offers to resume the run at the kept step with the same weights.
+#[test]
+fn the_next_start_remembers_the_settings_and_offers_the_kept_run() {
+    let mut h = harness();
+    wait_for(&mut h, "the GPU", 60, device_ready);
+    click(&mut h, "Small and fast");
+    h.step();
+    h.state_mut().config.epochs = 7;
+    click(&mut h, "Start");
+    wait_for(&mut h, "two training steps", 120, |a| a.status().global_step >= 2);
+    click(&mut h, "Pause");
+    wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");
+    wait_for(&mut h, "the run kept at the pause", 60, |a| {
+        a.status().kept.is_some()
+    });
+    let kept = h.state().status().kept.unwrap();
+    assert!(kept.global_step >= 2, "{kept:?}");
+    let folder = h.state().checkpoint_folder.clone();
+    assert_eq!(
+        kept.place,
+        Path::new(&folder).join("last.safetensors").display().to_string()
+    );
+    let settings = h.state().settings();
+    drop(h);
+
+    let remembered = settings.clone();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| App::with_settings(&cc.egui_ctx, Some(remembered)));
+    wait_for(&mut h, "the offer of the kept run", 60, |a| {
+        a.status().kept_offer.is_some()
+    });
+    let offer = h.state().status().kept_offer.unwrap();
+    assert_eq!(
+        (offer.global_step, &offer.digest),
+        (kept.global_step, &kept.digest)
+    );
+    assert_eq!(h.state().config.epochs, 7);
+    assert_eq!(h.state().checkpoint_folder, folder);
+    assert!(h.query_by_label_contains("Your last run is kept in").is_some());
+    click(&mut h, "Resume the kept run");
+    wait_for(&mut h, "the kept run to load", 60, |a| {
+        a.status().message.is_some_and(|m| m.contains("press Resume"))
+    });
+    let status = h.state().status();
+    assert_eq!(status.run, "paused");
+    assert_eq!(status.loaded_digest.as_ref(), Some(&kept.digest));
+    assert!(status.kept_offer.is_none());
+    click(&mut h, "Resume");
+    let step = kept.global_step;
+    wait_for(&mut h, "training to go on", 120, move |a| {
+        a.status().run == "running" && a.status().global_step > step
+    });
+    let status = h.state().status();
+    assert_eq!(status.step_losses as u64, status.global_step - step);
+    click(&mut h, "Stop");
+    wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+/// A `state_dict` of the model in torchvision's names, as torchvision saves it (parameters,
+/// running statistics, int64 counters), with a final layer of `classes` outputs.
+fn torchvision_weights(spec: &resnet_wgpu::train::ModelSpec, classes: usize) -> Vec<u8> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let model = spec.build();
+    let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (p, values) in model.parameters().iter().zip(model.initial_parameters(5)) {
+        let (shape, values) = match p.name.as_str() {
+            "fc.weight" => (vec![classes, p.shape[1]], vec![0.01; classes * p.shape[1]]),
+            "fc.bias" => (vec![classes], vec![0.0; classes]),
+            _ => (p.shape.clone(), values),
+        };
+        tensors.push((p.name.clone(), Dtype::F32, shape, le(&values)));
+    }
+    for (bn, c) in model.batch_norms() {
+        tensors.push((
+            format!("{bn}.running_mean"),
+            Dtype::F32,
+            vec![c],
+            le(&vec![0.0; c]),
+        ));
+        tensors.push((
+            format!("{bn}.running_var"),
+            Dtype::F32,
+            vec![c],
+            le(&vec![1.0; c]),
+        ));
+        let counter = 3i64.to_le_bytes().to_vec();
+        tensors.push((format!("{bn}.num_batches_tracked"), Dtype::I64, vec![], counter));
+    }
+    let views = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()));
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// Pretrained weights in torchvision's names (an ImageNet-style 1000-class head) start a run
+/// from the Model panel: the panel says how many tensors loaded and which are new (the final
+/// layer), Start trains from them, and another model is refused with the reason.
+#[test]
+fn pretrained_weights_in_torchvision_names_start_a_run() {
+    let mut h = harness();
+    wait_for(&mut h, "the GPU", 60, device_ready);
+    click(&mut h, "Small and fast");
+    h.step();
+    assert!(h.query_by_label("Open weights…").is_some());
+    let spec = h.state().config.model.clone();
+    let model = spec.build();
+    let tensors = model.parameters().len() + 2 * model.batch_norms().len();
+    drop_file(&mut h, "pretrained.safetensors", torchvision_weights(&spec, 1000));
+    wait_for(&mut h, "the weights", 30, |a| {
+        a.status().initial_weights.is_some() || a.status().error
+    });
+    let status = h.state().status();
+    let (name, loaded, fresh) = status.initial_weights.expect("the weights loaded");
+    assert_eq!(name, "pretrained.safetensors");
+    assert_eq!(fresh, ["fc.weight", "fc.bias"]);
+    assert_eq!(loaded, tensors - 2);
+    let shown = format!("pretrained.safetensors ({loaded} tensors loaded, 2 new)");
+    assert!(h.query_by_label(&shown).is_some());
+    assert!(
+        status
+            .message
+            .unwrap()
+            .contains("Start trains from these weights")
+    );
+
+    // Weights of another model: Start says why it is refused.
+    click(&mut h, "Reference");
+    h.step();
+    let reason = h.state().check_config().unwrap_err();
+    assert!(
+        reason.contains("initial weights") && reason.contains("pretrained.safetensors"),
+        "{reason}"
+    );
+    click(&mut h, "Small and fast");
+    h.step();
+    click(&mut h, "Start");
+    wait_for(&mut h, "a step from the weights", 120, |a| {
+        a.status().global_step >= 1
+    });
+    assert!(h.state().status().last_loss.is_some_and(f64::is_finite));
+    click(&mut h, "Stop");
+    wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
+
+    // A file that fits neither as a checkpoint nor as weights of the model.
+    let other = resnet_wgpu::train::ModelSpec::named(
+        resnet_wgpu::model::Variant::ResNet18,
+        resnet_wgpu::model::Stem::ImageNet,
+    );
+    drop_file(&mut h, "other.safetensors", torchvision_weights(&other, 10));
+    wait_for(&mut h, "the refusal", 30, |a| a.status().error);
+    let message = h.state().status().message.unwrap();
+    assert!(
+        message.contains("other.safetensors") && message.contains("initial weights"),
+        "{message}"
+    );
 }
 
 /// A checkpoint of a tiny ResNet-18 (CIFAR stem) trained for no steps.

@@ -5,7 +5,10 @@
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 
 use crate::data::{Cifar10, load_cifar10_archive, load_cifar10_files};
-use crate::train::Checkpoint;
+
+use crate::schedule::NetworkState;
+use crate::train::checkpoint::{WeightsReport, load_weights_reporting};
+use crate::train::{Checkpoint, CheckpointError, ModelSpec, TrainConfig};
 
 /// What a file is taken for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,15 +53,56 @@ impl LoadedFile {
     }
 }
 
+/// Weights to start a run from (what `train --init --new-head` does on the command line): a
+/// `state_dict` in torchvision's names, its final layer fresh where it has another number of
+/// classes.
+pub struct InitialWeights {
+    pub name: String,
+    /// The model they fit.
+    pub model: ModelSpec,
+    pub state: NetworkState,
+    pub report: WeightsReport,
+}
+
+impl InitialWeights {
+    fn read(name: &str, bytes: &[u8], config: &TrainConfig) -> Result<Self, String> {
+        let model = config.model.build();
+        let fresh = config.initial_parameters(&model);
+        let (state, report) = load_weights_reporting(name, bytes, &model, Some(&fresh)).map_err(|e| {
+            format!(
+                "{name} is no checkpoint of this program, and as initial weights for {}: {e}",
+                config.model.describe()
+            )
+        })?;
+        Ok(Self {
+            name: name.to_string(),
+            model: config.model.clone(),
+            state,
+            report,
+        })
+    }
+}
+
 /// What finished off the window's thread.
 pub enum Done {
     File(LoadedFile),
     Dataset(Result<(Cifar10, String), String>),
     /// A checkpoint read and checked (its name, and the checkpoint or why it does not load).
     Checkpoint(String, Result<Box<Checkpoint>, String>),
+    /// Initial weights read from a safetensors file of `state_dict` tensors (its name, and
+    /// the weights or why they do not fit the model).
+    Weights(String, Result<Box<InitialWeights>, String>),
     /// An image decoded to 3×32×32 CHW bytes (its name, and the pixels or why not).
     Image(String, Result<Vec<u8>, String>),
     Saved(Result<String, String>),
+    /// The run was kept for the next start: the kept bytes' digest, where, and the storage
+    /// the site uses (browser).
+    Kept(Result<(u64, String, Option<u64>), String>),
+    /// What an earlier start kept (none if nothing).
+    KeptRun(Result<Option<super::kept::KeptRun>, String>),
+    /// The kept run was removed (browser).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    Discarded(Result<(), String>),
     /// A download's progress (native): the fraction done (if the size is known) and a
     /// description; an empty description when it has ended.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -109,12 +153,19 @@ impl Loader {
 
     /// Runs `work` in the background (a thread natively; at once in the browser, which has
     /// none) and delivers its result.
-    fn background(&self, work: impl FnOnce() -> Done + Send + 'static) {
+    pub(super) fn background(&self, work: impl FnOnce() -> Done + Send + 'static) {
         let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
         #[cfg(not(target_arch = "wasm32"))]
         std::thread::spawn(move || Self::finish(&sender, &repaint, work()));
         #[cfg(target_arch = "wasm32")]
         Self::finish(&sender, &repaint, work());
+    }
+
+    /// Browser: runs `work` on the page's event loop and delivers its result.
+    #[cfg(target_arch = "wasm32")]
+    pub(super) fn spawn(&self, work: impl std::future::Future<Output = Done> + 'static) {
+        let (sender, repaint) = (self.sender.clone(), self.repaint.clone());
+        wasm_bindgen_futures::spawn_local(async move { Self::finish(&sender, &repaint, work.await) });
     }
 
     /// Reads a dropped file (natively from its path; in the browser asynchronously).
@@ -172,13 +223,23 @@ impl Loader {
         });
     }
 
-    /// Reads and checks a checkpoint (header bounds, tensor shapes) in the background.
-    pub fn read_checkpoint(&self, file: LoadedFile) {
+    /// Reads and checks a checkpoint (header bounds, tensor shapes) in the background. A
+    /// safetensors file that is no checkpoint of this program (torchvision's names, no run
+    /// header) is read as initial weights for `config`'s model instead.
+    pub fn read_checkpoint(&self, file: LoadedFile, config: TrainConfig) {
         self.background(move || {
-            let checkpoint = file
-                .bytes
-                .and_then(|bytes| Checkpoint::from_bytes(&file.name, &bytes).map_err(|e| e.to_string()));
-            Done::Checkpoint(file.name, checkpoint.map(Box::new))
+            let bytes = match file.bytes {
+                Ok(bytes) => bytes,
+                Err(e) => return Done::Checkpoint(file.name, Err(e)),
+            };
+            match Checkpoint::from_bytes(&file.name, &bytes) {
+                Ok(checkpoint) => Done::Checkpoint(file.name, Ok(Box::new(checkpoint))),
+                Err(CheckpointError::NoHeader { .. }) => {
+                    let weights = InitialWeights::read(&file.name, &bytes, &config);
+                    Done::Weights(file.name, weights.map(Box::new))
+                }
+                Err(e) => Done::Checkpoint(file.name, Err(e.to_string())),
+            }
         });
     }
 
@@ -336,7 +397,7 @@ fn is_archive(name: &str) -> bool {
 
 /// Writes to a temporary file beside `path`, then renames it over `path`.
 #[cfg(not(target_arch = "wasm32"))]
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+pub(super) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let fail = |e: std::io::Error| format!("cannot save {}: {e}", path.display());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

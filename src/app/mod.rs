@@ -5,6 +5,7 @@
 //! window sends it commands and draws the events it reports.
 
 mod files;
+mod kept;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod screenshot;
 mod setup;
@@ -96,6 +97,34 @@ pub struct RunView {
     pub epochs: Vec<EpochMetrics>,
     /// While a run is being prepared: kernel shapes chosen of all.
     pub preparing: Option<(usize, usize)>,
+    /// What a starting run does before its first step, and since when.
+    pub starting: Option<(Starting, web_time::Instant)>,
+    /// Seconds the last start took to build the network (buffers, pipelines) and to run its
+    /// first step.
+    pub first_step: Option<[f64; 2]>,
+}
+
+/// The stages of a run's start after Start is pressed, before its first step is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Starting {
+    /// Timing the kernel variants of each launch shape (or reading them from the cache).
+    ChoosingKernels,
+    /// Allocating the network's buffers and compiling its kernels' pipelines.
+    BuildingNetwork,
+    /// The first training step.
+    FirstStep,
+}
+
+impl Starting {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Starting::ChoosingKernels => "choosing kernels",
+            Starting::BuildingNetwork => {
+                "building the network: allocating its buffers and compiling its kernels"
+            }
+            Starting::FirstStep => "running the first training step",
+        }
+    }
 }
 
 /// The last classified image.
@@ -162,15 +191,75 @@ pub struct App {
     /// The kernels chosen for the last run, and how runs choose them.
     pub kernels: Option<crate::schedule::TuneReport>,
     pub kernel_policy: crate::gpu::KernelPolicy,
+    /// The settings came from an earlier start (no first-start default is chosen then).
+    restored_settings: bool,
+    /// A run kept by an earlier start, offered back.
+    pub kept_offer: Option<kept::KeptRun>,
+    /// The run as last kept for the next start.
+    pub kept: Option<KeptInfo>,
+    /// The step of the checkpoint on its way to being kept.
+    keeping_step: Option<u64>,
+    /// Digest of the checkpoint file last loaded (a dropped one, or the kept run).
+    pub loaded_digest: Option<u64>,
+    /// Weights the next run starts from, instead of a fresh initialisation.
+    pub initial_weights: Option<Box<files::InitialWeights>>,
+}
+
+/// The settings remembered between starts (eframe's persistence: a file natively, the
+/// browser's local storage on the web).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub config: TrainConfig,
+    pub checkpoint_folder: String,
+}
+
+/// The key of [`Settings`] in eframe's storage.
+const SETTINGS_KEY: &str = "resnet-wgpu settings";
+
+/// The run as last kept for the next start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptInfo {
+    pub global_step: u64,
+    pub digest: u64,
+    pub place: String,
+    /// Bytes of storage the site uses (browser).
+    pub storage_used: Option<u64>,
 }
 
 impl App {
-    /// The app with the sample data loaded and the reference configuration.
+    /// The app with the sample data loaded, the settings of the last start (or the defaults),
+    /// and an offer to resume the run the last start kept.
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
-        Self::with_context(&cc.egui_ctx)
+        let settings = cc
+            .storage
+            .and_then(|storage| eframe::get_value::<Settings>(storage, SETTINGS_KEY));
+        Self::with_settings(&cc.egui_ctx, settings)
     }
 
-    pub fn with_context(ctx: &egui::Context) -> Self {
+    /// [`App::new`] with the given remembered settings.
+    pub fn with_settings(ctx: &egui::Context, settings: Option<Settings>) -> Self {
+        let mut app = Self::with_context(ctx);
+        if let Some(settings) = settings {
+            app.config = TrainConfig {
+                validation: crate::train::default_validation(app.data.train.len()),
+                ..settings.config
+            };
+            app.checkpoint_folder = settings.checkpoint_folder;
+            app.restored_settings = true;
+        }
+        app.files.find_kept_run(&app.checkpoint_folder);
+        app
+    }
+
+    /// What is remembered for the next start.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            config: self.config.clone(),
+            checkpoint_folder: self.checkpoint_folder.clone(),
+        }
+    }
+
+    fn with_context(ctx: &egui::Context) -> Self {
         Self {
             worker: worker::spawn(ctx.clone()),
             device: DeviceState::Starting,
@@ -190,6 +279,8 @@ impl App {
                 step_losses: Vec::new(),
                 epochs: Vec::new(),
                 preparing: None,
+                starting: None,
+                first_step: None,
             },
             kernels: None,
             kernel_policy: crate::gpu::KernelPolicy::Auto,
@@ -211,6 +302,44 @@ impl App {
             save_with_dialog: false,
             #[cfg(not(target_arch = "wasm32"))]
             screenshot: None,
+            restored_settings: false,
+            kept_offer: None,
+            kept: None,
+            keeping_step: None,
+            loaded_digest: None,
+            initial_weights: None,
+        }
+    }
+
+    /// Loads the kept run (paused, ready to resume), with its own settings.
+    pub fn resume_kept_run(&mut self) {
+        let Some(kept) = self.kept_offer.take() else {
+            return;
+        };
+        if kept.checkpoint.header.class_names != self.data.train.class_names {
+            self.error(format!(
+                "the kept run was trained on other classes ({}); load the data it was trained on first",
+                kept.checkpoint.header.class_names.join(", ")
+            ));
+            self.kept_offer = Some(kept);
+            return;
+        }
+        self.config = kept.checkpoint.header.config.clone();
+        self.loaded_digest = Some(kept.digest);
+        self.use_checkpoint("the kept run", *kept.checkpoint);
+    }
+
+    /// Declines the kept run: in the browser its file is removed.
+    pub fn discard_kept_run(&mut self) {
+        if self.kept_offer.take().is_some() {
+            self.files.discard_kept_run();
+        }
+    }
+
+    /// Asks for the run's checkpoint to keep it for the next start.
+    fn keep_run(&mut self) {
+        if self.run.config.is_some() && self.device_failure.is_none() {
+            self.worker.send(Command::Save { keep: true });
         }
     }
 
@@ -237,10 +366,13 @@ impl App {
         self.run.step_losses.clear();
         self.run.epochs.clear();
         self.run.last_step = None;
+        self.run.first_step = None;
+        self.run.starting = Some((Starting::ChoosingKernels, web_time::Instant::now()));
         self.report = None;
         self.worker.send(Command::Train {
             config: self.config.clone(),
             data: self.data.clone(),
+            initial: self.initial_weights.as_ref().map(|w| Box::new(w.state.clone())),
         });
         self.notice("starting…");
     }
@@ -249,6 +381,17 @@ impl App {
     pub fn check_config(&self) -> Result<(), String> {
         if let DeviceState::Missing(why) = &self.device {
             return Err(format!("no GPU to train on: {why}"));
+        }
+        if let Some(w) = self
+            .initial_weights
+            .as_ref()
+            .filter(|w| w.model != self.config.model)
+        {
+            return Err(format!(
+                "the initial weights {} are for {}: choose that model, or clear them",
+                w.name,
+                w.model.describe()
+            ));
         }
         let images = self.data.train.len().saturating_sub(self.config.validation);
         if images < self.config.batch {
@@ -279,7 +422,8 @@ impl App {
         if self.default_choice.is_some() {
             return;
         }
-        let untouched = self.run.state == RunState::Idle
+        let untouched = !self.restored_settings
+            && self.run.state == RunState::Idle
             && self.config
                 == TrainConfig {
                     validation: self.config.validation,
@@ -364,13 +508,13 @@ impl App {
 
     pub fn save_checkpoint(&mut self) {
         self.save_with_dialog = false;
-        self.worker.send(Command::Save);
+        self.worker.send(Command::Save { keep: false });
     }
 
     /// Natively: save through the system's file dialog.
     pub fn save_checkpoint_as(&mut self) {
         self.save_with_dialog = true;
-        self.worker.send(Command::Save);
+        self.worker.send(Command::Save { keep: false });
     }
 
     /// Classifies an image file's bytes (any format the image decoder reads); the decoding
@@ -417,8 +561,10 @@ impl App {
 
     /// A checkpoint's bytes: read and checked off the window's thread, then loaded.
     pub fn load_checkpoint(&mut self, name: &str, bytes: &[u8]) {
-        self.files
-            .read_checkpoint(LoadedFile::from_bytes(FileKind::Checkpoint, name, bytes.to_vec()));
+        self.files.read_checkpoint(
+            LoadedFile::from_bytes(FileKind::Checkpoint, name, bytes.to_vec()),
+            self.config.clone(),
+        );
     }
 
     /// A checked checkpoint: refused with a message if it is of another model than the one
@@ -448,7 +594,7 @@ impl App {
     pub fn open_file(&mut self, file: LoadedFile) {
         match file.kind {
             FileKind::Dataset => self.files.load_dataset(file),
-            FileKind::Checkpoint => self.files.read_checkpoint(file),
+            FileKind::Checkpoint => self.files.read_checkpoint(file, self.config.clone()),
             FileKind::Image => self.files.decode_image(file),
         }
     }
@@ -465,11 +611,41 @@ impl App {
                 files::Done::Dataset(Err(e)) => self.error(e),
                 files::Done::Checkpoint(name, Ok(checkpoint)) => self.use_checkpoint(&name, *checkpoint),
                 files::Done::Image(name, Ok(image)) => self.classify_image(name, image),
+                files::Done::Weights(name, Ok(weights)) => {
+                    let report = &weights.report;
+                    self.notice(format!(
+                        "{name}: {} tensors loaded, {} new{}: Start trains from these weights",
+                        report.loaded,
+                        report.fresh.len(),
+                        if report.fresh.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", report.fresh.join(", "))
+                        }
+                    ));
+                    self.initial_weights = Some(weights);
+                }
+                files::Done::Weights(name, Err(e)) => self.error(with_name(&name, e)),
                 files::Done::Checkpoint(name, Err(e)) | files::Done::Image(name, Err(e)) => {
                     self.error(with_name(&name, e))
                 }
                 files::Done::Saved(Ok(place)) => self.notice(format!("checkpoint saved to {place}")),
                 files::Done::Saved(Err(e)) => self.error(e),
+                files::Done::Kept(Ok((digest, place, storage_used))) => {
+                    self.kept = self.keeping_step.take().map(|global_step| KeptInfo {
+                        global_step,
+                        digest,
+                        place,
+                        storage_used,
+                    });
+                }
+                files::Done::Kept(Err(e)) => {
+                    self.keeping_step = None;
+                    self.error(format!("the run could not be kept for the next start: {e}"));
+                }
+                files::Done::KeptRun(Ok(offer)) => self.kept_offer = offer,
+                files::Done::KeptRun(Err(e)) | files::Done::Discarded(Err(e)) => self.error(e),
+                files::Done::Discarded(Ok(())) => self.notice("the kept run was discarded"),
                 files::Done::Downloading(fraction, text) => {
                     self.download = (!text.is_empty()).then_some((fraction, text));
                 }
@@ -494,6 +670,9 @@ impl App {
             Event::Kernels(report) => {
                 self.run.preparing = None;
                 self.kernels = Some(*report);
+                if self.run.starting.is_some() {
+                    self.run.starting = Some((Starting::BuildingNetwork, web_time::Instant::now()));
+                }
             }
             Event::NoDevice(why) => {
                 self.error(format!("no GPU: {why}"));
@@ -522,6 +701,14 @@ impl App {
                 } else {
                     RunState::Running
                 };
+                self.run.starting = match self.run.starting {
+                    Some((Starting::BuildingNetwork, since)) if !paused => {
+                        let built = since.elapsed().as_secs_f64();
+                        self.run.first_step = Some([built, 0.0]);
+                        Some((Starting::FirstStep, web_time::Instant::now()))
+                    }
+                    _ => None,
+                };
                 let limits = match &self.device {
                     DeviceState::Ready(info) => info.fit,
                     _ => crate::schedule::DeviceLimits {
@@ -546,6 +733,12 @@ impl App {
                 ));
             }
             Event::Step(s) => {
+                if let (Some((Starting::FirstStep, since)), Some([_, first])) =
+                    (self.run.starting, self.run.first_step.as_mut())
+                {
+                    *first = since.elapsed().as_secs_f64();
+                    self.run.starting = None;
+                }
                 self.run.step_losses.push([s.global_step as f64, s.loss]);
                 self.run.last_step = Some(s);
                 self.run.state = RunState::Running;
@@ -557,14 +750,18 @@ impl App {
                     m.val_error.map_or("-".into(), |e| format!("{:.2} %", 100.0 * e))
                 ));
                 self.run.epochs.push(m);
+                self.keep_run();
             }
             Event::Paused => {
                 if self.run.state == RunState::Running {
                     self.run.state = RunState::Paused;
                 }
+                self.keep_run();
             }
             Event::Finished => {
+                self.run.starting = None;
                 self.run.state = RunState::Finished;
+                self.keep_run();
                 self.notice("training finished: evaluate it, save it, or classify an image");
             }
             Event::Report(report) => {
@@ -577,7 +774,19 @@ impl App {
                 Some(c) if c.name == name => c.top = top,
                 _ => {}
             },
-            Event::Checkpoint { bytes, epochs_done } => {
+            Event::Checkpoint {
+                bytes,
+                epochs_done,
+                global_step,
+                keep: true,
+            } => {
+                let _ = epochs_done;
+                self.keeping_step = Some(global_step);
+                self.files.keep_run(bytes, &self.checkpoint_folder);
+            }
+            Event::Checkpoint {
+                bytes, epochs_done, ..
+            } => {
                 let name = format!("resnet-epoch{epochs_done}.safetensors");
                 #[cfg(not(target_arch = "wasm32"))]
                 if self.save_with_dialog {
@@ -586,6 +795,7 @@ impl App {
                 self.files.save(name, bytes, &self.checkpoint_folder);
             }
             Event::DeviceFailed { reason, resume_from } => {
+                self.run.starting = None;
                 if self.run.state == RunState::Running {
                     self.run.state = RunState::Paused;
                 }
@@ -596,7 +806,10 @@ impl App {
                 ));
                 self.device_failure = Some(DeviceFailure { reason, resume_from });
             }
-            Event::Error(text) => self.error(text),
+            Event::Error(text) => {
+                self.run.starting = None;
+                self.error(text);
+            }
         }
     }
 
@@ -643,6 +856,9 @@ impl eframe::App for App {
         if self.device_failure.is_some() {
             egui::Panel::top("device failure").show(ui, |ui| views::device_failure(self, ui));
         }
+        if self.kept_offer.is_some() {
+            egui::Panel::top("kept run").show(ui, |ui| views::kept_offer(self, ui));
+        }
         egui::Panel::bottom("message").show(ui, |ui| {
             match &self.message {
                 Some(m) if m.error => ui.colored_label(ui.visuals().error_fg_color, &m.text),
@@ -666,6 +882,10 @@ impl eframe::App for App {
         status::publish(self);
         #[cfg(not(target_arch = "wasm32"))]
         screenshot::step(self, &ctx);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings());
     }
 }
 

@@ -162,6 +162,43 @@ fn model_section(app: &mut App, ui: &mut egui::Ui) {
     ui.checkbox(&mut crop, "Random crops (4-pixel padding)");
     c.augment.crop_padding = crop.then_some(4);
     ui.checkbox(&mut c.shuffle, "Shuffle every epoch");
+    initial_weights_row(app, ui);
+}
+
+/// Where a run starts from: a fresh initialisation, or weights from a safetensors file in
+/// torchvision's names (`train --init --new-head` on the command line).
+fn initial_weights_row(app: &mut App, ui: &mut egui::Ui) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Initial weights:");
+        match &app.initial_weights {
+            Some(w) => {
+                ui.label(format!(
+                    "{} ({} tensors loaded, {} new)",
+                    w.name,
+                    w.report.loaded,
+                    w.report.fresh.len()
+                ))
+                .on_hover_text(if w.report.fresh.is_empty() {
+                    "every tensor of the model comes from the file".to_string()
+                } else {
+                    format!("new: {}", w.report.fresh.join(", "))
+                });
+                if ui.button("Clear").clicked() {
+                    app.initial_weights = None;
+                }
+            }
+            None => {
+                ui.label("fresh");
+                let r = ui
+                    .button("Open weights…")
+                    .on_hover_text("a safetensors state_dict in torchvision's names; a final layer of another number of classes starts fresh");
+                app.remember("Open weights", &r);
+                if r.clicked() {
+                    app.files.pick(FileKind::Checkpoint);
+                }
+            }
+        }
+    });
 }
 
 /// A configuration that trains in minutes on a CPU adapter.
@@ -277,12 +314,35 @@ fn run_section(app: &mut App, ui: &mut egui::Ui) {
     if matches!(state, RunState::Idle | RunState::Finished) {
         estimate_line(app, ui);
     }
-    if let Some((done, total)) = app.run.preparing {
-        ui.add(
-            egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
-                "choosing kernels: {done} of {total} launch shapes timed on this device"
-            )),
-        );
+    match (app.run.preparing, app.run.starting) {
+        (Some((done, total)), _) => {
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
+                    "choosing kernels: {done} of {total} launch shapes timed on this device"
+                )),
+            );
+        }
+        (None, Some((stage, since))) => {
+            ui.horizontal_wrapped(|ui| {
+                ui.spinner();
+                ui.label(format!(
+                    "{}… {:.0} s",
+                    stage.describe(),
+                    since.elapsed().as_secs_f64()
+                ));
+            });
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(250));
+        }
+        (None, None) => {}
+    }
+    if let (Some([built, first]), None) = (app.run.first_step, app.run.starting) {
+        ui.label(format!(
+            "Started in {}: network built in {}, first step {}",
+            duration(built + first),
+            duration(built),
+            duration(first)
+        ));
     }
     if let Some(s) = &app.run.last_step {
         let done = s.global_step as f32 / app.run.total_steps.max(1) as f32;
@@ -368,11 +428,22 @@ fn checkpoint_section(app: &mut App, ui: &mut egui::Ui) {
             app.files.pick(FileKind::Checkpoint);
         }
     });
+    let kept = match &app.kept {
+        Some(k) => format!(
+            "The run is kept for the next start (step {}, at each epoch end and pause).",
+            k.global_step
+        ),
+        None => "The run is kept for the next start at each epoch end and pause.".into(),
+    };
+    ui.label(egui::RichText::new(kept).weak());
 }
 
-/// "1 h 02 min", "3 min 05 s", "12 s".
+/// "1 h 02 min", "3 min 05 s", "12 s", "0.4 s".
 pub fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
+    if seconds < 9.95 {
+        return format!("{:.1} s", seconds.max(0.0));
+    }
+    let s = seconds.round() as u64;
     match s {
         0..60 => format!("{s} s"),
         60..3600 => format!("{} min {:02} s", s / 60, s % 60),

@@ -37,8 +37,29 @@ pub struct Status {
     pub default_choice: Option<String>,
     /// Estimated seconds per epoch and for the whole run (from a step timed on the device).
     pub estimate: Option<[f64; 2]>,
+    /// What a starting run does before its first step ("choosing kernels", …).
+    pub starting: Option<&'static str>,
+    /// Seconds the last start took to build the network and to run its first step.
+    pub first_step: Option<[f64; 2]>,
+    /// The run an earlier start kept, offered back.
+    pub kept_offer: Option<KeptStatus>,
+    /// The run as last kept for the next start.
+    pub kept: Option<KeptStatus>,
+    /// Digest of the checkpoint file last loaded.
+    pub loaded_digest: Option<String>,
+    /// Weights the next run starts from: file name, tensors loaded, tensors new.
+    pub initial_weights: Option<(String, usize, Vec<String>)>,
     pub tab: String,
     pub controls: BTreeMap<String, [f32; 4]>,
+}
+
+/// A kept run: its step, the digest of its file (hex), where, and the site's storage use.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptStatus {
+    pub global_step: u64,
+    pub digest: String,
+    pub place: String,
+    pub storage_used: Option<u64>,
 }
 
 impl Status {
@@ -80,6 +101,25 @@ impl Status {
             device_failed: app.device_failure.is_some(),
             default_choice: app.default_choice.clone(),
             estimate: app.estimate().and_then(Result::ok).map(|(e, r)| [e, r]),
+            starting: app.run.starting.map(|(stage, _)| stage.describe()),
+            first_step: app.run.first_step.filter(|_| app.run.starting.is_none()),
+            kept_offer: app.kept_offer.as_ref().map(|k| KeptStatus {
+                global_step: k.checkpoint.header.state.global_step,
+                digest: format!("{:016x}", k.digest),
+                place: k.place.clone(),
+                storage_used: k.storage_used,
+            }),
+            kept: app.kept.as_ref().map(|k| KeptStatus {
+                global_step: k.global_step,
+                digest: format!("{:016x}", k.digest),
+                place: k.place.clone(),
+                storage_used: k.storage_used,
+            }),
+            loaded_digest: app.loaded_digest.map(|d| format!("{d:016x}")),
+            initial_weights: app
+                .initial_weights
+                .as_ref()
+                .map(|w| (w.name.clone(), w.report.loaded, w.report.fresh.clone())),
             tab: app.tab.title().to_string(),
             controls: app
                 .controls

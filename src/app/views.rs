@@ -434,3 +434,41 @@ pub fn device_failure(app: &mut App, ui: &mut egui::Ui) {
         ui.label("Nothing was saved from the failed step; checkpoints on disk are as they were.");
     });
 }
+
+/// The offer of the run an earlier start kept: what it is and where, with Resume and Discard.
+pub fn kept_offer(app: &mut App, ui: &mut egui::Ui) {
+    let Some(kept) = &app.kept_offer else {
+        return;
+    };
+    let header = &kept.checkpoint.header;
+    let storage = kept.storage_used.map_or(String::new(), |used| {
+        format!(
+            " ({:.1} MiB of storage used by this site)",
+            used as f64 / (1 << 20) as f64
+        )
+    });
+    ui.label(format!(
+        "Your last run is kept in {}{storage}: {}, epoch {}, step {}.",
+        kept.place,
+        header.config.model.describe(),
+        header.state.epochs_done + 1,
+        header.state.global_step
+    ));
+    ui.horizontal_wrapped(|ui| {
+        let r = ui.button("Resume the kept run");
+        app.remember("Resume the kept run", &r);
+        if r.clicked() {
+            app.resume_kept_run();
+        }
+        let discard = if cfg!(target_arch = "wasm32") {
+            "Discard it"
+        } else {
+            "Not now"
+        };
+        let r = ui.button(discard);
+        app.remember("Discard the kept run", &r);
+        if r.clicked() {
+            app.discard_kept_run();
+        }
+    });
+}

@@ -21,6 +21,8 @@ pub enum Command {
     Train {
         config: TrainConfig,
         data: Arc<Cifar10>,
+        /// Weights to start from instead of a fresh initialisation.
+        initial: Option<Box<crate::schedule::NetworkState>>,
     },
     /// Continue a saved run (paused until [`Command::Continue`]).
     Resume {
@@ -37,8 +39,10 @@ pub enum Command {
         name: String,
         image: Vec<u8>,
     },
-    /// The run as checkpoint bytes.
-    Save,
+    /// The run as checkpoint bytes: for the person, or (`keep`) to keep for the next start.
+    Save {
+        keep: bool,
+    },
     /// How later runs choose their kernels.
     SetKernelPolicy(KernelPolicy),
     /// Bytes a network's buffers may take in all, for runs started from now on.
@@ -98,9 +102,13 @@ pub enum Event {
         name: String,
         top: Vec<(usize, f64)>,
     },
+    /// The run's checkpoint, to save where the person asked, or (`keep`) to keep for the
+    /// next start.
     Checkpoint {
         bytes: Vec<u8>,
         epochs_done: usize,
+        global_step: u64,
+        keep: bool,
     },
     /// Seconds one training image takes for the model `key` names (a measured step divided
     /// by its images), or why it could not be measured.
@@ -346,7 +354,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             | Command::Continue
             | Command::Evaluate
             | Command::Classify { .. }
-            | Command::Save
+            | Command::Save { .. }
             | Command::Estimate { .. }
     );
     if session.failed && device_work {
@@ -355,14 +363,18 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         ));
     }
     match command {
-        Command::Train { config, data } => {
+        Command::Train {
+            config,
+            data,
+            initial,
+        } => {
             session.trainer = None; // free the old run's buffers first
             session.last_good = None;
             if let Err(e) = prepare_kernels(ctx, &config, events).await {
                 return events.send(Event::Error(e.to_string()));
             }
             let splits = Splits::new(&data, config.validation);
-            match Trainer::new(ctx, config, splits, None) {
+            match Trainer::new(ctx, config, splits, initial.map(|state| *state)) {
                 Ok(t) => {
                     events.send(started(&t, false));
                     session.trainer = Some(t);
@@ -426,13 +438,15 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         },
         Command::SetKernelPolicy(policy) => ctx.set_kernel_policy(policy),
         Command::SetMemoryBudget(bytes) => ctx.set_memory_budget(bytes),
-        Command::Save => match session.trainer.as_ref() {
+        Command::Save { keep } => match session.trainer.as_ref() {
             None => events.send(Event::Error("nothing to save yet: train a model first".into())),
             Some(t) => match t.checkpoint(ctx).await {
                 Ok(c) => {
                     events.send(Event::Checkpoint {
                         bytes: c.to_bytes(),
                         epochs_done: t.state.epochs_done,
+                        global_step: t.state.global_step,
+                        keep,
                     });
                     session.last_good = Some(Box::new(c));
                 }

@@ -104,7 +104,8 @@ type Loaded = (Vec<usize>, Vec<f32>);
 /// A file's F32 tensors by name, and its metadata.
 type FileContents = (BTreeMap<String, Loaded>, Option<HashMap<String, String>>);
 /// Parameters, and (running mean, running var) per batch norm.
-type ParamsAndRunning = (Vec<Vec<f32>>, Vec<(Vec<f32>, Vec<f32>)>);
+/// Parameters, running statistics, and the tensors (by name) that kept fresh values.
+type ParamsAndRunning = (Vec<Vec<f32>>, Vec<(Vec<f32>, Vec<f32>)>, Vec<String>);
 
 /// The F32 tensors of a safetensors file by name, and its metadata.
 fn read_tensors(name: &str, bytes: &[u8]) -> Result<FileContents, CheckpointError> {
@@ -165,7 +166,7 @@ fn take_network(
         crate::model::Op::Linear { name, .. } => Some(name.clone()),
         _ => None,
     });
-    let (mut missing, mut misshaped) = (Vec::new(), Vec::new());
+    let (mut missing, mut misshaped, mut fresh_names) = (Vec::new(), Vec::new(), Vec::new());
     let mut values = Vec::with_capacity(expected.len());
     for (k, (tensor, shape)) in expected.iter().enumerate() {
         match tensors.get(tensor) {
@@ -176,7 +177,10 @@ fn take_network(
                     .as_ref()
                     .is_some_and(|h| tensor.starts_with(&format!("{h}.")));
                 match fresh_head {
-                    Some(fresh) if is_head && k < fresh.len() => values.push(fresh[k].clone()),
+                    Some(fresh) if is_head && k < fresh.len() => {
+                        values.push(fresh[k].clone());
+                        fresh_names.push(tensor.clone());
+                    }
                     _ => misshaped.push(format!("{tensor} {found:?}, expected {shape:?}")),
                 }
             }
@@ -203,7 +207,7 @@ fn take_network(
         .map(|mv| (mv[0].clone(), mv[1].clone()))
         .collect();
     values.truncate(params);
-    Ok((values, running))
+    Ok((values, running, fresh_names))
 }
 
 impl Checkpoint {
@@ -276,7 +280,8 @@ impl Checkpoint {
                 reason: format!("its model configuration is out of range: {reason}"),
             })?;
         let model = spec.build();
-        let (params, running) = take_network(name, &model, &tensors, &|t| t.starts_with("momentum."), None)?;
+        let (params, running, _) =
+            take_network(name, &model, &tensors, &|t| t.starts_with("momentum."), None)?;
         let mut momentum = Vec::with_capacity(params.len());
         let mut missing = Vec::new();
         for (spec, p) in model.parameters().iter().zip(&params) {
@@ -360,12 +365,40 @@ pub fn load_weights(
     model: &Model,
     fresh_head: Option<&[Vec<f32>]>,
 ) -> Result<NetworkState, CheckpointError> {
+    load_weights_reporting(name, bytes, model, fresh_head).map(|(state, _)| state)
+}
+
+/// What [`load_weights`] took from a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightsReport {
+    /// Tensors (parameters and running statistics) whose values came from the file.
+    pub loaded: usize,
+    /// Tensors that kept fresh values: the final layer, where the file's has another number
+    /// of classes.
+    pub fresh: Vec<String>,
+}
+
+/// [`load_weights`], also saying which tensors loaded and which are new.
+pub fn load_weights_reporting(
+    name: &str,
+    bytes: &[u8],
+    model: &Model,
+    fresh_head: Option<&[Vec<f32>]>,
+) -> Result<(NetworkState, WeightsReport), CheckpointError> {
     let (tensors, _) = read_tensors(name, bytes)?;
-    let (params, running) = take_network(name, model, &tensors, &|t| t.starts_with("momentum."), fresh_head)?;
+    let (params, running, fresh) =
+        take_network(name, model, &tensors, &|t| t.starts_with("momentum."), fresh_head)?;
     let momentum = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    Ok(NetworkState {
-        params,
-        momentum,
-        running,
-    })
+    let report = WeightsReport {
+        loaded: expected_tensors(model).len() - fresh.len(),
+        fresh,
+    };
+    Ok((
+        NetworkState {
+            params,
+            momentum,
+            running,
+        },
+        report,
+    ))
 }

@@ -2,9 +2,11 @@
 // page loads without console errors, trains the small configuration on the built-in sample data
 // for a few steps with the loss curve growing, downloads its checkpoint and uploads it back,
 // classifies a dropped image, survives the loss of its GPU device (reopens it and continues from
-// the last checkpoint), and saves screenshots to target/screenshots/. Buttons are clicked with the mouse at the rectangles the
-// app reports in its status snapshot (window.resnetStatus()); everything asserted comes from
-// that snapshot of the app's own state.
+// the last checkpoint), keeps its run over a page reload (offered back and resumed), can be
+// reached and started at 640 × 480 and on a phone, and saves screenshots to
+// target/screenshots/. Buttons are clicked with the mouse at the rectangles the app reports in
+// its status snapshot (window.resnetStatus()); everything asserted comes from that snapshot of
+// the app's own state.
 //
 // Needs web/pkg (bash web/build.sh) and Debian's chromium.
 
@@ -55,7 +57,31 @@ function launch() {
   return chromium.launch({ executablePath: chromiumPath, headless: true, args: flags });
 }
 
-test("the web app trains, saves and reloads a checkpoint, classifies a dropped image, and survives a lost device", { timeout: 600_000 }, async () => {
+// Reads the app's status snapshot, waits for a condition on it, and clicks its controls.
+function drive(page, errors) {
+  const status = () => page.evaluate(() => (window.resnetStatus ? window.resnetStatus() : {}));
+  const waitFor = async (what, done, ms) => {
+    const start = Date.now();
+    for (;;) {
+      const s = await status();
+      if (done(s)) return s;
+      if (Date.now() - start > ms) {
+        throw new Error(`timed out waiting for ${what}; status ${JSON.stringify(s)}; errors ${JSON.stringify(errors)}`);
+      }
+      await page.waitForTimeout(250);
+    }
+  };
+  const click = async (name) => {
+    const s = await status();
+    const rect = s.controls?.[name];
+    assert.ok(rect, `the app shows no "${name}" control: ${JSON.stringify(s.controls)}`);
+    const [x, y, w, h] = rect;
+    await page.mouse.click(x + w / 2, y + h / 2);
+  };
+  return { status, waitFor, click };
+}
+
+test("the web app trains, saves and reloads a checkpoint, classifies a dropped image, survives a lost device, and keeps its run over a reload", { timeout: 900_000 }, async () => {
   assert.ok(fs.existsSync(path.join(webRoot, "pkg/resnet_wgpu_bg.wasm")), "build the web app first: bash web/build.sh");
   assert.ok(fs.existsSync(chromiumPath), `no Chromium at ${chromiumPath}: apt-get install chromium`);
   const server = await serve();
@@ -81,25 +107,7 @@ test("the web app trains, saves and reloads a checkpoint, classifies a dropped i
     });
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
 
-    const status = () => page.evaluate(() => (window.resnetStatus ? window.resnetStatus() : {}));
-    const waitFor = async (what, done, ms) => {
-      const start = Date.now();
-      for (;;) {
-        const s = await status();
-        if (done(s)) return s;
-        if (Date.now() - start > ms) {
-          throw new Error(`timed out waiting for ${what}; status ${JSON.stringify(s)}; errors ${JSON.stringify(errors)}`);
-        }
-        await page.waitForTimeout(250);
-      }
-    };
-    const click = async (name) => {
-      const s = await status();
-      const rect = s.controls?.[name];
-      assert.ok(rect, `the app shows no "${name}" control: ${JSON.stringify(s.controls)}`);
-      const [x, y, w, h] = rect;
-      await page.mouse.click(x + w / 2, y + h / 2);
-    };
+    const { status, waitFor, click } = drive(page, errors);
 
     const ready = await waitFor("the WebGPU device", (s) => s.device === "ready" || s.device === "missing", 180_000);
     assert.equal(ready.device, "ready", `no WebGPU device: ${ready.message}`);
@@ -183,6 +191,35 @@ test("the web app trains, saves and reloads a checkpoint, classifies a dropped i
     const continued = await waitFor("training to continue", (s) => s.run === "running" && s.global_step > step, 180_000);
     // The curve shows the steps since the checkpoint was loaded, without those undone.
     assert.equal(continued.step_losses, continued.global_step - step, "the curve goes on from the checkpoint");
+
+    // Reloading the page loses nothing: the run is kept in the site's storage when paused, and
+    // the next visit offers it back at the kept step with the same weights (the same file).
+    await click("Pause");
+    const keptAt = await waitFor(
+      "the run kept at the pause",
+      (s) => s.run === "paused" && s.kept && s.kept.global_step >= continued.global_step,
+      120_000,
+    );
+    const kept = keptAt.kept;
+    assert.ok(kept.storage_used > 0, JSON.stringify(kept));
+    await page.reload();
+    const back = await waitFor("the offer of the kept run", (s) => s.device === "ready" && s.kept_offer, 180_000);
+    assert.equal(back.kept_offer.global_step, kept.global_step);
+    assert.equal(back.kept_offer.digest, kept.digest);
+    assert.ok(back.kept_offer.storage_used >= kept.storage_used / 2, JSON.stringify(back.kept_offer));
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shots, "web-resume-offer.png") });
+    await click("Resume the kept run");
+    const reloaded = await waitFor("the kept run to load", (s) => (s.message ?? "").includes("press Resume"), 120_000);
+    assert.equal(reloaded.loaded_digest, kept.digest);
+    assert.equal(reloaded.kept_offer, null);
+    await click("Resume");
+    const resumed = await waitFor(
+      "training from the kept step",
+      (s) => s.run === "running" && s.global_step > kept.global_step,
+      180_000,
+    );
+    assert.equal(resumed.step_losses, resumed.global_step - kept.global_step, "the run goes on from the kept step");
   } finally {
     await browser.close();
     server.close();
@@ -208,6 +245,53 @@ for (const [what, script, expected] of [
       assert.match(text, /Chrome or Edge/);
       assert.ok(await page.locator("#notice").isVisible());
       await page.screenshot({ path: path.join(shots, `web-${what.replace(" ", "-")}.png`) });
+    } finally {
+      await browser.close();
+      server.close();
+    }
+  });
+}
+
+// On a small screen every control can be reached: at 640 × 480 and on a phone the side panel
+// scrolls to the checkpoint buttons and to Start, and a click (a tap on the phone) on Start
+// starts the run.
+for (const [what, options] of [
+  ["640x480", { viewport: { width: 640, height: 480 } }],
+  ["phone", { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }],
+]) {
+  test(`on a ${what} screen Start and the checkpoint buttons can be reached and Start starts`, { timeout: 300_000 }, async () => {
+    const server = await serve();
+    const browser = await launch();
+    try {
+      const page = await browser.newPage(options);
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`http://127.0.0.1:${server.address().port}/`);
+      const { status, waitFor } = drive(page, errors);
+      const ready = await waitFor("the WebGPU device", (s) => s.device === "ready" || s.device === "missing", 180_000);
+      assert.equal(ready.device, "ready", `no WebGPU device: ${ready.message}`);
+      const { width, height } = page.viewportSize();
+      const inside = ([x, y, w, h]) => x >= 0 && y >= 0 && x + w <= width && y + h <= height;
+      // Scrolls the control's panel (the wheel over its column) until the control is on screen.
+      const reach = async (name) => {
+        for (let turn = 0; ; turn++) {
+          const rect = (await status()).controls?.[name];
+          assert.ok(rect, `the app shows no "${name}" control`);
+          if (inside(rect)) return rect;
+          assert.ok(turn < 60, `"${name}" stays out of reach at ${JSON.stringify(rect)} in ${width} × ${height}`);
+          await page.mouse.move(Math.min(Math.max(rect[0] + 10, 1), width - 1), height / 2);
+          await page.mouse.wheel(0, rect[1] < 0 ? -120 : 120);
+          await page.waitForTimeout(300);
+        }
+      };
+      for (const name of ["Load", "Save"]) await reach(name);
+      const [x, y, w, h] = await reach("Start");
+      await page.screenshot({ path: path.join(shots, `web-${what}.png`) });
+      if (options.hasTouch) await page.touchscreen.tap(x + w / 2, y + h / 2);
+      else await page.mouse.click(x + w / 2, y + h / 2);
+      const started = await waitFor("the run to start", (s) => s.starting || s.run === "running", 60_000);
+      assert.ok(started.starting || started.run === "running", JSON.stringify(started));
+      assert.deepEqual(errors, [], "the page reports errors");
     } finally {
       await browser.close();
       server.close();
