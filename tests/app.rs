@@ -352,7 +352,7 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
     });
     let saved_step = h.state().status().global_step;
     let file = dir.join("resnet-epoch0.safetensors");
-    let kept_file = dir.join("last.safetensors");
+    let kept_file = dir.join("app-run.safetensors");
     let (saved, kept) = (std::fs::read(&file).unwrap(), std::fs::read(&kept_file).unwrap());
     click(&mut h, "Resume");
     wait_for(&mut h, "a step after the checkpoint", 60, move |a| {
@@ -382,7 +382,7 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
     files.sort();
     assert_eq!(
         files,
-        ["last.safetensors", "resnet-epoch0.safetensors"],
+        ["app-run.safetensors", "resnet-epoch0.safetensors"],
         "only the saved and the kept checkpoint are in {dir:?}"
     );
     assert_eq!(
@@ -430,7 +430,10 @@ fn the_next_start_remembers_the_settings_and_offers_the_kept_run() {
     let folder = h.state().checkpoint_folder.clone();
     assert_eq!(
         kept.place,
-        Path::new(&folder).join("last.safetensors").display().to_string()
+        Path::new(&folder)
+            .join("app-run.safetensors")
+            .display()
+            .to_string()
     );
     let settings = h.state().settings();
     drop(h);

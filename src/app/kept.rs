@@ -1,7 +1,7 @@
 //! The last run, kept between starts so that closing the window or reloading the page loses
 //! nothing. The app keeps the run's checkpoint (weights, optimizer state, settings and
 //! per-epoch metrics) at every epoch end, when paused and when finished: natively as
-//! `last.safetensors` in the checkpoint folder (written atomically), in the browser in the
+//! `app-run.safetensors` in the checkpoint folder (written atomically), in the browser in the
 //! site's origin-private file system (`resnetRunStore` in `web/index.html`). At the next start
 //! it offers the kept run back.
 
@@ -10,7 +10,7 @@ use crate::train::Checkpoint;
 
 /// The kept run's file name in the checkpoint folder (natively).
 #[cfg(not(target_arch = "wasm32"))]
-pub const KEPT_NAME: &str = "last.safetensors";
+pub const KEPT_NAME: &str = "app-run.safetensors";
 
 /// A run kept by an earlier start.
 pub struct KeptRun {

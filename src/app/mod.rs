@@ -203,7 +203,14 @@ pub struct App {
     pub loaded_digest: Option<u64>,
     /// Weights the next run starts from, instead of a fresh initialisation.
     pub initial_weights: Option<Box<files::InitialWeights>>,
+    /// On a narrow screen: the setup page is shown instead of the tab's page.
+    setup_page: bool,
+    /// The window's size in points (the unit of the controls' rectangles in the status).
+    screen: egui::Vec2,
 }
+
+/// Below this width (in points) the setup is a page of its own instead of a side panel.
+const NARROW_WIDTH: f32 = 640.0;
 
 /// The settings remembered between starts (eframe's persistence: a file natively, the
 /// browser's local storage on the web).
@@ -308,6 +315,8 @@ impl App {
             keeping_step: None,
             loaded_digest: None,
             initial_weights: None,
+            setup_page: true,
+            screen: egui::Vec2::ZERO,
         }
     }
 
@@ -776,11 +785,10 @@ impl App {
             },
             Event::Checkpoint {
                 bytes,
-                epochs_done,
                 global_step,
                 keep: true,
+                ..
             } => {
-                let _ = epochs_done;
                 self.keeping_step = Some(global_step);
                 self.files.keep_run(bytes, &self.checkpoint_folder);
             }
@@ -843,13 +851,28 @@ impl eframe::App for App {
         for file in files::dropped(&ctx) {
             self.files.read_dropped(file);
         }
+        self.screen = ctx.content_rect().size();
+        // On a narrow screen (a phone) the setup is a page of its own instead of a side panel.
+        let narrow = ctx.content_rect().width() < NARROW_WIDTH;
+        let setup_page = narrow && self.setup_page;
         egui::Panel::top("tabs").show(ui, |ui| {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.heading("ResNet on WebGPU");
                 ui.separator();
+                if narrow {
+                    let r = ui.selectable_label(setup_page, "Setup");
+                    self.remember("tab Setup", &r);
+                    if r.clicked() {
+                        self.setup_page = true;
+                    }
+                }
                 for tab in Tab::ALL {
-                    let r = ui.selectable_value(&mut self.tab, tab, tab.title());
+                    let r = ui.selectable_label(!setup_page && self.tab == tab, tab.title());
                     self.remember(&format!("tab {}", tab.title()), &r);
+                    if r.clicked() {
+                        self.tab = tab;
+                        self.setup_page = false;
+                    }
                 }
             });
         });
@@ -866,10 +889,15 @@ impl eframe::App for App {
                 None => ui.label("Drop a CIFAR-10 archive, a checkpoint or an image on the window."),
             };
         });
-        egui::Panel::left("setup").default_size(340.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| setup::show(self, ui));
-        });
+        if !narrow {
+            egui::Panel::left("setup").default_size(340.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| setup::show(self, ui));
+            });
+        }
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
+            _ if setup_page => {
+                egui::ScrollArea::vertical().show(ui, |ui| setup::show(self, ui));
+            }
             Tab::Training => views::training(self, ui),
             Tab::Evaluation => views::evaluation(self, ui),
             Tab::Classify => views::classify(self, ui),

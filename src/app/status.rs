@@ -1,7 +1,8 @@
 //! A JSON snapshot of the app's state for tests and scripts. In the browser the page reads it
 //! with `resnetStatus()` (see `web/index.html`); natively, tests call [`super::App::status`].
 //! Every field comes from the app's own state; `controls` gives the screen rectangles
-//! (x, y, width, height in CSS pixels) of the main buttons so that a test can click them.
+//! (x, y, width, height in points; `screen` converts them to the page's pixels) of the main
+//! buttons so that a test can click them.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,9 @@ pub struct Status {
     /// Weights the next run starts from: file name, tensors loaded, tensors new.
     pub initial_weights: Option<(String, usize, Vec<String>)>,
     pub tab: String,
+    /// The window's size in points: a page of W CSS pixels has W / screen[0] of them per point.
+    pub screen: [f32; 2],
+    /// Rectangles of the main controls in points: x, y, width, height.
     pub controls: BTreeMap<String, [f32; 4]>,
 }
 
@@ -121,6 +125,7 @@ impl Status {
                 .as_ref()
                 .map(|w| (w.name.clone(), w.report.loaded, w.report.fresh.clone())),
             tab: app.tab.title().to_string(),
+            screen: [app.screen.x, app.screen.y],
             controls: app
                 .controls
                 .iter()
