@@ -58,6 +58,15 @@ fn wait_for(harness: &mut Harness<'static, App>, what: &str, secs: u64, mut done
     harness.step();
 }
 
+/// The app with its device ready and the small configuration chosen.
+fn small_app() -> Harness<'static, App> {
+    let mut h = harness();
+    wait_for(&mut h, "the GPU", 60, device_ready);
+    click(&mut h, "Small and fast");
+    h.step();
+    h
+}
+
 /// Scrolls the control labelled `label` into view (the side panel scrolls) and clicks it.
 fn click(harness: &mut Harness<'static, App>, label: &str) {
     harness.get_by_label(label).scroll_to_me();
@@ -413,10 +422,7 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
 /// at the next start, which offers to resume the run at the kept step with the same weights.
 #[test]
 fn the_next_start_remembers_the_settings_and_offers_the_kept_run() {
-    let mut h = harness();
-    wait_for(&mut h, "the GPU", 60, device_ready);
-    click(&mut h, "Small and fast");
-    h.step();
+    let mut h = small_app();
     h.state_mut().config.epochs = 7;
     click(&mut h, "Start");
     wait_for(&mut h, "two training steps", 120, |a| a.status().global_step >= 2);
@@ -515,10 +521,7 @@ fn torchvision_weights(spec: &resnet_wgpu::train::ModelSpec, classes: usize) -> 
 /// layer), Start trains from them, and another model is refused with the reason.
 #[test]
 fn pretrained_weights_in_torchvision_names_start_a_run() {
-    let mut h = harness();
-    wait_for(&mut h, "the GPU", 60, device_ready);
-    click(&mut h, "Small and fast");
-    h.step();
+    let mut h = small_app();
     assert!(h.query_by_label("Open weights…").is_some());
     let spec = h.state().config.model.clone();
     let model = spec.build();
