@@ -67,6 +67,15 @@ fn small_app() -> Harness<'static, App> {
     h
 }
 
+/// Starts the run, trains two steps, pauses, and waits for the run to be kept at the pause.
+fn train_two_steps_and_pause(h: &mut Harness<'static, App>) {
+    click(h, "Start");
+    wait_for(h, "two training steps", 120, |a| a.status().global_step >= 2);
+    click(h, "Pause");
+    wait_for(h, "the pause", 30, |a| a.status().run == "paused");
+    wait_for(h, "the run kept at the pause", 60, |a| a.status().kept.is_some());
+}
+
 /// Scrolls the control labelled `label` into view (the side panel scrolls) and clicks it.
 fn click(harness: &mut Harness<'static, App>, label: &str) {
     harness.get_by_label(label).scroll_to_me();
@@ -348,13 +357,7 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
     h.state_mut().checkpoint_folder = dir.display().to_string();
     click(&mut h, "Small and fast");
     h.step();
-    click(&mut h, "Start");
-    wait_for(&mut h, "two training steps", 120, |a| a.status().global_step >= 2);
-    click(&mut h, "Pause");
-    wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");
-    wait_for(&mut h, "the run kept at the pause", 60, |a| {
-        a.status().kept.is_some()
-    });
+    train_two_steps_and_pause(&mut h);
     click(&mut h, "Save");
     wait_for(&mut h, "the saved checkpoint", 60, |a| {
         a.status().message.is_some_and(|m| m.contains("checkpoint saved"))
@@ -424,13 +427,7 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
 fn the_next_start_remembers_the_settings_and_offers_the_kept_run() {
     let mut h = small_app();
     h.state_mut().config.epochs = 7;
-    click(&mut h, "Start");
-    wait_for(&mut h, "two training steps", 120, |a| a.status().global_step >= 2);
-    click(&mut h, "Pause");
-    wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");
-    wait_for(&mut h, "the run kept at the pause", 60, |a| {
-        a.status().kept.is_some()
-    });
+    train_two_steps_and_pause(&mut h);
     let kept = h.state().status().kept.unwrap();
     assert!(kept.global_step >= 2, "{kept:?}");
     let folder = h.state().checkpoint_folder.clone();
