@@ -207,6 +207,8 @@ pub struct App {
     setup_page: bool,
     /// The window's size in points (the unit of the controls' rectangles in the status).
     screen: egui::Vec2,
+    /// Frames drawn so far: a test reads a rectangle, then waits for a later frame.
+    frames: u64,
 }
 
 /// Below this width (in points) the setup is a page of its own instead of a side panel.
@@ -317,6 +319,7 @@ impl App {
             initial_weights: None,
             setup_page: true,
             screen: egui::Vec2::ZERO,
+            frames: 0,
         }
     }
 
@@ -852,6 +855,7 @@ impl eframe::App for App {
             self.files.read_dropped(file);
         }
         self.screen = ctx.content_rect().size();
+        self.frames += 1;
         // On a narrow screen (a phone) the setup is a page of its own instead of a side panel.
         let narrow = ctx.content_rect().width() < NARROW_WIDTH;
         let setup_page = narrow && self.setup_page;

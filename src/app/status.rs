@@ -53,6 +53,8 @@ pub struct Status {
     pub tab: String,
     /// The window's size in points: a page of W CSS pixels has W / screen[0] of them per point.
     pub screen: [f32; 2],
+    /// Frames drawn so far (the controls are those of the last one).
+    pub frames: u64,
     /// Rectangles of the main controls in points: x, y, width, height.
     pub controls: BTreeMap<String, [f32; 4]>,
 }
@@ -126,6 +128,7 @@ impl Status {
                 .map(|w| (w.name.clone(), w.report.loaded, w.report.fresh.clone())),
             tab: app.tab.title().to_string(),
             screen: [app.screen.x, app.screen.y],
+            frames: app.frames,
             controls: app
                 .controls
                 .iter()

@@ -276,12 +276,21 @@ for (const [what, options] of [
       assert.equal(ready.device, "ready", `no WebGPU device: ${ready.message}`);
       const { width, height } = page.viewportSize();
       const inside = ([x, y, w, h]) => x >= 0 && y >= 0 && x + w <= width && y + h <= height;
-      // Scrolls the control's panel (the wheel over its column) until the control is on screen.
+      // Scrolls the control's panel (the wheel over its column) until the control is on screen
+      // and stays put: egui animates a wheel scroll, so a rectangle read mid-animation moves on.
+      // It has stayed put when a frame drawn after the mouse moved (an event, so a new frame)
+      // still shows it there.
       const reach = async (name) => {
         for (let turn = 0; ; turn++) {
-          const rect = rectOf(await status(), name);
-          if (inside(rect)) return rect;
+          const seen = await status();
+          const rect = rectOf(seen, name);
           assert.ok(turn < 60, `"${name}" stays out of reach at ${JSON.stringify(rect)} in ${width} × ${height}`);
+          if (inside(rect)) {
+            await page.mouse.move(rect[0] + 1 + (turn % 2), rect[1] + 1);
+            const later = await waitFor("a new frame", (s) => s.frames > seen.frames, 60_000);
+            if (JSON.stringify(rectOf(later, name)) === JSON.stringify(rect)) return rect;
+            continue;
+          }
           await page.mouse.move(Math.min(Math.max(rect[0] + 10, 1), width - 1), height / 2);
           await page.mouse.wheel(0, rect[1] < 0 ? -120 : 120);
           await page.waitForTimeout(300);
