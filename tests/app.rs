@@ -171,6 +171,17 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
     );
     assert_eq!(ranks.first(), Some(&Some(0)), "{stages:?}");
     assert_eq!(ranks.last(), Some(&Some(2)), "{stages:?}");
+    // The estimate came from a warm step: the run trains at the estimated rate, give or take
+    // the noise of a shared machine (a cold first step overestimated it fortyfold).
+    let status = h.state().status();
+    let (estimated, measured) = (
+        status.estimated_images_per_second.unwrap(),
+        status.images_per_second.unwrap(),
+    );
+    assert!(
+        (estimated / measured - 1.0).abs() < 0.75,
+        "estimated {estimated:.1} images/s, trained at {measured:.1}"
+    );
     let [built, first] = h.state().status().first_step.expect("the start's timing");
     assert!(built > 0.0 && first > 0.0, "{built} {first}");
     assert!(h.query_by_label_contains("Started in ").is_some());
@@ -611,4 +622,108 @@ fn small_checkpoint() -> Vec<u8> {
         .map(String::from)
         .to_vec();
     Checkpoint::new(config, progress, names, state).to_bytes()
+}
+
+/// Four classes told apart by the colour of one square on grey noise (red, green, blue,
+/// yellow), placed anywhere; `count` images of `[3, 32, 32]` bytes and their labels.
+fn coloured_squares(count: usize, seed: u64) -> resnet_wgpu::data::Dataset {
+    let mut rng = resnet_wgpu::rng::Rng::new(seed);
+    let mut images = Vec::with_capacity(count * 3 * 32 * 32);
+    let mut labels = Vec::with_capacity(count);
+    for _ in 0..count {
+        let class = rng.below(4);
+        let (top, left) = (rng.below(23), rng.below(23));
+        images.extend(square_image(class, top, left, &mut rng));
+        labels.push(class as u8);
+    }
+    let names = [
+        "red", "green", "blue", "yellow", "-4", "-5", "-6", "-7", "-8", "-9",
+    ];
+    resnet_wgpu::data::Dataset::new(images, labels, names.map(String::from).to_vec())
+}
+
+/// One `[3, 32, 32]` image: grey noise, and a 9 × 9 square of `class`'s colour at (top, left).
+fn square_image(class: usize, top: usize, left: usize, rng: &mut resnet_wgpu::rng::Rng) -> Vec<u8> {
+    const COLOURS: [[u8; 3]; 4] = [[220, 30, 30], [30, 200, 30], [30, 40, 220], [220, 210, 30]];
+    let mut image = vec![0u8; 3 * 32 * 32];
+    for y in 0..32 {
+        for x in 0..32 {
+            let grey = 60 + rng.below(100) as u8;
+            let inside = (top..top + 9).contains(&y) && (left..left + 9).contains(&x);
+            for c in 0..3 {
+                image[c * 1024 + y * 32 + x] = if inside { COLOURS[class][c] } else { grey };
+            }
+        }
+    }
+    image
+}
+
+fn png_of(chw: &[u8]) -> Vec<u8> {
+    let rgb = resnet_wgpu::data::chw_to_rgb(chw);
+    let image = image::RgbImage::from_raw(32, 32, rgb).unwrap();
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .unwrap();
+    bytes
+}
+
+/// After a short run on coloured squares, a dropped image with its square in one corner is
+/// classified by the square's colour, and the heat map of the top class peaks in that corner,
+/// for each corner; clicking another class shows that class's map. Saves the Classify page to
+/// target/screenshots/app-heat-map.png.
+#[test]
+fn the_heat_map_puts_the_evidence_where_the_square_is() {
+    let mut h = small_app();
+    let data = resnet_wgpu::data::Cifar10 {
+        train: coloured_squares(1600, 70),
+        test: coloured_squares(200, 71),
+    };
+    h.state_mut().set_data(data, "coloured squares".into());
+    h.state_mut().config.epochs = 2;
+    h.state_mut().config.validation = 160;
+    h.step();
+    click(&mut h, "Start");
+    wait_for(&mut h, "the run to finish", 300, |a| a.status().run == "finished");
+
+    let mut rng = resnet_wgpu::rng::Rng::new(72);
+    // (class, square's top-left corner, the quadrant's rows and columns in image pixels)
+    let corners = [
+        (0, (1, 1), (0.0, 16.0), (0.0, 16.0)),
+        (1, (1, 22), (0.0, 16.0), (16.0, 32.0)),
+        (2, (22, 1), (16.0, 32.0), (0.0, 16.0)),
+        (3, (22, 22), (16.0, 32.0), (16.0, 32.0)),
+    ];
+    let names = ["red", "green", "blue", "yellow"];
+    for (class, (top, left), rows, cols) in corners {
+        let name = format!("{} square at {top},{left}.png", names[class]);
+        drop_file(&mut h, &name, png_of(&square_image(class, top, left, &mut rng)));
+        wait_for(&mut h, "the heat map", 60, |a| {
+            a.status().classified.as_deref() == Some(name.as_str()) && a.status().heat.is_some()
+        });
+        let status = h.state().status();
+        assert_eq!(status.top[0].0, names[class], "{:?}", status.top);
+        let heat = status.heat.unwrap();
+        assert_eq!(heat.class.as_deref(), Some(names[class]));
+        assert_eq!(heat.cells, [8, 8], "the small network's last stage is 8 × 8");
+        let [y, x] = heat.peak_pixel;
+        assert!(
+            (rows.0..rows.1).contains(&y) && (cols.0..cols.1).contains(&x),
+            "{name}: the heat peaks at {:?}, outside the square's quadrant",
+            heat.peak_pixel
+        );
+    }
+    assert!(
+        h.query_by_label_contains("Heat: where the evidence for yellow lies")
+            .is_some()
+    );
+    let other = h.state().status().top[1].0.clone();
+    click(&mut h, &other);
+    h.step();
+    assert_eq!(h.state().status().heat.unwrap().class, Some(other));
+    click(&mut h, "yellow");
+    h.step();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    h.render().unwrap().save(shots.join("app-heat-map.png")).unwrap();
 }

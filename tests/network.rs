@@ -247,6 +247,42 @@ fn predict_matches_reference_inference_for_any_count() {
     assert_close("inference logits", &logits, &expected, 1e-4, 1e-3);
 }
 
+/// Grad-CAM of one image on the GPU (the network's kernels) against the CPU reference's
+/// inference tensors, for every class, on two stems (last stages of 16×16 and 2×2 cells).
+#[test]
+fn grad_cam_matches_the_cpu_reference_for_every_class() {
+    use resnet_wgpu::model::reference::{self, ReferenceState};
+    use resnet_wgpu::schedule::{CamSource, grad_cam_cpu};
+    let ctx = gpu();
+    for (model, seed) in [
+        (tiny(Variant::ResNet18, Stem::Cifar, false), 60),
+        (tiny(Variant::Seed50, Stem::ImageNet, true), 61),
+    ] {
+        let values = model.initial_parameters(seed);
+        let net = Network::new(&ctx, model.clone(), 3, &values, SgdConfig::REFERENCE).unwrap();
+        let image = Rng::new(seed + 1).uniform_vec(3 * 32 * 32, 0.0, 1.0);
+        let maps = pollster::block_on(net.grad_cam(&ctx, &image))
+            .unwrap()
+            .expect("a pooled last stage");
+        let state = ReferenceState::from_params(&model, values.iter().map(|v| to_f64(v)).collect());
+        let trace = reference::forward_eval_trace(&model, &state, &to_f64(&image), 1);
+        let source = CamSource::of(&model).unwrap();
+        let [_, c, h, w] = model.shapes(1)[source.features];
+        assert_eq!((maps.height, maps.width), (h, w));
+        let expected = grad_cam_cpu(
+            &trace.tensors[source.features],
+            &state.params[source.weight],
+            model.classes,
+            [c, h, w],
+        );
+        let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "some class has evidence somewhere");
+        assert!(expected.contains(&0.0), "ReLU clips negative evidence");
+        assert_close("grad-cam maps", &maps.maps, &expected, 1e-4 * scale, 1e-3);
+        assert_close("grad-cam logits", &maps.logits, trace.logits(), 1e-4, 1e-3);
+    }
+}
+
 #[test]
 fn gradient_buffers_are_reused_and_memory_is_reported() {
     use resnet_wgpu::schedule::{DeviceLimits, MemoryReport, choose_micro_batch};

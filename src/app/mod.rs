@@ -5,6 +5,7 @@
 //! window sends it commands and draws the events it reports.
 
 mod files;
+mod heat;
 mod kept;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod screenshot;
@@ -131,8 +132,11 @@ impl Starting {
 pub struct Classified {
     pub name: String,
     pub image: Vec<u8>,
-    pub texture: Option<egui::TextureHandle>,
     pub top: Vec<(usize, f64)>,
+    /// Grad-CAM of every class, or why there is none (`None` until classified).
+    pub heat: Option<Result<crate::schedule::ClassMaps, String>>,
+    /// The class whose map is shown: the top one until another is clicked.
+    pub heat_class: Option<usize>,
 }
 
 /// The device failed during the run: what happened, and where the run continues from on a
@@ -160,6 +164,8 @@ pub struct App {
     pub run: RunView,
     pub report: Option<EvalReport>,
     pub classified: Option<Classified>,
+    /// The Grad-CAM heat map is drawn over the classified image.
+    pub show_heat: bool,
     pub message: Option<Message>,
     /// Why the configuration shown at start was chosen for this device (one line).
     pub default_choice: Option<String>,
@@ -320,6 +326,7 @@ impl App {
             setup_page: true,
             screen: egui::Vec2::ZERO,
             frames: 0,
+            show_heat: true,
         }
     }
 
@@ -545,8 +552,9 @@ impl App {
         self.classified = Some(Classified {
             name,
             image,
-            texture: None,
             top: Vec::new(),
+            heat: None,
+            heat_class: None,
         });
         self.tab = Tab::Classify;
     }
@@ -782,8 +790,13 @@ impl App {
                 self.textures.retain(|k, _| !k.starts_with("wrong "));
                 self.tab = Tab::Evaluation;
             }
-            Event::Classified { name, top } => match &mut self.classified {
-                Some(c) if c.name == name => c.top = top,
+            Event::Classified { name, top, heat } => match &mut self.classified {
+                Some(c) if c.name == name => {
+                    c.heat_class = top.first().map(|&(class, _)| class);
+                    c.top = top;
+                    c.heat = Some(heat);
+                    self.textures.retain(|k, _| !k.starts_with("heat "));
+                }
                 _ => {}
             },
             Event::Checkpoint {

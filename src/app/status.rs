@@ -30,6 +30,8 @@ pub struct Status {
     pub classified: Option<String>,
     /// The top classes of the classified image: (class name, probability).
     pub top: Vec<(String, f64)>,
+    /// The heat map shown over the classified image, or why there is none.
+    pub heat: Option<HeatStatus>,
     pub message: Option<String>,
     pub error: bool,
     /// The device failed and waits to be reopened.
@@ -38,6 +40,9 @@ pub struct Status {
     pub default_choice: Option<String>,
     /// Estimated seconds per epoch and for the whole run (from a step timed on the device).
     pub estimate: Option<[f64; 2]>,
+    /// Training images per second: as estimated before Start, and as the last step ran.
+    pub estimated_images_per_second: Option<f64>,
+    pub images_per_second: Option<f64>,
     /// What a starting run does before its first step ("choosing kernels", …).
     pub starting: Option<&'static str>,
     /// Seconds the last start took to build the network and to run its first step.
@@ -57,6 +62,17 @@ pub struct Status {
     pub frames: u64,
     /// Rectangles of the main controls in points: x, y, width, height.
     pub controls: BTreeMap<String, [f32; 4]>,
+}
+
+/// The Grad-CAM map of one class: its grid, the cell of its peak (row, column), and the
+/// image pixel (y, x) at that cell's centre; or why there is none.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeatStatus {
+    pub class: Option<String>,
+    pub cells: [usize; 2],
+    pub peak_cell: [usize; 2],
+    pub peak_pixel: [f32; 2],
+    pub none_because: Option<String>,
 }
 
 /// A kept run: its step, the digest of its file (hex), where, and the site's storage use.
@@ -102,11 +118,18 @@ impl Status {
                         .collect()
                 })
                 .unwrap_or_default(),
+            heat: classified.and_then(|c| heat_status(c, names)),
             message: app.message.as_ref().map(|m| m.text.clone()),
             error: app.message.as_ref().is_some_and(|m| m.error),
             device_failed: app.device_failure.is_some(),
             default_choice: app.default_choice.clone(),
             estimate: app.estimate().and_then(Result::ok).map(|(e, r)| [e, r]),
+            estimated_images_per_second: app
+                .estimates
+                .get(&super::worker::estimate_key(&app.config))
+                .and_then(|e| e.as_ref().ok())
+                .map(|seconds| 1.0 / seconds),
+            images_per_second: app.run.last_step.map(|s| s.images_per_sec),
             starting: app.run.starting.map(|(stage, _)| stage.describe()),
             first_step: app.run.first_step.filter(|_| app.run.starting.is_none()),
             kept_offer: app.kept_offer.as_ref().map(|k| KeptStatus {
@@ -162,4 +185,32 @@ pub fn latest() -> String {
         let s = s.borrow();
         if s.is_empty() { "{}".into() } else { s.clone() }
     })
+}
+
+fn heat_status(c: &super::Classified, names: &[String]) -> Option<HeatStatus> {
+    let status = match c.heat.as_ref()? {
+        Err(why) => HeatStatus {
+            class: None,
+            cells: [0, 0],
+            peak_cell: [0, 0],
+            peak_pixel: [0.0, 0.0],
+            none_because: Some(why.clone()),
+        },
+        Ok(maps) => {
+            let class = c.heat_class?;
+            let (row, col) = super::heat::peak_cell(maps, class);
+            let side = crate::data::IMAGE_SIDE as f32;
+            HeatStatus {
+                class: names.get(class).cloned(),
+                cells: [maps.height, maps.width],
+                peak_cell: [row, col],
+                peak_pixel: [
+                    (row as f32 + 0.5) * side / maps.height as f32,
+                    (col as f32 + 0.5) * side / maps.width as f32,
+                ],
+                none_because: None,
+            }
+        }
+    };
+    Some(status)
 }

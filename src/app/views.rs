@@ -230,22 +230,85 @@ pub fn classify(app: &mut App, ui: &mut egui::Ui) {
     let texture = app.texture(&ctx, &format!("classified {name}"), &image);
     ui.heading(&name);
     ui.horizontal_top(|ui| {
-        ui.image((texture.id(), egui::vec2(160.0, 160.0)));
+        ui.vertical(|ui| {
+            let (rect, response) = ui.allocate_exact_size(egui::vec2(256.0, 256.0), egui::Sense::hover());
+            app.remember("classified image", &response);
+            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+            ui.painter().image(texture.id(), rect, uv, egui::Color32::WHITE);
+            if app.show_heat
+                && let Some(heat) = heat_texture(app, &ctx)
+            {
+                ui.painter().image(heat.id(), rect, uv, egui::Color32::WHITE);
+            }
+            ui.checkbox(&mut app.show_heat, "Where the network looked (Grad-CAM)");
+        });
         ui.vertical(|ui| {
             if top.is_empty() {
                 ui.label("classifying…");
+                return;
             }
-            let names = &app.data.train.class_names;
+            let names = app.data.train.class_names.clone();
+            let shown = app.classified.as_ref().and_then(|c| c.heat_class);
             for (class, p) in top {
                 let name = names.get(class).map_or("?", String::as_str);
-                ui.add(
-                    egui::ProgressBar::new(p as f32)
-                        .desired_width(320.0)
-                        .text(format!("{name}: {:.1} %", 100.0 * p)),
-                );
+                ui.horizontal(|ui| {
+                    let r = ui.selectable_label(shown == Some(class), name);
+                    app.remember(&format!("heat {name}"), &r);
+                    if r.on_hover_text("Show where the network looked for this class")
+                        .clicked()
+                        && let Some(c) = app.classified.as_mut()
+                    {
+                        c.heat_class = Some(class);
+                    }
+                    ui.add(
+                        egui::ProgressBar::new(p as f32)
+                            .desired_width(240.0)
+                            .text(format!("{name}: {:.1} %", 100.0 * p)),
+                    );
+                });
             }
+            heat_caption(app, ui, &names);
         });
     });
+}
+
+/// The shown class's heat map as a texture (made once per class), if it has one.
+fn heat_texture(app: &mut App, ctx: &egui::Context) -> Option<egui::TextureHandle> {
+    let c = app.classified.as_ref()?;
+    let (Some(Ok(maps)), Some(class)) = (&c.heat, c.heat_class) else {
+        return None;
+    };
+    let key = format!("heat {} {class}", c.name);
+    if let Some(t) = app.textures.get(&key) {
+        return Some(t.clone());
+    }
+    let image = super::heat::heat_image(maps, class)?;
+    let texture = ctx.load_texture(&key, image, egui::TextureOptions::LINEAR);
+    app.textures.insert(key, texture.clone());
+    Some(texture)
+}
+
+/// What the heat map shows, or why there is none.
+fn heat_caption(app: &App, ui: &mut egui::Ui, names: &[String]) {
+    let Some(c) = &app.classified else { return };
+    let class_name = |k: usize| names.get(k).map_or("?", String::as_str);
+    let text = match (&c.heat, c.heat_class) {
+        (Some(Err(why)), _) => format!("No heat map: {why}."),
+        (Some(Ok(maps)), Some(class)) if super::heat::heat_image(maps, class).is_none() => format!(
+            "Nothing in this image speaks for {}: its map is zero everywhere.",
+            class_name(class)
+        ),
+        (Some(Ok(maps)), Some(class)) => format!(
+            "Heat: where the evidence for {} lies (Grad-CAM of the last stage, {}×{} cells; \
+             red is strongest). Click a class to see its map.",
+            class_name(class),
+            maps.height,
+            maps.width
+        ),
+        _ => return,
+    };
+    ui.add_space(6.0);
+    ui.add(egui::Label::new(egui::RichText::new(text).weak()).wrap());
 }
 
 /// A 32×32 RGB image as PNG bytes.

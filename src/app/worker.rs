@@ -101,6 +101,8 @@ pub enum Event {
     Classified {
         name: String,
         top: Vec<(usize, f64)>,
+        /// Where the network looked for each class, or why it cannot be shown.
+        heat: Result<crate::schedule::ClassMaps, String>,
     },
     /// The run's checkpoint, to save where the person asked, or (`keep`) to keep for the
     /// next start.
@@ -424,14 +426,29 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             )),
             Some(t) => {
                 let pixels: Vec<f32> = image.iter().map(|&b| b as f32 / 255.0).collect();
-                match t.net.predict(ctx, &pixels).await {
-                    Ok(logits) => {
-                        let probabilities = &softmax_rows(&logits, t.net.model.classes)[0];
+                match t.net.grad_cam(ctx, &pixels).await {
+                    Ok(Some(maps)) => {
+                        let probabilities = &softmax_rows(&maps.logits, t.net.model.classes)[0];
+                        let heat = match maps.height * maps.width {
+                            1 => Err("the last stage sees this input as a single cell, so there is \
+                                      no map to show: the CIFAR stem or a larger input keeps a grid"
+                                .to_string()),
+                            _ => Ok(maps),
+                        };
                         events.send(Event::Classified {
                             name,
                             top: top_k(probabilities, 5),
+                            heat,
                         });
                     }
+                    Ok(None) => match t.net.predict(ctx, &pixels).await {
+                        Ok(logits) => events.send(Event::Classified {
+                            name,
+                            top: top_k(&softmax_rows(&logits, t.net.model.classes)[0], 5),
+                            heat: Err("this network has no pooled last stage to map".to_string()),
+                        }),
+                        Err(e) => fail(ctx, session, events, e.into()),
+                    },
                     Err(e) => fail(ctx, session, events, e.into()),
                 }
             }
@@ -506,8 +523,13 @@ async fn measure_step(
     Ok(per_image)
 }
 
+/// A first timed step shorter than this (seconds) is followed by a second one, which is the
+/// one measured: the first use of each pipeline costs extra (lavapipe and SwiftShader compile
+/// shaders at their first dispatch), which no later step pays.
+const REPEAT_BELOW_SECONDS: f64 = 20.0;
+
 /// Seconds per image of a training step of `config`'s model at `batch`: the second step
-/// where the first is short (the first use of each launch costs extra on some drivers).
+/// where the first is short enough to afford one.
 async fn time_step(
     ctx: &GpuContext,
     config: &TrainConfig,
@@ -523,7 +545,7 @@ async fn time_step(
     let mut trainer = Trainer::new(ctx, probe, Splits::new(data, 0), None)?;
     let mut started = web_time::Instant::now();
     trainer.step(ctx).await?;
-    if started.elapsed().as_secs_f64() < WHOLE_BATCH_SECONDS / 3.0 && data.train.len() >= 2 * batch {
+    if started.elapsed().as_secs_f64() < REPEAT_BELOW_SECONDS && data.train.len() >= 2 * batch {
         started = web_time::Instant::now();
         trainer.step(ctx).await?;
     }

@@ -258,13 +258,18 @@ pub fn forward_train(model: &Model, params: &[Vec<f64>], images: &[f64], batch: 
 
 /// The inference forward with the running statistics: logits `[B, K]` (= `[B, K, 1, 1]`).
 pub fn forward_eval(model: &Model, state: &ReferenceState, images: &[f64], batch: usize) -> Vec<f64> {
+    let mut trace = forward_eval_trace(model, state, images, batch);
+    trace.tensors.pop().expect("the logits are the last tensor")
+}
+
+/// The inference forward with the running statistics, keeping every tensor.
+pub fn forward_eval_trace(model: &Model, state: &ReferenceState, images: &[f64], batch: usize) -> Trace {
     assert_eq!(
         state.running.len(),
         model.batch_norms().len(),
         "reference: running statistics per batch norm"
     );
-    let mut trace = run_forward(model, &state.params, images, batch, Mode::Eval(&state.running));
-    trace.tensors.pop().expect("the logits are the last tensor")
+    run_forward(model, &state.params, images, batch, Mode::Eval(&state.running))
 }
 
 /// The training-mode loss `L` alone (for finite differences), touching no state.

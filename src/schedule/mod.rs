@@ -12,11 +12,13 @@
 //! per step from the whole batch's statistics.
 
 mod allocate;
+mod grad_cam;
 mod kernel_cache;
 mod plan;
 mod record;
 mod tune;
 
+pub use grad_cam::{CamSource, ClassMaps, grad_cam_cpu};
 pub use kernel_cache::KernelCache;
 pub use plan::{DeviceLimits, GradientPlan, MemoryReport, choose_micro_batch, mib};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
