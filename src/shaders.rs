@@ -103,6 +103,7 @@ kernels! {
     (CrossEntropyForward, "cross_entropy_forward", false, []),
     (CrossEntropyBackward, "cross_entropy_backward", false, []),
     (SgdUpdate, "sgd_update", false, []),
+    (SumOfSquares, "sum_of_squares", false, []),
 }
 
 impl Kernel {

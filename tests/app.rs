@@ -187,6 +187,13 @@ fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
     assert!(h.query_by_label_contains("Started in ").is_some());
     assert_eq!(h.state().status().run, "running");
     assert!(h.query_by_label_contains("Batch loss per step").is_some());
+    // The Training page shows the per-layer weight and gradient norms of a recent step.
+    wait_for(&mut h, "the layer norms", 30, |a| a.status().layer_norms > 0);
+    let status = h.state().status();
+    assert!(status.layer_norms >= 10, "{}", status.layer_norms);
+    let largest = status.largest_gradient_norm.unwrap();
+    assert!(largest.is_finite() && largest > 0.0, "{largest}");
+    assert!(h.query_by_label_contains("Per-layer norms after step").is_some());
 
     click(&mut h, "Pause");
     wait_for(&mut h, "the pause", 30, |a| a.status().run == "paused");

@@ -338,3 +338,43 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     );
     assert!(micro >= 32, "micro-batches of {micro}");
 }
+
+/// After a step, the per-layer norms of weights and gradients are those of the buffers the
+/// network holds (every parameter in its layer, none lost or counted twice).
+#[test]
+fn layer_norms_are_those_of_the_weights_and_gradients_of_the_last_step() {
+    use resnet_wgpu::schedule::group_by_layer;
+    let ctx = gpu();
+    let model = tiny(Variant::ResNet18, Stem::Cifar, false);
+    let values = model.initial_parameters(80);
+    let net = Network::with_micro_batch_limit(&ctx, model.clone(), 4, Some(2), &values, SgdConfig::REFERENCE)
+        .unwrap();
+    let mut rng = Rng::new(81);
+    let images = rng.uniform_vec(4 * 3 * 32 * 32, 0.0, 1.0);
+    let labels: Vec<u32> = (0..4).map(|_| rng.below(10) as u32).collect();
+    pollster::block_on(net.train_step(&ctx, &images, &labels)).unwrap();
+    let norms = pollster::block_on(net.layer_norms(&ctx)).unwrap();
+    let square_sum = |b: &resnet_wgpu::gpu::GpuBuffer<f32>| -> f32 {
+        b.read_blocking(&ctx)
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>() as f32
+    };
+    let names: Vec<String> = model.parameters().into_iter().map(|p| p.name).collect();
+    let weights: Vec<f32> = net.params.iter().map(square_sum).collect();
+    let gradients: Vec<f32> = net.grads.iter().map(square_sum).collect();
+    let expected = group_by_layer(&names, &weights, &gradients);
+    assert_eq!(norms.len(), expected.len());
+    assert_eq!(norms.first().map(|n| n.layer.as_str()), Some("conv1"));
+    assert_eq!(norms.last().map(|n| n.layer.as_str()), Some("fc"));
+    for (got, want) in norms.iter().zip(&expected) {
+        assert_eq!(got.layer, want.layer);
+        assert!(want.gradient > 0.0, "{}: a step leaves a gradient", want.layer);
+        for (what, g, w) in [
+            ("weight", got.weight, want.weight),
+            ("gradient", got.gradient, want.gradient),
+        ] {
+            assert!((g - w).abs() <= 1e-4 * w, "{} {what} norm {g} vs {w}", got.layer);
+        }
+    }
+}

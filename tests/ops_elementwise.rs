@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use resnet_wgpu::ops::relu;
+use resnet_wgpu::ops::{relu, sum_of_squares};
 
 #[test]
 fn relu_matches_reference() {
@@ -30,6 +30,28 @@ fn relu_matches_reference() {
             0.0,
         );
     }
+}
+
+/// Several tensors into one output buffer, each into its own slot, the others untouched.
+#[test]
+fn sum_of_squares_matches_reference_in_its_slot() {
+    let ctx = gpu();
+    let lengths = [1usize, 255, 257, 70_001];
+    let out = zeros(&ctx, "sums", lengths.len() + 1);
+    let mut expected = vec![0.0; lengths.len() + 1];
+    let mut inputs = Vec::new();
+    for (slot, &len) in lengths.iter().enumerate() {
+        let x = Rng::new(20 + slot as u64).uniform_vec(len, -2.0, 2.0);
+        expected[slot] = sum_of_squares::sum_of_squares_cpu(&to_f64(&x));
+        inputs.push(upload(&ctx, "x", &x));
+    }
+    let launches: Vec<_> = inputs
+        .iter()
+        .enumerate()
+        .map(|(slot, x)| sum_of_squares::launch(&ctx, x, &out, slot))
+        .collect();
+    ctx.submit_all("sums of squares", &launches);
+    assert_close("sums of squares", &out.read_blocking(&ctx), &expected, 1e-5, 1e-5);
 }
 
 #[test]

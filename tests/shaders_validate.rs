@@ -9,7 +9,7 @@ use resnet_wgpu::ops::split_k::SplitKSumParams;
 use resnet_wgpu::ops::{
     add::AddParams, bias_grad::BiasGradParams, cross_entropy::CrossEntropyParams,
     global_avg_pool::GlobalAvgPoolParams, max_pool::MaxPoolParams, relu::LenParams, sgd::SgdParams,
-    upsample::UpsampleParams,
+    sum_of_squares::SumOfSquaresParams, upsample::UpsampleParams,
 };
 use resnet_wgpu::shaders::{Kernel, Prelude};
 
@@ -212,6 +212,7 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             momentum,
             weight_decay
         }),
+        SumOfSquares => twin!(SumOfSquaresParams { len, slot }),
     }
 }
 

@@ -103,6 +103,8 @@ pub struct RunView {
     /// Seconds the last start took to build the network (buffers, pipelines) and to run its
     /// first step.
     pub first_step: Option<[f64; 2]>,
+    /// Per-layer weight and gradient norms, and the step they are from.
+    pub layer_norms: Option<(u64, Vec<crate::schedule::LayerNorms>)>,
 }
 
 /// The stages of a run's start after Start is pressed, before its first step is reported.
@@ -296,6 +298,7 @@ impl App {
                 preparing: None,
                 starting: None,
                 first_step: None,
+                layer_norms: None,
             },
             kernels: None,
             kernel_policy: crate::gpu::KernelPolicy::Auto,
@@ -386,6 +389,7 @@ impl App {
         self.run.epochs.clear();
         self.run.last_step = None;
         self.run.first_step = None;
+        self.run.layer_norms = None;
         self.run.starting = Some((Starting::ChoosingKernels, web_time::Instant::now()));
         self.report = None;
         self.worker.send(Command::Train {
@@ -763,6 +767,7 @@ impl App {
                 self.run.last_step = Some(s);
                 self.run.state = RunState::Running;
             }
+            Event::LayerNorms { global_step, norms } => self.run.layer_norms = Some((global_step, norms)),
             Event::Epoch(m) => {
                 self.notice(format!(
                     "epoch {} done: validation error {}",

@@ -47,6 +47,9 @@ pub struct Status {
     pub starting: Option<&'static str>,
     /// Seconds the last start took to build the network and to run its first step.
     pub first_step: Option<[f64; 2]>,
+    /// Layers with norms from the last step read, and the largest gradient norm among them.
+    pub layer_norms: usize,
+    pub largest_gradient_norm: Option<f64>,
     /// The run an earlier start kept, offered back.
     pub kept_offer: Option<KeptStatus>,
     /// The run as last kept for the next start.
@@ -131,6 +134,12 @@ impl Status {
                 .map(|seconds| 1.0 / seconds),
             images_per_second: app.run.last_step.map(|s| s.images_per_sec),
             starting: app.run.starting.map(|(stage, _)| stage.describe()),
+            layer_norms: app.run.layer_norms.as_ref().map_or(0, |(_, n)| n.len()),
+            largest_gradient_norm: app
+                .run
+                .layer_norms
+                .as_ref()
+                .and_then(|(_, n)| n.iter().map(|n| n.gradient).reduce(f64::max)),
             first_step: app.run.first_step.filter(|_| app.run.starting.is_none()),
             kept_offer: app.kept_offer.as_ref().map(|k| KeptStatus {
                 global_step: k.checkpoint.header.state.global_step,

@@ -1,7 +1,7 @@
 //! The central pages: training curves, the evaluation report, classification, the data and the
 //! device.
 
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{HoverPosition, Legend, Line, Plot, PlotPoints};
 
 use super::files::FileKind;
 use super::{App, DeviceState};
@@ -44,7 +44,7 @@ fn curves(
 pub fn training(app: &mut App, ui: &mut egui::Ui) {
     let size = egui::vec2(
         ui.available_width() / 2.0 - 8.0,
-        (ui.available_height() / 2.0 - 30.0).max(120.0),
+        (ui.available_height() / 3.0 - 30.0).max(120.0),
     );
     ui.horizontal(|ui| {
         let train = per_epoch(app, |m| Some(m.train_loss));
@@ -77,6 +77,59 @@ pub fn training(app: &mut App, ui: &mut egui::Ui) {
         );
         let lr = per_epoch(app, |m| Some(m.lr));
         curves(ui, "Learning rate per epoch", "epoch", size, vec![("lr", lr)]);
+    });
+    layer_norms(app, ui, egui::vec2(2.0 * size.x + 8.0, size.y));
+}
+
+/// The per-layer weight and gradient norms of the last step read, on a log scale by layer,
+/// with the layer whose gradient is largest against its weights named.
+fn layer_norms(app: &App, ui: &mut egui::Ui, size: egui::Vec2) {
+    let Some((step, norms)) = &app.run.layer_norms else {
+        ui.label("Per-layer norms: shown from the first training step.");
+        return;
+    };
+    let log = |v: f64| if v > 0.0 { v.log10() } else { f64::NAN };
+    let points = |f: &dyn Fn(&crate::schedule::LayerNorms) -> f64| -> Vec<[f64; 2]> {
+        norms
+            .iter()
+            .enumerate()
+            .map(|(i, n)| [i as f64, log(f(n))])
+            .collect()
+    };
+    let steepest = norms
+        .iter()
+        .max_by(|a, b| (a.gradient / a.weight).total_cmp(&(b.gradient / b.weight)));
+    let mut title = format!(
+        "Per-layer norms after step {step} (log10, {} layers)",
+        norms.len()
+    );
+    if let Some(n) = steepest {
+        title += &format!(
+            "; largest gradient for its weights: {} (|g| {:.3e}, |w| {:.3e})",
+            n.layer, n.gradient, n.weight
+        );
+    }
+    let names: Vec<String> = norms.iter().map(|n| n.layer.clone()).collect();
+    ui.vertical(|ui| {
+        ui.label(title);
+        Plot::new("Per-layer norms")
+            .width(size.x)
+            .height(size.y)
+            .legend(Legend::default())
+            .x_axis_label("layer")
+            .label_formatter(move |hover| match hover {
+                HoverPosition::NearDataPoint {
+                    plot_name, position, ..
+                } => {
+                    let layer = names.get(position.x.round() as usize).map_or("", String::as_str);
+                    Some(format!("{plot_name} of {layer}: 10^{:.2}", position.y))
+                }
+                _ => None,
+            })
+            .show(ui, |p| {
+                p.line(Line::new("weight", PlotPoints::from(points(&|n| n.weight))));
+                p.line(Line::new("gradient", PlotPoints::from(points(&|n| n.gradient))));
+            });
     });
 }
 

@@ -98,6 +98,11 @@ pub enum Event {
     Paused,
     Finished,
     Report(Box<EvalReport>),
+    /// Per-layer weight and gradient norms after step `global_step`.
+    LayerNorms {
+        global_step: u64,
+        norms: Vec<crate::schedule::LayerNorms>,
+    },
     Classified {
         name: String,
         top: Vec<(usize, f64)>,
@@ -215,6 +220,31 @@ struct Session {
     last_good: Option<Box<Checkpoint>>,
     /// The device has failed; the run waits for [`Command::ReopenDevice`].
     failed: bool,
+    /// When the layer norms were last read.
+    norms_read: Option<web_time::Instant>,
+}
+
+/// Seconds between two reads of the layer norms while training.
+const NORMS_EVERY_SECONDS: f64 = 1.0;
+
+/// Sends the layer norms of the last step: at once with `now`, else at most every
+/// [`NORMS_EVERY_SECONDS`].
+async fn send_layer_norms(ctx: &GpuContext, session: &mut Session, events: &EventSink, now: bool) {
+    let due = session
+        .norms_read
+        .is_none_or(|t| t.elapsed().as_secs_f64() >= NORMS_EVERY_SECONDS);
+    let Some(t) = session.trainer.as_ref() else { return };
+    if !(now || due) || ctx.is_lost() {
+        return;
+    }
+    session.norms_read = Some(web_time::Instant::now());
+    // A failed read shows up as the device's error on the next step.
+    if let Ok(norms) = t.net.layer_norms(ctx).await {
+        events.send(Event::LayerNorms {
+            global_step: t.state.global_step,
+            norms,
+        });
+    }
 }
 
 /// The worker loop: runs commands, and training steps while a run is going.
@@ -256,7 +286,10 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
             continue;
         };
         match t.advance(&ctx).await {
-            Ok(Progress::Step(s)) => events.send(Event::Step(s)),
+            Ok(Progress::Step(s)) => {
+                events.send(Event::Step(s));
+                send_layer_norms(&ctx, &mut session, &events, false).await;
+            }
             Ok(Progress::Epoch(m)) => {
                 events.send(Event::Epoch(m));
                 remember_good_state(&ctx, &mut session, &events).await;
@@ -265,7 +298,11 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
                 session.running = false;
                 events.send(Event::Finished);
             }
-            Err(e) => fail(&ctx, &mut session, &events, e),
+            Err(e) => {
+                // The norms of the step that failed (a loss turned NaN) show which layers grew.
+                send_layer_norms(&ctx, &mut session, &events, true).await;
+                fail(&ctx, &mut session, &events, e)
+            }
         }
     }
 }

@@ -14,4 +14,5 @@ pub mod max_pool;
 pub mod relu;
 pub mod sgd;
 pub mod split_k;
+pub mod sum_of_squares;
 pub mod upsample;

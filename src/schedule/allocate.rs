@@ -124,6 +124,11 @@ impl Network {
         }
         let labels = GpuBuffer::zeros(ctx, "labels", micro_batch);
         let loss = GpuBuffer::zeros(ctx, "loss and correct count", 2);
+        let norm_sums = GpuBuffer::zeros(
+            ctx,
+            "sums of squares of parameters and gradients",
+            2 * specs.len(),
+        );
         // Nothing more is built on a device that could not give the buffers.
         let refused = |reason: String| ScheduleError::device(&model, batch, micro_batch, limits, reason);
         #[cfg(not(target_arch = "wasm32"))]
@@ -155,8 +160,11 @@ impl Network {
             running_launches: Vec::new(),
             sgd_config,
             memory,
+            norm_sums,
+            norm_launches: Vec::new(),
         };
         record::record_launches(ctx, &mut net, &plan);
+        net.norm_launches = super::norms::norm_launches(ctx, &net.params, &net.grads, &net.norm_sums);
         ctx.check()
             .map_err(|e| ScheduleError::device(&net.model, batch, micro_batch, limits, e.to_string()))?;
         Ok(net)

@@ -14,12 +14,14 @@
 mod allocate;
 mod grad_cam;
 mod kernel_cache;
+mod norms;
 mod plan;
 mod record;
 mod tune;
 
 pub use grad_cam::{CamSource, ClassMaps, grad_cam_cpu};
 pub use kernel_cache::KernelCache;
+pub use norms::{LayerNorms, group_by_layer};
 pub use plan::{DeviceLimits, GradientPlan, MemoryReport, choose_micro_batch, mib};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
@@ -162,6 +164,9 @@ pub struct Network {
     running_launches: Vec<Launch>,
     sgd_config: SgdConfig,
     pub memory: MemoryReport,
+    /// Sums of squares of every parameter, then of every gradient ([`Network::layer_norms`]).
+    norm_sums: GpuBuffer<f32>,
+    norm_launches: Vec<Launch>,
 }
 
 impl Network {
