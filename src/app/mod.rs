@@ -935,6 +935,10 @@ impl eframe::App for App {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.screenshot.is_some() {
+            return;
+        }
         eframe::set_value(storage, SETTINGS_KEY, &self.settings());
     }
 }
@@ -959,7 +963,18 @@ pub fn run_native(screenshot: Option<screenshot::ScreenshotPlan>) -> Result<(), 
         "resnet-wgpu",
         options,
         Box::new(|cc| {
-            let mut app = App::new(cc);
+            let mut app = match screenshot {
+                // A scripted run starts as a first start would, keeps its runs apart from the
+                // person's, and remembers nothing.
+                Some(_) => {
+                    let folder =
+                        std::env::temp_dir().join(format!("resnet-wgpu-script-{}", std::process::id()));
+                    let mut app = App::with_settings(&cc.egui_ctx, None);
+                    app.checkpoint_folder = folder.display().to_string();
+                    app
+                }
+                None => App::new(cc),
+            };
             app.screenshot = screenshot;
             Ok(Box::new(app))
         }),

@@ -60,6 +60,11 @@ pub fn step(app: &mut App, ctx: &egui::Context) {
     if app.run.step_losses.len() < train_steps {
         return;
     }
+    // With nothing to train, the picture is of the start: the device's default and the
+    // estimate from a step timed on it.
+    if train_steps == 0 && matches!(app.device, DeviceState::Ready(_)) && app.estimate().is_none() {
+        return;
+    }
     let plan = app.screenshot.as_mut().expect("the plan is there");
     let tab = plan.tab;
     if tab == Tab::Evaluation && app.report.is_none() {

@@ -533,9 +533,10 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
 /// CPU adapter answers in seconds.
 const PROBE_IMAGES: usize = 2;
 
-/// A whole batch is timed as well when its step should take less than this (seconds): small
-/// steps waste much of the device, so the small probe alone would overestimate.
-const WHOLE_BATCH_SECONDS: f64 = 3.0;
+/// A whole batch is timed as well when the probe predicts its step to take less than this
+/// (seconds): a step of few images wastes much of the device, so the probe alone
+/// overestimates, and its prediction is an upper bound.
+const WHOLE_BATCH_SECONDS: f64 = 10.0;
 
 /// What an estimate depends on: the model and its input size (the batch only scales it).
 pub fn estimate_key(config: &TrainConfig) -> String {
