@@ -105,6 +105,10 @@ fn png_of_a_disc() -> Vec<u8> {
             image::Rgb([30, 30, 90])
         }
     });
+    png_bytes(&image)
+}
+
+fn png_bytes(image: &image::RgbImage) -> Vec<u8> {
     let mut bytes = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
@@ -667,12 +671,7 @@ fn square_image(class: usize, top: usize, left: usize, rng: &mut resnet_wgpu::rn
 
 fn png_of(chw: &[u8]) -> Vec<u8> {
     let rgb = resnet_wgpu::data::chw_to_rgb(chw);
-    let image = image::RgbImage::from_raw(32, 32, rgb).unwrap();
-    let mut bytes = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .unwrap();
-    bytes
+    png_bytes(&image::RgbImage::from_raw(32, 32, rgb).unwrap())
 }
 
 /// After a short run on coloured squares, a dropped image with its square in one corner is
