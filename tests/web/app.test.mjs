@@ -1,9 +1,9 @@
 // The web app in headless Chromium with SwiftShader's WebGPU, driven by playwright-core: the
 // page loads without console errors, trains the small configuration on the built-in sample data
 // for a few steps with the loss curve growing, downloads its checkpoint and uploads it back,
-// classifies a dropped image, survives the loss of its GPU device (reopens it and continues from
-// the last checkpoint), keeps its run over a page reload (offered back and resumed), can be
-// reached and started at 640 × 480 and on a phone, and saves screenshots to
+// classifies a dropped image (with its heat map), survives the loss of its GPU device (reopens
+// it and continues from the last checkpoint), keeps its run over a page reload (offered back
+// and resumed), can be reached and started at 640 × 480 and on a phone, and saves screenshots to
 // target/screenshots/. Buttons are clicked with the mouse at the rectangles the app reports in
 // its status snapshot (window.resnetStatus()); everything asserted comes from that snapshot of
 // the app's own state.
@@ -160,6 +160,10 @@ test("the web app trains, saves and reloads a checkpoint, classifies a dropped i
     const probabilities = classified.top.map((t) => t[1]);
     assert.ok(probabilities.every((p, i) => i === 0 || probabilities[i - 1] >= p), "most probable first");
     assert.equal(classified.tab, "Classify");
+    // The heat map of the top class, computed on the page's WebGPU device: the small
+    // network's last stage is an 8 × 8 grid.
+    assert.equal(classified.heat?.class, classified.top[0][0], JSON.stringify(classified.heat));
+    assert.deepEqual(classified.heat.cells, [8, 8]);
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(shots, "web-classify.png") });
 
