@@ -21,6 +21,11 @@ pub fn heat_color(v: f32) -> egui::Color32 {
     egui::Color32::from_rgba_unmultiplied(r as u8, g as u8, b as u8, a as u8)
 }
 
+/// Whether `class`'s map is positive anywhere (ReLU leaves it all zero otherwise).
+pub fn has_evidence(maps: &ClassMaps, class: usize) -> bool {
+    maps.map(class).iter().any(|&v| v > 0.0)
+}
+
 /// The map of `class` as an image of `width × height` texels, each scaled by the map's
 /// largest value; `None` where the class has no positive evidence anywhere.
 pub fn heat_image(maps: &ClassMaps, class: usize) -> Option<egui::ColorImage> {

@@ -347,7 +347,7 @@ fn heat_caption(app: &App, ui: &mut egui::Ui, names: &[String]) {
     let class_name = |k: usize| names.get(k).map_or("?", String::as_str);
     let text = match (&c.heat, c.heat_class) {
         (Some(Err(why)), _) => format!("No heat map: {why}."),
-        (Some(Ok(maps)), Some(class)) if super::heat::heat_image(maps, class).is_none() => format!(
+        (Some(Ok(maps)), Some(class)) if !super::heat::has_evidence(maps, class) => format!(
             "Nothing in this image speaks for {}: its map is zero everywhere.",
             class_name(class)
         ),
