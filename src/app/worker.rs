@@ -229,22 +229,28 @@ const NORMS_EVERY_SECONDS: f64 = 1.0;
 
 /// Sends the layer norms of the last step: at once with `now`, else at most every
 /// [`NORMS_EVERY_SECONDS`].
-async fn send_layer_norms(ctx: &GpuContext, session: &mut Session, events: &EventSink, now: bool) {
+async fn send_layer_norms(
+    ctx: &GpuContext,
+    session: &mut Session,
+    events: &EventSink,
+    now: bool,
+) -> Result<(), GpuError> {
     let due = session
         .norms_read
         .is_none_or(|t| t.elapsed().as_secs_f64() >= NORMS_EVERY_SECONDS);
-    let Some(t) = session.trainer.as_ref() else { return };
+    let Some(t) = session.trainer.as_ref() else {
+        return Ok(());
+    };
     if !(now || due) || ctx.is_lost() {
-        return;
+        return Ok(());
     }
     session.norms_read = Some(web_time::Instant::now());
-    // A failed read shows up as the device's error on the next step.
-    if let Ok(norms) = t.net.layer_norms(ctx).await {
-        events.send(Event::LayerNorms {
-            global_step: t.state.global_step,
-            norms,
-        });
-    }
+    let norms = t.net.layer_norms(ctx).await?;
+    events.send(Event::LayerNorms {
+        global_step: t.state.global_step,
+        norms,
+    });
+    Ok(())
 }
 
 /// The worker loop: runs commands, and training steps while a run is going.
@@ -288,7 +294,9 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
         match t.advance(&ctx).await {
             Ok(Progress::Step(s)) => {
                 events.send(Event::Step(s));
-                send_layer_norms(&ctx, &mut session, &events, false).await;
+                if let Err(e) = send_layer_norms(&ctx, &mut session, &events, false).await {
+                    fail(&ctx, &mut session, &events, e.into());
+                }
             }
             Ok(Progress::Epoch(m)) => {
                 events.send(Event::Epoch(m));
@@ -299,8 +307,9 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
                 events.send(Event::Finished);
             }
             Err(e) => {
-                // The norms of the step that failed (a loss turned NaN) show which layers grew.
-                send_layer_norms(&ctx, &mut session, &events, true).await;
+                // The norms of the step that failed (a loss turned NaN) show which layers grew;
+                // where they cannot be read, the step's own error is the one reported.
+                let _ = send_layer_norms(&ctx, &mut session, &events, true).await;
                 fail(&ctx, &mut session, &events, e)
             }
         }
