@@ -150,11 +150,42 @@ impl EventSink {
 pub struct WorkerHandle {
     commands: UnboundedSender<Command>,
     pub events: UnboundedReceiver<Event>,
+    /// The trainer thread, and a channel that disconnects when it ends.
+    #[cfg(not(target_arch = "wasm32"))]
+    thread: Option<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>)>,
 }
 
 impl WorkerHandle {
     pub fn send(&self, command: Command) {
         let _ = self.commands.unbounded_send(command);
+    }
+}
+
+/// How long closing the window waits for the trainer to finish its step and free the device.
+#[cfg(not(target_arch = "wasm32"))]
+const SHUTDOWN_WAIT_SECONDS: u64 = 20;
+
+/// Closing the window closes the worker's command channel; the worker returns after its
+/// current step and frees the device. Waiting for that keeps the device's teardown from
+/// racing the process's exit (the driver's own exit handlers), which can corrupt the heap.
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.commands.close_channel();
+        let Some((thread, ended)) = self.thread.take() else {
+            return;
+        };
+        let wait = std::time::Duration::from_secs(SHUTDOWN_WAIT_SECONDS);
+        match ended.recv_timeout(wait) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                log::warn!("the trainer did not finish its step within {SHUTDOWN_WAIT_SECONDS} s; leaving it")
+            }
+            _ => {
+                if thread.join().is_err() {
+                    log::warn!("the trainer thread panicked");
+                }
+            }
+        }
     }
 }
 
@@ -164,13 +195,25 @@ pub fn spawn(repaint: egui::Context) -> WorkerHandle {
     let (sender, events) = unbounded();
     let sink = EventSink { sender, repaint };
     #[cfg(not(target_arch = "wasm32"))]
-    std::thread::Builder::new()
-        .name("trainer".into())
-        .spawn(move || pollster::block_on(run(command_rx, sink)))
-        .expect("the trainer thread starts");
+    let thread = {
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("trainer".into())
+            .spawn(move || {
+                let _ended = ended_tx; // dropped when the worker returns, even by a panic
+                pollster::block_on(run(command_rx, sink))
+            })
+            .expect("the trainer thread starts");
+        Some((thread, ended))
+    };
     #[cfg(target_arch = "wasm32")]
     wasm_bindgen_futures::spawn_local(run(command_rx, sink));
-    WorkerHandle { commands, events }
+    WorkerHandle {
+        commands,
+        events,
+        #[cfg(not(target_arch = "wasm32"))]
+        thread,
+    }
 }
 
 fn device_info(ctx: &GpuContext) -> DeviceInfo {
