@@ -160,6 +160,9 @@ pub struct StepTiming {
     pub gpu_timestamps: bool,
     /// How the kernels were chosen.
     pub kernels: crate::schedule::TuneReport,
+    /// Median seconds of one read of the per-layer norms (the app's Training page reads them
+    /// after a step, at most once a second).
+    pub layer_norms_seconds: f64,
 }
 
 impl StepTiming {
@@ -215,6 +218,9 @@ pub fn time_training_step(
     }
     runs.sort_by(f64::total_cmp);
     let seconds = runs[runs.len() / 2];
+    let layer_norms_seconds = median_seconds(3, || {
+        pollster::block_on(net.layer_norms(ctx)).expect("layer norms");
+    });
     let launches: Vec<&Launch> = net.step_launches().collect();
     let gpu_times = gpu_launch_times(ctx, &launches);
     let mut by_kernel: Vec<(&'static str, f64, usize)> = Vec::new();
@@ -243,7 +249,21 @@ pub fn time_training_step(
         by_kernel,
         gpu_timestamps: gpu_times.is_some(),
         kernels,
+        layer_norms_seconds,
     })
+}
+
+/// The median wall-clock seconds of `runs` calls of `work`.
+fn median_seconds(runs: usize, mut work: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// GPU seconds of each launch, run in order in one submission with a compute pass per launch

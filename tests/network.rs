@@ -354,15 +354,15 @@ fn layer_norms_are_those_of_the_weights_and_gradients_of_the_last_step() {
     let labels: Vec<u32> = (0..4).map(|_| rng.below(10) as u32).collect();
     pollster::block_on(net.train_step(&ctx, &images, &labels)).unwrap();
     let norms = pollster::block_on(net.layer_norms(&ctx)).unwrap();
-    let square_sum = |b: &resnet_wgpu::gpu::GpuBuffer<f32>| -> f32 {
+    let square_sum = |b: &resnet_wgpu::gpu::GpuBuffer<f32>| -> f64 {
         b.read_blocking(&ctx)
             .iter()
             .map(|&v| f64::from(v) * f64::from(v))
-            .sum::<f64>() as f32
+            .sum::<f64>()
     };
     let names: Vec<String> = model.parameters().into_iter().map(|p| p.name).collect();
-    let weights: Vec<f32> = net.params.iter().map(square_sum).collect();
-    let gradients: Vec<f32> = net.grads.iter().map(square_sum).collect();
+    let weights: Vec<f64> = net.params.iter().map(square_sum).collect();
+    let gradients: Vec<f64> = net.grads.iter().map(square_sum).collect();
     let expected = group_by_layer(&names, &weights, &gradients);
     assert_eq!(norms.len(), expected.len());
     assert_eq!(norms.first().map(|n| n.layer.as_str()), Some("conv1"));

@@ -32,12 +32,15 @@ fn relu_matches_reference() {
     }
 }
 
-/// Several tensors into one output buffer, each into its own slot, the others untouched.
+/// Several tensors into one output buffer, each into its own slot of partial sums, the others
+/// untouched. The lengths cover a part of one vec4, part of one workgroup's share, one quad
+/// past it, and many rounds of every workgroup.
 #[test]
 fn sum_of_squares_matches_reference_in_its_slot() {
     let ctx = gpu();
-    let lengths = [1usize, 255, 257, 70_001];
-    let out = zeros(&ctx, "sums", lengths.len() + 1);
+    let lengths = [1usize, 255, 257, 4_099, 70_001];
+    let partials = sum_of_squares::PARTIALS;
+    let out = zeros(&ctx, "sums", (lengths.len() + 1) * partials);
     let mut expected = vec![0.0; lengths.len() + 1];
     let mut inputs = Vec::new();
     for (slot, &len) in lengths.iter().enumerate() {
@@ -51,7 +54,11 @@ fn sum_of_squares_matches_reference_in_its_slot() {
         .map(|(slot, x)| sum_of_squares::launch(&ctx, x, &out, slot))
         .collect();
     ctx.submit_all("sums of squares", &launches);
-    assert_close("sums of squares", &out.read_blocking(&ctx), &expected, 1e-5, 1e-5);
+    let sums: Vec<f32> = sum_of_squares::sums_of_partials(&out.read_blocking(&ctx))
+        .into_iter()
+        .map(|s| s as f32)
+        .collect();
+    assert_close("sums of squares", &sums, &expected, 1e-5, 1e-5);
 }
 
 #[test]

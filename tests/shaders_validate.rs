@@ -212,7 +212,7 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             momentum,
             weight_decay
         }),
-        SumOfSquares => twin!(SumOfSquaresParams { len, slot }),
+        SumOfSquares => twin!(SumOfSquaresParams { len, slot, partials }),
     }
 }
 

@@ -263,15 +263,20 @@ struct Session {
     last_good: Option<Box<Checkpoint>>,
     /// The device has failed; the run waits for [`Command::ReopenDevice`].
     failed: bool,
-    /// When the layer norms were last read.
-    norms_read: Option<web_time::Instant>,
+    /// When the layer norms were last read, and how many seconds that read took.
+    norms_read: Option<(web_time::Instant, f64)>,
 }
 
-/// Seconds between two reads of the layer norms while training.
+/// The least seconds between two reads of the layer norms while training.
 const NORMS_EVERY_SECONDS: f64 = 1.0;
 
+/// The largest share of training time the reads of the layer norms may take: a read of t
+/// seconds waits t / NORMS_SHARE seconds for the next (on a CPU adapter a read of a
+/// ResNet-50's norms takes a sizeable part of a step).
+const NORMS_SHARE: f64 = 0.02;
+
 /// Sends the layer norms of the last step: at once with `now`, else at most every
-/// [`NORMS_EVERY_SECONDS`].
+/// [`NORMS_EVERY_SECONDS`] and within [`NORMS_SHARE`] of the time.
 async fn send_layer_norms(
     ctx: &GpuContext,
     session: &mut Session,
@@ -280,15 +285,16 @@ async fn send_layer_norms(
 ) -> Result<(), GpuError> {
     let due = session
         .norms_read
-        .is_none_or(|t| t.elapsed().as_secs_f64() >= NORMS_EVERY_SECONDS);
+        .is_none_or(|(at, took)| at.elapsed().as_secs_f64() >= NORMS_EVERY_SECONDS.max(took / NORMS_SHARE));
     let Some(t) = session.trainer.as_ref() else {
         return Ok(());
     };
     if !(now || due) || ctx.is_lost() {
         return Ok(());
     }
-    session.norms_read = Some(web_time::Instant::now());
+    let started = web_time::Instant::now();
     let norms = t.net.layer_norms(ctx).await?;
+    session.norms_read = Some((started, started.elapsed().as_secs_f64()));
     events.send(Event::LayerNorms {
         global_step: t.state.global_step,
         norms,

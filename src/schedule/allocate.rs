@@ -127,7 +127,7 @@ impl Network {
         let norm_sums = GpuBuffer::zeros(
             ctx,
             "sums of squares of parameters and gradients",
-            2 * specs.len(),
+            2 * specs.len() * crate::ops::sum_of_squares::PARTIALS,
         );
         // Nothing more is built on a device that could not give the buffers.
         let refused = |reason: String| ScheduleError::device(&model, batch, micro_batch, limits, reason);

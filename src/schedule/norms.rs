@@ -18,8 +18,8 @@ pub struct LayerNorms {
     pub gradient: f64,
 }
 
-/// The launches that write the sum of squares of parameter p to `out[p]` and of its gradient
-/// to `out[P + p]`, P parameters in all.
+/// The launches that write the partial sums of squares of parameter p to slot p of `out` and
+/// of its gradient to slot `P + p`, P parameters in all (see [`sum_of_squares::launch`]).
 pub fn norm_launches(
     ctx: &GpuContext,
     params: &[GpuBuffer<f32>],
@@ -43,9 +43,9 @@ impl Network {
     /// from the last step.
     pub async fn layer_norms(&self, ctx: &GpuContext) -> Result<Vec<LayerNorms>, GpuError> {
         ctx.submit_all("layer norms", &self.norm_launches);
-        let sums = self.norm_sums.read(ctx).await;
+        let partials = self.norm_sums.read(ctx).await;
         ctx.check()?;
-        let sums = sums?;
+        let sums = sum_of_squares::sums_of_partials(&partials?);
         let names: Vec<String> = self.model.parameters().into_iter().map(|p| p.name).collect();
         let (weights, gradients) = sums.split_at(names.len());
         Ok(group_by_layer(&names, weights, gradients))
@@ -58,16 +58,16 @@ fn layer_of(name: &str) -> &str {
 }
 
 /// Norms per layer from each parameter's sum of squares and its gradient's, in `names` order.
-pub fn group_by_layer(names: &[String], weights: &[f32], gradients: &[f32]) -> Vec<LayerNorms> {
+pub fn group_by_layer(names: &[String], weights: &[f64], gradients: &[f64]) -> Vec<LayerNorms> {
     let mut layers: Vec<(String, f64, f64)> = Vec::new();
     for ((name, &w), &g) in names.iter().zip(weights).zip(gradients) {
         let layer = layer_of(name);
         match layers.last_mut() {
             Some((last, ws, gs)) if last == layer => {
-                *ws += f64::from(w);
-                *gs += f64::from(g);
+                *ws += w;
+                *gs += g;
             }
-            _ => layers.push((layer.to_string(), f64::from(w), f64::from(g))),
+            _ => layers.push((layer.to_string(), w, g)),
         }
     }
     layers
@@ -90,7 +90,7 @@ mod tests {
         let norms = group_by_layer(
             &names,
             &[9.0, 1.0, 3.0, 16.0, 9.0],
-            &[4.0, 0.0, 0.0, 1.0, f32::NAN],
+            &[4.0, 0.0, 0.0, 1.0, f64::NAN],
         );
         let layers: Vec<&str> = norms.iter().map(|n| n.layer.as_str()).collect();
         assert_eq!(layers, ["conv1", "bn1", "fc"]);

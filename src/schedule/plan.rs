@@ -146,7 +146,8 @@ pub struct MemoryReport {
     pub activation_gradients: u64,
     /// What those gradients would take without reuse.
     pub activation_gradients_unshared: u64,
-    /// Batch-norm saved statistics, max-pool argmax indices, labels and the loss.
+    /// Batch-norm saved statistics, max-pool argmax indices, labels, the loss and the sums of
+    /// squares behind the per-layer norms.
     pub other: u64,
     /// The largest single buffer (the device's per-buffer binding limit applies to it).
     pub largest_buffer: u64,
@@ -177,7 +178,8 @@ impl MemoryReport {
             .filter(|(_, s)| s.is_some())
             .map(|(t, _)| bytes(numel(&shapes[t])))
             .sum();
-        let mut other = bytes(micro_batch) + bytes(2);
+        let mut other =
+            bytes(micro_batch) + bytes(2) + bytes(2 * params.len() * crate::ops::sum_of_squares::PARTIALS);
         for (i, layer) in model.layers.iter().enumerate() {
             match layer.op {
                 Op::BatchNorm { .. } => other += SAVED_PER_CHANNEL as u64 * bytes(shapes[i][1]),
