@@ -53,8 +53,8 @@ const flags = [
   "--disable-sync",
 ];
 
-function launch() {
-  return chromium.launch({ executablePath: chromiumPath, headless: true, args: flags });
+function launch(extraFlags = []) {
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args: [...flags, ...extraFlags] });
 }
 
 // Reads the app's status snapshot, waits for a condition on it, and clicks its controls.
@@ -261,15 +261,18 @@ for (const [what, script, expected] of [
 }
 
 // On a small screen every control can be reached: at 640 × 480 the side panel, and on a
-// phone-sized page (390 × 844) the setup page, scroll to the
-// checkpoint buttons and to Start, and a click on Start starts the run.
-for (const [what, options] of [
-  ["640x480", { viewport: { width: 640, height: 480 } }],
-  ["phone", { viewport: { width: 390, height: 844 } }],
+// phone-sized page (390 × 844 CSS pixels at 2 device pixels each) the setup page, scroll to
+// the checkpoint buttons and to Start, and a click on Start starts the run.
+// Headless Chromium's device-scale emulation alone reports a canvas's device-pixel size in CSS
+// pixels (the canvas would get half the pixels it needs); the browser-wide scale flag makes
+// the two agree, as on a real phone.
+for (const [what, options, extraFlags] of [
+  ["640x480", { viewport: { width: 640, height: 480 } }, []],
+  ["phone", { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 }, ["--force-device-scale-factor=2"]],
 ]) {
   test(`on a ${what} screen Start and the checkpoint buttons can be reached and Start starts`, { timeout: 300_000 }, async () => {
     const server = await serve();
-    const browser = await launch();
+    const browser = await launch(extraFlags);
     try {
       const page = await browser.newPage(options);
       const errors = [];
