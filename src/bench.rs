@@ -161,7 +161,8 @@ pub struct StepTiming {
     /// How the kernels were chosen.
     pub kernels: crate::schedule::TuneReport,
     /// Median seconds of one read of the per-layer norms (the app's Training page reads them
-    /// after a step, at most once a second).
+    /// after a step, at most once a second and within
+    /// [`NORMS_READ_SHARE`](crate::schedule::NORMS_READ_SHARE) of the time).
     pub layer_norms_seconds: f64,
 }
 

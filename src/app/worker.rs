@@ -9,7 +9,7 @@ use futures_channel::mpsc::{TryRecvError, UnboundedReceiver, UnboundedSender, un
 
 use crate::data::Cifar10;
 use crate::gpu::{GpuContext, GpuError, KernelPolicy};
-use crate::schedule::{KernelCache, MemoryReport, TuneReport, Tuning};
+use crate::schedule::{KernelCache, MemoryReport, NORMS_READ_SHARE, TuneReport, Tuning};
 use crate::train::{
     Checkpoint, EpochMetrics, EvalReport, Progress, Splits, StepReport, TrainConfig, TrainError, Trainer,
     softmax_rows, top_k,
@@ -270,22 +270,17 @@ struct Session {
 /// The least seconds between two reads of the layer norms while training.
 const NORMS_EVERY_SECONDS: f64 = 1.0;
 
-/// The largest share of training time the reads of the layer norms may take: a read of t
-/// seconds waits t / NORMS_SHARE seconds for the next (on a CPU adapter a read of a
-/// ResNet-50's norms takes a sizeable part of a step).
-const NORMS_SHARE: f64 = 0.02;
-
 /// Sends the layer norms of the last step: at once with `now`, else at most every
-/// [`NORMS_EVERY_SECONDS`] and within [`NORMS_SHARE`] of the time.
+/// [`NORMS_EVERY_SECONDS`] and within [`NORMS_READ_SHARE`] of the time.
 async fn send_layer_norms(
     ctx: &GpuContext,
     session: &mut Session,
     events: &EventSink,
     now: bool,
 ) -> Result<(), GpuError> {
-    let due = session
-        .norms_read
-        .is_none_or(|(at, took)| at.elapsed().as_secs_f64() >= NORMS_EVERY_SECONDS.max(took / NORMS_SHARE));
+    let due = session.norms_read.is_none_or(|(at, took)| {
+        at.elapsed().as_secs_f64() >= NORMS_EVERY_SECONDS.max(took / NORMS_READ_SHARE)
+    });
     let Some(t) = session.trainer.as_ref() else {
         return Ok(());
     };

@@ -145,9 +145,10 @@ pub fn run_step_bench(
         println!("  {}", t.memory.to_string().replace('\n', "\n  "));
         println!("  {}", t.kernels.to_string().lines().next().unwrap_or_default());
         println!(
-            "  per-layer norms read: {:.1} ms, {:.2} % of a step (the app reads them at most once a second, within 2 % of the time)",
+            "  per-layer norms read: {:.1} ms, {:.2} % of a step (the app reads them at most once a second, within {:.0} % of the time)",
             t.layer_norms_seconds * 1e3,
-            100.0 * t.layer_norms_seconds / t.seconds
+            100.0 * t.layer_norms_seconds / t.seconds,
+            100.0 * resnet_wgpu::schedule::NORMS_READ_SHARE
         );
         let how = if t.gpu_timestamps {
             "GPU time from timestamp queries"

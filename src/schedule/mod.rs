@@ -21,7 +21,7 @@ mod tune;
 
 pub use grad_cam::{CamSource, ClassMaps, grad_cam_cpu};
 pub use kernel_cache::KernelCache;
-pub use norms::{LayerNorms, group_by_layer};
+pub use norms::{LayerNorms, NORMS_READ_SHARE, group_by_layer};
 pub use plan::{DeviceLimits, GradientPlan, MemoryReport, choose_micro_batch, mib};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 

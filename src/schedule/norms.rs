@@ -9,6 +9,11 @@ use super::Network;
 use crate::gpu::{GpuBuffer, GpuContext, GpuError, Launch};
 use crate::ops::sum_of_squares;
 
+/// The largest share of training time that reading the norms may take: after a read of t
+/// seconds the app waits t / NORMS_READ_SHARE seconds for the next (on a CPU adapter one read
+/// of a ResNet-50's norms takes a sizeable part of a step).
+pub const NORMS_READ_SHARE: f64 = 0.02;
+
 /// One layer's norms after the last step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerNorms {
