@@ -83,10 +83,12 @@ fn main(
     let total_dy = partial_dy[first];
     let total_dy_xhat = partial_dy_xhat[first];
 
+    // Overwritten by a select, not by a multiply by zero: 0 · NaN is NaN, so a gradient that
+    // was not finite in an earlier step would poison every later one.
     if sub == 0u {
-        let keep = select(0.0, 1.0, params.accumulate != 0u);
-        dgamma[c] = keep * dgamma[c] + total_dy_xhat;
-        dbeta[c] = keep * dbeta[c] + total_dy;
+        let accumulate = params.accumulate != 0u;
+        dgamma[c] = select(total_dy_xhat, dgamma[c] + total_dy_xhat, accumulate);
+        dbeta[c] = select(total_dy, dbeta[c] + total_dy, accumulate);
     }
 
     let mean_dy = total_dy / f32(count);

@@ -1,9 +1,10 @@
-// Batch normalization, the running statistics' update once per training step when the batch
-// ran as micro-batches. Their training forwards left the whole batch's statistics per channel c
-// in saved [5C] (see batch_norm_train_forward.wgsl): n = saved[2C + c] values, their mean
+// Batch normalization, the running statistics' update once per training step, after its
+// backward. The step's training forwards (one per micro-batch) left the whole batch's
+// statistics per channel c in saved [5C] (see batch_norm_train_forward.wgsl): n = saved[2C + c] values, their mean
 // saved[3C + c] and M2 = saved[4C + c] = Σ (x − mean)². With var = M2 / n (biased):
 //   running_mean = (1 − m) · running_mean + m · mean
 //   running_var  = (1 − m) · running_var  + m · M2 / (n − 1)   (var itself when n = 1)
+// A step flagged as not finite (status[2] != 0, see ops/finite_check.rs) changes nothing.
 // One invocation per channel; workgroups are numbered id.x + id.y · num_workgroups.x.
 //
 // Declared in prelude_batch_norm.wgsl (Params), joined before this file when loaded.
@@ -11,6 +12,9 @@
 @group(0) @binding(1) var<storage, read> saved: array<f32>;
 @group(0) @binding(2) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> running_var: array<f32>;
+@group(0) @binding(4) var<storage, read> status: array<u32>;
+
+const STATUS_FLAGS: u32 = 2u;
 
 @compute @workgroup_size(256)
 fn main(
@@ -20,7 +24,7 @@ fn main(
 ) {
     let c = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
     let channels = params.channels;
-    if c >= channels {
+    if c >= channels || status[STATUS_FLAGS] != 0u {
         return;
     }
     let n = saved[2u * channels + c];

@@ -13,15 +13,11 @@
 //   M2 = M2_a + M2_b + δ² · na · nb / n
 // so var = M2 / M (biased). A second pass writes
 //   y = γ · (x − mean) · invstd + β,   invstd = 1 / sqrt(var + eps),   y = max(y, 0) with `relu`
-// and lane 0 saves saved[c] = mean and saved[C + c] = invstd for the backward pass. With the
-// whole batch in this launch (step_stats = 0) it updates the running statistics
-//   running_mean = (1 − m) · running_mean + m · mean
-//   running_var  = (1 − m) · running_var  + m · var · M / (M − 1)   (var itself when M = 1)
-// With micro-batches, it keeps the step's statistics instead: the first micro-batch
-// (step_stats = 1) writes (count, mean, M2) to saved[2C + c], saved[3C + c], saved[4C + c], and
-// each later one (step_stats = 2) merges its own into them with Chan's formula above, so that
-// batch_norm_running_update.wgsl updates the running statistics once per step from the whole
-// batch, as without micro-batches.
+// and lane 0 saves saved[c] = mean and saved[C + c] = invstd for the backward pass, and the
+// step's statistics: the first (or only) micro-batch (step_stats = 0) writes (count, mean, M2)
+// to saved[2C + c], saved[3C + c], saved[4C + c], and each later one (step_stats = 1) merges its
+// own into them with Chan's formula above. batch_norm_running_update.wgsl updates the running
+// statistics from them once per step, after the backward, where the step was finite.
 //
 // Declared in prelude_batch_norm.wgsl (Params, offset), joined before this file when loaded.
 
@@ -30,8 +26,6 @@
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> saved: array<f32>;
-@group(0) @binding(6) var<storage, read_write> running_mean: array<f32>;
-@group(0) @binding(7) var<storage, read_write> running_var: array<f32>;
 
 const WORKGROUP: u32 = 256u;
 
@@ -105,15 +99,6 @@ fn main(
         let channels = params.channels;
         switch params.step_stats {
             case 0u: {
-                var unbiased = variance;
-                if count > 1u {
-                    unbiased = variance * (f32(count) / f32(count - 1u));
-                }
-                let m = params.momentum;
-                running_mean[c] = (1.0 - m) * running_mean[c] + m * batch_mean;
-                running_var[c] = (1.0 - m) * running_var[c] + m * unbiased;
-            }
-            case 1u: {
                 saved[2u * channels + c] = f32(count);
                 saved[3u * channels + c] = batch_mean;
                 saved[4u * channels + c] = part_m2[first];

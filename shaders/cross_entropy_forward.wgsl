@@ -1,8 +1,13 @@
 // Softmax cross-entropy, forward, over logits[B, K] (K classes) and labels[B] (u32, < K).
 //
-//   out[0] = (1/B) Σ_b (logsumexp(logits[b]) − logits[b, label_b])
-//   out[1] = #{b : argmax_k logits[b, k] = label_b}   (as f32; on ties the first maximal
-//                                                      index wins, as torch.argmax)
+//   loss    = (1/B) Σ_b (logsumexp(logits[b]) − logits[b, label_b])
+//   correct = #{b : argmax_k logits[b, k] = label_b}   (on ties the first maximal index
+//                                                       wins, as torch.argmax)
+// written to the step's status record (ops/finite_check.rs): status[0] = the bits of the loss,
+// status[1] = correct, and bit 1 (the loss) set in status[2] when the loss is infinite or NaN,
+// tested on its exponent bits (WGSL lets a compiler assume floats are finite). status[2]
+// gathers flags over a whole step, so it is only ORed here; this launch is its only writer
+// while it runs.
 // logsumexp(z) = max(z) + log Σ_k exp(z_k − max(z)), stable for large logits.
 // One workgroup of 256: lane l takes rows l, l + 256, …, then fixed tree reductions in
 // workgroup memory (deterministic). Dispatch exactly one workgroup.
@@ -18,9 +23,12 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> status: array<u32>;
 
 const WORKGROUP: u32 = 256u;
+const STATUS_FLAGS: u32 = 2u;
+const LOSS_NOT_FINITE: u32 = 1u;
+const EXPONENT: u32 = 0x7f800000u;
 
 var<workgroup> partial_loss: array<f32, 256>;
 var<workgroup> partial_hits: array<u32, 256>;
@@ -60,7 +68,11 @@ fn main(@builtin(local_invocation_index) lane: u32) {
         workgroupBarrier();
     }
     if lane == 0u {
-        out[0] = partial_loss[0] / f32(params.batch);
-        out[1] = f32(partial_hits[0]);
+        let loss = partial_loss[0] / f32(params.batch);
+        status[0] = bitcast<u32>(loss);
+        status[1] = partial_hits[0];
+        if (bitcast<u32>(loss) & EXPONENT) == EXPONENT {
+            status[STATUS_FLAGS] = status[STATUS_FLAGS] | LOSS_NOT_FINITE;
+        }
     }
 }

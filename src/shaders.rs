@@ -104,6 +104,7 @@ kernels! {
     (CrossEntropyBackward, "cross_entropy_backward", false, []),
     (SgdUpdate, "sgd_update", false, []),
     (SumOfSquares, "sum_of_squares", false, []),
+    (FiniteCheck, "finite_check", false, []),
 }
 
 impl Kernel {

@@ -628,6 +628,8 @@ fn small_checkpoint() -> Vec<u8> {
         epoch_images: 0,
         epoch_train_seconds: 0.0,
         history: Vec::new(),
+        skipped_steps: 0,
+        skipped_in_a_row: 0,
     };
     let names = resnet_wgpu::data::sample::SAMPLE_CLASSES
         .map(String::from)

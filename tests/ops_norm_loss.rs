@@ -9,6 +9,7 @@ use resnet_wgpu::ops::batch_norm::{
     self, BackwardBuffers, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, InferenceForwardBuffers, Relu,
     SAVED_PER_CHANNEL, StepStatistics, TrainForwardBuffers,
 };
+use resnet_wgpu::ops::finite_check::{self, NonFinite, STATUS_LEN};
 use resnet_wgpu::ops::{bias_grad, cross_entropy, sgd};
 
 /// Shapes `[N, C, H·W]` for the per-channel kernels: batch 1, 1×1 spatial, sizes that are not
@@ -47,6 +48,8 @@ struct BnLayer {
     dx: GpuBuffer<f32>,
     dgamma: GpuBuffer<f32>,
     dbeta: GpuBuffer<f32>,
+    /// A step's status record (no flags: the step is finite).
+    status: GpuBuffer<u32>,
 }
 
 /// Host values of a BN layer's inputs.
@@ -87,7 +90,19 @@ impl BnLayer {
             dx: zeros(ctx, "dx", shape.len()),
             dgamma: zeros(ctx, "dgamma", shape.channels),
             dbeta: zeros(ctx, "dbeta", shape.channels),
+            status: GpuBuffer::zeros(ctx, "step status", STATUS_LEN),
         }
+    }
+
+    /// The running statistics' update from what the training forwards left in `saved`.
+    fn running_update(&self, ctx: &GpuContext) -> resnet_wgpu::gpu::Launch {
+        let buffers = batch_norm::RunningUpdateBuffers {
+            saved: &self.saved,
+            running_mean: &self.running_mean,
+            running_var: &self.running_var,
+            status: &self.status,
+        };
+        batch_norm::running_update(ctx, self.shape, DEFAULT_MOMENTUM, &buffers)
     }
 
     /// The saved batch mean, and the saved invstd, as read back.
@@ -103,8 +118,10 @@ impl BnLayer {
         self.train_forward_with(ctx, Relu::None)
     }
 
+    /// The training forward of a whole batch, then the running statistics' update.
     fn train_forward_with(&self, ctx: &GpuContext, relu: Relu) -> resnet_wgpu::gpu::Launch {
-        self.train_forward_step(ctx, relu, StepStatistics::UpdateRunning)
+        self.train_forward_step(ctx, relu, StepStatistics::Start)
+            .then(self.running_update(ctx))
     }
 
     fn train_forward_step(
@@ -126,8 +143,6 @@ impl BnLayer {
                 beta: &self.beta,
                 y: &self.y,
                 saved: &self.saved,
-                running_mean: &self.running_mean,
-                running_var: &self.running_var,
             },
         )
     }
@@ -178,14 +193,7 @@ fn micro_batched_running_stats_update_once_from_the_whole_batch() {
         let layer = BnLayer::new(&ctx, shape, &d);
         let launches = [StepStatistics::Start, StepStatistics::Merge]
             .map(|step| layer.train_forward_step(&ctx, Relu::None, step));
-        let update = batch_norm::running_update(
-            &ctx,
-            shape,
-            DEFAULT_MOMENTUM,
-            &layer.saved,
-            &layer.running_mean,
-            &layer.running_var,
-        );
+        let update = layer.running_update(&ctx);
         let mut whole = vec![0.0; parts * shape.len()];
         let mut part_stats = Vec::new();
         for part in 0..parts {
@@ -207,7 +215,22 @@ fn micro_batched_running_stats_update_once_from_the_whole_batch() {
             (d.running_mean.clone(), d.running_var.clone()),
             "micro-batch forwards leave the running statistics alone"
         );
+        // A step flagged as not finite leaves the running statistics alone.
+        let mut flagged = [0u32; STATUS_LEN];
+        flagged[finite_check::FLAGS] = NonFinite::GRADIENT;
+        layer.status.write(&ctx, &flagged);
+        ctx.run_blocking("bn running update of a step that is not finite", &[&update]);
+        assert_eq!(
+            (
+                layer.running_mean.read_blocking(&ctx),
+                layer.running_var.read_blocking(&ctx)
+            ),
+            running_before,
+            "{parts} micro-batches: a flagged step moved the running statistics"
+        );
+        layer.status.write(&ctx, &[0; STATUS_LEN]);
         ctx.run_blocking("bn running update", &[&update]);
+        assert_eq!(ctx.take_error(), None, "the device reported an error");
 
         // The whole batch in one: [parts·N, C, S] (parts stacked along N).
         let whole_shape = BnShape::new(parts * n, c, s);
@@ -685,11 +708,37 @@ fn run_cross_entropy(
 ) -> (Vec<f32>, Vec<f32>) {
     let logits_b = upload(ctx, "logits", logits);
     let labels_b = GpuBuffer::<u32>::from_slice(ctx, "labels", labels);
-    let (out, dlogits) = (zeros(ctx, "out", 2), zeros(ctx, "dlogits", batch * classes));
-    let forward = cross_entropy::forward(ctx, batch, classes, &logits_b, &labels_b, &out);
+    let status = GpuBuffer::<u32>::zeros(ctx, "step status", STATUS_LEN);
+    let dlogits = zeros(ctx, "dlogits", batch * classes);
+    let forward = cross_entropy::forward(ctx, batch, classes, &logits_b, &labels_b, &status);
     let backward = cross_entropy::backward(ctx, batch, classes, batch, &logits_b, &labels_b, &dlogits);
     ctx.run_blocking("cross-entropy", &[&forward, &backward]);
-    (out.read_blocking(ctx), dlogits.read_blocking(ctx))
+    let (loss, correct, flags) = finite_check::decode(&status.read_blocking(ctx));
+    assert_eq!(ctx.take_error(), None, "the device reported an error");
+    assert_eq!(
+        flags.is_finite(),
+        loss.is_finite(),
+        "the loss is flagged exactly when it is not finite: loss {loss}, {flags:?}"
+    );
+    (vec![loss, correct as f32], dlogits.read_blocking(ctx))
+}
+
+#[test]
+fn cross_entropy_flags_a_loss_that_is_not_finite() {
+    let ctx = gpu();
+    let (batch, classes) = (3, 4);
+    let (mut logits, labels) = ce_data(batch, classes, 2.0, 31);
+    let (out, _) = run_cross_entropy(&ctx, batch, classes, &logits, &labels);
+    assert!(out[0].is_finite());
+    logits[5] = f32::INFINITY;
+    let (out, _) = run_cross_entropy(&ctx, batch, classes, &logits, &labels);
+    assert!(
+        !out[0].is_finite(),
+        "an infinite logit gives a loss that is not finite"
+    );
+    logits[5] = f32::NAN;
+    let (out, _) = run_cross_entropy(&ctx, batch, classes, &logits, &labels);
+    assert!(out[0].is_nan());
 }
 
 fn check_cross_entropy(
@@ -828,7 +877,14 @@ fn sgd_matches_reference_over_two_steps_and_is_deterministic() {
                 upload(&ctx, "w", &w0),
                 zeros(&ctx, "v", len),
             );
-            let launch = sgd::update(&ctx, config, &grad, &w, &v);
+            let status = GpuBuffer::<u32>::zeros(&ctx, "step status", STATUS_LEN);
+            let buffers = sgd::SgdBuffers {
+                grad: &grad,
+                w: &w,
+                v: &v,
+                status: &status,
+            };
+            let launch = sgd::update(&ctx, config, &buffers);
             let (mut w_ref, mut v_ref) = (to_f64(&w0), vec![0.0; len]);
             let mut results = Vec::new();
             for (step, g) in grads.iter().enumerate() {
@@ -852,6 +908,17 @@ fn sgd_matches_reference_over_two_steps_and_is_deterministic() {
                 );
                 results.push((w_gpu, v_gpu));
             }
+            // A step flagged as not finite changes neither w nor v.
+            let mut flagged = [0u32; STATUS_LEN];
+            flagged[finite_check::FLAGS] = NonFinite::LOSS;
+            status.write(&ctx, &flagged);
+            ctx.run_blocking("sgd of a step that is not finite", &[&launch]);
+            assert!(
+                results[1] == (w.read_blocking(&ctx), v.read_blocking(&ctx)),
+                "{name}: a flagged step changed w or v"
+            );
+            status.write(&ctx, &[0; STATUS_LEN]);
+            assert_eq!(ctx.take_error(), None, "the device reported an error");
             // Replaying both steps from the same start gives bit-identical results.
             w.write(&ctx, &w0);
             v.write(&ctx, &vec![0.0; len]);

@@ -8,8 +8,8 @@ use resnet_wgpu::ops::matmul::MatmulParams;
 use resnet_wgpu::ops::split_k::SplitKSumParams;
 use resnet_wgpu::ops::{
     add::AddParams, bias_grad::BiasGradParams, cross_entropy::CrossEntropyParams,
-    global_avg_pool::GlobalAvgPoolParams, max_pool::MaxPoolParams, relu::LenParams, sgd::SgdParams,
-    sum_of_squares::SumOfSquaresParams, upsample::UpsampleParams,
+    finite_check::FiniteCheckParams, global_avg_pool::GlobalAvgPoolParams, max_pool::MaxPoolParams,
+    relu::LenParams, sgd::SgdParams, sum_of_squares::SumOfSquaresParams, upsample::UpsampleParams,
 };
 use resnet_wgpu::shaders::{Kernel, Prelude};
 
@@ -213,6 +213,7 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             weight_decay
         }),
         SumOfSquares => twin!(SumOfSquaresParams { len, slot, partials }),
+        FiniteCheck => twin!(FiniteCheckParams { len, flag }),
     }
 }
 

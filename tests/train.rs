@@ -56,6 +56,7 @@ fn a_small_resnet_learns_the_handwritten_digits() {
         train_metrics: TrainMetrics::Running,
         max_micro_batch: None,
         gamma: None,
+        on_nonfinite: resnet_wgpu::train::OnNonFinite::Stop,
     };
     let mut trainer = Trainer::new(&ctx, config, Splits::new(&data, 0), None).unwrap();
     let epochs = run_to_end(&ctx, &mut trainer);
@@ -153,24 +154,37 @@ fn a_short_run_of_the_seed_resnet50_lowers_the_loss() {
 }
 
 #[test]
-fn a_loss_that_turns_non_finite_stops_training_with_a_clear_error() {
+fn a_loss_that_turns_non_finite_stops_training_with_the_weights_of_the_step_before() {
     let ctx = gpu();
     let data = sample_dataset(64, 16, 3);
     let mut config = small_config(16, 3);
     config.sgd.lr = 1e12;
     let mut trainer = Trainer::new(&ctx, config, Splits::new(&data, 16), None).unwrap();
-    let error = loop {
+    let (error, before) = loop {
+        let before = pollster::block_on(trainer.checkpoint(&ctx)).expect("a checkpoint");
         match pollster::block_on(trainer.advance(&ctx)) {
-            Err(e) => break e,
-            Ok(Progress::Finished) => panic!("training with lr 1e12 finished without a non-finite loss"),
+            Err(e) => break (e, before),
+            Ok(Progress::Finished) => panic!("training with lr 1e12 finished without a non-finite step"),
             Ok(_) => {}
         }
     };
     assert!(matches!(error, TrainError::NonFinite { .. }), "{error}");
     let text = error.to_string();
     assert!(
-        text.contains("loss became") && text.contains("learning rate"),
+        text.contains("was not finite") && text.contains("not applied") && text.contains("learning rate"),
         "{text}"
+    );
+    // The step was not applied: the device holds exactly the state before it, all finite.
+    let after = pollster::block_on(trainer.checkpoint(&ctx)).expect("a checkpoint after the failed step");
+    assert_eq!(after, before, "a step that is not finite changed the run");
+    let finite = |tensors: &[Vec<f32>]| tensors.iter().flatten().all(|v| v.is_finite());
+    assert!(finite(&after.network.params) && finite(&after.network.momentum));
+    assert!(
+        after
+            .network
+            .running
+            .iter()
+            .all(|(m, v)| finite(std::slice::from_ref(m)) && finite(std::slice::from_ref(v)))
     );
 }
 
@@ -178,7 +192,7 @@ fn a_loss_that_turns_non_finite_stops_training_with_a_clear_error() {
 fn checkpoints_that_do_not_fit_are_refused_with_what_is_wrong() {
     let ctx = gpu();
     let data = sample_dataset(32, 0, 3);
-    let trainer = Trainer::new(&ctx, small_config(16, 1), Splits::new(&data, 0), None).unwrap();
+    let mut trainer = Trainer::new(&ctx, small_config(16, 1), Splits::new(&data, 0), None).unwrap();
     let checkpoint = pollster::block_on(trainer.checkpoint(&ctx)).unwrap();
     let bytes = checkpoint.to_bytes();
 
@@ -345,7 +359,11 @@ fn a_device_error_during_a_step_stops_the_run_and_nothing_is_saved_from_it() {
     ));
     let refused = pollster::block_on(trainer.checkpoint(&ctx)).expect_err("no checkpoint after a failure");
     assert!(refused.to_string().contains("nothing is saved"), "{refused}");
-    assert_eq!(before.header.state.global_step, 1);
+    // Nothing of the failed step is kept: the run stands where the last checkpoint left it.
+    assert_eq!(
+        trainer.state, before.header.state,
+        "the failed step changed the run's state"
+    );
 }
 
 #[test]

@@ -524,6 +524,23 @@ impl App {
         self.worker.send(Command::LoseDevice);
     }
 
+    /// Makes the worker's device report a real error the next time its work reaches `at`, to
+    /// try the failure path on a device that is still alive.
+    pub fn arm_fault(&mut self, at: crate::gpu::Fault) {
+        self.worker.send(Command::ArmFault(at));
+    }
+
+    /// Puts a NaN into the next training step's batch, to try a step that is not finite.
+    pub fn poison_next_step(&mut self) {
+        self.worker.send(Command::PoisonNextStep);
+    }
+
+    /// Where the worker keeps its kernel choices between runs (by default the user's cache
+    /// folder; tests keep their own).
+    pub fn set_kernel_cache(&mut self, cache: crate::schedule::KernelCache) {
+        self.worker.send(Command::SetKernelCache(cache));
+    }
+
     pub fn evaluate(&mut self) {
         self.worker.send(Command::Evaluate);
         self.notice("evaluating on the test set…");

@@ -52,6 +52,13 @@ pub enum Command {
     ReopenDevice,
     /// Destroys the device as a driver reset would (to try the recovery).
     LoseDevice,
+    /// Makes the device report a real error the next time the worker's work reaches `at` (to
+    /// try the failure path on a device that is still alive).
+    ArmFault(crate::gpu::Fault),
+    /// Puts a NaN into the next step's batch (to try a step that is not finite).
+    PoisonNextStep,
+    /// Where kernel choices are kept between runs.
+    SetKernelCache(KernelCache),
     /// Times one training step of `config`'s model on a few images (while no run is going),
     /// for the estimate shown before Start.
     Estimate {
@@ -255,7 +262,6 @@ fn device_info(ctx: &GpuContext) -> DeviceInfo {
 }
 
 /// The worker's state besides the device.
-#[derive(Default)]
 struct Session {
     trainer: Option<Trainer>,
     running: bool,
@@ -265,6 +271,8 @@ struct Session {
     failed: bool,
     /// When the layer norms were last read, and how many seconds that read took.
     norms_read: Option<(web_time::Instant, f64)>,
+    /// Where kernel choices are kept between runs.
+    kernel_cache: KernelCache,
 }
 
 /// The least seconds between two reads of the layer norms while training.
@@ -304,7 +312,14 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
         Err(e) => return events.send(Event::NoDevice(e.to_string())),
     };
     events.send(Event::Device(device_info(&ctx)));
-    let mut session = Session::default();
+    let mut session = Session {
+        trainer: None,
+        running: false,
+        last_good: None,
+        failed: false,
+        norms_read: None,
+        kernel_cache: KernelCache::default_location(),
+    };
     loop {
         let command = if session.running {
             match commands.try_recv() {
@@ -360,21 +375,24 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
     }
 }
 
-/// Reports an error of the device's work. Where the device has failed (it reported an error,
-/// or is lost) the run stops and waits to continue on a new device; any other error only
-/// pauses it.
+/// Reports an error of the worker's work, the one path every error takes. An error of the
+/// device (one it reported, a failed read-back, a lost device), wherever it was found, fails
+/// the run: nothing is saved from it, and it waits to continue from its last good state on a
+/// new device. Any other error (a step that was not finite, a configuration that does not fit)
+/// only pauses it.
 fn fail(ctx: &GpuContext, session: &mut Session, events: &EventSink, error: TrainError) {
     session.running = false;
-    let device_failed = ctx.is_lost() || session.trainer.as_ref().is_some_and(Trainer::device_failed);
-    if !device_failed {
+    let device_failure = error
+        .device_failure()
+        .or_else(|| ctx.is_lost().then(|| error.to_string()));
+    let Some(reason) = device_failure else {
         events.send(Event::Error(error.to_string()));
         return events.send(Event::Paused);
-    }
-    session.failed = true;
-    let reason = match error {
-        TrainError::Device(reason) | TrainError::Gpu(GpuError::Validation(reason)) => reason,
-        other => other.to_string(),
     };
+    session.failed = true;
+    if let Some(t) = session.trainer.as_mut() {
+        t.mark_device_failed(reason.clone());
+    }
     events.send(Event::DeviceFailed {
         reason,
         resume_from: resume_point(session),
@@ -392,7 +410,7 @@ fn resume_point(session: &Session) -> Option<String> {
 /// Copies the run's state off the device as the point to continue from if the device fails;
 /// a copy that fails is reported as the device's failure.
 async fn remember_good_state(ctx: &GpuContext, session: &mut Session, events: &EventSink) {
-    let Some(t) = session.trainer.as_ref() else {
+    let Some(t) = session.trainer.as_mut() else {
         return;
     };
     match t.checkpoint(ctx).await {
@@ -423,8 +441,8 @@ async fn reopen(old: &GpuContext, session: &mut Session, events: &EventSink) -> 
     let (Some(checkpoint), Some(data)) = (session.last_good.as_ref(), data) else {
         return Some(ctx);
     };
-    if let Err(e) = prepare_kernels(&ctx, &checkpoint.header.config, events).await {
-        events.send(Event::Error(e.to_string()));
+    if let Err(e) = prepare_kernels(&ctx, &checkpoint.header.config, &session.kernel_cache, events).await {
+        fail(&ctx, session, events, e);
         return Some(ctx);
     }
     match Trainer::resume(&ctx, checkpoint, data) {
@@ -439,16 +457,24 @@ async fn reopen(old: &GpuContext, session: &mut Session, events: &EventSink) -> 
 }
 
 async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, events: &EventSink) {
-    let device_work = matches!(
-        command,
+    let device_work = match &command {
         Command::Train { .. }
-            | Command::Resume { .. }
-            | Command::Continue
-            | Command::Evaluate
-            | Command::Classify { .. }
-            | Command::Save { .. }
-            | Command::Estimate { .. }
-    );
+        | Command::Resume { .. }
+        | Command::Continue
+        | Command::Evaluate
+        | Command::Classify { .. }
+        | Command::Save { .. }
+        | Command::Estimate { .. } => true,
+        Command::Pause
+        | Command::Stop
+        | Command::SetKernelPolicy(_)
+        | Command::SetMemoryBudget(_)
+        | Command::ReopenDevice
+        | Command::LoseDevice
+        | Command::ArmFault(_)
+        | Command::PoisonNextStep
+        | Command::SetKernelCache(_) => false,
+    };
     if session.failed && device_work {
         return events.send(Event::Error(
             "the GPU failed: reopen it first (the button above the pages)".into(),
@@ -462,8 +488,8 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         } => {
             session.trainer = None; // free the old run's buffers first
             session.last_good = None;
-            if let Err(e) = prepare_kernels(ctx, &config, events).await {
-                return events.send(Event::Error(e.to_string()));
+            if let Err(e) = prepare_kernels(ctx, &config, &session.kernel_cache, events).await {
+                return fail(ctx, session, events, e);
             }
             let splits = Splits::new(&data, config.validation);
             match Trainer::new(ctx, config, splits, initial.map(|state| *state)) {
@@ -477,8 +503,10 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             }
         }
         Command::Resume { checkpoint, data } => {
-            if let Err(e) = prepare_kernels(ctx, &checkpoint.header.config, events).await {
-                return events.send(Event::Error(e.to_string()));
+            if let Err(e) =
+                prepare_kernels(ctx, &checkpoint.header.config, &session.kernel_cache, events).await
+            {
+                return fail(ctx, session, events, e);
             }
             let splits = Splits::new(&data, checkpoint.header.config.validation);
             match Trainer::resume(ctx, &checkpoint, splits) {
@@ -545,7 +573,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         },
         Command::SetKernelPolicy(policy) => ctx.set_kernel_policy(policy),
         Command::SetMemoryBudget(bytes) => ctx.set_memory_budget(bytes),
-        Command::Save { keep } => match session.trainer.as_ref() {
+        Command::Save { keep } => match session.trainer.as_mut() {
             None => events.send(Event::Error("nothing to save yet: train a model first".into())),
             Some(t) => match t.checkpoint(ctx).await {
                 Ok(c) => {
@@ -557,18 +585,31 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                     });
                     session.last_good = Some(Box::new(c));
                 }
-                Err(e) => fail(ctx, session, events, e.into()),
+                Err(e) => fail(ctx, session, events, e),
             },
         },
         Command::LoseDevice => ctx.device.destroy(),
+        Command::ArmFault(at) => ctx.arm_fault(at),
+        Command::PoisonNextStep => {
+            if let Some(t) = session.trainer.as_mut() {
+                t.poison_next_step();
+            }
+        }
+        Command::SetKernelCache(cache) => session.kernel_cache = cache,
         Command::Estimate { config, data } => {
             let key = estimate_key(&config);
             let seconds_per_image = if session.running {
                 Err("a run is going".to_string())
             } else {
-                match measure_step(ctx, &config, &data, events).await {
-                    // The device was lost while timing: the run waits for a new one.
-                    Err(e) if ctx.is_lost() => return fail(ctx, session, events, e),
+                match measure_step(ctx, &config, &data, &session.kernel_cache, events).await {
+                    // The device failed while timing: the run waits for a new one.
+                    Err(e) if e.device_failure().is_some() || ctx.is_lost() => {
+                        events.send(Event::Estimate {
+                            key,
+                            seconds_per_image: Err(e.to_string()),
+                        });
+                        return fail(ctx, session, events, e);
+                    }
                     measured => measured.map_err(|e| e.to_string()),
                 }
             };
@@ -603,9 +644,10 @@ async fn measure_step(
     ctx: &GpuContext,
     config: &TrainConfig,
     data: &Arc<Cifar10>,
+    cache: &KernelCache,
     events: &EventSink,
 ) -> Result<f64, crate::train::TrainError> {
-    prepare_kernels(ctx, config, events).await?;
+    prepare_kernels(ctx, config, cache, events).await?;
     let per_image = time_step(ctx, config, data, PROBE_IMAGES).await?;
     let batch = config.batch.min(data.train.len());
     if batch > PROBE_IMAGES && per_image * batch as f64 <= WHOLE_BATCH_SECONDS {
@@ -647,11 +689,11 @@ async fn time_step(
 async fn prepare_kernels(
     ctx: &GpuContext,
     config: &TrainConfig,
+    cache: &KernelCache,
     events: &EventSink,
 ) -> Result<(), crate::train::TrainError> {
-    let cache = KernelCache::default_location();
     let report = config
-        .choose_kernels(ctx, &cache, Tuning::Measure, |done, total| {
+        .choose_kernels(ctx, cache, Tuning::Measure, |done, total| {
             events.send(Event::Preparing { done, total })
         })
         .await?;

@@ -12,7 +12,7 @@ use resnet_wgpu::ops::sgd::SgdConfig;
 use resnet_wgpu::schedule::Network;
 use resnet_wgpu::train::checkpoint::load_weights;
 use resnet_wgpu::train::{
-    Checkpoint, LrSchedule, ModelSpec, Progress, Splits, TrainConfig, TrainMetrics, Trainer,
+    Checkpoint, LrSchedule, ModelSpec, OnNonFinite, Progress, Splits, TrainConfig, TrainMetrics, Trainer,
     default_validation, evaluate, softmax_rows, top_k,
 };
 
@@ -35,6 +35,14 @@ pub enum TrainMetricsArg {
     Eval,
     /// The running mean of the epoch's batches (no extra pass).
     Running,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OnNonFiniteArg {
+    /// Stop with a message naming the step (the weights are those before it).
+    Stop,
+    /// Skip the step and go on; stop after --max-skipped-in-a-row such steps in a row.
+    Skip,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,6 +115,14 @@ pub struct TrainArgs {
     /// Run each batch as micro-batches of at most this many images.
     #[arg(long)]
     micro_batch: Option<usize>,
+    /// What a step whose loss, gradients or batch statistics are not finite does: such a step
+    /// is never applied; `stop` ends the run, `skip` goes on with the next batch (default:
+    /// stop, or a resumed run's own setting).
+    #[arg(long, value_enum)]
+    on_nonfinite: Option<OnNonFiniteArg>,
+    /// With --on-nonfinite skip: stop after this many skipped steps in a row.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    max_skipped_in_a_row: u32,
     /// Initial weights: a safetensors file of state_dict tensors (torchvision names).
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     init: Option<PathBuf>,
@@ -183,7 +199,18 @@ impl TrainArgs {
                 GammaArg::Ones => GammaInit::Ones,
                 GammaArg::Uniform => GammaInit::Uniform,
             }),
+            on_nonfinite: self.on_nonfinite().unwrap_or_default(),
         }
+    }
+
+    /// The policy for steps that are not finite, where one was given.
+    fn on_nonfinite(&self) -> Option<OnNonFinite> {
+        self.on_nonfinite.map(|policy| match policy {
+            OnNonFiniteArg::Stop => OnNonFinite::Stop,
+            OnNonFiniteArg::Skip => OnNonFinite::Skip {
+                in_a_row: self.max_skipped_in_a_row,
+            },
+        })
     }
 }
 
@@ -238,6 +265,9 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
             )?;
             trainer.config.epochs = trainer.config.epochs.max(args.epochs);
             trainer.config.max_steps = args.max_steps;
+            if let Some(policy) = args.on_nonfinite() {
+                trainer.config.on_nonfinite = policy;
+            }
             println!(
                 "resuming {} at epoch {}, step {} of {path:?}",
                 trainer.config.model.describe(),
@@ -305,6 +335,19 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => break Err(e),
             Ok(Progress::Finished) => break Ok(()),
             Ok(Progress::Step(s)) => {
+                if !s.non_finite.is_finite() {
+                    say(
+                        &bar,
+                        format!(
+                            "epoch {} step {}: skipped, {} was not finite (loss {:.4e}); {} skipped in all",
+                            s.epoch + 1,
+                            s.step + 1,
+                            s.non_finite.describe(),
+                            s.loss,
+                            trainer.state.skipped_steps
+                        ),
+                    );
+                }
                 bar.set_position(s.global_step);
                 bar.set_message(format!(
                     "epoch {}/{} step {}/{} loss {:.4} {:.1} img/s",

@@ -27,6 +27,26 @@ pub enum GpuError {
     Validation(String),
 }
 
+/// A place where the device's errors are checked, named so that a test can make the device
+/// report a real error exactly there ([`GpuContext::arm_fault`]) and see what follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// After a training step's launches (also the steps an estimate times).
+    Step,
+    /// After an inference pass (evaluation, classification without a map).
+    Predict,
+    /// After copying the network's state off the device (checkpoints, the kept run).
+    StateCopy,
+    /// After reading the per-layer norms.
+    LayerNorms,
+    /// After a classification with its heat map.
+    GradCam,
+    /// While timing kernels, outside any one candidate.
+    KernelTiming,
+    /// Inside the timing of one candidate variant: the device rejects it.
+    Candidate(Variant),
+}
+
 /// Optional adapter features that kernels may take advantage of.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OptionalFeatures {
@@ -61,6 +81,8 @@ pub struct GpuContext {
     error: Arc<Mutex<Option<String>>>,
     /// Set once the device is lost (destroyed, reset by the driver, unplugged).
     lost: Arc<std::sync::atomic::AtomicBool>,
+    /// Where the device is made to report an error next (tests of the failure paths).
+    armed_fault: Mutex<Option<Fault>>,
 }
 
 /// The memory budget of a device of this type, in bytes: 6 GiB on a discrete GPU (the
@@ -225,6 +247,7 @@ impl GpuContext {
             pipelines: Mutex::new(HashMap::new()),
             error,
             lost,
+            armed_fault: Mutex::new(None),
         })
     }
 
@@ -243,6 +266,38 @@ impl GpuContext {
     /// could not allocate, a lost device): after such an error, results read back are stale.
     pub fn check(&self) -> Result<(), GpuError> {
         self.take_error().map_or(Ok(()), |e| Err(GpuError::Validation(e)))
+    }
+
+    /// [`GpuContext::check`] at a named place: where a test armed that place, the device is
+    /// first made to report a real validation error.
+    pub fn check_at(&self, at: Fault) -> Result<(), GpuError> {
+        self.fault_point(at);
+        self.check()
+    }
+
+    /// Makes the device report a real validation error the next time the code reaches `at`
+    /// (for tests of what follows a device error on a device that is still alive).
+    pub fn arm_fault(&self, at: Fault) {
+        *self.armed_fault.lock().expect("armed fault") = Some(at);
+    }
+
+    /// Where `at` is armed, disarms it and makes the device report a validation error (a
+    /// buffer with usages WebGPU forbids together), through an open error scope if there is
+    /// one, else to the error slot.
+    pub fn fault_point(&self, at: Fault) {
+        let mut armed = self.armed_fault.lock().expect("armed fault");
+        if *armed != Some(at) {
+            return;
+        }
+        *armed = None;
+        drop(armed);
+        log::warn!("making the device report an error at {at:?}");
+        let _refused = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(&format!("a buffer the device must refuse ({at:?})")),
+            size: 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
     }
 
     /// Forces the subgroup kernels on (where the adapter offers subgroups) or the portable
@@ -302,6 +357,11 @@ impl GpuContext {
             .expect("kernel choices")
             .measured
             .insert(key, variant);
+    }
+
+    /// Forgets the variant measured for `key` (a cached choice the device rejected).
+    pub fn forget_measured(&self, key: &GemmKey) {
+        self.choices.lock().expect("kernel choices").measured.remove(key);
     }
 
     /// Whether a variant has been measured for `key`.
@@ -380,6 +440,15 @@ impl GpuContext {
                 )
             })
             .clone()
+    }
+
+    /// Drops a kernel's cached pipeline (one the device rejected), so that the next use
+    /// builds it anew.
+    pub fn forget_pipeline(&self, kernel: Kernel) {
+        self.pipelines
+            .lock()
+            .expect("pipeline cache poisoned")
+            .remove(&kernel);
     }
 
     /// A one-line description of the adapter: name, backend and type.

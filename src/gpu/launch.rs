@@ -50,6 +50,7 @@ pub struct Launch {
 }
 
 struct Dispatch {
+    kernel: Kernel,
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     /// The kernel's parameter struct, bound as a uniform.
@@ -101,6 +102,7 @@ impl Launch {
         Self {
             kernel,
             dispatches: vec![Dispatch {
+                kernel,
                 pipeline,
                 bind_group,
                 params: params_buffer,
@@ -113,6 +115,11 @@ impl Launch {
     pub fn then(mut self, next: Launch) -> Self {
         self.dispatches.extend(next.dispatches);
         self
+    }
+
+    /// The kernel of each dispatch.
+    pub fn kernels(&self) -> Vec<Kernel> {
+        self.dispatches.iter().map(|d| d.kernel).collect()
     }
 
     /// The workgroup grid of each dispatch.

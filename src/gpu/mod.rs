@@ -11,7 +11,7 @@ mod usage;
 
 pub use buffer::GpuBuffer;
 pub use choice::{GemmKey, GemmOp, KernelChoices, KernelPolicy, Variant};
-pub use context::{GpuContext, GpuError, OptionalFeatures, describe_error};
+pub use context::{Fault, GpuContext, GpuError, OptionalFeatures, describe_error};
 pub use launch::{
     Launch, MAX_LOOP_ITERATIONS, MAX_REDUCTION, MAX_WORKGROUPS_PER_DIMENSION, flat_workgroups, grid_2d,
 };

@@ -6,13 +6,14 @@
 //!
 //! - training forward: `mean = Σx/M`, `var = Σ(x − mean)²/M` (biased; one pass of Welford
 //!   updates merged with Chan's formula), `invstd = 1/sqrt(var + eps)`,
-//!   `y = γ·(x − mean)·invstd + β`; saves `mean` and `invstd` in `saved[..2C]`;
+//!   `y = γ·(x − mean)·invstd + β`; saves `mean` and `invstd` in `saved[..2C]`, and the step's
+//!   (count, mean, M2) in `saved[2C..5C]`: a batch run as micro-batches merges each one's into
+//!   them ([`StepStatistics`]);
+//! - the running statistics move once per step, from the whole batch, after its backward
+//!   ([`running_update`], skipped where the step was not finite):
 //!   `running_mean ← (1 − m)·running_mean + m·mean`,
 //!   `running_var ← (1 − m)·running_var + m·var·M/(M − 1)` (unbiased; `var` itself when M = 1,
 //!   where PyTorch refuses to train);
-//! - a batch run as micro-batches updates the running statistics once per step, from the whole
-//!   batch: each micro-batch's forward merges its (count, mean, M2) into `saved[2C..5C]`
-//!   ([`StepStatistics`]) and [`running_update`] applies the update above after the last one;
 //! - inference forward: `y = γ·(x − running_mean)/sqrt(running_var + eps) + β`;
 //! - backward (from `x` and the saved `mean`, `invstd`; `xhat = (x − mean)·invstd`):
 //!   `dβ = Σdy`, `dγ = Σdy·xhat`, `dx = γ·invstd/M·(M·dy − Σdy − xhat·Σdy·xhat)`.
@@ -25,7 +26,8 @@
 //! several channels share a workgroup when they hold few values) with fixed tree reductions, so results
 //! are identical run to run. Gradients are overwritten, not accumulated.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+use super::finite_check::STATUS_LEN;
+use crate::gpu::{GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Weight of the new batch statistic in the running averages (PyTorch's default), the one
@@ -51,8 +53,18 @@ pub struct BnShape {
     pub spatial: usize,
 }
 
+/// The most values per channel the training kernels take: each of a channel's 256 lanes walks
+/// its values twice (statistics, then output or gradient), and llvmpipe ends an invocation's
+/// loops after [`MAX_LOOP_ITERATIONS`] in all (the merge tree's 8 levels take the rest).
+pub const MAX_PER_CHANNEL: usize = 256 * ((MAX_LOOP_ITERATIONS - 8) / 2);
+
 impl BnShape {
     pub fn new(batch: usize, channels: usize, spatial: usize) -> Self {
+        assert!(
+            batch * spatial <= MAX_PER_CHANNEL,
+            "batch norm: {batch} images of {spatial} values per channel exceed the kernels' loop \
+             bound of {MAX_PER_CHANNEL} values per channel; use smaller micro-batches"
+        );
         Self {
             batch,
             channels,
@@ -97,9 +109,7 @@ pub const SAVED_PER_CHANNEL: usize = 5;
 /// What a training forward does with the running statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepStatistics {
-    /// The launch sees the whole batch: update the running statistics from it.
-    UpdateRunning,
-    /// The first micro-batch of a step: write its count, mean and M2 to `saved[2C..5C]`.
+    /// The first (or only) micro-batch of a step: write its count, mean and M2 to `saved[2C..5C]`.
     Start,
     /// A later micro-batch: merge its statistics into `saved[2C..5C]`.
     Merge,
@@ -121,7 +131,7 @@ pub struct BatchNormParams {
     pub relu: u32,
     /// Training kernels: invocations per channel (see [`BnShape::lanes`]).
     pub lanes: u32,
-    /// Training forward: a [`StepStatistics`] as 0, 1 or 2.
+    /// Training forward: a [`StepStatistics`] as 0 or 1.
     pub step_stats: u32,
     pub _pad0: u32,
     pub _pad1: u32,
@@ -176,8 +186,6 @@ pub struct TrainForwardBuffers<'a> {
     pub beta: &'a GpuBuffer<f32>,
     pub y: &'a GpuBuffer<f32>,
     pub saved: &'a GpuBuffer<f32>,
-    pub running_mean: &'a GpuBuffer<f32>,
-    pub running_var: &'a GpuBuffer<f32>,
 }
 
 /// Buffers of the inference forward. `x`, `y`: `[N, C, S]`; the others `[C]`.
@@ -228,8 +236,8 @@ fn check_saved(shape: BnShape, saved: &GpuBuffer<f32>) {
     );
 }
 
-/// Training forward: batch statistics, `y`, saved statistics, and the running-statistic update
-/// or the step's statistics as `step` says.
+/// Training forward: batch statistics, `y`, and the saved statistics, the step's started or
+/// merged into as `step` says.
 pub fn train_forward(
     ctx: &GpuContext,
     shape: BnShape,
@@ -239,12 +247,7 @@ pub fn train_forward(
     step: StepStatistics,
     b: &TrainForwardBuffers,
 ) -> Launch {
-    check_lengths(
-        "batch norm train forward",
-        shape,
-        &[b.x, b.y],
-        &[b.gamma, b.beta, b.running_mean, b.running_var],
-    );
+    check_lengths("batch norm train forward", shape, &[b.x, b.y], &[b.gamma, b.beta]);
     check_saved(shape, b.saved);
     Launch::linear(
         ctx,
@@ -259,24 +262,38 @@ pub fn train_forward(
             &b.beta.buffer,
             &b.y.buffer,
             &b.saved.buffer,
-            &b.running_mean.buffer,
-            &b.running_var.buffer,
         ],
         shape.channel_groups(),
     )
 }
 
-/// The running statistics' update from the step's statistics that the training forwards of
-/// its micro-batches left in `saved` `[5C]` (the forwards ran with [`StepStatistics::Start`],
-/// then [`StepStatistics::Merge`]). `running_mean`, `running_var`: `[C]`.
-pub fn running_update(
-    ctx: &GpuContext,
-    shape: BnShape,
-    momentum: f32,
-    saved: &GpuBuffer<f32>,
-    running_mean: &GpuBuffer<f32>,
-    running_var: &GpuBuffer<f32>,
-) -> Launch {
+/// The buffers of the running statistics' update.
+#[derive(Clone, Copy)]
+pub struct RunningUpdateBuffers<'a> {
+    /// `[5C]`, as the step's training forwards left it.
+    pub saved: &'a GpuBuffer<f32>,
+    /// `[C]` each, updated in place.
+    pub running_mean: &'a GpuBuffer<f32>,
+    pub running_var: &'a GpuBuffer<f32>,
+    /// The step's status record: nothing changes where it flags a value that is not finite.
+    pub status: &'a GpuBuffer<u32>,
+}
+
+/// The running statistics' update, once per step, from the step's statistics that the training
+/// forwards of its micro-batches left in `saved` (the first ran with [`StepStatistics::Start`],
+/// the others with [`StepStatistics::Merge`]); nothing changes in a step flagged as not finite.
+pub fn running_update(ctx: &GpuContext, shape: BnShape, momentum: f32, b: &RunningUpdateBuffers) -> Launch {
+    let RunningUpdateBuffers {
+        saved,
+        running_mean,
+        running_var,
+        status,
+    } = *b;
+    assert_eq!(
+        status.len(),
+        STATUS_LEN,
+        "batch norm running update: the status record holds {STATUS_LEN} words"
+    );
     check_lengths(
         "batch norm running update",
         shape,
@@ -288,7 +305,12 @@ pub fn running_update(
         ctx,
         Kernel::BatchNormRunningUpdate,
         &BatchNormParams::new(shape, momentum, 0.0),
-        &[&saved.buffer, &running_mean.buffer, &running_var.buffer],
+        &[
+            &saved.buffer,
+            &running_mean.buffer,
+            &running_var.buffer,
+            &status.buffer,
+        ],
         flat_workgroups(shape.channels),
     )
 }
@@ -305,7 +327,7 @@ pub fn inference_forward(
         "batch norm inference forward",
         shape,
         &[b.x, b.y],
-        &[b.gamma, b.beta, b.running_mean, b.running_var],
+        &[b.gamma, b.beta],
     );
     Launch::linear(
         ctx,

@@ -1,14 +1,16 @@
 //! Softmax cross-entropy over `logits[B, K]` (K classes) and `labels[B]` (u32, each `< K`).
 //!
-//! Forward: `out[0] = (1/B)·Σ_b (logsumexp(logits[b]) − logits[b, label_b])`, the batch-mean
-//! loss, with `logsumexp(z) = max z + log Σ_k exp(z_k − max z)`; `out[1]` = the number of rows
-//! whose argmax is the label, as f32 (ties go to the first maximal index, as `torch.argmax`).
-//! One workgroup of 256 with fixed tree reductions: identical results run to run.
+//! Forward: the batch-mean loss `(1/B)·Σ_b (logsumexp(logits[b]) − logits[b, label_b])`, with
+//! `logsumexp(z) = max z + log Σ_k exp(z_k − max z)`, and the number of rows whose argmax is the
+//! label (ties go to the first maximal index, as `torch.argmax`), written to a step's status
+//! record ([`super::finite_check`]), which also flags a loss that is not finite. One workgroup of 256
+//! with fixed tree reductions: identical results run to run.
 //!
 //! Backward of the mean loss over `D` rows: `dlogits[b, k] = (softmax(logits[b])[k] − [k = label_b])/D`,
 //! where `D = B`, or the whole batch when these `B` rows are one micro-batch of it.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch};
+use super::finite_check::STATUS_LEN;
+use crate::gpu::{GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS};
 use crate::shaders::Kernel;
 
 /// The uniform of both kernels (16 bytes).
@@ -36,6 +38,13 @@ impl CrossEntropyParams {
             divisor >= batch,
             "cross-entropy: the divisor counts at least the rows"
         );
+        // Each invocation of the forward walks its rows' classes twice (llvmpipe ends an
+        // invocation's loops after MAX_LOOP_ITERATIONS in all, without an error).
+        assert!(
+            batch.div_ceil(256) * (2 * classes + 1) <= MAX_LOOP_ITERATIONS,
+            "cross-entropy: {batch} rows of {classes} classes exceed the kernel's loop bound; \
+             use fewer classes or smaller micro-batches"
+        );
         Self {
             batch: batch as u32,
             classes: classes as u32,
@@ -54,26 +63,27 @@ fn check(batch: usize, classes: usize, logits: &GpuBuffer<f32>, labels: &GpuBuff
     assert_eq!(labels.len(), batch, "cross-entropy: labels have the wrong length");
 }
 
-/// `logits` `[batch, classes]`, `labels` `[batch]` → `out` `[2]` = (mean loss, correct count).
+/// `logits` `[batch, classes]`, `labels` `[batch]` → the mean loss and the correct count in
+/// `status` `[STATUS_LEN]` (read it with [`super::finite_check::decode`]).
 pub fn forward(
     ctx: &GpuContext,
     batch: usize,
     classes: usize,
     logits: &GpuBuffer<f32>,
     labels: &GpuBuffer<u32>,
-    out: &GpuBuffer<f32>,
+    status: &GpuBuffer<u32>,
 ) -> Launch {
     check(batch, classes, logits, labels);
     assert_eq!(
-        out.len(),
-        2,
-        "cross-entropy: out holds the loss and the correct count"
+        status.len(),
+        STATUS_LEN,
+        "cross-entropy: the status record holds {STATUS_LEN} words"
     );
     Launch::new(
         ctx,
         Kernel::CrossEntropyForward,
         &CrossEntropyParams::new(batch, classes, batch),
-        &[&logits.buffer, &labels.buffer, &out.buffer],
+        &[&logits.buffer, &labels.buffer, &status.buffer],
         [1, 1, 1],
     )
 }

@@ -7,6 +7,7 @@ pub mod bias_grad;
 pub mod check;
 pub mod conv2d;
 pub mod cross_entropy;
+pub mod finite_check;
 pub mod global_avg_pool;
 pub mod linear;
 pub mod matmul;

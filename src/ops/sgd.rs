@@ -1,8 +1,10 @@
 //! SGD with momentum and weight decay, PyTorch semantics (no dampening, no Nesterov), over a
 //! flat parameter `w` `[len]` with its gradient and momentum buffer `v` of the same length:
 //! `g = grad + wd·w; v = μ·v + g; w = w − lr·v` (w and v in place). With `v` starting at zero
-//! the first step gives `v = g`, as PyTorch's first step does.
+//! the first step gives `v = g`, as PyTorch's first step does. A step whose status record
+//! flags something not finite ([`super::finite_check`]) leaves `w` and `v` untouched.
 
+use super::finite_check::STATUS_LEN;
 use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 
 use crate::shaders::Kernel;
@@ -49,24 +51,35 @@ impl SgdParams {
     }
 }
 
-/// One step over a parameter: `grad` is read, `w` and `v` are updated in place. The learning
-/// rate lives in the launch's uniform: build a new launch when it changes.
-pub fn update(
-    ctx: &GpuContext,
-    config: SgdConfig,
-    grad: &GpuBuffer<f32>,
-    w: &GpuBuffer<f32>,
-    v: &GpuBuffer<f32>,
-) -> Launch {
+/// The buffers of one parameter's update.
+#[derive(Clone, Copy)]
+pub struct SgdBuffers<'a> {
+    pub grad: &'a GpuBuffer<f32>,
+    pub w: &'a GpuBuffer<f32>,
+    pub v: &'a GpuBuffer<f32>,
+    /// The step's status record: nothing changes where it flags a value that is not finite.
+    pub status: &'a GpuBuffer<u32>,
+}
+
+/// One step over a parameter: `grad` is read, `w` and `v` are updated in place unless the
+/// step's status flags a value that is not finite. The learning rate lives in the launch's
+/// uniform: build a new launch when it changes.
+pub fn update(ctx: &GpuContext, config: SgdConfig, b: &SgdBuffers) -> Launch {
+    let SgdBuffers { grad, w, v, status } = *b;
     assert!(
         grad.len() == w.len() && w.len() == v.len(),
         "sgd: grad, w and v differ in length"
+    );
+    assert_eq!(
+        status.len(),
+        STATUS_LEN,
+        "sgd: the status record holds {STATUS_LEN} words"
     );
     Launch::linear(
         ctx,
         Kernel::SgdUpdate,
         &SgdParams::new(w.len(), config),
-        &[&grad.buffer, &w.buffer, &v.buffer],
+        &[&grad.buffer, &w.buffer, &v.buffer, &status.buffer],
         flat_workgroups(w.len().div_ceil(4)),
     )
 }

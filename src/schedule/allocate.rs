@@ -123,7 +123,7 @@ impl Network {
             }
         }
         let labels = GpuBuffer::zeros(ctx, "labels", micro_batch);
-        let loss = GpuBuffer::zeros(ctx, "loss and correct count", 2);
+        let status = GpuBuffer::zeros(ctx, "step status", crate::ops::finite_check::STATUS_LEN);
         let norm_sums = GpuBuffer::zeros(
             ctx,
             "sums of squares of parameters and gradients",
@@ -140,7 +140,7 @@ impl Network {
         }
         let mut net = Self {
             labels,
-            loss,
+            status,
             model,
             batch,
             micro_batch,
@@ -156,6 +156,7 @@ impl Network {
             train_first: Vec::new(),
             train_accumulate: Vec::new(),
             eval_launches: Vec::new(),
+            check_launches: Vec::new(),
             sgd_launches: Vec::new(),
             running_launches: Vec::new(),
             sgd_config,

@@ -118,7 +118,7 @@ impl Network {
         ctx.submit_all("grad-cam", &launches);
         let logits = self.activations[self.model.output()].read(ctx).await;
         let maps = maps.read(ctx).await;
-        ctx.check()?;
+        ctx.check_at(crate::gpu::Fault::GradCam)?;
         Ok(Some(ClassMaps {
             logits: logits?[..classes].to_vec(),
             maps: maps?,

@@ -10,6 +10,11 @@
 //! whole batch), and one SGD update follows. Batch norm then normalizes each micro-batch by its
 //! own statistics and merges them into the step's, and the running statistics are updated once
 //! per step from the whole batch's statistics.
+//!
+//! A step is applied whole or not at all: after its last backward, finiteness checks of every
+//! gradient and batch-norm statistic flag the step's status record on the device (the loss
+//! flags it too), and the SGD and running-statistic updates change nothing in a flagged step
+//! ([`crate::ops::finite_check`]). The host learns it from the same read as the loss.
 
 mod allocate;
 mod grad_cam;
@@ -25,8 +30,9 @@ pub use norms::{LayerNorms, NORMS_READ_SHARE, group_by_layer};
 pub use plan::{DeviceLimits, GradientPlan, MemoryReport, choose_micro_batch, mib};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
-use crate::gpu::{GpuBuffer, GpuContext, GpuError, Launch};
+use crate::gpu::{Fault, GpuBuffer, GpuContext, GpuError, Launch};
 use crate::model::{Model, Shape};
+use crate::ops::finite_check::{self, NonFinite, STATUS_LEN};
 use crate::ops::sgd::{self, SgdConfig};
 
 /// Why a configuration cannot run on the device.
@@ -113,11 +119,13 @@ impl ScheduleError {
     }
 }
 
-/// Mean loss and correct predictions of one training step.
+/// Mean loss and correct predictions of one training step, and what was not finite in it
+/// (where anything was, the step changed nothing on the device).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
     pub loss: f32,
     pub correct: usize,
+    pub non_finite: NonFinite,
 }
 
 /// Parameters, momentum buffers and running statistics, copied to the CPU (checkpoints).
@@ -147,8 +155,9 @@ pub struct Network {
     /// Activations, indexed by tensor id (0 is the input micro-batch).
     pub activations: Vec<GpuBuffer<f32>>,
     pub labels: GpuBuffer<u32>,
-    /// [mean loss, correct count] of the last micro-batch.
-    pub loss: GpuBuffer<f32>,
+    /// The step's status record: the last micro-batch's loss and correct count, and the step's
+    /// non-finite flags ([`crate::ops::finite_check`]).
+    pub status: GpuBuffer<u32>,
     /// Gradient slots of activations, saved statistics and argmax indices: kept alive for the
     /// launches that bind them.
     _slots: Vec<GpuBuffer<f32>>,
@@ -159,8 +168,10 @@ pub struct Network {
     train_first: Vec<Launch>,
     train_accumulate: Vec<Launch>,
     eval_launches: Vec<Launch>,
+    /// Once per step, after the last backward: the finiteness checks, then SGD and each batch
+    /// norm's running-statistic update (which change nothing where a check failed).
+    check_launches: Vec<Launch>,
     sgd_launches: Vec<Launch>,
-    /// With micro-batches: each batch norm's running-statistic update, once per step.
     running_launches: Vec<Launch>,
     sgd_config: SgdConfig,
     pub memory: MemoryReport,
@@ -172,6 +183,9 @@ pub struct Network {
 impl Network {
     /// Runs one training step on a batch (images [B, 3, 32, 32] in [0, 1], labels [B]) and
     /// returns its mean loss and correct count, or the error the device reported meanwhile.
+    /// Where the loss, a gradient or a batch statistic was not finite, the step changed nothing
+    /// on the device (parameters, momentum and running statistics are as before it) and
+    /// `non_finite` says what.
     pub async fn train_step(
         &self,
         ctx: &GpuContext,
@@ -191,6 +205,8 @@ impl Network {
         let m = self.micro_batch;
         let mut loss_sum = 0.0;
         let mut correct = 0;
+        let mut non_finite = NonFinite::default();
+        self.status.write(ctx, &[0; STATUS_LEN]);
         for k in 0..self.batch / m {
             self.activations[0].write(ctx, &images[k * m * IMAGE_LEN..(k + 1) * m * IMAGE_LEN]);
             self.labels.write(ctx, &labels[k * m..(k + 1) * m]);
@@ -200,23 +216,24 @@ impl Network {
             } else {
                 &self.train_accumulate
             };
-            let once_per_step = if last {
-                self.sgd_launches.iter().chain(&self.running_launches)
+            let once_per_step: &[&Vec<Launch>] = if last {
+                &[&self.check_launches, &self.sgd_launches, &self.running_launches]
             } else {
-                [].iter().chain(&[])
+                &[]
             };
-            ctx.submit_all("train step", launches.iter().chain(once_per_step));
-            let read = self.loss.read(ctx).await;
-            ctx.check()?;
-            let [loss, right] = read?[..] else {
-                unreachable!("the loss buffer holds two values")
-            };
+            let step_launches = once_per_step.iter().flat_map(|list| list.iter());
+            ctx.submit_all("train step", launches.iter().chain(step_launches));
+            let read = self.status.read(ctx).await;
+            ctx.check_at(Fault::Step)?;
+            let (loss, right, flags) = finite_check::decode(&read?);
             loss_sum += loss;
             correct += right as usize;
+            non_finite = flags;
         }
         Ok(StepStats {
             loss: loss_sum / (self.batch / m) as f32,
             correct,
+            non_finite,
         })
     }
 
@@ -236,7 +253,7 @@ impl Network {
             self.activations[0].write(ctx, &chunk);
             ctx.submit_all("inference", &self.eval_launches);
             let out = self.activations[self.model.output()].read(ctx).await;
-            ctx.check()?;
+            ctx.check_at(Fault::Predict)?;
             let out = out?;
             logits.extend_from_slice(&out[..n * classes]);
         }
@@ -269,7 +286,7 @@ impl Network {
         for (mean, var) in &self.running {
             state.running.push((mean.read(ctx).await?, var.read(ctx).await?));
         }
-        ctx.check()?;
+        ctx.check_at(Fault::StateCopy)?;
         Ok(state)
     }
 
@@ -304,6 +321,7 @@ impl Network {
     pub fn step_launches(&self) -> impl Iterator<Item = &Launch> {
         self.train_first
             .iter()
+            .chain(&self.check_launches)
             .chain(&self.sgd_launches)
             .chain(&self.running_launches)
     }

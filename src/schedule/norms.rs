@@ -49,7 +49,7 @@ impl Network {
     pub async fn layer_norms(&self, ctx: &GpuContext) -> Result<Vec<LayerNorms>, GpuError> {
         ctx.submit_all("layer norms", &self.norm_launches);
         let partials = self.norm_sums.read(ctx).await;
-        ctx.check()?;
+        ctx.check_at(crate::gpu::Fault::LayerNorms)?;
         let sums = sum_of_squares::sums_of_partials(&partials?);
         let names: Vec<String> = self.model.parameters().into_iter().map(|p| p.name).collect();
         let (weights, gradients) = sums.split_at(names.len());

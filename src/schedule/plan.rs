@@ -292,6 +292,23 @@ pub fn choose_micro_batch(
     let cap = max_micro_batch.unwrap_or(batch).min(batch);
     (1..=cap).rev().filter(|&m| batch.is_multiple_of(m)).find(|&m| {
         let report = MemoryReport::new(model, batch, m);
-        report.largest_buffer <= limits.max_buffer && report.total() <= limits.memory_budget
+        report.largest_buffer <= limits.max_buffer
+            && report.total() <= limits.memory_budget
+            && within_loop_bounds(model, m)
     })
+}
+
+/// Whether every kernel of a step at `micro_batch` images stays within the loop bound of the
+/// software adapters: a batch norm's values per channel, the loss's rows times classes.
+pub fn within_loop_bounds(model: &Model, micro_batch: usize) -> bool {
+    let shapes = model.shapes(micro_batch);
+    let batch_norms_fit = model.layers.iter().all(|layer| match layer.op {
+        Op::BatchNorm { .. } => {
+            let [n, _, h, w] = shapes[layer.inputs[0]];
+            n * h * w <= crate::ops::batch_norm::MAX_PER_CHANNEL
+        }
+        _ => true,
+    });
+    let loss_fits = micro_batch.div_ceil(256) * (2 * model.classes + 1) <= crate::gpu::MAX_LOOP_ITERATIONS;
+    batch_norms_fit && loss_fits
 }

@@ -7,6 +7,7 @@ use crate::gpu::{GpuBuffer, GpuContext, Launch};
 use crate::model::{LayerSlots, Op};
 use crate::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, StepStatistics};
 use crate::ops::conv2d;
+use crate::ops::finite_check::{self, NonFinite};
 use crate::ops::linear::LinearGemms;
 use crate::ops::matmul;
 use crate::ops::max_pool::{self, MaxPoolShape};
@@ -15,8 +16,9 @@ use crate::ops::upsample::{self, UpsampleShape};
 use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, relu};
 
 /// Records every launch list of `net`: the first micro-batch's training launches, later
-/// micro-batches' (adding into the gradients), inference, SGD, and with micro-batches the
-/// running statistics' update once per step.
+/// micro-batches' (adding into the gradients), inference, and once per step the finiteness
+/// checks, SGD and the running statistics' update (the last two skipped on the device where a
+/// check failed).
 pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &GradientPlan) {
     let recorder = Recorder {
         ctx,
@@ -32,22 +34,20 @@ pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &Gradie
         Vec::new()
     };
     let eval_launches = recorder.forward(None);
-    let running_launches = if net.micro_batch < net.batch {
-        recorder.running_updates()
-    } else {
-        Vec::new()
-    };
+    let running_launches = recorder.running_updates();
+    let check_launches = recorder.finite_checks();
     let sgd_launches = (0..net.params.len())
         .map(|p| {
-            sgd::update(
-                ctx,
-                net.sgd_config,
-                &net.grads[p],
-                &net.params[p],
-                &net.momentum[p],
-            )
+            let buffers = sgd::SgdBuffers {
+                grad: &net.grads[p],
+                w: &net.params[p],
+                v: &net.momentum[p],
+                status: &net.status,
+            };
+            sgd::update(ctx, net.sgd_config, &buffers)
         })
         .collect();
+    net.check_launches = check_launches;
     net.train_first = train_first;
     net.train_accumulate = train_accumulate;
     net.eval_launches = eval_launches;
@@ -83,17 +83,23 @@ impl Recorder<'_> {
     /// `accumulate`, else overwritten.
     fn train(&self, accumulate: bool) -> Vec<Launch> {
         let (ctx, net) = (self.ctx, self.net);
-        let step = if net.micro_batch == net.batch {
-            StepStatistics::UpdateRunning
-        } else if accumulate {
+        let step = if accumulate {
             StepStatistics::Merge
         } else {
             StepStatistics::Start
         };
         let mut launches = self.forward(Some(step));
         let logits = &net.activations[net.model.output()];
-        let grad_logits = self.slot(self.plan.tensor_slot[net.model.output()].unwrap());
         let (m, classes) = (net.micro_batch, net.model.classes);
+        launches.push(cross_entropy::forward(
+            ctx,
+            m,
+            classes,
+            logits,
+            &net.labels,
+            &net.status,
+        ));
+        let grad_logits = self.slot(self.plan.tensor_slot[net.model.output()].unwrap());
         launches.push(cross_entropy::backward(
             ctx,
             m,
@@ -109,8 +115,23 @@ impl Recorder<'_> {
         launches
     }
 
+    /// The step's finiteness checks, after its last backward: every parameter gradient, and
+    /// every batch norm's statistics of the step (what the running statistics move towards).
+    fn finite_checks(&self) -> Vec<Launch> {
+        let net = self.net;
+        let gradients = net
+            .grads
+            .iter()
+            .map(|g| finite_check::check(self.ctx, g, NonFinite::GRADIENT, &net.status));
+        let statistics = net
+            ._saved
+            .iter()
+            .map(|s| finite_check::check(self.ctx, s, NonFinite::STATISTICS, &net.status));
+        gradients.chain(statistics).collect()
+    }
+
     /// Each batch norm's running-statistic update from the step's statistics of its
-    /// micro-batches.
+    /// micro-batches (nothing changes in a step flagged as not finite).
     fn running_updates(&self) -> Vec<Launch> {
         let net = self.net;
         net.model
@@ -122,20 +143,24 @@ impl Recorder<'_> {
                 let [n, c, h, w] = net.shapes[layer.inputs[0]];
                 let (mean, var) = &net.running[s];
                 let shape = BnShape::new(n, c, h * w);
+                let buffers = batch_norm::RunningUpdateBuffers {
+                    saved: &net._saved[s],
+                    running_mean: mean,
+                    running_var: var,
+                    status: &net.status,
+                };
                 Some(batch_norm::running_update(
                     self.ctx,
                     shape,
                     DEFAULT_MOMENTUM,
-                    &net._saved[s],
-                    mean,
-                    var,
+                    &buffers,
                 ))
             })
             .collect()
     }
 
     /// Forward in training mode (batch statistics, treated as `step` says) or, with `None`,
-    /// inference mode (running statistics), then the loss.
+    /// inference mode (running statistics), up to the logits.
     fn forward(&self, train: Option<StepStatistics>) -> Vec<Launch> {
         let (ctx, net) = (self.ctx, self.net);
         let mut launches = Vec::new();
@@ -160,8 +185,8 @@ impl Recorder<'_> {
                     conv2d::forward(ctx, &shape, x, &net.params[p.weight.expect("a weight")], bias, y)
                 }
                 Op::BatchNorm { .. } => {
-                    let (rm, rv) = &net.running[p.batch_norm.unwrap()];
                     let s = p.batch_norm.unwrap();
+                    let (rm, rv) = &net.running[s];
                     let shape = BnShape::new(n, c, h * w);
                     let (gamma, beta) = (
                         &net.params[p.weight.expect("a weight")],
@@ -174,8 +199,6 @@ impl Recorder<'_> {
                             beta,
                             y,
                             saved: &net._saved[s],
-                            running_mean: rm,
-                            running_var: rv,
                         };
                         batch_norm::train_forward(
                             ctx,
@@ -225,16 +248,6 @@ impl Recorder<'_> {
             };
             launches.push(launch);
         }
-        let logits = &net.activations[net.model.output()];
-        let (m, classes) = (net.micro_batch, net.model.classes);
-        launches.push(cross_entropy::forward(
-            ctx,
-            m,
-            classes,
-            logits,
-            &net.labels,
-            &net.loss,
-        ));
         launches
     }
 

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use web_time::Instant;
 
 use super::{GradientPlan, KernelCache};
-use crate::gpu::{GemmKey, GpuBuffer, GpuContext, GpuError, KernelPolicy, Launch, Variant};
+use crate::gpu::{Fault, GemmKey, GpuBuffer, GpuContext, GpuError, KernelPolicy, Launch, Variant};
 use crate::model::{Model, Op};
 use crate::ops::conv2d::{self, Conv2dShape, Direction};
 use crate::ops::linear::LinearGemms;
@@ -253,6 +253,91 @@ async fn time_launch(ctx: &GpuContext, launch: &Launch, best: f64) -> Result<f64
     }
 }
 
+/// Runs `timing` (which builds and runs launches of `variant`) inside a validation error
+/// scope: `Ok(None)` where the device rejected the variant (its pipelines are dropped from the
+/// cache), else what `timing` returned.
+async fn within_scope<T>(
+    ctx: &GpuContext,
+    key: &GemmKey,
+    variant: Variant,
+    timing: impl std::future::Future<Output = Result<(T, Vec<crate::shaders::Kernel>), GpuError>>,
+) -> Result<Option<T>, GpuError> {
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let outcome = timing.await;
+    ctx.fault_point(Fault::Candidate(variant));
+    let rejected = scope.pop().await;
+    let (value, kernels) = outcome?;
+    match rejected {
+        None => Ok(Some(value)),
+        Some(error) => {
+            log::warn!(
+                "kernel choice: {key}: the device rejected {variant}, which is dropped: {}",
+                crate::gpu::describe_error(&error)
+            );
+            for kernel in kernels {
+                ctx.forget_pipeline(kernel);
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Runs a launch of `variant` once on a small sample (its first workgroups), to learn
+/// whether the device accepts it.
+async fn try_variant(
+    ctx: &GpuContext,
+    buffers: &CaseBuffers,
+    case: &Case,
+    variant: Variant,
+) -> Result<Option<()>, GpuError> {
+    within_scope(ctx, &case.key, variant, async {
+        let mut launch = buffers.launch(ctx, &case.shape, variant);
+        launch.shrink(sample_fraction(&launch, 0.0));
+        ctx.submit("kernel check", &[&launch]);
+        ctx.finish().await?;
+        Ok(((), launch.kernels()))
+    })
+    .await
+}
+
+/// Seconds of a whole launch of `variant`, estimated from a sample where the launch is long
+/// (see the module's notes), and whether it was timed in full rather than dropped after a
+/// probe that showed it clearly slower than `best`; with the kernels the launch runs.
+/// `fastest_rate` (FLOP/s) sizes the samples and learns from this timing.
+async fn time_candidate(
+    ctx: &GpuContext,
+    buffers: &CaseBuffers,
+    shape: &CaseShape,
+    variant: Variant,
+    flops: f64,
+    best: Option<(f64, Variant)>,
+    fastest_rate: &mut f64,
+) -> Result<((f64, bool), Vec<crate::shaders::Kernel>), GpuError> {
+    if *fastest_rate == 0.0 {
+        // A first sample only to learn how fast this device is.
+        let mut launch = buffers.launch(ctx, shape, variant);
+        let kept = launch.shrink(sample_fraction(&launch, 1.0 / 64.0));
+        *fastest_rate = flops * kept / time_launch(ctx, &launch, 0.0).await?;
+    }
+    let fraction = (SAMPLE_SECONDS * *fastest_rate / flops).min(1.0);
+    let best_seconds = best.map_or(f64::INFINITY, |(b, _)| b);
+    // Where launches are sampled, a challenger first runs a sixteenth of the sample, once: one
+    // that is clearly slower than the best is dropped at that cost.
+    if best.is_some() && fraction < 1.0 {
+        let mut probe = buffers.launch(ctx, shape, variant);
+        let kept = probe.shrink(sample_fraction(&probe, fraction / 16.0));
+        let seconds = time_launch(ctx, &probe, 0.0).await? / kept;
+        if seconds > 1.5 * best_seconds {
+            return Ok(((seconds, false), probe.kernels()));
+        }
+    }
+    let mut launch = buffers.launch(ctx, shape, variant);
+    let kept = launch.shrink(sample_fraction(&launch, fraction));
+    let seconds = time_launch(ctx, &launch, best_seconds * kept).await? / kept;
+    *fastest_rate = fastest_rate.max(flops / seconds);
+    Ok(((seconds, true), launch.kernels()))
+}
+
 /// Whether [`choose_kernels`] may time launch shapes it has no measurement for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tuning {
@@ -305,42 +390,53 @@ pub async fn choose_kernels(
     for (done, case) in cases.iter().enumerate() {
         progress(done, cases.len());
         let first_of_shape = counted.insert(case.key.clone());
-        if auto && tuning == Tuning::Measure && case.candidates.len() > 1 && !ctx.is_measured(&case.key) {
+        let measure = auto && tuning == Tuning::Measure && case.candidates.len() > 1;
+        if measure && first_of_shape && ctx.is_measured(&case.key) {
+            // A cached choice runs once before it is trusted; one the device rejects is timed
+            // anew below.
+            let buffers = CaseBuffers::new(ctx, &case.shape);
+            let cached = ctx.pick(&case.key, &case.candidates);
+            if try_variant(ctx, &buffers, case, cached).await?.is_none() {
+                ctx.forget_measured(&case.key);
+            }
+        }
+        if measure && !ctx.is_measured(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape);
             let flops = case.shape.flops();
-            if fastest_rate == 0.0 {
-                // A first sample only to learn how fast this device is.
-                let mut launch = buffers.launch(ctx, &case.shape, case.candidates[0]);
-                let kept = launch.shrink(sample_fraction(&launch, 1.0 / 64.0));
-                fastest_rate = flops * kept / time_launch(ctx, &launch, 0.0).await?;
-            }
-            let fraction = (SAMPLE_SECONDS * fastest_rate / flops).min(1.0);
-            let mut best = (f64::INFINITY, case.candidates[0]);
+            let mut best: Option<(f64, Variant)> = None;
             let mut timings = Vec::new();
             for &variant in &case.candidates {
-                // Where launches are sampled, a challenger first runs a sixteenth of the sample,
-                // once: one that is clearly slower than the best is dropped at that cost.
-                if best.0.is_finite() && fraction < 1.0 {
-                    let mut probe = buffers.launch(ctx, &case.shape, variant);
-                    let kept = probe.shrink(sample_fraction(&probe, fraction / 16.0));
-                    let seconds = time_launch(ctx, &probe, 0.0).await? / kept;
-                    if seconds > 1.5 * best.0 {
-                        timings.push((variant, seconds * 1e3));
-                        continue;
-                    }
-                }
-                let mut launch = buffers.launch(ctx, &case.shape, variant);
-                let kept = launch.shrink(sample_fraction(&launch, fraction));
-                // Seconds of the whole launch, estimated from the sample.
-                let seconds = time_launch(ctx, &launch, best.0 * kept).await? / kept;
+                let candidate = time_candidate(
+                    ctx,
+                    &buffers,
+                    &case.shape,
+                    variant,
+                    flops,
+                    best,
+                    &mut fastest_rate,
+                );
+                let outcome = within_scope(ctx, &case.key, variant, candidate).await?;
+                let Some((seconds, whole)) = outcome else {
+                    continue;
+                };
                 timings.push((variant, seconds * 1e3));
-                if seconds < best.0 {
-                    best = (seconds, variant);
+                if whole && best.is_none_or(|(b, _)| seconds < b) {
+                    best = Some((seconds, variant));
                 }
-                fastest_rate = fastest_rate.max(flops / seconds);
             }
-            log::info!("kernel choice: {} -> {} ({timings:?})", case.key, best.1);
-            ctx.set_measured(case.key.clone(), best.1);
+            let Some((_, chosen)) = best else {
+                return Err(GpuError::Validation(format!(
+                    "{}: the device rejected every kernel variant ({})",
+                    case.key,
+                    case.candidates
+                        .iter()
+                        .map(|v| v.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            log::info!("kernel choice: {} -> {chosen} ({timings:?})", case.key);
+            ctx.set_measured(case.key.clone(), chosen);
             timed.insert(case.key.clone(), timings);
             report.measured += 1;
         } else if auto && first_of_shape && ctx.is_measured(&case.key) {
@@ -358,6 +454,9 @@ pub async fn choose_kernels(
             },
         });
     }
+    // An error the device reported outside any one candidate fails the choice (and nothing
+    // is cached from it).
+    ctx.check_at(Fault::KernelTiming)?;
     progress(cases.len(), cases.len());
     if report.measured > 0
         && let Some(note) = cache.save(ctx, &ctx.kernel_choices().measured)

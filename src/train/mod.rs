@@ -21,6 +21,7 @@ pub use report::{ClassScores, EvalReport};
 use crate::data::{BatchOptions, BatchOrder, Cifar10, Dataset, fill_batch};
 use crate::gpu::{GpuContext, GpuError};
 use crate::model::{GammaInit, Model, ResNetConfig, Stem, Variant};
+use crate::ops::finite_check::NonFinite;
 use crate::ops::sgd::SgdConfig;
 use crate::rng::Rng;
 use crate::schedule::{
@@ -75,6 +76,20 @@ pub enum TrainMetrics {
     Running,
 }
 
+/// What a run does with a step whose loss, gradients or batch statistics are not finite.
+/// Either way the step changed nothing on the device: the weights, momentum and running
+/// statistics are those before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Stop the run with an error naming the step.
+    #[default]
+    Stop,
+    /// Skip the step (its batch is used up) and go on; stop once this many steps in a row were
+    /// skipped.
+    Skip { in_a_row: u32 },
+}
+
 /// Everything that defines a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -97,6 +112,9 @@ pub struct TrainConfig {
     /// How batch norm's γ starts; `None`: the variant's default ([`Variant::default_gamma`]).
     #[serde(default)]
     pub gamma: Option<GammaInit>,
+    /// What a step that is not finite does to the run.
+    #[serde(default)]
+    pub on_nonfinite: OnNonFinite,
 }
 
 impl TrainConfig {
@@ -118,6 +136,7 @@ impl TrainConfig {
             train_metrics: TrainMetrics::Eval,
             max_micro_batch: None,
             gamma: None,
+            on_nonfinite: OnNonFinite::Stop,
         }
     }
 
@@ -188,6 +207,11 @@ pub struct TrainState {
     pub epoch_images: u64,
     pub epoch_train_seconds: f64,
     pub history: Vec<EpochMetrics>,
+    /// Steps skipped as not finite ([`OnNonFinite::Skip`]): in all, and in a row up to now.
+    #[serde(default)]
+    pub skipped_steps: u64,
+    #[serde(default)]
+    pub skipped_in_a_row: u32,
 }
 
 /// One training step's outcome.
@@ -200,6 +224,9 @@ pub struct StepReport {
     pub loss: f64,
     pub accuracy: f64,
     pub images_per_sec: f64,
+    /// What was not finite where the step was skipped ([`OnNonFinite::Skip`]); empty for a
+    /// step that was applied.
+    pub non_finite: NonFinite,
 }
 
 /// What [`Trainer::advance`] did.
@@ -218,15 +245,20 @@ pub enum TrainError {
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
     #[error(
-        "the loss became {loss} at epoch {epoch}, step {step} (lr {lr}): training stopped and \
-         nothing was saved from this point on; the last checkpoint is intact. Lower the \
-         learning rate and start again or resume from the last checkpoint"
+        "{} was not finite at epoch {epoch}, step {step} (loss {loss:.4e}, lr {lr:.4e}){}: the \
+         step was not applied, so the weights are those before it, and training stopped. Lower \
+         the learning rate and start again, or resume from the last checkpoint",
+        what.describe(),
+        if *skipped > 0 { format!(" after {skipped} skipped steps in a row") } else { String::new() }
     )]
     NonFinite {
+        what: NonFinite,
         loss: f32,
         epoch: usize,
         step: usize,
         lr: f64,
+        /// Steps skipped in a row before this one ([`OnNonFinite::Skip`]).
+        skipped: u32,
     },
     #[error(
         "the training set has {images} images after holding out {validation} for validation, \
@@ -245,6 +277,26 @@ pub enum TrainError {
          (--micro-batch) or model; otherwise restart and resume from the last checkpoint"
     )]
     Device(String),
+}
+
+impl TrainError {
+    /// Where this is an error of the device (an error it reported, a failed read-back, a lost
+    /// device), what it said: the run's state on the device is no longer trusted.
+    pub fn device_failure(&self) -> Option<String> {
+        match self {
+            TrainError::Device(reason) | TrainError::Gpu(GpuError::Validation(reason)) => {
+                Some(reason.clone())
+            }
+            TrainError::Gpu(e @ GpuError::ReadBack(_)) => Some(e.to_string()),
+            TrainError::Gpu(
+                GpuError::NoAdapter(_) | GpuError::NoCompute(..) | GpuError::RequestDevice { .. },
+            )
+            | TrainError::Schedule(_)
+            | TrainError::NonFinite { .. }
+            | TrainError::TooFewImages { .. }
+            | TrainError::Checkpoint(_) => None,
+        }
+    }
 }
 
 /// The validation split that suits a training set of `train_images`: the reference's 5,000 for
@@ -291,9 +343,11 @@ pub struct Trainer {
     batch_labels: Vec<u32>,
     /// The current epoch's visiting order, drawn once per epoch.
     order: Option<(usize, Vec<usize>)>,
-    /// The error the device reported during a step: the weights on the device are no longer
-    /// trusted, so the run neither steps nor checkpoints again.
+    /// The error the device reported during the run's work: the weights on the device are no
+    /// longer trusted, so the run neither steps nor checkpoints again.
     device_failure: Option<String>,
+    /// Makes the next step's batch hold a NaN (tests of what follows a step that is not finite).
+    poison_next_step: bool,
 }
 
 impl Trainer {
@@ -317,6 +371,8 @@ impl Trainer {
             epoch_images: 0,
             epoch_train_seconds: 0.0,
             history: Vec::new(),
+            skipped_steps: 0,
+            skipped_in_a_row: 0,
         };
         let params = match &initial {
             Some(s) => s.params.clone(),
@@ -370,6 +426,7 @@ impl Trainer {
             batch_labels: Vec::new(),
             order: None,
             device_failure: None,
+            poison_next_step: false,
         })
     }
 
@@ -430,28 +487,55 @@ impl Trainer {
             &mut self.batch_images,
             &mut self.batch_labels,
         );
+        if std::mem::take(&mut self.poison_next_step) {
+            self.batch_images[0] = f32::NAN;
+        }
         let stats = self
             .net
             .train_step(ctx, &self.batch_images, &self.batch_labels)
             .await
             .map_err(|e| self.failed(e))?;
-        if !stats.loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                loss: stats.loss,
-                epoch: epoch + 1,
-                step: step + 1,
-                lr: self.state.lr.lr,
-            });
+        if !stats.non_finite.is_finite() {
+            let skipped = self.state.skipped_in_a_row;
+            let stop = match self.config.on_nonfinite {
+                OnNonFinite::Stop => true,
+                OnNonFinite::Skip { in_a_row } => skipped + 1 >= in_a_row,
+            };
+            if stop {
+                // The run stays where it was before the step: a resumed or saved run is finite.
+                return Err(TrainError::NonFinite {
+                    what: stats.non_finite,
+                    loss: stats.loss,
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    lr: self.state.lr.lr,
+                    skipped,
+                });
+            }
+            log::warn!(
+                "skipped step {} of epoch {}: {} was not finite (loss {:e})",
+                step + 1,
+                epoch + 1,
+                stats.non_finite.describe(),
+                stats.loss
+            );
         }
+        let applied = stats.non_finite.is_finite();
         let seconds = started.elapsed().as_secs_f64();
         let s = &mut self.state;
         s.rng_state = rng.state;
         s.step_in_epoch += 1;
         s.global_step += 1;
-        s.epoch_loss_sum += stats.loss as f64;
-        s.epoch_correct += stats.correct as u64;
-        s.epoch_images += batch as u64;
         s.epoch_train_seconds += seconds;
+        if applied {
+            s.epoch_loss_sum += stats.loss as f64;
+            s.epoch_correct += stats.correct as u64;
+            s.epoch_images += batch as u64;
+            s.skipped_in_a_row = 0;
+        } else {
+            s.skipped_steps += 1;
+            s.skipped_in_a_row += 1;
+        }
         Ok(StepReport {
             epoch,
             step,
@@ -459,6 +543,7 @@ impl Trainer {
             loss: stats.loss as f64,
             accuracy: stats.correct as f64 / batch as f64,
             images_per_sec: batch as f64 / seconds.max(1e-9),
+            non_finite: stats.non_finite,
         })
     }
 
@@ -468,16 +553,26 @@ impl Trainer {
         self.device_failure.is_some()
     }
 
+    /// Marks the run as failed by a device error found outside its own methods (reading the
+    /// layer norms, a classification): it neither steps nor checkpoints again.
+    pub fn mark_device_failed(&mut self, reason: String) {
+        self.device_failure.get_or_insert(reason);
+    }
+
+    /// Puts a NaN into the next step's batch, so that its loss is not finite.
+    pub fn poison_next_step(&mut self) {
+        self.poison_next_step = true;
+    }
+
     /// The error of GPU work of this run; an error the device reported (see
-    /// [`GpuContext::check`]) or a failed read-back marks the run as failed, so it neither steps nor checkpoints again.
+    /// [`GpuContext::check`]) or a failed read-back marks the run as failed, so it neither
+    /// steps nor checkpoints again.
     fn failed(&mut self, error: GpuError) -> TrainError {
-        let reason = match &error {
-            GpuError::Validation(reason) => reason.clone(),
-            GpuError::ReadBack(_) => error.to_string(),
-            _ => return TrainError::Gpu(error),
-        };
-        self.device_failure = Some(reason.clone());
-        TrainError::Device(reason)
+        let error = TrainError::from(error);
+        if let Some(reason) = error.device_failure() {
+            self.device_failure.get_or_insert(reason);
+        }
+        error
     }
 
     /// Measures the epoch's metrics, steps the learning-rate schedule and starts the next epoch.
@@ -486,9 +581,11 @@ impl Trainer {
         let steps = self.state.step_in_epoch as u64;
         let (train_loss, train_error) = match self.config.train_metrics {
             TrainMetrics::Running => {
+                // Over the steps that were applied (skipped ones have no finite loss).
                 let s = &self.state;
+                let applied = s.epoch_images / self.config.batch as u64;
                 (
-                    s.epoch_loss_sum / steps.max(1) as f64,
+                    s.epoch_loss_sum / applied.max(1) as f64,
                     1.0 - s.epoch_correct as f64 / s.epoch_images.max(1) as f64,
                 )
             }
@@ -551,19 +648,20 @@ impl Trainer {
         evaluate(ctx, &self.net, data).await
     }
 
-    /// Copies the run to a checkpoint.
-    pub async fn checkpoint(&self, ctx: &GpuContext) -> Result<Checkpoint, GpuError> {
+    /// Copies the run to a checkpoint. A device error while copying marks the run as failed.
+    pub async fn checkpoint(&mut self, ctx: &GpuContext) -> Result<Checkpoint, TrainError> {
         if let Some(reason) = &self.device_failure {
-            return Err(GpuError::Validation(format!(
+            return Err(TrainError::Device(format!(
                 "{reason}; nothing is saved from a run after its device failed (the last saved \
                  checkpoint is intact)"
             )));
         }
+        let state = self.net.read_state(ctx).await.map_err(|e| self.failed(e))?;
         Ok(Checkpoint::new(
             self.config.clone(),
             self.state.clone(),
             self.data.train.class_names.clone(),
-            self.net.read_state(ctx).await?,
+            state,
         ))
     }
 }

@@ -10,7 +10,7 @@ use resnet_wgpu::model::{ResNetConfig, Stem};
 pub use resnet_wgpu::ops::check::{compare, to_f64};
 use resnet_wgpu::ops::sgd::SgdConfig;
 pub use resnet_wgpu::rng::Rng;
-use resnet_wgpu::train::{LrSchedule, ModelSpec, TrainConfig, TrainMetrics};
+use resnet_wgpu::train::{LrSchedule, ModelSpec, OnNonFinite, TrainConfig, TrainMetrics};
 
 /// Opens the GPU or fails the test with instructions. Tests never pass by skipping.
 pub fn gpu() -> GpuContext {
@@ -158,5 +158,13 @@ pub fn small_config(batch: usize, epochs: usize) -> TrainConfig {
         train_metrics: TrainMetrics::Eval,
         max_micro_batch: None,
         gamma: None,
+        on_nonfinite: OnNonFinite::Stop,
     }
+}
+
+/// A kernel cache folder of this test process (for `RESNET_WGPU_CACHE_DIR`), so that a program
+/// a test starts neither reads nor writes the kernel choices kept in the user's own cache
+/// folder.
+pub fn kernel_cache_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("resnet-wgpu-test-kernels-{}", std::process::id()))
 }
