@@ -39,6 +39,10 @@ fn harness() -> Harness<'static, App> {
         .build_eframe(move |cc| {
             let mut app = App::new(cc);
             app.checkpoint_folder = folder.display().to_string();
+            // The kernel choices of this test process, never the user's own.
+            let kernels =
+                std::env::temp_dir().join(format!("resnet-wgpu-app-kernels-{}.json", std::process::id()));
+            app.set_kernel_cache(resnet_wgpu::schedule::KernelCache::File(kernels));
             app
         })
 }
@@ -441,6 +445,70 @@ fn a_lost_device_is_reopened_and_the_run_continues_from_the_last_checkpoint() {
     click(&mut h, "Stop");
     wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_step_that_is_not_finite_pauses_the_run_and_keeps_the_weights_before_it() {
+    let mut h = small_app();
+    train_two_steps_and_pause(&mut h);
+    let folder = std::path::PathBuf::from(&h.state().checkpoint_folder);
+    let kept_file = folder.join("app-run.safetensors");
+    let kept_before = std::fs::read(&kept_file).expect("the run kept at the pause");
+    let step_before = h.state().status().global_step;
+
+    h.state_mut().poison_next_step();
+    click(&mut h, "Resume");
+    wait_for(&mut h, "the step that is not finite to pause the run", 120, |a| {
+        let s = a.status();
+        s.run == "paused" && s.error && s.message.is_some_and(|m| m.contains("not finite"))
+    });
+    let status = h.state().status();
+    let message = status.message.clone().unwrap();
+    assert!(
+        message.contains(&format!("step {}", step_before + 1))
+            && message.contains("not applied")
+            && message.contains("Lower the learning rate"),
+        "{message}"
+    );
+    assert!(
+        !status.device_failed,
+        "a step that is not finite is not a device failure"
+    );
+    assert_eq!(
+        status.global_step, step_before,
+        "the step that was not finite is not counted"
+    );
+    // The run kept at this pause is the one before the step, bit for bit, and finite.
+    wait_for(&mut h, "the run kept at the pause", 60, |a| {
+        a.status().kept.is_some()
+    });
+    let kept = std::fs::read(&kept_file).unwrap();
+    assert!(
+        kept == kept_before,
+        "the kept run changed after a step that was not finite"
+    );
+    let checkpoint = resnet_wgpu::train::Checkpoint::from_bytes("kept", &kept).unwrap();
+    assert_eq!(checkpoint.header.state.global_step, step_before);
+    let network = &checkpoint.network;
+    assert!(
+        network
+            .params
+            .iter()
+            .chain(&network.momentum)
+            .flatten()
+            .all(|v| v.is_finite()),
+        "the kept weights are finite"
+    );
+
+    // Resume trains on from the finite weights.
+    click(&mut h, "Resume");
+    wait_for(&mut h, "steps after the one that was not finite", 120, move |a| {
+        a.status().global_step >= step_before + 2
+    });
+    let status = h.state().status();
+    assert!(status.last_loss.is_some_and(f64::is_finite), "{status:?}");
+    click(&mut h, "Stop");
+    wait_for(&mut h, "the stop", 30, |a| a.status().run == "finished");
 }
 
 /// Closing the app loses nothing: the settings and the run kept when it was paused come back

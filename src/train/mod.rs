@@ -245,7 +245,7 @@ pub enum TrainError {
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
     #[error(
-        "{} was not finite at epoch {epoch}, step {step} (loss {loss:.4e}, lr {lr:.4e}){}: the \
+        "step {step} of epoch {epoch} was not finite ({}; loss {loss:.4e}, lr {lr:.4e}){}: the \
          step was not applied, so the weights are those before it, and training stopped. Lower \
          the learning rate and start again, or resume from the last checkpoint",
         what.describe(),

@@ -1,0 +1,142 @@
+//! Kernel timing inside error scopes: a variant the device rejects while it is timed is
+//! dropped, never chosen and never cached, and the device's error does not leak out of the
+//! timing; a cached choice that the device later rejects is timed anew.
+
+mod common;
+use common::*;
+use resnet_wgpu::gpu::{Fault, GpuContext, Variant};
+use resnet_wgpu::model::{Model, Stem, Variant as ModelVariant};
+use resnet_wgpu::schedule::{KernelCache, TuneReport, Tuning, choose_kernels};
+
+fn small_model() -> Model {
+    let mut config = ModelVariant::ResNet18.config();
+    config.widths = vec![8, 16];
+    config.blocks = vec![1, 1];
+    config.stem_width = 8;
+    Model::from_config(ModelVariant::ResNet18, Stem::Cifar, &config, 10)
+}
+
+fn cache_in(name: &str) -> (std::path::PathBuf, KernelCache) {
+    let dir = std::env::temp_dir().join(format!("resnet-wgpu-rejection-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("kernels.json");
+    (file.clone(), KernelCache::File(file))
+}
+
+fn plan(ctx: &GpuContext, cache: &KernelCache) -> TuneReport {
+    let report = pollster::block_on(choose_kernels(
+        ctx,
+        &small_model(),
+        16,
+        cache,
+        Tuning::Measure,
+        |_, _| {},
+    ))
+    .expect("kernel choice");
+    assert_eq!(
+        ctx.take_error(),
+        None,
+        "a rejected candidate's error leaked out of the timing"
+    );
+    report
+}
+
+/// The cache's entries as (key, variant name) pairs.
+fn cached_choices(file: &std::path::Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(file).expect("the cache was written");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    fn walk(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match v {
+                        serde_json::Value::String(s) if k.contains(' ') => out.push((k.clone(), s.clone())),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(&json, &mut out);
+    out
+}
+
+#[test]
+fn a_candidate_the_device_rejects_is_dropped_and_never_cached() {
+    let ctx = gpu();
+    assert!(
+        ctx.features.subgroups,
+        "lavapipe offers subgroups: {}",
+        ctx.describe()
+    );
+    let (file, cache) = cache_in("dropped");
+    // The first launch shape that times the subgroup variant sees it rejected.
+    ctx.arm_fault(Fault::Candidate(Variant::Subgroup));
+    let report = plan(&ctx, &cache);
+    let first = report
+        .launches
+        .iter()
+        .find(|l| !l.timings.is_empty())
+        .expect("a launch shape was timed");
+    assert!(
+        first.timings.iter().all(|(v, _)| *v != Variant::Subgroup),
+        "the rejected variant has a timing: {first:?}"
+    );
+    assert_ne!(
+        first.variant,
+        Variant::Subgroup,
+        "the rejected variant was chosen: {first:?}"
+    );
+    let cached = cached_choices(&file);
+    let entry = cached
+        .iter()
+        .find(|(key, _)| *key == first.key.0)
+        .unwrap_or_else(|| panic!("{} is cached: {cached:?}", first.key));
+    assert_ne!(entry.1, "subgroup", "the rejected variant was cached");
+    // Shapes timed after it still see the subgroup variant (only that candidate was dropped).
+    assert!(
+        report
+            .launches
+            .iter()
+            .skip_while(|l| l.key != first.key)
+            .skip(1)
+            .any(|l| l.timings.iter().any(|(v, _)| *v == Variant::Subgroup)),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_cached_choice_the_device_rejects_is_timed_anew() {
+    let (_, cache) = cache_in("retime");
+    let first = plan(&gpu(), &cache);
+    assert!(first.measured > 0 && first.cached == 0, "{first}");
+    let again = plan(&gpu(), &cache);
+    assert_eq!(
+        again.measured, 0,
+        "a second plan takes everything from the cache: {again}"
+    );
+
+    // On a new device the first cached choice is rejected when it is checked.
+    let ctx = gpu();
+    let rejected = first
+        .launches
+        .iter()
+        .find(|l| !l.timings.is_empty())
+        .expect("a launch shape was timed");
+    ctx.arm_fault(Fault::Candidate(rejected.variant));
+    let retimed = plan(&ctx, &cache);
+    assert_eq!(
+        retimed.measured, 1,
+        "the rejected choice alone is timed anew: {retimed}"
+    );
+    assert_eq!(retimed.cached, first.measured - 1, "{retimed}");
+    let launch = retimed.launches.iter().find(|l| l.key == rejected.key).unwrap();
+    assert!(
+        !launch.timings.is_empty(),
+        "{} was not timed anew: {retimed}",
+        rejected.key
+    );
+}
