@@ -6,9 +6,13 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The program, with its kernel choices kept in a folder of this test run rather than the
+/// user's cache folder.
 fn program() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_resnet-wgpu"));
-    command.env("RUST_LOG", "error");
+    command
+        .env("RUST_LOG", "error")
+        .env("RESNET_WGPU_CACHE_DIR", common::kernel_cache_dir());
     command
 }
 
@@ -104,6 +108,9 @@ fn train_then_eval_then_classify_on_the_sample_data() {
     ] {
         assert!(dir.join(file).is_file(), "{file} was not written");
     }
+    // The kernel choices it measured are kept in the test's cache folder.
+    let kernels = common::kernel_cache_dir().join("kernels.json");
+    assert!(kernels.is_file(), "{} was not written", kernels.display());
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "a header and one line per epoch: {csv}");
     assert!(csv.starts_with("epoch,steps,lr,train_loss"), "{csv}");
@@ -336,4 +343,59 @@ fn a_memory_budget_splits_the_batch_or_says_what_does_not_fit() {
         error.contains("budget of 100 MiB") && error.contains("needs 406 MiB") && error.contains("--memory"),
         "{error}"
     );
+}
+
+/// A checkpoint whose header holds a field out of range (here a batch of 0) is refused before
+/// anything else, in one line that names the file, the field and its value. No GPU needed:
+/// `eval` and `classify` read the checkpoint first.
+#[test]
+fn a_checkpoint_field_out_of_range_is_named_in_one_line() {
+    use resnet_wgpu::schedule::NetworkState;
+    use resnet_wgpu::train::{Checkpoint, LrState, TrainState};
+    let dir = scratch("header");
+    let config = common::small_config(16, 2);
+    let model = config.model.build();
+    let params: Vec<Vec<f32>> = model.parameters().iter().map(|p| vec![0.0; p.len()]).collect();
+    let network = NetworkState {
+        momentum: params.clone(),
+        running: model
+            .batch_norms()
+            .iter()
+            .map(|(_, c)| (vec![0.0; *c], vec![1.0; *c]))
+            .collect(),
+        params,
+    };
+    let state = TrainState {
+        epochs_done: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        lr: LrState::new(config.sgd.lr as f64),
+        rng_state: 0,
+        epoch_loss_sum: 0.0,
+        epoch_correct: 0,
+        epoch_images: 0,
+        epoch_train_seconds: 0.0,
+        history: Vec::new(),
+        skipped_steps: 0,
+        skipped_in_a_row: 0,
+    };
+    let names = resnet_wgpu::data::CIFAR10_CLASSES.map(String::from).to_vec();
+    let good = Checkpoint::new(config, state, names, network).to_bytes();
+    let bad = common::hostile::with_header_edited(&good, "\\\"batch\\\":16", "\\\"batch\\\":0");
+    let path = dir.join("zero-batch.safetensors");
+    std::fs::write(&path, bad).unwrap();
+    let path = path.to_str().unwrap();
+    for args in [
+        vec!["eval", "--checkpoint", path, "--sample"],
+        vec!["classify", "--checkpoint", path, "any.png"],
+    ] {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("zero-batch.safetensors: config.batch is 0; it must be at least 1"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }

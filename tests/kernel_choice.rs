@@ -1,7 +1,8 @@
 //! Kernel choice by measurement: every GEMM-shaped launch of a network gets a variant that
 //! applies to it; the choices are cached per adapter, so a second plan times nothing; a cache
 //! that is damaged or from another adapter is ignored, with a note; a forced policy times
-//! nothing and is obeyed; and a network built on measured choices still trains like the CPU
+//! nothing and is obeyed; reporting without measuring shows the cache's choices and the
+//! defaults elsewhere; and a network built on measured choices still trains like the CPU
 //! reference says (see tests/network.rs for the step itself).
 
 mod common;
@@ -109,24 +110,97 @@ fn a_forced_policy_times_nothing_and_is_obeyed_where_it_applies() {
         report.launches.iter().all(|l| l.variant == Variant::Portable),
         "{report}"
     );
-    // Without measuring, a report shows the defaults.
-    let ctx = gpu();
-    let report = pollster::block_on(choose_kernels(
-        &ctx,
-        &small_model(),
-        16,
-        &cache,
-        Tuning::CacheOnly,
-        |_, _| {},
-    ))
-    .expect("kernel choice");
-    assert_eq!(report.measured, 0, "{report}");
     assert!(KernelPolicy::parse("tiled") == Ok(KernelPolicy::Only(Variant::Tiled)));
     assert!(
         KernelPolicy::parse("fastest")
             .unwrap_err()
             .contains("auto, portable")
     );
+}
+
+/// The identity the cache stores its choices under, as `kernel_cache.rs` writes it: adapter
+/// name, backend, driver and driver version.
+fn adapter_id(ctx: &resnet_wgpu::gpu::GpuContext) -> String {
+    let info = &ctx.adapter_info;
+    format!(
+        "{} | {:?} | {} | {}",
+        info.name, info.backend, info.driver, info.driver_info
+    )
+}
+
+/// The variant of every launch of a report, by launch shape.
+fn variants_by_shape(report: &TuneReport) -> std::collections::BTreeMap<String, Variant> {
+    report
+        .launches
+        .iter()
+        .map(|l| (l.key.0.clone(), l.variant))
+        .collect()
+}
+
+#[test]
+fn cache_only_reports_the_cached_choice_where_there_is_one_and_the_default_elsewhere() {
+    let (file, cache) = cache_in("cache-only");
+    let ctx = gpu();
+    let choose = |cache: &KernelCache| {
+        pollster::block_on(choose_kernels(
+            &ctx,
+            &small_model(),
+            16,
+            cache,
+            Tuning::CacheOnly,
+            |_, _| {},
+        ))
+        .expect("kernel choice")
+    };
+    // Nothing cached: every launch shows its default.
+    let defaults = variants_by_shape(&choose(&KernelCache::None));
+
+    // A shape and a variant that applies to it but is not its default: forcing each variant
+    // in turn (nothing is timed) shows where it applies.
+    let (shape, cached_variant) = Variant::ALL
+        .into_iter()
+        .find_map(|v| {
+            ctx.set_kernel_policy(KernelPolicy::Only(v));
+            let forced = variants_by_shape(&choose(&KernelCache::None));
+            forced
+                .into_iter()
+                .find(|(key, variant)| *variant == v && defaults[key] != v)
+        })
+        .expect("some launch shape has a variant other than its default");
+    ctx.set_kernel_policy(KernelPolicy::Auto);
+
+    // The cache holds that choice for this adapter, in the form `KernelCache` reads.
+    let stored = serde_json::json!({
+        "adapter": adapter_id(&ctx),
+        "choices": { (shape.clone()): cached_variant.name() },
+    });
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, stored.to_string()).unwrap();
+
+    let report = choose(&cache);
+    assert!(report.cache_note.is_none(), "{:?}", report.cache_note);
+    assert_eq!(report.measured, 0, "{report}");
+    assert_eq!(
+        report.cached, 1,
+        "the one cached shape is reported as cached: {report}"
+    );
+    assert!(
+        report.launches.iter().all(|l| l.timings.is_empty()),
+        "a launch was timed: {report}"
+    );
+    let shown = variants_by_shape(&report);
+    assert_eq!(shown.len(), defaults.len(), "{report}");
+    for (key, variant) in &shown {
+        let expected = if *key == shape {
+            cached_variant
+        } else {
+            defaults[key]
+        };
+        assert_eq!(*variant, expected, "{key}: {report}");
+    }
+    // Reporting leaves the cache as it was.
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), stored.to_string());
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
 }
 
 /// The wide subgroup kernels: a workgroup of a whole number of the adapter's subgroups, at

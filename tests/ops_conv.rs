@@ -1,10 +1,10 @@
-//! Convolution kernels (every variant: portable, subgroup, split-K, and the GEMM variants of
-//! pointwise convolutions) against the CPU reference, and the CPU backward against finite
-//! differences.
+//! Convolution kernels (every variant, asked for by name where it applies: portable,
+//! subgroup, subgroup-wide, split-K, and the GEMM variants of pointwise convolutions) against
+//! the CPU reference, and the CPU backward against finite differences.
 
 mod common;
 use common::*;
-use resnet_wgpu::gpu::{GpuContext, KernelPolicy, Variant};
+use resnet_wgpu::gpu::{GpuContext, Variant};
 use resnet_wgpu::ops::conv2d::{self, Conv2dShape, Direction};
 
 #[allow(clippy::too_many_arguments)]
@@ -31,13 +31,25 @@ fn shape(
 }
 
 /// Runs forward (with and without bias), input and weight gradients (plain and accumulating)
-/// and compares each with the CPU reference.
-fn check_all(ctx: &GpuContext, s: Conv2dShape, seed: u64) {
-    check_directions(ctx, s, seed, &Direction::ALL);
+/// on `variant` and compares each with the CPU reference; returns how many directions the
+/// variant applies to (the others are not run).
+fn check_all(ctx: &GpuContext, s: Conv2dShape, seed: u64, variant: Variant) -> usize {
+    check_directions(ctx, s, seed, &Direction::ALL, variant)
 }
 
 /// [`check_all`] for some of the three directions.
-fn check_directions(ctx: &GpuContext, s: Conv2dShape, seed: u64, directions: &[Direction]) {
+fn check_directions(
+    ctx: &GpuContext,
+    s: Conv2dShape,
+    seed: u64,
+    directions: &[Direction],
+    variant: Variant,
+) -> usize {
+    let directions: Vec<Direction> = directions
+        .iter()
+        .copied()
+        .filter(|&d| conv2d::applies(ctx, d, &s, variant))
+        .collect();
     let mut rng = Rng::new(seed);
     let x = rng.uniform_vec(s.input_len(), -1.0, 1.0);
     let w = rng.uniform_vec(s.weight_len(), -1.0, 1.0);
@@ -52,7 +64,7 @@ fn check_directions(ctx: &GpuContext, s: Conv2dShape, seed: u64, directions: &[D
         upload(ctx, "dy", &dy),
     );
     let (x, w, dy) = (to_f64(&x), to_f64(&w), to_f64(&dy));
-    let name = format!("{s:?} kernels {:?}", ctx.kernel_policy());
+    let name = format!("{s:?} kernels {variant}");
     let reduce = |n: usize| 1e-5 * (n as f64).sqrt();
     if directions.contains(&Direction::Forward) {
         let (y1, y2) = (
@@ -60,10 +72,12 @@ fn check_directions(ctx: &GpuContext, s: Conv2dShape, seed: u64, directions: &[D
             zeros(ctx, "y bias", s.output_len()),
         );
         let launches = [
-            conv2d::forward(ctx, &s, &xb, &wb, None, &y1),
-            conv2d::forward(ctx, &s, &xb, &wb, Some(&bb), &y2),
+            conv2d::forward_with(ctx, variant, &s, &xb, &wb, None, &y1),
+            conv2d::forward_with(ctx, variant, &s, &xb, &wb, Some(&bb), &y2),
         ];
+        launches.iter().for_each(|l| assert_ran(l, variant, &name));
         ctx.run_blocking("conv2d forward", &launches.iter().collect::<Vec<_>>());
+        assert_no_device_error(ctx, &format!("forward {name}"));
         let fan_in = s.in_channels * s.kernel[0] * s.kernel[1];
         let y_ref = conv2d::forward_cpu(&s, &x, &w, None);
         assert_close(
@@ -85,10 +99,12 @@ fn check_directions(ctx: &GpuContext, s: Conv2dShape, seed: u64, directions: &[D
     if directions.contains(&Direction::InputGrad) {
         let (dx, dx_acc) = (zeros(ctx, "dx", s.input_len()), upload(ctx, "dx acc", &old_dx));
         let launches = [
-            conv2d::input_grad(ctx, &s, &dyb, &wb, &dx, false),
-            conv2d::input_grad(ctx, &s, &dyb, &wb, &dx_acc, true),
+            conv2d::input_grad_with(ctx, variant, &s, &dyb, &wb, &dx, false),
+            conv2d::input_grad_with(ctx, variant, &s, &dyb, &wb, &dx_acc, true),
         ];
+        launches.iter().for_each(|l| assert_ran(l, variant, &name));
         ctx.run_blocking("conv2d input grad", &launches.iter().collect::<Vec<_>>());
+        assert_no_device_error(ctx, &format!("input grad {name}"));
         let dx_ref = conv2d::input_grad_cpu(&s, &dy, &w);
         let fan_out = s.out_channels * s.kernel[0] * s.kernel[1];
         assert_close(
@@ -110,10 +126,12 @@ fn check_directions(ctx: &GpuContext, s: Conv2dShape, seed: u64, directions: &[D
     if directions.contains(&Direction::WeightGrad) {
         let (dw, dw_acc) = (zeros(ctx, "dw", s.weight_len()), upload(ctx, "dw acc", &old_dw));
         let launches = [
-            conv2d::weight_grad(ctx, &s, &dyb, &xb, &dw, false),
-            conv2d::weight_grad(ctx, &s, &dyb, &xb, &dw_acc, true),
+            conv2d::weight_grad_with(ctx, variant, &s, &dyb, &xb, &dw, false),
+            conv2d::weight_grad_with(ctx, variant, &s, &dyb, &xb, &dw_acc, true),
         ];
+        launches.iter().for_each(|l| assert_ran(l, variant, &name));
         ctx.run_blocking("conv2d weight grad", &launches.iter().collect::<Vec<_>>());
+        assert_no_device_error(ctx, &format!("weight grad {name}"));
         let dw_ref = conv2d::weight_grad_cpu(&s, &dy, &x);
         let terms = s.batch * s.out_height() * s.out_width();
         assert_close(
@@ -132,6 +150,7 @@ fn check_directions(ctx: &GpuContext, s: Conv2dShape, seed: u64, directions: &[D
             1e-4,
         );
     }
+    directions.len()
 }
 
 #[test]
@@ -158,11 +177,13 @@ fn conv_awkward_shapes_match_reference() {
         shape(1, 2, 2, 3, 5, [7, 7], [2, 2], [3, 3]),
         shape(1, 1, 1, 1, 1, [1, 1], [4, 4], [1, 1]),
     ];
-    for policy in kernel_policies(&ctx) {
-        ctx.set_kernel_policy(policy);
-        for (i, s) in shapes.into_iter().enumerate() {
-            check_all(&ctx, s, i as u64);
-        }
+    for variant in kernel_variants(&ctx) {
+        let checked: usize = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| check_all(&ctx, s, i as u64, variant))
+            .sum();
+        assert!(checked > 0, "{variant} ran on none of the shapes");
     }
 }
 
@@ -237,48 +258,69 @@ fn conv_resnet50_layer_shapes_match_reference() {
         Conv2dShape::square(4, 512, 1, 512, 3, 1, 1),  // layer4 conv2 on 32-pixel images
         Conv2dShape::square(4, 512, 2, 512, 3, 2, 1),  // its stride-2 first block
     ];
-    for policy in kernel_policies(&ctx) {
-        ctx.set_kernel_policy(policy);
-        for (i, s) in shapes.into_iter().enumerate() {
-            check_all(&ctx, s, 100 + i as u64);
-        }
+    for variant in kernel_variants(&ctx) {
+        let checked: usize = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| check_all(&ctx, s, 100 + i as u64, variant))
+            .sum();
+        assert!(checked > 0, "{variant} ran on none of the shapes");
     }
 }
 
+/// Every variant gives the same bits run after run: on a strided 3×3 convolution (implicit
+/// GEMM) and on a pointwise one that runs as a plain GEMM (where the tiled kernel applies).
 #[test]
 fn conv_kernels_are_deterministic() {
     let ctx = gpu();
-    let s = Conv2dShape::square(2, 16, 12, 24, 3, 2, 1);
-    let mut rng = Rng::new(5);
-    let x = upload(&ctx, "x", &rng.uniform_vec(s.input_len(), -1.0, 1.0));
-    let w = upload(&ctx, "w", &rng.uniform_vec(s.weight_len(), -1.0, 1.0));
-    let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
-    for policy in kernel_policies(&ctx) {
-        ctx.set_kernel_policy(policy);
-        let (y, dx, dw) = (
-            zeros(&ctx, "y", s.output_len()),
-            zeros(&ctx, "dx", s.input_len()),
-            zeros(&ctx, "dw", s.weight_len()),
-        );
-        let launches = [
-            conv2d::forward(&ctx, &s, &x, &w, None, &y),
-            conv2d::input_grad(&ctx, &s, &dy, &w, &dx, false),
-            conv2d::weight_grad(&ctx, &s, &dy, &x, &dw, false),
-        ];
-        let refs: Vec<_> = launches.iter().collect();
-        ctx.run_blocking("first", &refs);
-        let first = (
-            y.read_blocking(&ctx),
-            dx.read_blocking(&ctx),
-            dw.read_blocking(&ctx),
-        );
-        ctx.run_blocking("second", &refs);
-        let second = (
-            y.read_blocking(&ctx),
-            dx.read_blocking(&ctx),
-            dw.read_blocking(&ctx),
-        );
-        assert!(first == second, "two runs differ (kernels {policy:?})");
+    let shapes = [
+        Conv2dShape::square(2, 16, 12, 24, 3, 2, 1),
+        shape(2, 19, 9, 10, 21, [1, 1], [1, 1], [0, 0]),
+    ];
+    for variant in kernel_variants(&ctx) {
+        let mut ran = 0;
+        for (i, s) in shapes.into_iter().enumerate() {
+            let mut rng = Rng::new(5 + i as u64);
+            let x = upload(&ctx, "x", &rng.uniform_vec(s.input_len(), -1.0, 1.0));
+            let w = upload(&ctx, "w", &rng.uniform_vec(s.weight_len(), -1.0, 1.0));
+            let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
+            let (y, dx, dw) = (
+                zeros(&ctx, "y", s.output_len()),
+                zeros(&ctx, "dx", s.input_len()),
+                zeros(&ctx, "dw", s.weight_len()),
+            );
+            // Each direction on the variant where it applies.
+            let applies = |d| conv2d::applies(&ctx, d, &s, variant);
+            let launches: Vec<_> = [
+                applies(Direction::Forward)
+                    .then(|| conv2d::forward_with(&ctx, variant, &s, &x, &w, None, &y)),
+                applies(Direction::InputGrad)
+                    .then(|| conv2d::input_grad_with(&ctx, variant, &s, &dy, &w, &dx, false)),
+                applies(Direction::WeightGrad)
+                    .then(|| conv2d::weight_grad_with(&ctx, variant, &s, &dy, &x, &dw, false)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            launches
+                .iter()
+                .for_each(|l| assert_ran(l, variant, "deterministic"));
+            ran += launches.len();
+            let refs: Vec<_> = launches.iter().collect();
+            let read = || {
+                (
+                    y.read_blocking(&ctx),
+                    dx.read_blocking(&ctx),
+                    dw.read_blocking(&ctx),
+                )
+            };
+            ctx.run_blocking("first", &refs);
+            let first = read();
+            ctx.run_blocking("second", &refs);
+            assert!(first == read(), "{s:?}: two runs differ (kernels {variant})");
+            assert_no_device_error(&ctx, "deterministic");
+        }
+        assert!(ran > 0, "{variant} applies to no direction of the shapes");
     }
 }
 
@@ -336,25 +378,38 @@ fn pointwise_convolutions_take_the_gemm_path_only_with_enough_pixels() {
 /// still be computed. One channel on two 1,500 × 1,500 images gives 4.5 million output columns
 /// (over 70,000 tiles of 64, over 140,000 of 32) for the forward and the input gradient;
 /// 4,250,000 input channels of a 1 × 1 kernel on a 1 × 1 image give as many weight-gradient
-/// columns. (Their other directions are not wide, and reduce over millions of
-/// values: not what this test is about.)
+/// columns. A stride-2 input gradient of two 3,000 × 3,000 images runs its subgroup kernels by
+/// stride phase, each phase over more than 65,535 tiles of 64 columns. (Their other directions are not wide,
+/// and reduce over millions of values: not what this test is about.)
 #[test]
 fn conv_grids_beyond_65535_tiles_cover_every_output() {
     let ctx = gpu();
     let large_image = Conv2dShape::square(2, 1, 1500, 1, 3, 1, 1);
     let many_weights = Conv2dShape::square(1, 4_250_000, 1, 1, 1, 1, 0);
+    let strided = shape(2, 1, 3000, 3000, 1, [3, 3], [2, 2], [1, 1]);
     assert!(large_image.output_len().div_ceil(64) > 65_535);
     assert!(many_weights.weight_len().div_ceil(64) > 65_535);
-    // Split-K and tiled do not apply to these directions: the two tile sizes are what matter.
-    for variant in [Variant::Portable, Variant::Subgroup] {
-        ctx.set_kernel_policy(KernelPolicy::Only(variant));
-        check_directions(
-            &ctx,
-            large_image,
-            200,
-            &[Direction::Forward, Direction::InputGrad],
+    assert!(
+        (strided.input_len() / 4).div_ceil(64) > 65_535,
+        "each stride phase is wide"
+    );
+    // Split-K and tiled do not apply to these directions: the tile sizes are what matter.
+    for variant in [Variant::Portable, Variant::Subgroup, Variant::SubgroupWide] {
+        let forward_and_input = [Direction::Forward, Direction::InputGrad];
+        assert_eq!(
+            check_directions(&ctx, large_image, 200, &forward_and_input, variant),
+            2
         );
-        check_directions(&ctx, many_weights, 201, &[Direction::WeightGrad]);
+        assert_eq!(
+            check_directions(&ctx, many_weights, 201, &[Direction::WeightGrad], variant),
+            1
+        );
+        if variant.uses_subgroups() {
+            assert_eq!(
+                check_directions(&ctx, strided, 202, &[Direction::InputGrad], variant),
+                1
+            );
+        }
     }
 }
 
@@ -365,7 +420,6 @@ fn conv_grids_beyond_65535_tiles_cover_every_output() {
 #[test]
 fn conv_split_k_weight_gradients_match_reference_and_repeat_exactly() {
     let ctx = gpu();
-    ctx.set_kernel_policy(KernelPolicy::Only(Variant::SplitK));
     let shapes = [
         shape(4, 5, 33, 35, 7, [3, 3], [1, 1], [1, 1]),
         shape(12, 8, 30, 30, 24, [7, 7], [2, 2], [3, 3]),
@@ -373,12 +427,16 @@ fn conv_split_k_weight_gradients_match_reference_and_repeat_exactly() {
     ];
     for (i, s) in shapes.into_iter().enumerate() {
         assert!(conv2d::split_k_chunks(&s).is_some(), "{s:?} should split");
-        check_all(&ctx, s, 300 + i as u64);
+        assert_eq!(
+            check_all(&ctx, s, 300 + i as u64, Variant::SplitK),
+            1,
+            "split-K: weight gradients only"
+        );
         let mut rng = Rng::new(310 + i as u64);
         let x = upload(&ctx, "x", &rng.uniform_vec(s.input_len(), -1.0, 1.0));
         let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
         let dw = zeros(&ctx, "dw", s.weight_len());
-        let launch = conv2d::weight_grad(&ctx, &s, &dy, &x, &dw, false);
+        let launch = conv2d::weight_grad_with(&ctx, Variant::SplitK, &s, &dy, &x, &dw, false);
         assert_eq!(
             launch.grids().len(),
             2,
@@ -394,7 +452,8 @@ fn conv_split_k_weight_gradients_match_reference_and_repeat_exactly() {
 /// Weight gradients whose reduction nears llvmpipe's loop limit (65,535 iterations of all the
 /// loops of an invocation together): every variant offered for the shape sums all of it. On
 /// one side of the portable kernels' bound (49,000 values) and past it (50,600: only split-K);
-/// a batch whose subgroup sum is cut into chunks of whole images (61,440 values).
+/// a batch whose subgroup sum is cut into chunks of whole images (61,440 values), which
+/// repeats bit for bit.
 #[test]
 fn conv_weight_gradients_near_the_loop_limit_sum_every_value() {
     let ctx = gpu();
@@ -405,7 +464,6 @@ fn conv_weight_gradients_near_the_loop_limit_sum_every_value() {
     ];
     assert_eq!(conv2d::subgroup_weight_grad_chunks(&shapes[2]), Some(2));
     for (i, s) in shapes.into_iter().enumerate() {
-        ctx.set_kernel_policy(KernelPolicy::Auto);
         let offered = conv2d::candidates(&ctx, Direction::WeightGrad, &s);
         assert_eq!(
             offered.contains(&Variant::Portable),
@@ -413,8 +471,46 @@ fn conv_weight_gradients_near_the_loop_limit_sum_every_value() {
             "{s:?}: the portable kernel applies only within its bound"
         );
         for variant in offered {
-            ctx.set_kernel_policy(KernelPolicy::Only(variant));
-            check_directions(&ctx, s, 400 + i as u64, &[Direction::WeightGrad]);
+            assert_eq!(
+                check_directions(&ctx, s, 400 + i as u64, &[Direction::WeightGrad], variant),
+                1
+            );
         }
     }
+    // The chunked subgroup weight gradient (partial sums per chunk of images, summed in
+    // order) gives the same bits run after run.
+    let chunked = shapes[2];
+    let mut rng = Rng::new(410);
+    let x = upload(&ctx, "x", &rng.uniform_vec(chunked.input_len(), -1.0, 1.0));
+    let dy = upload(&ctx, "dy", &rng.uniform_vec(chunked.output_len(), -1.0, 1.0));
+    let dw = zeros(&ctx, "dw", chunked.weight_len());
+    for variant in [Variant::Subgroup, Variant::SubgroupWide] {
+        let launch = conv2d::weight_grad_with(&ctx, variant, &chunked, &dy, &x, &dw, false);
+        assert_eq!(
+            launch.grids().len(),
+            2,
+            "{variant}: the chunks' sums, then their sum"
+        );
+        ctx.run_blocking("first", &[&launch]);
+        let first = dw.read_blocking(&ctx);
+        ctx.run_blocking("second", &[&launch]);
+        assert!(
+            first == dw.read_blocking(&ctx),
+            "{variant}: two chunked runs differ"
+        );
+        assert_no_device_error(&ctx, "chunked subgroup weight gradient");
+    }
+}
+
+#[test]
+#[should_panic(expected = "the tiled kernels do not apply to this launch")]
+fn a_variant_that_does_not_apply_is_refused_by_name() {
+    let ctx = gpu();
+    let s = shape(1, 3, 5, 5, 2, [3, 3], [1, 1], [1, 1]);
+    let (x, w, y) = (
+        zeros(&ctx, "x", s.input_len()),
+        zeros(&ctx, "w", s.weight_len()),
+        zeros(&ctx, "y", s.output_len()),
+    );
+    let _ = conv2d::forward_with(&ctx, Variant::Tiled, &s, &x, &w, None, &y);
 }

@@ -1,10 +1,15 @@
-//! The GEMM kernels (portable, subgroup and tiled) against the CPU reference.
+//! The GEMM kernels (portable, subgroup, subgroup-wide, tiled and split-K), each asked for by
+//! name where it applies, against the CPU reference; on both sides of the loop bound of the
+//! software adapters.
 
 mod common;
 use common::*;
-use resnet_wgpu::gpu::{KernelPolicy, Variant};
+use resnet_wgpu::gpu::Variant;
 use resnet_wgpu::ops::matmul::{self, Bias, MatmulParams};
 
+/// Runs the GEMM on `variant` and compares it with the reference; `false` (nothing run) where
+/// the variant does not apply to the GEMM.
+#[allow(clippy::too_many_arguments)]
 fn check(
     ctx: &resnet_wgpu::gpu::GpuContext,
     name: &str,
@@ -13,7 +18,8 @@ fn check(
     b_len: usize,
     bias: Bias,
     seed: u64,
-) {
+    variant: Variant,
+) -> bool {
     let mut rng = Rng::new(seed);
     let a = rng.uniform_vec(a_len, -1.0, 1.0);
     let b = rng.uniform_vec(b_len, -1.0, 1.0);
@@ -21,22 +27,29 @@ fn check(
     let bias_values = rng.uniform_vec(bias_len, -1.0, 1.0);
     let c_old = rng.uniform_vec(p.c_len(), -1.0, 1.0);
     let p = p.with_bias(bias);
+    if !matmul::applies(ctx, &p, variant) {
+        return false;
+    }
+    let name = format!("{name} ({variant})");
     let (ab, bb, cb) = (
         upload(ctx, "a", &a),
         upload(ctx, "b", &b),
         upload(ctx, "c", &c_old),
     );
     let bias_buffer = upload(ctx, "bias", &bias_values);
-    let launch = matmul::launch(
+    let launch = matmul::launch_with(
         ctx,
+        variant,
         &p,
         &ab,
         &bb,
         (bias != Bias::None).then_some(&bias_buffer),
         &cb,
     );
-    ctx.run_blocking(name, &[&launch]);
+    assert_ran(&launch, variant, &name);
+    ctx.run_blocking(&name, &[&launch]);
     let got = cb.read_blocking(ctx);
+    assert_no_device_error(ctx, &name);
     let bias_ref = to_f64(&bias_values);
     let expected = matmul::matmul_cpu(
         &p,
@@ -46,14 +59,15 @@ fn check(
         &to_f64(&c_old),
     );
     let tolerance = 1e-5 * (p.k as f64).sqrt();
-    assert_close(name, &got, &expected, tolerance, 1e-4);
+    assert_close(&name, &got, &expected, tolerance, 1e-4);
+    true
 }
 
 #[test]
 fn matmul_matches_reference_on_awkward_shapes() {
     let ctx = gpu();
-    for policy in kernel_policies(&ctx) {
-        ctx.set_kernel_policy(policy);
+    for variant in kernel_variants(&ctx) {
+        let mut ran = 0;
         for (i, &(batch, m, n, k)) in [
             (1, 1, 1, 1),
             (1, 17, 33, 5),
@@ -67,8 +81,17 @@ fn matmul_matches_reference_on_awkward_shapes() {
         {
             let p = MatmulParams::row_major(batch, m, n, k);
             for bias in [Bias::None, Bias::PerRow, Bias::PerColumn] {
-                let name = format!("matmul {batch}x{m}x{n}x{k} bias {bias:?} kernels {policy:?}");
-                check(&ctx, &name, p, batch * m * k, batch * k * n, bias, i as u64);
+                let name = format!("matmul {batch}x{m}x{n}x{k} bias {bias:?}");
+                ran += check(
+                    &ctx,
+                    &name,
+                    p,
+                    batch * m * k,
+                    batch * k * n,
+                    bias,
+                    i as u64,
+                    variant,
+                ) as usize;
                 check(
                     &ctx,
                     &format!("{name} accumulate"),
@@ -77,17 +100,19 @@ fn matmul_matches_reference_on_awkward_shapes() {
                     batch * k * n,
                     bias,
                     50 + i as u64,
+                    variant,
                 );
             }
         }
+        // Split-K applies only to batch-summed GEMMs (below).
+        assert!(ran > 0 || variant == Variant::SplitK, "{variant} ran on no shape");
     }
 }
 
 #[test]
 fn matmul_transposed_and_batch_summed() {
     let ctx = gpu();
-    for policy in kernel_policies(&ctx) {
-        ctx.set_kernel_policy(policy);
+    for variant in kernel_variants(&ctx) {
         // Linear weight gradient: dW[o, i] = Σ_b dY[b, o] X[b, i], A = dYᵀ, B = X.
         let (batch, outputs, inputs) = (13, 10, 70);
         let mut p = MatmulParams::row_major(1, outputs, inputs, batch);
@@ -101,6 +126,7 @@ fn matmul_transposed_and_batch_summed() {
             batch * inputs,
             Bias::None,
             3,
+            variant,
         );
         // 1×1 convolution weight gradient: dW[co, ci] = Σ_b Σ_p dY[b, co, p] X[b, ci, p].
         let (batch, cout, cin, pixels) = (3, 20, 9, 49);
@@ -120,6 +146,7 @@ fn matmul_transposed_and_batch_summed() {
             batch * cin * pixels,
             Bias::None,
             4,
+            variant,
         );
     }
 }
@@ -127,37 +154,34 @@ fn matmul_transposed_and_batch_summed() {
 #[test]
 fn matmul_is_deterministic() {
     let ctx = gpu();
-    for policy in kernel_policies(&ctx) {
-        ctx.set_kernel_policy(policy);
+    for variant in kernel_variants(&ctx) {
         let p = MatmulParams::row_major(2, 100, 90, 300);
+        if !matmul::applies(&ctx, &p, variant) {
+            continue;
+        }
         let mut rng = Rng::new(9);
         let a = upload(&ctx, "a", &rng.uniform_vec(2 * 100 * 300, -1.0, 1.0));
         let b = upload(&ctx, "b", &rng.uniform_vec(2 * 300 * 90, -1.0, 1.0));
         let c = zeros(&ctx, "c", p.c_len());
-        let launch = matmul::launch(&ctx, &p, &a, &b, None, &c);
+        let launch = matmul::launch_with(&ctx, variant, &p, &a, &b, None, &c);
+        assert_ran(&launch, variant, "deterministic");
         ctx.run_blocking("first", &[&launch]);
         let first = c.read_blocking(&ctx);
         ctx.run_blocking("second", &[&launch]);
-        assert!(
-            first == c.read_blocking(&ctx),
-            "two runs differ (kernels {policy:?})"
-        );
+        assert!(first == c.read_blocking(&ctx), "two runs differ ({variant})");
+        assert_no_device_error(&ctx, "deterministic");
     }
 }
 
 /// Batch-summed GEMMs (pointwise weight gradients) split over the batch: partial results per
 /// chunk of images, summed in chunk order. A 1×1 weight gradient over 8 images of 112 × 112
 /// loops over 100,352 values per output, more than a kernel may loop, so only split-K applies
-/// there whatever the policy; a smaller one splits when split-K is forced. Results also
-/// accumulate, and repeat exactly.
+/// there; a smaller one splits when split-K is asked for. Results also accumulate, and repeat
+/// exactly.
 #[test]
 fn matmul_split_k_over_the_batch_matches_reference() {
     let ctx = gpu();
-    for (policy, (batch, cout, cin, pixels)) in [
-        (KernelPolicy::Auto, (8, 16, 8, 112 * 112)),
-        (KernelPolicy::Only(Variant::SplitK), (5, 20, 9, 300)),
-    ] {
-        ctx.set_kernel_policy(policy);
+    for (batch, cout, cin, pixels) in [(8, 16, 8, 112 * 112), (5, 20, 9, 300)] {
         let mut p = MatmulParams::row_major(batch, cout, cin, pixels).summed_over_batch();
         p.a_batch = (cout * pixels) as u32;
         p.a_row = pixels as u32;
@@ -167,13 +191,14 @@ fn matmul_split_k_over_the_batch_matches_reference() {
         p.b_col = pixels as u32;
         assert!(matmul::split_k_chunks(&p).is_some());
         assert_eq!(
-            matmul::candidates(&ctx, &p).len() == 1,
+            matmul::candidates(&ctx, &p) == [Variant::SplitK],
             batch * pixels > resnet_wgpu::gpu::MAX_REDUCTION
         );
         let (a_len, b_len) = (batch * cout * pixels, batch * cin * pixels);
         let name = format!("split-K weight gradient {batch}x{cout}x{cin}x{pixels}");
-        check(&ctx, &name, p, a_len, b_len, Bias::None, 7);
-        check(
+        let split = Variant::SplitK;
+        assert!(check(&ctx, &name, p, a_len, b_len, Bias::None, 7, split));
+        assert!(check(
             &ctx,
             &format!("{name} accumulate"),
             p.accumulating(true),
@@ -181,16 +206,90 @@ fn matmul_split_k_over_the_batch_matches_reference() {
             b_len,
             Bias::None,
             8,
-        );
+            split,
+        ));
         let mut rng = Rng::new(11);
         let a = upload(&ctx, "a", &rng.uniform_vec(a_len, -1.0, 1.0));
         let b = upload(&ctx, "b", &rng.uniform_vec(b_len, -1.0, 1.0));
         let c = zeros(&ctx, "c", p.c_len());
-        let launch = matmul::launch(&ctx, &p, &a, &b, None, &c);
+        let launch = matmul::launch_with(&ctx, split, &p, &a, &b, None, &c);
         assert_eq!(launch.grids().len(), 2, "{name}: partial results and their sum");
         ctx.run_blocking("first", &[&launch]);
         let first = c.read_blocking(&ctx);
         ctx.run_blocking("second", &[&launch]);
         assert!(first == c.read_blocking(&ctx), "{name}: two runs differ");
+        assert_no_device_error(&ctx, &name);
     }
+}
+
+/// A GEMM whose reduction is just within the loop bound of the software adapters runs on every
+/// variant and sums every value; one just past it is offered only split-K where that applies,
+/// and nothing where it does not (its launch is refused rather than cut short).
+#[test]
+fn gemms_on_both_sides_of_the_loop_bound() {
+    use resnet_wgpu::gpu::MAX_REDUCTION;
+    let ctx = gpu();
+    // k rounded up to 16, plus one per image: 49,120 + 1 values within 49,152.
+    let within = MatmulParams::row_major(1, 3, 5, MAX_REDUCTION - 32);
+    let past = MatmulParams::row_major(1, 3, 5, MAX_REDUCTION + 16);
+    let mut ran = 0;
+    for variant in kernel_variants(&ctx) {
+        ran += check(
+            &ctx,
+            "k within the bound",
+            within,
+            3 * within.k as usize,
+            5 * within.k as usize,
+            Bias::None,
+            21,
+            variant,
+        ) as usize;
+        assert!(
+            !matmul::applies(&ctx, &past, variant),
+            "{variant} applies past the bound"
+        );
+    }
+    assert_eq!(
+        ran,
+        kernel_variants(&ctx).len() - 1,
+        "every variant but split-K ran within the bound"
+    );
+    assert!(
+        matmul::candidates(&ctx, &past).is_empty(),
+        "nothing may loop past the bound"
+    );
+    // Batch-summed, just past the bound: split-K alone, and it sums every value.
+    let (batch, cout, cin, pixels) = (2, 4, 3, MAX_REDUCTION / 2 + 64);
+    let mut summed = MatmulParams::row_major(batch, cout, cin, pixels).summed_over_batch();
+    summed.a_batch = (cout * pixels) as u32;
+    summed.a_row = pixels as u32;
+    summed.a_k = 1;
+    summed.b_batch = (cin * pixels) as u32;
+    summed.b_k = 1;
+    summed.b_col = pixels as u32;
+    assert_eq!(matmul::candidates(&ctx, &summed), [Variant::SplitK]);
+    let (a_len, b_len) = (batch * cout * pixels, batch * cin * pixels);
+    assert!(check(
+        &ctx,
+        "summed past the bound",
+        summed,
+        a_len,
+        b_len,
+        Bias::None,
+        22,
+        Variant::SplitK
+    ));
+}
+
+#[test]
+#[should_panic(expected = "the tiled kernels do not apply to this GEMM")]
+fn a_variant_that_does_not_apply_is_refused_by_name() {
+    let ctx = gpu();
+    let past = MatmulParams::row_major(1, 3, 5, resnet_wgpu::gpu::MAX_REDUCTION + 16);
+    let (a, b, c) = (
+        zeros(&ctx, "a", past.a_len()),
+        zeros(&ctx, "b", past.b_len()),
+        zeros(&ctx, "c", past.c_len()),
+    );
+    let _ = matmul::launch_with(&ctx, Variant::Tiled, &past, &a, &b, None, &c);
 }

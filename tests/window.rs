@@ -3,6 +3,8 @@
 //! (`native.png`, the training page; `native-estimate.png`, the first start with its estimate;
 //! `native-evaluation.png`, the evaluation page).
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -40,6 +42,8 @@ fn screenshot(name: &str, args: &[&str]) {
             .arg("--screenshot")
             .arg(&shot)
             .env("RUST_LOG", "error")
+            // The app's kernel choices are kept in a folder of this test run, not the user's.
+            .env("RESNET_WGPU_CACHE_DIR", common::kernel_cache_dir())
             .output()
             .unwrap_or_else(|e| {
                 panic!("xvfb-run did not start ({e}): install it with `apt-get install xvfb`")

@@ -655,14 +655,18 @@ impl App {
                 files::Done::Weights(name, Ok(weights)) => {
                     let report = &weights.report;
                     self.notice(format!(
-                        "{name}: {} tensors loaded, {} new{}: Start trains from these weights",
+                        "{name}: {} tensors loaded, {} new{}{}: Start trains from these weights",
                         report.loaded,
                         report.fresh.len(),
                         if report.fresh.is_empty() {
                             String::new()
                         } else {
                             format!(" ({})", report.fresh.join(", "))
-                        }
+                        },
+                        report
+                            .converted
+                            .describe()
+                            .map_or(String::new(), |c| format!("; {c}"))
                     ));
                     self.initial_weights = Some(weights);
                 }

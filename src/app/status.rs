@@ -28,7 +28,7 @@ pub struct Status {
     pub epochs_done: usize,
     pub test_accuracy: Option<f64>,
     pub classified: Option<String>,
-    /// The top classes of the classified image: (class name, probability).
+    /// The top classes of the classified image that the data names: (class name, probability).
     pub top: Vec<(String, f64)>,
     /// The heat map shown over the classified image, or why there is none.
     pub heat: Option<HeatStatus>,
@@ -113,11 +113,12 @@ impl Status {
             epochs_done: app.run.epochs.len(),
             test_accuracy: app.report.as_ref().map(|r| r.accuracy),
             classified: classified.map(|c| c.name.clone()),
+            // As the Classify page lists them: only the classes the data names.
             top: classified
                 .map(|c| {
-                    c.top
-                        .iter()
-                        .map(|&(k, p)| (names.get(k).cloned().unwrap_or_default(), p))
+                    super::views::named_top_k(&c.top, names, super::views::TOP_K)
+                        .into_iter()
+                        .map(|(k, p)| (names[k].clone(), p))
                         .collect()
                 })
                 .unwrap_or_default(),

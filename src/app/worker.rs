@@ -415,7 +415,7 @@ async fn remember_good_state(ctx: &GpuContext, session: &mut Session, events: &E
     };
     match t.checkpoint(ctx).await {
         Ok(c) => session.last_good = Some(Box::new(c)),
-        Err(e) => fail(ctx, session, events, e.into()),
+        Err(e) => fail(ctx, session, events, e),
     }
 }
 

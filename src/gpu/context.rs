@@ -373,6 +373,12 @@ impl GpuContext {
             .contains_key(key)
     }
 
+    /// Whether the adapter has the operations `variant` needs (subgroups for the subgroup
+    /// variants).
+    pub fn runs(&self, variant: Variant) -> bool {
+        !variant.uses_subgroups() || self.features.subgroups
+    }
+
     /// The variants of a GEMM-shaped launch that run on this adapter, from `all` (given in
     /// order of preference when nothing was measured): subgroup variants need subgroups, and the
     /// wide ones subgroups wider than 8 lanes unless asked for by name.

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::GpuContext;
+use super::{GpuContext, Variant};
 use crate::shaders::Kernel;
 
 /// The most loop iterations one invocation may run. Mesa's llvmpipe (under lavapipe) counts
@@ -46,6 +46,8 @@ pub fn grid_2d(count: u32) -> [u32; 2] {
 pub struct Launch {
     /// The kernel of the first dispatch (names the launch in timings).
     pub kernel: Kernel,
+    /// The variant of a GEMM-shaped launch, as its launcher was asked for.
+    pub variant: Option<Variant>,
     dispatches: Vec<Dispatch>,
 }
 
@@ -101,6 +103,7 @@ impl Launch {
         });
         Self {
             kernel,
+            variant: None,
             dispatches: vec![Dispatch {
                 kernel,
                 pipeline,
@@ -109,6 +112,12 @@ impl Launch {
                 workgroups,
             }],
         }
+    }
+
+    /// This launch, marked as running `variant` of a GEMM-shaped op.
+    pub fn ran(mut self, variant: Variant) -> Self {
+        self.variant = Some(variant);
+        self
     }
 
     /// This launch followed by `next`, recorded in that order.

@@ -285,21 +285,18 @@ pub fn launch_key(direction: Direction, shape: &Conv2dShape) -> GemmKey {
     )
 }
 
-/// The variants of a direction of this convolution that run on this adapter, in order of
+/// The variants of a direction of this convolution, whatever the adapter offers, in order of
 /// preference when nothing was measured.
-pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
+pub fn variants(direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
     if shape.runs_as_gemm() {
-        return matmul::candidates(
-            ctx,
-            &match direction {
-                Direction::Forward => forward_gemm(shape, false),
-                Direction::InputGrad => input_grad_gemm(shape, false),
-                Direction::WeightGrad => weight_grad_gemm(shape, false),
-            },
-        );
+        return matmul::variants(&match direction {
+            Direction::Forward => forward_gemm(shape, false),
+            Direction::InputGrad => input_grad_gemm(shape, false),
+            Direction::WeightGrad => weight_grad_gemm(shape, false),
+        });
     }
     if direction != Direction::WeightGrad {
-        return ctx.applicable(&[Variant::Portable, Variant::Subgroup, Variant::SubgroupWide]);
+        return vec![Variant::Portable, Variant::Subgroup, Variant::SubgroupWide];
     }
     let mut all = Vec::new();
     if weight_grad_reduction(shape) <= MAX_REDUCTION {
@@ -311,13 +308,40 @@ pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -
     if split_k_chunks(shape).is_some() {
         all.push(Variant::SplitK);
     }
-    let all = ctx.applicable(&all);
+    all
+}
+
+/// The variants of a direction of this convolution that run on this adapter, in order of
+/// preference when nothing was measured.
+pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
+    let all = ctx.applicable(&variants(direction, shape));
     if all.is_empty() {
         // Nothing splits this reduction here (more than 65,535 column tiles, or no subgroups):
         // the portable kernel sums it whole, which llvmpipe cuts short past MAX_REDUCTION.
         return vec![Variant::Portable];
     }
     all
+}
+
+/// Whether `variant` can run this direction of the convolution on this adapter: one of its
+/// [`variants`] (or the portable fallback of [`candidates`]) whose operations the adapter has.
+pub fn applies(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape, variant: Variant) -> bool {
+    ctx.runs(variant)
+        && (variants(direction, shape).contains(&variant) || candidates(ctx, direction, shape) == [variant])
+}
+
+/// Panics with the launch and the variants that apply where a caller asks for one that does not.
+fn assert_applies(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape, variant: Variant) {
+    assert!(
+        applies(ctx, direction, shape, variant),
+        "{}: the {variant} kernels do not apply to this launch on this adapter (these do: {})",
+        launch_key(direction, shape),
+        candidates(ctx, direction, shape)
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 /// How many chunks of whole images the subgroup weight gradient sums separately so that no
@@ -405,7 +429,7 @@ pub fn forward(
     forward_with(ctx, variant, shape, x, w, bias, y)
 }
 
-/// [`forward`] on a given variant (one of [`candidates`]).
+/// [`forward`] on a given variant, which must apply to the shape ([`applies`]).
 pub fn forward_with(
     ctx: &GpuContext,
     variant: Variant,
@@ -418,6 +442,7 @@ pub fn forward_with(
     assert_eq!(x.len(), shape.input_len(), "conv2d forward: input size");
     assert_eq!(w.len(), shape.weight_len(), "conv2d forward: weight size");
     assert_eq!(y.len(), shape.output_len(), "conv2d forward: output size");
+    assert_applies(ctx, Direction::Forward, shape, variant);
     if shape.runs_as_gemm() {
         return matmul::launch_with(ctx, variant, &forward_gemm(shape, bias.is_some()), w, x, bias, y);
     }
@@ -428,7 +453,10 @@ pub fn forward_with(
             Kernel::Conv2dForwardSubgroup,
             Kernel::Conv2dForwardSubgroupWide,
         ),
-        _ => Kernel::Conv2dForward,
+        Variant::Portable => Kernel::Conv2dForward,
+        Variant::Tiled | Variant::SplitK => {
+            unreachable!("checked above: {variant} runs GEMM-shaped convolutions only")
+        }
     };
     let grid = implicit_gemm_grid(
         ctx,
@@ -444,6 +472,7 @@ pub fn forward_with(
         &[&x.buffer, &w.buffer, bias, &y.buffer],
         grid,
     )
+    .ran(variant)
 }
 
 /// `dx (+)= ∂L/∂x` from `dy`; with `accumulate` the result is added to what `dx` holds (a
@@ -460,7 +489,7 @@ pub fn input_grad(
     input_grad_with(ctx, variant, shape, dy, w, dx, accumulate)
 }
 
-/// [`input_grad`] on a given variant (one of [`candidates`]).
+/// [`input_grad`] on a given variant, which must apply to the shape ([`applies`]).
 pub fn input_grad_with(
     ctx: &GpuContext,
     variant: Variant,
@@ -473,6 +502,7 @@ pub fn input_grad_with(
     assert_eq!(dy.len(), shape.output_len(), "conv2d input grad: dy size");
     assert_eq!(w.len(), shape.weight_len(), "conv2d input grad: weight size");
     assert_eq!(dx.len(), shape.input_len(), "conv2d input grad: dx size");
+    assert_applies(ctx, Direction::InputGrad, shape, variant);
     if shape.runs_as_gemm() {
         return matmul::launch_with(ctx, variant, &input_grad_gemm(shape, accumulate), w, dy, None, dx);
     }
@@ -491,12 +521,15 @@ pub fn input_grad_with(
             );
             (kernel, [x, y, wraps * (sh * sw) as u32])
         }
-        _ => (
+        Variant::Portable => (
             Kernel::Conv2dInputGrad,
             implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
         ),
+        Variant::Tiled | Variant::SplitK => {
+            unreachable!("checked above: {variant} runs GEMM-shaped convolutions only")
+        }
     };
-    Launch::new(ctx, kernel, &params, &[&dy.buffer, &w.buffer, &dx.buffer], grid)
+    Launch::new(ctx, kernel, &params, &[&dy.buffer, &w.buffer, &dx.buffer], grid).ran(variant)
 }
 
 /// `dw (+)= ∂L/∂w` from `dy` and the layer's input `x`; with `accumulate` the result is added
@@ -513,7 +546,7 @@ pub fn weight_grad(
     weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate)
 }
 
-/// [`weight_grad`] on a given variant (one of [`candidates`]).
+/// [`weight_grad`] on a given variant, which must apply to the shape ([`applies`]).
 pub fn weight_grad_with(
     ctx: &GpuContext,
     variant: Variant,
@@ -526,6 +559,7 @@ pub fn weight_grad_with(
     assert_eq!(dy.len(), shape.output_len(), "conv2d weight grad: dy size");
     assert_eq!(x.len(), shape.input_len(), "conv2d weight grad: input size");
     assert_eq!(dw.len(), shape.weight_len(), "conv2d weight grad: dw size");
+    assert_applies(ctx, Direction::WeightGrad, shape, variant);
     if shape.runs_as_gemm() {
         return matmul::launch_with(
             ctx,
@@ -549,10 +583,11 @@ pub fn weight_grad_with(
             chunks as u32,
         ];
         let kernel = Kernel::Conv2dWeightGradSplit;
-        return weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate);
+        return weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate)
+            .ran(variant);
     }
     if variant.uses_subgroups() {
-        return subgroup_weight_grad(ctx, variant, shape, dy, x, dw, accumulate);
+        return subgroup_weight_grad(ctx, variant, shape, dy, x, dw, accumulate).ran(variant);
     }
     let params = shape.params(false, accumulate);
     let grid = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
@@ -563,6 +598,7 @@ pub fn weight_grad_with(
         &[&dy.buffer, &x.buffer, &dw.buffer],
         grid,
     )
+    .ran(variant)
 }
 
 /// The subgroup weight gradient: in one launch where the batch fits one invocation's loops,

@@ -147,13 +147,14 @@ fn loop_iterations(p: &MatmulParams, images: usize) -> usize {
     images * ((p.k as usize).next_multiple_of(16) + 1)
 }
 
-/// The variants of the GEMM that apply on this adapter: all, except where one invocation would
-/// loop past [`MAX_REDUCTION`], where only split-K does.
-pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
+/// The variants of the GEMM, whatever the adapter offers: all, except where one invocation
+/// would loop past [`MAX_REDUCTION`], where only split-K does (and none where split-K does not
+/// apply either: such a GEMM cannot be launched, see [`launch`]).
+pub fn variants(p: &MatmulParams) -> Vec<Variant> {
     let summed = if p.reduce_batch == 1 { p.batch as usize } else { 1 };
     let split = split_k_chunks(p).is_some();
-    if loop_iterations(p, summed) > MAX_REDUCTION && split {
-        return vec![Variant::SplitK];
+    if loop_iterations(p, summed) > MAX_REDUCTION {
+        return if split { vec![Variant::SplitK] } else { Vec::new() };
     }
     let mut all = vec![
         Variant::Portable,
@@ -164,7 +165,18 @@ pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
     if split {
         all.push(Variant::SplitK);
     }
-    ctx.applicable(&all)
+    all
+}
+
+/// The variants of the GEMM that run on this adapter, in order of preference when nothing was
+/// measured.
+pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
+    ctx.applicable(&variants(p))
+}
+
+/// Whether `variant` can run the GEMM on this adapter.
+pub fn applies(ctx: &GpuContext, p: &MatmulParams, variant: Variant) -> bool {
+    ctx.runs(variant) && variants(p).contains(&variant)
 }
 
 /// How many chunks a batch-summed GEMM with contiguous rows of C splits its batch into: enough
@@ -209,7 +221,7 @@ pub fn gemm_key(p: &MatmulParams) -> GemmKey {
     )
 }
 
-/// [`launch`] with a given variant (one of [`candidates`]).
+/// [`launch`] with a given variant, which must apply to the GEMM ([`applies`]).
 pub fn launch_with(
     ctx: &GpuContext,
     variant: Variant,
@@ -219,8 +231,18 @@ pub fn launch_with(
     bias: Option<&GpuBuffer<f32>>,
     c: &GpuBuffer<f32>,
 ) -> Launch {
+    assert!(
+        applies(ctx, params, variant),
+        "{}: the {variant} kernels do not apply to this GEMM on this adapter (these do: {})",
+        gemm_key(params),
+        candidates(ctx, params)
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if variant == Variant::SplitK {
-        return split_k(ctx, params, a, b, bias, c);
+        return split_k(ctx, params, a, b, bias, c).ran(variant);
     }
     let z = if params.reduce_batch == 1 { 1 } else { params.batch };
     let (kernel, tile_m, tile_n) = match variant {
@@ -237,6 +259,7 @@ pub fn launch_with(
         &[&a.buffer, &b.buffer, bias, &c.buffer],
         [params.n.div_ceil(tile_n), params.m.div_ceil(tile_m), z],
     )
+    .ran(variant)
 }
 
 /// Split-K over the batch of a batch-summed GEMM: each z slice sums its chunk of images into

@@ -4,7 +4,12 @@
 //! state (epoch, step, learning-rate schedule, RNG, metrics history).
 //!
 //! Also loads plain weight files (torchvision's `state_dict` converted to safetensors) into a
-//! model for fine-tuning, listing what does not fit.
+//! model for fine-tuning, listing what does not fit. Tensors stored as F16, BF16 or F64 are
+//! converted to float32 as they are read, and counted.
+//!
+//! Every field of a header is range-checked when read (see [`header_check`]).
+
+pub mod header_check;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -55,6 +60,16 @@ pub enum CheckpointError {
     NoHeader { name: String },
     #[error("{name} has a damaged header ({reason}); choose another checkpoint")]
     BadHeader { name: String, reason: String },
+    /// A header field out of range: `field` is its path in the header (e.g.
+    /// `config.augment.crop_padding`), `rule` what it must be, `remedy` what to do.
+    #[error("{name}: {field} is {value}; {rule} — {remedy}")]
+    BadField {
+        name: String,
+        field: String,
+        value: String,
+        rule: String,
+        remedy: &'static str,
+    },
     #[error(
         "{name} does not fit {model}:{}{}{} Choose weights of the same variant and stem.",
         list(" missing", missing),
@@ -68,7 +83,10 @@ pub enum CheckpointError {
         extra: Vec<String>,
         misshaped: Vec<String>,
     },
-    #[error("{name}: tensor {tensor} is {dtype}, but only F32 is supported; convert the weights to float32")]
+    #[error(
+        "{name}: tensor {tensor} is {dtype}, but only F32, F16, BF16 and F64 are read; convert \
+         the weights to float32"
+    )]
     Dtype {
         name: String,
         tensor: String,
@@ -101,13 +119,105 @@ fn list(label: &str, names: &[String]) -> String {
 
 /// A tensor read from a file: shape and f32 values.
 type Loaded = (Vec<usize>, Vec<f32>);
-/// A file's F32 tensors by name, and its metadata.
-type FileContents = (BTreeMap<String, Loaded>, Option<HashMap<String, String>>);
-/// Parameters, and (running mean, running var) per batch norm.
+/// A file's tensors by name (as f32), its metadata, and how many tensors were converted.
+type FileContents = (
+    BTreeMap<String, Loaded>,
+    Option<HashMap<String, String>>,
+    Conversions,
+);
 /// Parameters, running statistics, and the tensors (by name) that kept fresh values.
 type ParamsAndRunning = (Vec<Vec<f32>>, Vec<(Vec<f32>, Vec<f32>)>, Vec<String>);
 
-/// The F32 tensors of a safetensors file by name, and its metadata.
+/// How many tensors of a file were stored in another float type and converted to float32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conversions {
+    pub f16: usize,
+    pub bf16: usize,
+    pub f64: usize,
+}
+
+impl Conversions {
+    /// Tensors converted in all.
+    pub fn total(&self) -> usize {
+        self.f16 + self.bf16 + self.f64
+    }
+
+    /// "converted 161 tensors from F16 to float32" (with the count of each type where there
+    /// were several), or `None` where every tensor was already float32.
+    pub fn describe(&self) -> Option<String> {
+        let from: Vec<(usize, &str)> = [(self.f16, "F16"), (self.bf16, "BF16"), (self.f64, "F64")]
+            .into_iter()
+            .filter(|&(n, _)| n > 0)
+            .collect();
+        let total = self.total();
+        let tensors = if total == 1 { "tensor" } else { "tensors" };
+        match from.as_slice() {
+            [] => None,
+            [(_, dtype)] => Some(format!("converted {total} {tensors} from {dtype} to float32")),
+            several => {
+                let parts: Vec<String> = several.iter().map(|(n, d)| format!("{n} from {d}")).collect();
+                Some(format!(
+                    "converted {total} {tensors} to float32 ({})",
+                    parts.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// The f32 of an IEEE half-precision value's bits (exact: every f16 is an f32).
+pub fn f16_to_f32(bits: u16) -> f32 {
+    let negative = bits & 0x8000 != 0;
+    let exponent = u32::from((bits >> 10) & 0x1f);
+    let mantissa = u32::from(bits & 0x3ff);
+    let sign = u32::from(negative) << 31;
+    match exponent {
+        // Zero or subnormal: mantissa · 2^-24, exact in f32 (10 bits, well within its range).
+        0 => {
+            let magnitude = mantissa as f32 * f32::from_bits(0x3380_0000); // 2^-24
+            if negative { -magnitude } else { magnitude }
+        }
+        // Infinity (mantissa 0) or NaN (its payload kept in the top mantissa bits).
+        0x1f => f32::from_bits(sign | 0x7f80_0000 | (mantissa << 13)),
+        // Normal: rebias the exponent from 15 to 127 and widen the mantissa.
+        _ => f32::from_bits(sign | ((exponent + 127 - 15) << 23) | (mantissa << 13)),
+    }
+}
+
+/// The f32 of a bfloat16 value's bits (exact: bfloat16 is the top half of an f32).
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits(u32::from(bits) << 16)
+}
+
+/// A tensor's little-endian values of `dtype` as f32 (F64 rounded to the nearest); `None` for
+/// types that are not floating point of 16, 32 or 64 bits.
+fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    let values = match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8 bytes")) as f32)
+            .collect(),
+        // Integers, booleans, complex numbers and 4-, 6- and 8-bit floats (the enum is open:
+        // types added to the format later land here too).
+        _ => return None,
+    };
+    Some(values)
+}
+
+/// The tensors of a safetensors file by name as f32 (F16, BF16 and F64 converted), its
+/// metadata, and how many were converted.
 fn read_tensors(name: &str, bytes: &[u8]) -> Result<FileContents, CheckpointError> {
     let not = |e: safetensors::SafeTensorError| CheckpointError::NotSafetensors {
         name: name.into(),
@@ -116,25 +226,28 @@ fn read_tensors(name: &str, bytes: &[u8]) -> Result<FileContents, CheckpointErro
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(not)?;
     let tensors = SafeTensors::deserialize(bytes).map_err(not)?;
     let mut out = BTreeMap::new();
+    let mut converted = Conversions::default();
     for (tensor, view) in tensors.tensors() {
         if tensor.ends_with("num_batches_tracked") {
             continue; // PyTorch's batch counter: not used (momentum is fixed)
         }
-        if view.dtype() != Dtype::F32 {
+        let Some(values) = to_f32(view.dtype(), view.data()) else {
             return Err(CheckpointError::Dtype {
                 name: name.into(),
                 tensor,
                 dtype: format!("{:?}", view.dtype()),
             });
+        };
+        match view.dtype() {
+            Dtype::F16 => converted.f16 += 1,
+            Dtype::BF16 => converted.bf16 += 1,
+            Dtype::F64 => converted.f64 += 1,
+            // F32 needs no conversion; `to_f32` refused every other type above.
+            _ => {}
         }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
         out.insert(tensor, (view.shape().to_vec(), values));
     }
-    Ok((out, metadata.metadata().clone()))
+    Ok((out, metadata.metadata().clone(), converted))
 }
 
 /// Every tensor name and shape a model's state holds: parameters, then running statistics.
@@ -257,7 +370,7 @@ impl Checkpoint {
 
     /// Reads a checkpoint this program saved; `name` is used in messages.
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Self, CheckpointError> {
-        let (tensors, metadata) = read_tensors(name, bytes)?;
+        let (tensors, metadata, _) = read_tensors(name, bytes)?;
         let json = metadata
             .and_then(|m| m.get(HEADER_KEY).cloned())
             .ok_or_else(|| CheckpointError::NoHeader { name: name.into() })?;
@@ -272,14 +385,9 @@ impl Checkpoint {
                 reason: format!("format {} (this program reads {FORMAT_VERSION})", header.format),
             });
         }
-        let spec = &header.config.model;
-        spec.config
-            .validate(spec.classes)
-            .map_err(|reason| CheckpointError::BadHeader {
-                name: name.into(),
-                reason: format!("its model configuration is out of range: {reason}"),
-            })?;
-        let model = spec.build();
+        // Every field in range before anything is built from them.
+        header.check(name)?;
+        let model = header.config.model.build();
         let (params, running, _) =
             take_network(name, &model, &tensors, &|t| t.starts_with("momentum."), None)?;
         let mut momentum = Vec::with_capacity(params.len());
@@ -376,6 +484,8 @@ pub struct WeightsReport {
     /// Tensors that kept fresh values: the final layer, where the file's has another number
     /// of classes.
     pub fresh: Vec<String>,
+    /// Tensors of the file stored as F16, BF16 or F64 and converted to float32.
+    pub converted: Conversions,
 }
 
 /// [`load_weights`], also saying which tensors loaded and which are new.
@@ -385,13 +495,14 @@ pub fn load_weights_reporting(
     model: &Model,
     fresh_head: Option<&[Vec<f32>]>,
 ) -> Result<(NetworkState, WeightsReport), CheckpointError> {
-    let (tensors, _) = read_tensors(name, bytes)?;
+    let (tensors, _, converted) = read_tensors(name, bytes)?;
     let (params, running, fresh) =
         take_network(name, model, &tensors, &|t| t.starts_with("momentum."), fresh_head)?;
     let momentum = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let report = WeightsReport {
         loaded: expected_tensors(model).len() - fresh.len(),
         fresh,
+        converted,
     };
     Ok((
         NetworkState {

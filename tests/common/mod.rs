@@ -40,6 +40,35 @@ pub fn kernel_policies(ctx: &GpuContext) -> Vec<KernelPolicy> {
     variants.into_iter().map(KernelPolicy::Only).collect()
 }
 
+/// The kernel variants to test on this adapter, each asked for by name (launchers refuse a
+/// variant that does not apply to a shape, so a test never quietly runs another one).
+pub fn kernel_variants(ctx: &GpuContext) -> Vec<Variant> {
+    kernel_policies(ctx)
+        .into_iter()
+        .map(|policy| match policy {
+            KernelPolicy::Only(v) => v,
+            KernelPolicy::Auto => unreachable!("every policy names a variant"),
+        })
+        .collect()
+}
+
+/// Fails the test where the device reported an error (a launch it rejected leaves its output
+/// as it was, which a comparison may not notice).
+pub fn assert_no_device_error(ctx: &GpuContext, what: &str) {
+    if let Some(error) = ctx.take_error() {
+        panic!("{what}: the device reported an error: {error}");
+    }
+}
+
+/// Asserts that `launch` runs `variant`, as its launcher was asked.
+pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &str) {
+    assert_eq!(
+        launch.variant,
+        Some(variant),
+        "{what}: the launch runs another variant"
+    );
+}
+
 pub fn upload(ctx: &GpuContext, label: &str, values: &[f32]) -> GpuBuffer<f32> {
     GpuBuffer::from_slice(ctx, label, values)
 }
