@@ -399,3 +399,71 @@ fn a_checkpoint_field_out_of_range_is_named_in_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// `--init` takes weights stored in half precision (as many published weights are), converts
+/// them to float32 and says how many it converted; the run starts from them.
+#[test]
+fn initial_weights_in_half_precision_are_converted_and_counted() {
+    use resnet_wgpu::model::{Stem, Variant};
+    use safetensors::tensor::{Dtype, TensorView};
+    let dir = scratch("init-f16");
+    let mut spec = resnet_wgpu::train::ModelSpec::named(Variant::ResNet18, Stem::Cifar);
+    spec.config.widths = vec![8, 16];
+    spec.config.blocks = vec![1, 1];
+    spec.config.stem_width = 8;
+    let model = spec.build();
+    // Every parameter 0.0999755859375 (F16 0x2E66), running statistics in F32.
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = model
+        .parameters()
+        .iter()
+        .map(|p| {
+            let bytes = std::iter::repeat_n(0x2E66u16.to_le_bytes(), p.len())
+                .flatten()
+                .collect();
+            (p.name.clone(), Dtype::F16, p.shape.clone(), bytes)
+        })
+        .collect();
+    for (bn, c) in model.batch_norms() {
+        for (stat, value) in [("running_mean", 0.0f32), ("running_var", 1.0)] {
+            let bytes = std::iter::repeat_n(value.to_le_bytes(), c).flatten().collect();
+            tensors.push((format!("{bn}.{stat}"), Dtype::F32, vec![c], bytes));
+        }
+    }
+    let views = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()));
+    let file = dir.join("half.safetensors");
+    std::fs::write(&file, safetensors::serialize(views, None).unwrap()).unwrap();
+    let parameters = model.parameters().len();
+    let out = run(&[
+        "train",
+        "--sample",
+        "--sample-size",
+        "64",
+        "--variant",
+        "resnet18",
+        "--stem",
+        "cifar",
+        "--widths",
+        "8,16",
+        "--blocks",
+        "1,1",
+        "--batch",
+        "16",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--quiet",
+        "--init",
+        file.to_str().unwrap(),
+        "--checkpoint-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("converted {parameters} tensors from F16 to float32")),
+        "{text}"
+    );
+}

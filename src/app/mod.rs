@@ -405,6 +405,9 @@ impl App {
         if let DeviceState::Missing(why) = &self.device {
             return Err(format!("no GPU to train on: {why}"));
         }
+        self.config
+            .check()
+            .map_err(|reason| format!("a setting is out of range: {reason}"))?;
         if let Some(w) = self
             .initial_weights
             .as_ref()

@@ -544,6 +544,8 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             )),
             Some(t) => {
                 let pixels: Vec<f32> = image.iter().map(|&b| b as f32 / 255.0).collect();
+                // Ranked among the classes the data names (a network may have more outputs).
+                let named = t.data.train.class_names.len().clamp(1, t.net.model.classes);
                 match t.net.grad_cam(ctx, &pixels).await {
                     Ok(Some(maps)) => {
                         let probabilities = &softmax_rows(&maps.logits, t.net.model.classes)[0];
@@ -555,14 +557,14 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                         };
                         events.send(Event::Classified {
                             name,
-                            top: top_k(probabilities, 5),
+                            top: top_k(&probabilities[..named], 5),
                             heat,
                         });
                     }
                     Ok(None) => match t.net.predict(ctx, &pixels).await {
                         Ok(logits) => events.send(Event::Classified {
                             name,
-                            top: top_k(&softmax_rows(&logits, t.net.model.classes)[0], 5),
+                            top: top_k(&softmax_rows(&logits, t.net.model.classes)[0][..named], 5),
                             heat: Err("this network has no pooled last stage to map".to_string()),
                         }),
                         Err(e) => fail(ctx, session, events, e.into()),

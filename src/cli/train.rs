@@ -10,7 +10,7 @@ use resnet_wgpu::gpu::GpuContext;
 use resnet_wgpu::model::{GammaInit, Model};
 use resnet_wgpu::ops::sgd::SgdConfig;
 use resnet_wgpu::schedule::Network;
-use resnet_wgpu::train::checkpoint::load_weights;
+use resnet_wgpu::train::checkpoint::load_weights_reporting;
 use resnet_wgpu::train::{
     Checkpoint, LrSchedule, ModelSpec, OnNonFinite, Progress, Splits, TrainConfig, TrainMetrics, Trainer,
     default_validation, evaluate, softmax_rows, top_k,
@@ -224,7 +224,10 @@ fn validate(config: &TrainConfig) -> Result<(), String> {
     if !(config.sgd.lr > 0.0 && config.sgd.lr.is_finite()) {
         return Err("--lr must be a positive number".into());
     }
-    Ok(())
+    // The ranges a saved run is held to when it is read back.
+    config
+        .check()
+        .map_err(|reason| format!("a setting is out of range: {reason}; change the matching option"))
 }
 
 /// Chooses the kernels of a configuration (measured, or from the cache), saying how long it
@@ -265,6 +268,7 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
             )?;
             trainer.config.epochs = trainer.config.epochs.max(args.epochs);
             trainer.config.max_steps = args.max_steps;
+            validate(&trainer.config)?;
             if let Some(policy) = args.on_nonfinite() {
                 trainer.config.on_nonfinite = policy;
             }
@@ -285,7 +289,18 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
                     let fresh: Vec<Vec<f32>> = config.initial_parameters(&model);
                     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
                     let head = args.new_head.then_some(&fresh[..]);
-                    Some(load_weights(&path.display().to_string(), &bytes, &model, head)?)
+                    let (state, report) =
+                        load_weights_reporting(&path.display().to_string(), &bytes, &model, head)?;
+                    let converted = report
+                        .converted
+                        .describe()
+                        .map_or(String::new(), |c| format!("; {c}"));
+                    println!(
+                        "initial weights: {} tensors from {path:?}, {} fresh{converted}",
+                        report.loaded,
+                        report.fresh.len()
+                    );
+                    Some(state)
                 }
                 None => None,
             };
@@ -475,6 +490,18 @@ pub fn run_eval(args: EvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     if set.is_empty() {
         return Err(format!("the {name} split is empty").into());
+    }
+    let (outputs, names) = (checkpoint.model().classes, &set.class_names);
+    if names.len() != outputs {
+        return Err(format!(
+            "{} has {outputs} outputs, but the data names {} classes ({}): evaluate it on data of \
+             the classes it was trained on ({})",
+            args.checkpoint.display(),
+            names.len(),
+            names.join(", "),
+            checkpoint.header.class_names.join(", ")
+        )
+        .into());
     }
     let net = inference_network(&ctx, &checkpoint)?;
     let report = pollster::block_on(evaluate(&ctx, &net, set))?;

@@ -381,9 +381,11 @@ impl Trainer {
         Self::assemble(ctx, config, data, state, &params, initial.as_ref())
     }
 
-    /// Continues a saved run on `data` (normally the same data it was trained on).
+    /// Continues a saved run on `data` (normally the same data it was trained on); refused
+    /// where the run's position lies beyond an epoch of `data`.
     pub fn resume(ctx: &GpuContext, checkpoint: &Checkpoint, data: Splits) -> Result<Self, TrainError> {
         let h = &checkpoint.header;
+        h.check_position("the checkpoint", data.train.len() / h.config.batch.max(1))?;
         Self::assemble(
             ctx,
             h.config.clone(),

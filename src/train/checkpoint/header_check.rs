@@ -383,6 +383,17 @@ impl OutOfRange {
     }
 }
 
+impl TrainConfig {
+    /// Checks every setting against the range a checkpoint's header is held to; the error names
+    /// the first setting out of range, its value and its range (`sgd.momentum is 1; …`).
+    pub fn check(&self) -> Result<(), String> {
+        check_config(self).map_err(|f| {
+            let field = f.field.strip_prefix("config.").unwrap_or(&f.field);
+            format!("{field} is {}; {}", f.value, f.rule)
+        })
+    }
+}
+
 impl CheckpointHeader {
     /// Checks every field of the header against its range; `name` (the file) is used in the
     /// message, which names the first field out of range and its value.
