@@ -284,6 +284,22 @@ fn bad_files_give_clear_messages_and_keep_the_state() {
         (status.train_images, status.data_source.as_str()),
         (before.train_images, "built-in sample data")
     );
+    // A checkpoint whose header holds a field out of range: one line naming it.
+    let bad_batch = hostile::checkpoint_with_header(&small_checkpoint(), |header| {
+        header["config"]["batch"] = serde_json::json!(0)
+    });
+    drop_file(&mut h, "bad-batch.safetensors", bad_batch);
+    wait_for(&mut h, "the header error", 30, |a| {
+        a.status()
+            .message
+            .is_some_and(|m| m.contains("config.batch is 0"))
+    });
+    let message = h.state().status().message.unwrap();
+    assert!(
+        h.state().status().error && message.lines().count() == 1,
+        "{message}"
+    );
+
     // The sample data can be loaded again from its button.
     click(&mut h, "Sample data");
     wait_for(&mut h, "the sample data", 10, |a| {
@@ -676,29 +692,8 @@ fn small_checkpoint() -> Vec<u8> {
     config.model.config.stem_width = 8;
     let model = config.model.build();
     let params: Vec<Vec<f32>> = model.initial_parameters(1);
-    let state = resnet_wgpu::schedule::NetworkState {
-        momentum: params.iter().map(|p| vec![0.0; p.len()]).collect(),
-        running: model
-            .batch_norms()
-            .iter()
-            .map(|(_, c)| (vec![0.0; *c], vec![1.0; *c]))
-            .collect(),
-        params,
-    };
-    let progress = TrainState {
-        epochs_done: 0,
-        step_in_epoch: 0,
-        global_step: 0,
-        lr: resnet_wgpu::train::LrState::new(0.01),
-        rng_state: 0,
-        epoch_loss_sum: 0.0,
-        epoch_correct: 0,
-        epoch_images: 0,
-        epoch_train_seconds: 0.0,
-        history: Vec::new(),
-        skipped_steps: 0,
-        skipped_in_a_row: 0,
-    };
+    let state = resnet_wgpu::schedule::NetworkState::fresh(&model, params);
+    let progress = TrainState::fresh(&config);
     let names = resnet_wgpu::data::sample::SAMPLE_CLASSES
         .map(String::from)
         .to_vec();

@@ -10,14 +10,14 @@ use resnet_wgpu::train::checkpoint::header_check::{
     MAX_BATCH, MAX_BLOCKS_PER_STAGE, MAX_CLASSES, MAX_CROP_PADDING, MAX_EPOCHS, MAX_STAGES, MAX_UPSAMPLE,
     MAX_WIDTH,
 };
-use resnet_wgpu::train::checkpoint::{
-    Conversions, HEADER_KEY, bf16_to_f32, f16_to_f32, load_weights_reporting,
-};
+use resnet_wgpu::train::checkpoint::{Conversions, bf16_to_f32, f16_to_f32, load_weights_reporting};
 use resnet_wgpu::train::{
     Checkpoint, CheckpointError, EpochMetrics, LrSchedule, LrState, ModelSpec, TrainConfig, TrainState,
 };
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Value, json};
+
+mod common;
 
 const NAME: &str = "run.safetensors";
 
@@ -48,20 +48,7 @@ fn small_config() -> TrainConfig {
 
 /// A fresh run's state, as the trainer starts it.
 fn fresh_state(config: &TrainConfig) -> TrainState {
-    TrainState {
-        epochs_done: 0,
-        step_in_epoch: 0,
-        global_step: 0,
-        lr: LrState::new(config.sgd.lr as f64),
-        rng_state: config.seed ^ 0xA076_1D64_78BD_642F,
-        epoch_loss_sum: 0.0,
-        epoch_correct: 0,
-        epoch_images: 0,
-        epoch_train_seconds: 0.0,
-        history: Vec::new(),
-        skipped_steps: 0,
-        skipped_in_a_row: 0,
-    }
+    TrainState::fresh(config)
 }
 
 /// The state of a run stopped in its third epoch (3 steps an epoch, one step into the third),
@@ -123,23 +110,9 @@ fn checkpoint_bytes(config: &TrainConfig, state: &TrainState) -> Vec<u8> {
     Checkpoint::new(config.clone(), state.clone(), class_names(), network).to_bytes()
 }
 
-/// `bytes` with its JSON header edited by `edit` (the safetensors header's length and
-/// alignment adjusted).
+/// `bytes` (a checkpoint) with its JSON header edited by `edit`.
 fn with_header(bytes: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut outer: Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
-    let text = outer["__metadata__"][HEADER_KEY].as_str().unwrap();
-    let mut header: Value = serde_json::from_str(text).unwrap();
-    edit(&mut header);
-    outer["__metadata__"][HEADER_KEY] = Value::String(header.to_string());
-    let mut json = outer.to_string();
-    while !json.len().is_multiple_of(8) {
-        json.push(' ');
-    }
-    let mut out = (json.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(json.as_bytes());
-    out.extend_from_slice(&bytes[8 + len..]);
-    out
+    common::hostile::checkpoint_with_header(bytes, edit)
 }
 
 /// Asserts that `bytes` are refused for `field`, with one line naming the file, the field and

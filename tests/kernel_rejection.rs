@@ -5,21 +5,17 @@
 mod common;
 use common::*;
 use resnet_wgpu::gpu::{Fault, GpuContext, Variant};
-use resnet_wgpu::model::{Model, Stem, Variant as ModelVariant};
+use resnet_wgpu::model::Model;
 use resnet_wgpu::schedule::{KernelCache, TuneReport, Tuning, choose_kernels};
 
 fn small_model() -> Model {
-    let mut config = ModelVariant::ResNet18.config();
-    config.widths = vec![8, 16];
-    config.blocks = vec![1, 1];
-    config.stem_width = 8;
-    Model::from_config(ModelVariant::ResNet18, Stem::Cifar, &config, 10)
+    small_spec(&[8, 16], &[1, 1]).build()
 }
 
+/// A kernel cache of this test alone.
 fn cache_in(name: &str) -> (std::path::PathBuf, KernelCache) {
-    let dir = std::env::temp_dir().join(format!("resnet-wgpu-rejection-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let file = dir.join("kernels.json");
+    let file = kernel_cache_dir().join(format!("rejection-{name}.json"));
+    let _ = std::fs::remove_file(&file);
     (file.clone(), KernelCache::File(file))
 }
 

@@ -138,6 +138,22 @@ pub struct NetworkState {
     pub running: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
+impl NetworkState {
+    /// `params` (in `Model::parameters()` order) with no momentum yet and the running
+    /// statistics batch norm starts with (mean 0, variance 1).
+    pub fn fresh(model: &Model, params: Vec<Vec<f32>>) -> Self {
+        Self {
+            momentum: params.iter().map(|p| vec![0.0; p.len()]).collect(),
+            running: model
+                .batch_norms()
+                .iter()
+                .map(|(_, c)| (vec![0.0; *c], vec![1.0; *c]))
+                .collect(),
+            params,
+        }
+    }
+}
+
 /// Every buffer of a model at one (micro-)batch size, and the launches that use them.
 pub struct Network {
     pub model: Model,

@@ -214,6 +214,27 @@ pub struct TrainState {
     pub skipped_in_a_row: u32,
 }
 
+impl TrainState {
+    /// Where a fresh run of `config` starts: nothing done, the learning rate and the
+    /// augmentation RNG as the configuration seeds them.
+    pub fn fresh(config: &TrainConfig) -> Self {
+        Self {
+            epochs_done: 0,
+            step_in_epoch: 0,
+            global_step: 0,
+            lr: LrState::new(config.sgd.lr as f64),
+            rng_state: config.seed ^ 0xA076_1D64_78BD_642F,
+            epoch_loss_sum: 0.0,
+            epoch_correct: 0,
+            epoch_images: 0,
+            epoch_train_seconds: 0.0,
+            history: Vec::new(),
+            skipped_steps: 0,
+            skipped_in_a_row: 0,
+        }
+    }
+}
+
 /// One training step's outcome.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
@@ -360,20 +381,7 @@ impl Trainer {
         initial: Option<NetworkState>,
     ) -> Result<Self, TrainError> {
         let model = config.model.build();
-        let state = TrainState {
-            epochs_done: 0,
-            step_in_epoch: 0,
-            global_step: 0,
-            lr: LrState::new(config.sgd.lr as f64),
-            rng_state: config.seed ^ 0xA076_1D64_78BD_642F,
-            epoch_loss_sum: 0.0,
-            epoch_correct: 0,
-            epoch_images: 0,
-            epoch_train_seconds: 0.0,
-            history: Vec::new(),
-            skipped_steps: 0,
-            skipped_in_a_row: 0,
-        };
+        let state = TrainState::fresh(&config);
         let params = match &initial {
             Some(s) => s.params.clone(),
             None => config.initial_parameters(&model),

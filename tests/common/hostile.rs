@@ -58,3 +58,24 @@ pub fn checkpoint_claiming_ten_billion_blocks(checkpoint: &[u8]) -> Vec<u8> {
     let from = format!("\\\"blocks\\\":[{first}");
     with_header_edited(checkpoint, &from, "\\\"blocks\\\":[10000000000")
 }
+
+/// A checkpoint's bytes with its JSON header (the `resnet_wgpu` metadata entry) edited by
+/// `edit`: a header that a damaged or hand-made file may carry.
+pub fn checkpoint_with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    use resnet_wgpu::train::checkpoint::HEADER_KEY;
+    use serde_json::Value;
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut outer: Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let text = outer["__metadata__"][HEADER_KEY].as_str().unwrap();
+    let mut header: Value = serde_json::from_str(text).unwrap();
+    edit(&mut header);
+    outer["__metadata__"][HEADER_KEY] = Value::String(header.to_string());
+    let mut json = outer.to_string();
+    while !json.len().is_multiple_of(8) {
+        json.push(' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(&bytes[8 + len..]);
+    out
+}
