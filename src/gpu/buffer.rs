@@ -108,9 +108,15 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
         Ok(values)
     }
 
-    /// Blocking form of [`GpuBuffer::read`] for native programs and tests.
+    /// Blocking form of [`GpuBuffer::read`] for native programs and tests. Panics where the
+    /// read-back failed or the device reported an error since it was last checked: a launch it
+    /// rejected leaves its output as it was, which a comparison might not notice.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_blocking(&self, ctx: &GpuContext) -> Vec<T> {
-        pollster::block_on(self.read(ctx)).expect("GPU read-back failed")
+        let values = pollster::block_on(self.read(ctx)).expect("GPU read-back failed");
+        if let Some(error) = ctx.take_error() {
+            panic!("the device reported an error before this read-back: {error}");
+        }
+        values
     }
 }

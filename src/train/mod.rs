@@ -579,10 +579,13 @@ impl Trainer {
     /// steps nor checkpoints again.
     fn failed(&mut self, error: GpuError) -> TrainError {
         let error = TrainError::from(error);
-        if let Some(reason) = error.device_failure() {
-            self.device_failure.get_or_insert(reason);
+        match error.device_failure() {
+            Some(reason) => {
+                self.device_failure.get_or_insert(reason.clone());
+                TrainError::Device(reason)
+            }
+            None => error,
         }
-        error
     }
 
     /// Measures the epoch's metrics, steps the learning-rate schedule and starts the next epoch.
