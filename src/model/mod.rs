@@ -6,7 +6,9 @@
 pub mod reference;
 mod resnet;
 
-pub use resnet::{ResNetConfig, Stem, Variant};
+pub use resnet::{
+    MAX_BLOCKS_PER_STAGE, MAX_CLASSES, MAX_STAGES, MAX_UPSAMPLE, MAX_WIDTH, ResNetConfig, Stem, Variant,
+};
 
 use crate::rng::Rng;
 

@@ -112,11 +112,13 @@ pub struct ResNetConfig {
 
 /// Bounds on a configuration read from a file or typed by a person, checked before anything
 /// is built: the largest published ResNet has 4 stages, 36 blocks in one stage and 2,048
-/// output channels; these leave room for wider experiments without allowing absurd sizes.
+/// output channels; these leave room for wider experiments without allowing absurd sizes. The
+/// classes are bounded by the loss kernel, which walks a row's classes twice in one loop of at
+/// most 65,535 iterations on the software adapters.
 pub const MAX_STAGES: usize = 8;
 pub const MAX_BLOCKS_PER_STAGE: usize = 64;
 pub const MAX_WIDTH: usize = 4096;
-pub const MAX_CLASSES: usize = 100_000;
+pub const MAX_CLASSES: usize = 32_767;
 pub const MAX_UPSAMPLE: usize = 512;
 
 impl ResNetConfig {

@@ -14,14 +14,9 @@ use crate::train::lr::LrSchedule;
 use crate::train::{EpochMetrics, ModelSpec, OnNonFinite, TrainConfig, TrainState};
 
 /// The model's bounds, those [`crate::model::ResNetConfig::validate`] applies (and the command
-/// line with it): named here to point at the field out of range; `validate` runs after, so the
-/// two always agree. The largest published ResNet has 4 stages, 36 blocks in one stage and
-/// 512 as its widest stage's base width.
-pub const MAX_STAGES: usize = 8;
-pub const MAX_BLOCKS_PER_STAGE: usize = 64;
-pub const MAX_WIDTH: usize = 4096;
-pub const MAX_CLASSES: usize = 100_000;
-pub const MAX_UPSAMPLE: usize = 512;
+/// line with it): checked here too to point at the field out of range; `validate` runs after,
+/// so the two always agree.
+pub use crate::model::{MAX_BLOCKS_PER_STAGE, MAX_CLASSES, MAX_STAGES, MAX_UPSAMPLE, MAX_WIDTH};
 /// Fewest classes a classifier can have.
 pub const MIN_CLASSES: usize = 2;
 
