@@ -418,31 +418,19 @@ fn initial_weights_in_half_precision_are_converted_and_counted() {
     let file = dir.join("half.safetensors");
     std::fs::write(&file, safetensors::serialize(views, None).unwrap()).unwrap();
     let parameters = model.parameters().len();
-    let out = run(&[
+    let mut args = vec![
         "train",
-        "--sample",
-        "--sample-size",
-        "64",
-        "--variant",
-        "resnet18",
-        "--stem",
-        "cifar",
-        "--widths",
-        "8,16",
-        "--blocks",
-        "1,1",
-        "--batch",
-        "16",
         "--epochs",
         "1",
         "--max-steps",
         "1",
-        "--quiet",
         "--init",
         file.to_str().unwrap(),
         "--checkpoint-dir",
         dir.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(SMALL);
+    let out = run(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
