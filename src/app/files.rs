@@ -83,6 +83,17 @@ impl InitialWeights {
     }
 }
 
+/// A run kept by an earlier start.
+pub struct KeptRun {
+    pub checkpoint: Box<Checkpoint>,
+    /// Where it is kept: a path, or this browser's storage.
+    pub place: String,
+    /// Bytes of storage this site uses in all (browser).
+    pub storage_used: Option<u64>,
+    /// Digest of the kept file's bytes.
+    pub digest: u64,
+}
+
 /// What finished off the window's thread.
 pub enum Done {
     File(LoadedFile),
@@ -99,7 +110,7 @@ pub enum Done {
     /// the site uses (browser).
     Kept(Result<(u64, String, Option<u64>), String>),
     /// What an earlier start kept (none if nothing).
-    KeptRun(Result<Option<super::kept::KeptRun>, String>),
+    KeptRun(Result<Option<KeptRun>, String>),
     /// The kept run was removed (browser).
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     Discarded(Result<(), String>),

@@ -5,23 +5,12 @@
 //! site's origin-private file system (`resnetRunStore` in `web/index.html`). At the next start
 //! it offers the kept run back.
 
-use super::files::{Done, Loader};
+use super::files::{Done, KeptRun, Loader};
 use crate::train::Checkpoint;
 
 /// The kept run's file name in the checkpoint folder (natively).
 #[cfg(not(target_arch = "wasm32"))]
 pub const KEPT_NAME: &str = "app-run.safetensors";
-
-/// A run kept by an earlier start.
-pub struct KeptRun {
-    pub checkpoint: Box<Checkpoint>,
-    /// Where it is kept: a path, or this browser's storage.
-    pub place: String,
-    /// Bytes of storage this site uses in all (browser).
-    pub storage_used: Option<u64>,
-    /// Digest of the kept file's bytes.
-    pub digest: u64,
-}
 
 /// FNV-1a digest of a file's bytes: two equal digests mean the same weights were kept and
 /// loaded back.

@@ -4,9 +4,12 @@
 //! The window never trains itself: a worker ([`worker`]) owns the GPU and the trainer, and the
 //! window sends it commands and draws the events it reports.
 
+mod banners;
 mod files;
+mod format;
 mod heat;
 mod kept;
+mod messages;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod screenshot;
 mod setup;
@@ -202,7 +205,7 @@ pub struct App {
     /// The settings came from an earlier start (no first-start default is chosen then).
     restored_settings: bool,
     /// A run kept by an earlier start, offered back.
-    pub kept_offer: Option<kept::KeptRun>,
+    pub kept_offer: Option<files::KeptRun>,
     /// The run as last kept for the next start.
     pub kept: Option<KeptInfo>,
     /// The step of the checkpoint on its way to being kept.
@@ -923,10 +926,10 @@ impl eframe::App for App {
             });
         });
         if self.device_failure.is_some() {
-            egui::Panel::top("device failure").show(ui, |ui| views::device_failure(self, ui));
+            egui::Panel::top("device failure").show(ui, |ui| banners::device_failure(self, ui));
         }
         if self.kept_offer.is_some() {
-            egui::Panel::top("kept run").show(ui, |ui| views::kept_offer(self, ui));
+            egui::Panel::top("kept run").show(ui, |ui| banners::kept_offer(self, ui));
         }
         egui::Panel::bottom("message").show(ui, |ui| {
             match &self.message {
@@ -951,7 +954,7 @@ impl eframe::App for App {
             Tab::Device => views::device(self, ui),
         });
         if files::is_hovering(&ctx) {
-            views::drop_hint(&ctx);
+            banners::drop_hint(&ctx);
         }
         status::publish(self);
         #[cfg(not(target_arch = "wasm32"))]

@@ -357,7 +357,7 @@ fn run_section(app: &mut App, ui: &mut egui::Ui) {
             s.images_per_sec,
             duration(eta)
         )));
-        ui.label(format!("batch loss {}", super::views::format_metric(s.loss, 4)));
+        ui.label(format!("batch loss {}", super::format::format_metric(s.loss, 4)));
     }
     ui.label(format!("state: {}", state.name()));
     let trained = !matches!(state, RunState::Idle);

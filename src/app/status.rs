@@ -116,7 +116,7 @@ impl Status {
             // As the Classify page lists them: only the classes the data names.
             top: classified
                 .map(|c| {
-                    super::views::named_top_k(&c.top, names, super::views::TOP_K)
+                    super::format::named_top_k(&c.top, names, super::format::TOP_K)
                         .into_iter()
                         .map(|(k, p)| (names[k].clone(), p))
                         .collect()

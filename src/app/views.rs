@@ -4,6 +4,7 @@
 use egui_plot::{HoverPosition, Legend, Line, Plot, PlotPoints, Points};
 
 use super::files::FileKind;
+use super::format::{TOP_K, format_metric, named_top_k, tick_decimals};
 use super::{App, DeviceState};
 
 /// Points of one metric per finished epoch.
@@ -13,30 +14,6 @@ fn per_epoch(app: &App, f: impl Fn(&crate::train::EpochMetrics) -> Option<f64>) 
         .iter()
         .filter_map(|m| f(m).map(|v| [m.epoch as f64, v]))
         .collect()
-}
-
-/// A metric (a loss, an error rate, a learning rate) as text: with `decimals` decimals, but in
-/// scientific notation where that would print dozens of digits or none at all (a diverging loss
-/// of 1e38, a learning rate of 1e-5), as `1.23e38`; "NaN", "inf" and "-inf" as such.
-pub fn format_metric(x: f64, decimals: usize) -> String {
-    if x.is_nan() {
-        return "NaN".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let size = x.abs();
-    if size >= 1e5 || (size > 0.0 && size < 1e-3) {
-        format!("{x:.2e}")
-    } else {
-        format!("{x:.decimals$}")
-    }
-}
-
-/// The decimals a plot's axis gives a tick mark `step` apart from the next (egui_plot's own
-/// rule: a step of 0.01 needs 2; at most 16).
-fn tick_decimals(step: f64) -> usize {
-    (-step.log10().round()).clamp(0.0, 16.0) as usize
 }
 
 /// One titled plot of named curves of (x, y) points. A curve of a single point (after the first
@@ -369,22 +346,6 @@ pub fn classify(app: &mut App, ui: &mut egui::Ui) {
     });
 }
 
-/// How many classes the Classify page lists.
-pub const TOP_K: usize = 5;
-
-/// The classes of `ranked` ((class, probability), most probable first) that `names` names,
-/// at most `k`, in the same order and with the same probabilities. The network may have more
-/// outputs than the data has classes (10 outputs for 4 named classes): an output without a
-/// name is no class of the data, so it is not listed.
-pub fn named_top_k(ranked: &[(usize, f64)], names: &[String], k: usize) -> Vec<(usize, f64)> {
-    ranked
-        .iter()
-        .copied()
-        .filter(|&(class, _)| class < names.len())
-        .take(k)
-        .collect()
-}
-
 /// The shown class's heat map as a texture (made once per class), if it has one.
 fn heat_texture(app: &mut App, ctx: &egui::Context) -> Option<egui::TextureHandle> {
     let c = app.classified.as_ref()?;
@@ -569,136 +530,4 @@ fn kernel_section(app: &mut App, ui: &mut egui::Ui) {
             }
         });
     });
-}
-
-/// Shades the window while files hover over it.
-pub fn drop_hint(ctx: &egui::Context) {
-    let painter = ctx.layer_painter(egui::LayerId::new(
-        egui::Order::Foreground,
-        egui::Id::unique("drop"),
-    ));
-    let screen = ctx.content_rect();
-    painter.rect_filled(screen, 0.0, egui::Color32::from_black_alpha(160));
-    painter.text(
-        screen.center(),
-        egui::Align2::CENTER_CENTER,
-        "Drop: CIFAR-10 archive or batch files, a .safetensors checkpoint, or an image",
-        egui::FontId::proportional(20.0),
-        egui::Color32::WHITE,
-    );
-}
-
-/// The banner after the device failed: what happened, and the way to continue.
-pub fn device_failure(app: &mut App, ui: &mut egui::Ui) {
-    let Some(failure) = app.device_failure.clone() else {
-        return;
-    };
-    ui.colored_label(
-        ui.visuals().error_fg_color,
-        format!("The GPU failed: {}", failure.reason),
-    );
-    ui.horizontal_wrapped(|ui| {
-        let text = match &failure.resume_from {
-            Some(point) => format!("Reopen the GPU and continue from {point}"),
-            None => "Reopen the GPU".to_string(),
-        };
-        let r = ui.button(text);
-        app.remember("Reopen the GPU", &r);
-        if r.clicked() {
-            app.reopen_device();
-        }
-        ui.label("Nothing was saved from the failed step; checkpoints on disk are as they were.");
-    });
-}
-
-/// The offer of the run an earlier start kept: what it is and where, with Resume and Discard.
-pub fn kept_offer(app: &mut App, ui: &mut egui::Ui) {
-    let Some(kept) = &app.kept_offer else {
-        return;
-    };
-    let header = &kept.checkpoint.header;
-    let storage = kept.storage_used.map_or(String::new(), |used| {
-        format!(
-            " ({:.1} MiB of storage used by this site)",
-            used as f64 / (1 << 20) as f64
-        )
-    });
-    ui.label(format!(
-        "Your last run is kept in {}{storage}: {}, epoch {}, step {}.",
-        kept.place,
-        header.config.model.describe(),
-        header.state.epochs_done + 1,
-        header.state.global_step
-    ));
-    ui.horizontal_wrapped(|ui| {
-        let r = ui.button("Resume the kept run");
-        app.remember("Resume the kept run", &r);
-        if r.clicked() {
-            app.resume_kept_run();
-        }
-        let discard = if cfg!(target_arch = "wasm32") {
-            "Discard it"
-        } else {
-            "Not now"
-        };
-        let r = ui.button(discard);
-        app.remember("Discard the kept run", &r);
-        if r.clicked() {
-            app.discard_kept_run();
-        }
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_top_classes_are_only_those_the_data_names_with_their_own_probabilities() {
-        // 10 outputs, of which the unnamed ones (4 to 9) are the most probable.
-        let probabilities = [0.02, 0.10, 0.05, 0.08, 0.30, 0.01, 0.20, 0.04, 0.12, 0.08];
-        let names: Vec<String> = ["red", "green", "blue", "yellow"].map(String::from).to_vec();
-        for ranked in [
-            crate::train::top_k(&probabilities, 10),
-            crate::train::top_k(&probabilities, 5),
-        ] {
-            let shown = named_top_k(&ranked, &names, TOP_K);
-            assert!(shown.iter().all(|&(class, _)| class < 4), "{shown:?}");
-            for &(class, p) in &shown {
-                assert_eq!(p, probabilities[class], "class {class}: {shown:?}");
-            }
-            assert!(shown.windows(2).all(|w| w[0].1 >= w[1].1), "{shown:?}");
-        }
-        let all = named_top_k(&crate::train::top_k(&probabilities, 10), &names, TOP_K);
-        assert_eq!(all, vec![(1, 0.10), (3, 0.08), (2, 0.05), (0, 0.02)]);
-        // Of the top 5 (4, 6, 8, 1 and 3 or 9), the named ones.
-        let of_five = named_top_k(&crate::train::top_k(&probabilities, 5), &names, TOP_K);
-        assert_eq!(of_five.first(), Some(&(1, 0.10)), "{of_five:?}");
-        // With as many names as outputs, the first k of the ranking.
-        let ten: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-        let ranked = crate::train::top_k(&probabilities, 10);
-        assert_eq!(named_top_k(&ranked, &ten, TOP_K), ranked[..TOP_K].to_vec());
-    }
-
-    #[test]
-    fn metrics_too_large_or_too_small_for_decimals_are_in_scientific_notation() {
-        assert_eq!(format_metric(1.2345e38, 4), "1.23e38");
-        assert_eq!(format_metric(-3.0e7, 4), "-3.00e7");
-        assert_eq!(format_metric(100_000.0, 4), "1.00e5");
-        assert_eq!(format_metric(2.5e-5, 4), "2.50e-5");
-        assert_eq!(format_metric(-9.99e-4, 4), "-9.99e-4");
-        // Everything between stays as it was printed.
-        assert_eq!(format_metric(1.234_56, 4), "1.2346");
-        assert_eq!(format_metric(99_999.0, 1), "99999.0");
-        assert_eq!(format_metric(0.001, 3), "0.001");
-        assert_eq!(format_metric(0.0, 4), "0.0000");
-        assert_eq!(format_metric(f64::NAN, 4), "NaN");
-        assert_eq!(format_metric(f64::INFINITY, 4), "inf");
-        assert_eq!(format_metric(f64::NEG_INFINITY, 4), "-inf");
-        // A plot's axis: decimals after the step between its tick marks.
-        assert_eq!(format_metric(0.2, tick_decimals(0.1)), "0.2");
-        assert_eq!(format_metric(0.05, tick_decimals(0.01)), "0.05");
-        assert_eq!(format_metric(2e38, tick_decimals(1e38)), "2.00e38");
-        assert_eq!(format_metric(40.0, tick_decimals(20.0)), "40");
-    }
 }

@@ -8,19 +8,25 @@
 //! them between frames).
 
 pub mod checkpoint;
+mod error;
 pub mod lr;
+mod predict;
 pub mod report;
+mod spec;
 
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
+pub use error::TrainError;
 pub use lr::{LrSchedule, LrState};
+pub use predict::{evaluate, predict_logits, softmax_rows, top_k};
 pub use report::{ClassScores, EvalReport};
+pub use spec::ModelSpec;
 
 use crate::data::{BatchOptions, BatchOrder, Cifar10, Dataset, fill_batch};
 use crate::gpu::{GpuContext, GpuError};
-use crate::model::{GammaInit, Model, ResNetConfig, Stem, Variant};
+use crate::model::{GammaInit, Model, Stem, Variant};
 use crate::ops::finite_check::NonFinite;
 use crate::ops::sgd::SgdConfig;
 use crate::rng::Rng;
@@ -28,43 +34,6 @@ use crate::schedule::{
     KernelCache, MemoryReport, Network, NetworkState, ScheduleError, TuneReport, Tuning, choose_kernels,
     choose_micro_batch,
 };
-
-/// Which network: a variant's naming and initialisation, a stem, and the shape of its stages.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelSpec {
-    pub variant: Variant,
-    pub stem: Stem,
-    pub config: ResNetConfig,
-    pub classes: usize,
-}
-
-impl ModelSpec {
-    /// A named variant at its published shape, 10 classes.
-    pub fn named(variant: Variant, stem: Stem) -> Self {
-        Self {
-            variant,
-            stem,
-            config: variant.config(),
-            classes: 10,
-        }
-    }
-
-    pub fn build(&self) -> Model {
-        Model::from_config(self.variant, self.stem, &self.config, self.classes)
-    }
-
-    /// "resnet50 (cifar stem)", or with the stage widths when they are not the published ones.
-    pub fn describe(&self) -> String {
-        let mut text = format!("{} ({} stem)", self.variant.name(), self.stem.name());
-        if self.config != self.variant.config() {
-            text += &format!(
-                ", blocks {:?}, widths {:?}",
-                self.config.blocks, self.config.widths
-            );
-        }
-        text
-    }
-}
 
 /// How training-set loss and error are measured each epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,68 +225,6 @@ pub enum Progress {
     Step(StepReport),
     Epoch(EpochMetrics),
     Finished,
-}
-
-/// Why training stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Gpu(#[from] GpuError),
-    #[error(transparent)]
-    Schedule(#[from] ScheduleError),
-    #[error(
-        "step {step} of epoch {epoch} was not finite ({}; loss {loss:.4e}, lr {lr:.4e}){}: the \
-         step was not applied, so the weights are those before it, and training stopped. Lower \
-         the learning rate and start again, or resume from the last checkpoint",
-        what.describe(),
-        if *skipped > 0 { format!(" after {skipped} skipped steps in a row") } else { String::new() }
-    )]
-    NonFinite {
-        what: NonFinite,
-        loss: f32,
-        epoch: usize,
-        step: usize,
-        lr: f64,
-        /// Steps skipped in a row before this one ([`OnNonFinite::Skip`]).
-        skipped: u32,
-    },
-    #[error(
-        "the training set has {images} images after holding out {validation} for validation, \
-         fewer than one batch of {batch}; lower the batch size or the validation split"
-    )]
-    TooFewImages {
-        images: usize,
-        validation: usize,
-        batch: usize,
-    },
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error(
-        "the GPU failed: {0}. The run stopped and nothing was saved from this point on; the last \
-         checkpoint is intact. If the device ran out of memory, choose a smaller batch \
-         (--micro-batch) or model; otherwise restart and resume from the last checkpoint"
-    )]
-    Device(String),
-}
-
-impl TrainError {
-    /// Where this is an error of the device (an error it reported, a failed read-back, a lost
-    /// device), what it said: the run's state on the device is no longer trusted.
-    pub fn device_failure(&self) -> Option<String> {
-        match self {
-            TrainError::Device(reason) | TrainError::Gpu(GpuError::Validation(reason)) => {
-                Some(reason.clone())
-            }
-            TrainError::Gpu(e @ GpuError::ReadBack(_)) => Some(e.to_string()),
-            TrainError::Gpu(
-                GpuError::NoAdapter(_) | GpuError::NoCompute(..) | GpuError::RequestDevice { .. },
-            )
-            | TrainError::Schedule(_)
-            | TrainError::NonFinite { .. }
-            | TrainError::TooFewImages { .. }
-            | TrainError::Checkpoint(_) => None,
-        }
-    }
 }
 
 /// The validation split that suits a training set of `train_images`: the reference's 5,000 for
@@ -677,51 +584,4 @@ impl Trainer {
             state,
         ))
     }
-}
-
-/// Logits `[N, classes]` of every image of `data` through `net` in inference mode.
-pub async fn predict_logits(ctx: &GpuContext, net: &Network, data: &Dataset) -> Result<Vec<f32>, GpuError> {
-    let mut logits = Vec::with_capacity(data.len() * net.model.classes);
-    let (mut images, mut labels) = (Vec::new(), Vec::new());
-    let indices: Vec<usize> = (0..data.len()).collect();
-    let mut rng = Rng::new(0);
-    for chunk in indices.chunks(EVAL_CHUNK) {
-        fill_batch(
-            data,
-            chunk,
-            BatchOptions::NONE,
-            &mut rng,
-            &mut images,
-            &mut labels,
-        );
-        logits.extend(net.predict(ctx, &images).await?);
-    }
-    Ok(logits)
-}
-
-/// The report of `net` on a labelled set.
-pub async fn evaluate(ctx: &GpuContext, net: &Network, data: &Dataset) -> Result<EvalReport, GpuError> {
-    let logits = predict_logits(ctx, net, data).await?;
-    Ok(EvalReport::from_logits(&logits, &data.labels, &data.class_names))
-}
-
-/// Probabilities of every class for each image (softmax of the logits), in `[N][classes]`.
-pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<Vec<f64>> {
-    logits
-        .chunks_exact(classes)
-        .map(|row| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-            let exps: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
-            let sum: f64 = exps.iter().sum();
-            exps.iter().map(|e| e / sum).collect()
-        })
-        .collect()
-}
-
-/// The `k` most probable classes of one image: (class, probability), most probable first.
-pub fn top_k(probabilities: &[f64], k: usize) -> Vec<(usize, f64)> {
-    let mut ranked: Vec<(usize, f64)> = probabilities.iter().copied().enumerate().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(k);
-    ranked
 }
