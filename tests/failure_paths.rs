@@ -244,3 +244,13 @@ fn a_device_error_while_timing_kernels_fails_the_run_and_caches_nothing() {
         "nothing of the failed timing is cached: {cached}"
     );
 }
+
+#[test]
+fn a_device_error_reading_the_norms_of_a_step_that_was_not_finite_fails_the_run() {
+    let mut w = Worker::new(SUBGROUP);
+    w.run_two_steps();
+    w.send(Command::PoisonNextStep);
+    w.send(Command::ArmFault(Fault::LayerNorms));
+    w.send(Command::Continue);
+    w.expect_failure_and_recovery("the norms after a step that was not finite");
+}

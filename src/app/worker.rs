@@ -203,10 +203,15 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
                 events.send(Event::Finished);
             }
             Err(e) => {
-                // The norms of the step that failed (a loss turned NaN) show which layers grew;
-                // where they cannot be read, the step's own error is the one reported.
-                let _ = send_layer_norms(&ctx, &mut session, &events, true).await;
-                fail(&ctx, &mut session, &events, e)
+                // The norms of the step that failed (a step that was not finite) show which
+                // layers grew. A device error while reading them outranks a step that was only
+                // not finite: the run must fail, not pause and be kept.
+                let norms = send_layer_norms(&ctx, &mut session, &events, true).await;
+                let error = match norms {
+                    Err(device) if e.device_failure().is_none() => device.into(),
+                    _ => e,
+                };
+                fail(&ctx, &mut session, &events, error)
             }
         }
     }
