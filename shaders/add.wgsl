@@ -5,28 +5,14 @@
 // two paths (the input of a block feeds both the main branch and the identity shortcut), the
 // two gradients are summed with this same kernel. `out` must be a third buffer, distinct from
 // `a` and `b`.
+//
+// Joined after prelude_act.wgsl and prelude_len.wgsl (act, Params, elements) and before
+// body_flat.wgsl (the entry point, which calls element below).
 
-struct Params {
-    len: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+@group(0) @binding(1) var<storage, read> a: array<act>;
+@group(0) @binding(2) var<storage, read> b: array<act>;
+@group(0) @binding(3) var<storage, read_write> out: array<act>;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let i = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    if i >= params.len {
-        return;
-    }
+fn element(i: u32) {
     out[i] = a[i] + b[i];
 }

@@ -14,14 +14,14 @@
 // dgamma and dbeta are overwritten, or added to when `accumulate` is 1 (gradient accumulation
 // over micro-batches); dx is always overwritten.
 //
-// Declared in prelude_batch_norm.wgsl (Params, offset), joined before this file when loaded.
+// Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset).
 
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<act>;
+@group(0) @binding(2) var<storage, read> x: array<act>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read> saved: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<act>;
 @group(0) @binding(7) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
 

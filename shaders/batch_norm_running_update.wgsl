@@ -5,9 +5,10 @@
 //   running_mean = (1 − m) · running_mean + m · mean
 //   running_var  = (1 − m) · running_var  + m · M2 / (n − 1)   (var itself when n = 1)
 // A step flagged as not finite (status[2] != 0, see ops/finite_check.rs) changes nothing.
-// One invocation per channel; workgroups are numbered id.x + id.y · num_workgroups.x.
+// One invocation per channel.
 //
-// Declared in prelude_batch_norm.wgsl (Params), joined before this file when loaded.
+// Joined after prelude_batch_norm.wgsl (Params) and before body_flat.wgsl (the entry point,
+// which calls elements and element below).
 
 @group(0) @binding(1) var<storage, read> saved: array<f32>;
 @group(0) @binding(2) var<storage, read_write> running_mean: array<f32>;
@@ -16,17 +17,15 @@
 
 const STATUS_FLAGS: u32 = 2u;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let c = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    let channels = params.channels;
-    if c >= channels || status[STATUS_FLAGS] != 0u {
+fn elements() -> u32 {
+    return params.channels;
+}
+
+fn element(c: u32) {
+    if status[STATUS_FLAGS] != 0u {
         return;
     }
+    let channels = params.channels;
     let n = saved[2u * channels + c];
     let mean = saved[3u * channels + c];
     let m2 = saved[4u * channels + c];

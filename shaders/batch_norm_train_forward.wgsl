@@ -19,12 +19,12 @@
 // own into them with Chan's formula above. batch_norm_running_update.wgsl updates the running
 // statistics from them once per step, after the backward, where the step was finite.
 //
-// Declared in prelude_batch_norm.wgsl (Params, offset), joined before this file when loaded.
+// Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset).
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<act>;
 @group(0) @binding(5) var<storage, read_write> saved: array<f32>;
 
 const WORKGROUP: u32 = 256u;

@@ -1,19 +1,21 @@
 // 2-D convolution forward as an implicit GEMM, portable variant (no subgroups):
 //   y[b, co, oh, ow] = bias[co] + Σ_{ci, kh, kw} w[co, ci, kh, kw] · x[b, ci, oh·sh − ph + kh, ow·sw − pw + kw]
 // x [B, Cin, H, W], w [Cout, Cin, KH, KW], y [B, Cout, OH, OW]; padding reads zeros.
-// GEMM view: A = w as [M = Cout, K = Cin·KH·KW], B = x gathered as [K, N = B·OH·OW].
-// A workgroup of 16×16 invocations computes a 64×64 tile of the GEMM; each invocation a 4×4
-// block. Tiles of A (64×16) and B (16×64) are gathered into workgroup memory 16 values of k
-// at a time (no im2col buffer).
+// GEMM view: A = w as [M = Cout, K = Cin·KH·KW], B = x gathered as [K, N = B·OH·OW], with no
+// im2col buffer. Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
 //
-// Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
+// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_forward.wgsl (act,
+// params, input_offset, bindings, store_row) and before body_gemm_tile.wgsl (the entry point
+// and tile loop, which call the functions below).
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// One GEMM (z = 0), summed over the whole of K.
+fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
+    let k_total = params.in_channels * params.kernel_h * params.kernel_w;
+    return Tile((tile.x + tile.z * grid.x) * 64u, vec2<u32>(0u, 1u), vec2<u32>(0u, k_total), 0u);
+}
 
-fn load_a(co: u32, k: u32) -> f32 {
+// A[co, k] = w[co, k], zero outside.
+fn load_a(z: u32, co: u32, k: u32) -> f32 {
     let k_total = params.in_channels * params.kernel_h * params.kernel_w;
     if co >= params.out_channels || k >= k_total {
         return 0.0;
@@ -21,85 +23,12 @@ fn load_a(co: u32, k: u32) -> f32 {
     return w[co * k_total + k];
 }
 
-fn load_b(k: u32, n: u32) -> f32 {
-    let taps = params.kernel_h * params.kernel_w;
-    let out_pixels = params.out_height * params.out_width;
-    if k >= params.in_channels * taps || n >= params.batch * out_pixels {
+// B[k, n] = x at tap k = (ci, kh, kw) of output pixel n = (b, oh, ow), zero outside and in the
+// padding.
+fn load_b(z: u32, k: u32, n: u32) -> f32 {
+    let at = input_offset(k, n);
+    if at == OUTSIDE {
         return 0.0;
     }
-    let ci = k / taps;
-    let kh = (k % taps) / params.kernel_w;
-    let kw = k % params.kernel_w;
-    let image = n / out_pixels;
-    let pixel = n % out_pixels;
-    // Unsigned wrap-around makes negative coordinates (padding) compare as out of range.
-    let ih = (pixel / params.out_width) * params.stride_h + kh - params.pad_h;
-    let iw = (pixel % params.out_width) * params.stride_w + kw - params.pad_w;
-    if ih >= params.in_height || iw >= params.in_width {
-        return 0.0;
-    }
-    return x[((image * params.in_channels + ci) * params.in_height + ih) * params.in_width + iw];
-}
-
-fn store(co: u32, n: u32, sum: f32) {
-    let out_pixels = params.out_height * params.out_width;
-    if co >= params.out_channels || n >= params.batch * out_pixels {
-        return;
-    }
-    var value = sum;
-    if params.has_bias == 1u {
-        value += bias[co];
-    }
-    let at = ((n / out_pixels) * params.out_channels + co) * out_pixels + n % out_pixels;
-    if params.accumulate == 1u {
-        value += y[at];
-    }
-    y[at] = value;
-}
-
-// a_tile[kk * 64 + mm] = A[m0 + mm, k0 + kk]; b_tile[kk * 64 + nn] = B[k0 + kk, n0 + nn].
-var<workgroup> a_tile: array<f32, 1024>;
-var<workgroup> b_tile: array<f32, 1024>;
-
-@compute @workgroup_size(16, 16)
-fn main(
-    @builtin(workgroup_id) tile: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_id) local: vec3<u32>,
-    @builtin(local_invocation_index) index: u32,
-) {
-    let m0 = tile.y * 64u;
-    let n0 = (tile.x + tile.z * grid.x) * 64u;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    let k_total = params.in_channels * params.kernel_h * params.kernel_w;
-    for (var k0 = 0u; k0 < k_total; k0 += 16u) {
-        for (var i = 0u; i < 4u; i++) {
-            let e = index + i * 256u;
-            a_tile[e] = load_a(m0 + e % 64u, k0 + e / 64u);
-            b_tile[e] = load_b(k0 + e / 64u, n0 + e % 64u);
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < 16u; kk++) {
-            let ra = kk * 64u + local.y * 4u;
-            let rb = kk * 64u + local.x * 4u;
-            let av = vec4<f32>(a_tile[ra], a_tile[ra + 1u], a_tile[ra + 2u], a_tile[ra + 3u]);
-            let bv = vec4<f32>(b_tile[rb], b_tile[rb + 1u], b_tile[rb + 2u], b_tile[rb + 3u]);
-            acc0 += av.x * bv;
-            acc1 += av.y * bv;
-            acc2 += av.z * bv;
-            acc3 += av.w * bv;
-        }
-        workgroupBarrier();
-    }
-    let row = m0 + local.y * 4u;
-    let column = n0 + local.x * 4u;
-    for (var j = 0u; j < 4u; j++) {
-        store(row, column + j, acc0[j]);
-        store(row + 1u, column + j, acc1[j]);
-        store(row + 2u, column + j, acc2[j]);
-        store(row + 3u, column + j, acc3[j]);
-    }
+    return x[at];
 }

@@ -12,28 +12,14 @@
 //
 // Tiling as in conv2d_forward_subgroup: a workgroup of LANES invocations computes 16 input
 // channels × 4·LANES input pixels of one phase; invocation i owns pixels n0 + i + LANES·j
-// (j < 4), loads 2 weights per tap and receives the other 14 from lanes 0–7 of its subgroup by
-// subgroupBroadcast.
+// (j < 4), loads 2 weights per tap and receives the other 14 from its subgroup (see
+// body_gemm_subgroup.wgsl).
 //
-// Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
+// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl (act,
+// params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
+// accumulators, which call sum_block below).
 
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-
-// Invocations per workgroup, a multiple of 8: 8 by default; the wide variant sets the device's
-// largest subgroup size (at least 16), so that a 32- or 64-lane SIMD unit runs one workgroup
-// with every lane busy. Each subgroup broadcasts within itself, so any subgroup size from 8
-// up computes the same result.
-override LANES: u32 = 8u;
-
-@compute @workgroup_size(LANES)
-fn main(
-    @builtin(workgroup_id) tile: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
+fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
     let plane = params.in_height * params.in_width;
     let out_pixels = params.out_height * params.out_width;
     let taps = params.kernel_h * params.kernel_w;
@@ -52,7 +38,7 @@ fn main(
     let phase_pixels = rows * cols;
     let n_total = params.batch * phase_pixels;
     if n_total == 0u {
-        return;
+        return Block(0u, 0u, vec4<u32>(NO_COLUMN));
     }
     let m0 = tile.y * 16u;
     let n0 = (tile.x + (tile.z / phases) * grid.x) * (4u * LANES);
@@ -65,22 +51,6 @@ fn main(
     var w_lo = min(m0 + lane % 8u, params.in_channels - 1u) * taps;
     var w_hi = min(m0 + 8u + lane % 8u, params.in_channels - 1u) * taps;
     let w_channel_step = params.in_channels * taps;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var acc4 = vec4<f32>(0.0);
-    var acc5 = vec4<f32>(0.0);
-    var acc6 = vec4<f32>(0.0);
-    var acc7 = vec4<f32>(0.0);
-    var acc8 = vec4<f32>(0.0);
-    var acc9 = vec4<f32>(0.0);
-    var acc10 = vec4<f32>(0.0);
-    var acc11 = vec4<f32>(0.0);
-    var acc12 = vec4<f32>(0.0);
-    var acc13 = vec4<f32>(0.0);
-    var acc14 = vec4<f32>(0.0);
-    var acc15 = vec4<f32>(0.0);
 
     // One flat loop over (co, kh, kw) for the live taps of this phase, stepping the gather
     // position as it advances: on CPU adapters nested-loop bookkeeping costs more than these
@@ -106,24 +76,7 @@ fn main(
         let at = select(vec4<u32>(0u), row_at + ow, ok);
         let bv = select(vec4<f32>(0.0), vec4<f32>(dy[at.x], dy[at.y], dy[at.z], dy[at.w]), ok);
         let tap = kh * params.kernel_w + kw;
-        let lo = w[w_lo + tap];
-        let hi = w[w_hi + tap];
-        acc0 += subgroupBroadcast(lo, 0u) * bv;
-        acc1 += subgroupBroadcast(lo, 1u) * bv;
-        acc2 += subgroupBroadcast(lo, 2u) * bv;
-        acc3 += subgroupBroadcast(lo, 3u) * bv;
-        acc4 += subgroupBroadcast(lo, 4u) * bv;
-        acc5 += subgroupBroadcast(lo, 5u) * bv;
-        acc6 += subgroupBroadcast(lo, 6u) * bv;
-        acc7 += subgroupBroadcast(lo, 7u) * bv;
-        acc8 += subgroupBroadcast(hi, 0u) * bv;
-        acc9 += subgroupBroadcast(hi, 1u) * bv;
-        acc10 += subgroupBroadcast(hi, 2u) * bv;
-        acc11 += subgroupBroadcast(hi, 3u) * bv;
-        acc12 += subgroupBroadcast(hi, 4u) * bv;
-        acc13 += subgroupBroadcast(hi, 5u) * bv;
-        acc14 += subgroupBroadcast(hi, 6u) * bv;
-        acc15 += subgroupBroadcast(hi, 7u) * bv;
+        accumulate(w[w_lo + tap], w[w_hi + tap], bv);
         kw += params.stride_w;
         ow -= vec4<u32>(1u);
         if kw >= kw_stop {
@@ -143,41 +96,9 @@ fn main(
         }
     }
 
+    // The pixels' plain GEMM columns n = (b, ih, iw).
     let in_row = ih_first + u * params.stride_h;
     let in_col = iw_first + v * params.stride_w;
-    let image_out = image * (params.in_channels * plane) + in_row * params.in_width + in_col;
-    store_row(m0 + 0u, columns, image_out, n_total, acc0);
-    store_row(m0 + 1u, columns, image_out, n_total, acc1);
-    store_row(m0 + 2u, columns, image_out, n_total, acc2);
-    store_row(m0 + 3u, columns, image_out, n_total, acc3);
-    store_row(m0 + 4u, columns, image_out, n_total, acc4);
-    store_row(m0 + 5u, columns, image_out, n_total, acc5);
-    store_row(m0 + 6u, columns, image_out, n_total, acc6);
-    store_row(m0 + 7u, columns, image_out, n_total, acc7);
-    store_row(m0 + 8u, columns, image_out, n_total, acc8);
-    store_row(m0 + 9u, columns, image_out, n_total, acc9);
-    store_row(m0 + 10u, columns, image_out, n_total, acc10);
-    store_row(m0 + 11u, columns, image_out, n_total, acc11);
-    store_row(m0 + 12u, columns, image_out, n_total, acc12);
-    store_row(m0 + 13u, columns, image_out, n_total, acc13);
-    store_row(m0 + 14u, columns, image_out, n_total, acc14);
-    store_row(m0 + 15u, columns, image_out, n_total, acc15);
-}
-
-// Writes one input channel of a lane's 4 pixels, adding the old value when accumulating.
-fn store_row(channel: u32, columns: vec4<u32>, image_out: vec4<u32>, n_total: u32, values: vec4<f32>) {
-    let plane = params.in_height * params.in_width;
-    if channel >= params.in_channels {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        if columns[j] < n_total {
-            var value = values[j];
-            let at = image_out[j] + channel * plane;
-            if params.accumulate == 1u {
-                value += dx[at];
-            }
-            dx[at] = value;
-        }
-    }
+    let pixels = image * plane + in_row * params.in_width + in_col;
+    return Block(0u, m0, select(vec4<u32>(NO_COLUMN), pixels, columns < vec4<u32>(n_total)));
 }

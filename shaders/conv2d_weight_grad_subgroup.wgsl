@@ -13,28 +13,14 @@
 //
 // A workgroup of LANES invocations computes 16 output channels × 4·LANES taps (ci, kh, kw);
 // invocation i owns taps n0 + i + LANES·j (j < 4), loads its 4 input values and 2 values of dy
-// per k, and receives the other 14 values of dy from lanes 0–7 of its subgroup by
-// subgroupBroadcast.
+// per k, and receives the other 14 values of dy from its subgroup (see
+// body_gemm_subgroup.wgsl).
 //
-// Declared in prelude_conv2d.wgsl (Params), joined before this file when loaded.
+// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_weight_grad.wgsl (act,
+// params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
+// accumulators, which call sum_block below).
 
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-
-// Invocations per workgroup, a multiple of 8: 8 by default; the wide variant sets the device's
-// largest subgroup size (at least 16), so that a 32- or 64-lane SIMD unit runs one workgroup
-// with every lane busy. Each subgroup broadcasts within itself, so any subgroup size from 8
-// up computes the same result.
-override LANES: u32 = 8u;
-
-@compute @workgroup_size(LANES)
-fn main(
-    @builtin(workgroup_id) tile: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
+fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
     let plane = params.in_height * params.in_width;
     let out_pixels = params.out_height * params.out_width;
     let taps = params.kernel_h * params.kernel_w;
@@ -54,26 +40,8 @@ fn main(
     let live_tap = safe % (live_h * live_w);
     let kh = params.live_h_start + live_tap / live_w;
     let kw = params.live_w_start + live_tap % live_w;
-    // Where each column's gradient goes in dw's row [Cin, KH, KW].
-    let targets = ci * taps + kh * params.kernel_w + kw;
     let row_lo = min(m0 + lane % 8u, params.out_channels - 1u) * out_pixels;
     let row_hi = min(m0 + 8u + lane % 8u, params.out_channels - 1u) * out_pixels;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var acc4 = vec4<f32>(0.0);
-    var acc5 = vec4<f32>(0.0);
-    var acc6 = vec4<f32>(0.0);
-    var acc7 = vec4<f32>(0.0);
-    var acc8 = vec4<f32>(0.0);
-    var acc9 = vec4<f32>(0.0);
-    var acc10 = vec4<f32>(0.0);
-    var acc11 = vec4<f32>(0.0);
-    var acc12 = vec4<f32>(0.0);
-    var acc13 = vec4<f32>(0.0);
-    var acc14 = vec4<f32>(0.0);
-    var acc15 = vec4<f32>(0.0);
 
     for (var b = first_image; b < end_image; b++) {
         var dy_lo = b * params.out_channels * out_pixels + row_lo;
@@ -89,46 +57,13 @@ fn main(
                 let ok = row_ok & (iw < vec4<u32>(params.in_width));
                 let at = select(vec4<u32>(0u), row_at + iw, ok);
                 let bv = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
-                let lo = dy[dy_lo];
-                let hi = dy[dy_hi];
-                acc0 += subgroupBroadcast(lo, 0u) * bv;
-                acc1 += subgroupBroadcast(lo, 1u) * bv;
-                acc2 += subgroupBroadcast(lo, 2u) * bv;
-                acc3 += subgroupBroadcast(lo, 3u) * bv;
-                acc4 += subgroupBroadcast(lo, 4u) * bv;
-                acc5 += subgroupBroadcast(lo, 5u) * bv;
-                acc6 += subgroupBroadcast(lo, 6u) * bv;
-                acc7 += subgroupBroadcast(lo, 7u) * bv;
-                acc8 += subgroupBroadcast(hi, 0u) * bv;
-                acc9 += subgroupBroadcast(hi, 1u) * bv;
-                acc10 += subgroupBroadcast(hi, 2u) * bv;
-                acc11 += subgroupBroadcast(hi, 3u) * bv;
-                acc12 += subgroupBroadcast(hi, 4u) * bv;
-                acc13 += subgroupBroadcast(hi, 5u) * bv;
-                acc14 += subgroupBroadcast(hi, 6u) * bv;
-                acc15 += subgroupBroadcast(hi, 7u) * bv;
+                accumulate(dy[dy_lo], dy[dy_hi], bv);
                 dy_lo += 1u;
                 dy_hi += 1u;
             }
         }
     }
 
-    store_row(chunk, m0 + 0u, columns, targets, acc0);
-    store_row(chunk, m0 + 1u, columns, targets, acc1);
-    store_row(chunk, m0 + 2u, columns, targets, acc2);
-    store_row(chunk, m0 + 3u, columns, targets, acc3);
-    store_row(chunk, m0 + 4u, columns, targets, acc4);
-    store_row(chunk, m0 + 5u, columns, targets, acc5);
-    store_row(chunk, m0 + 6u, columns, targets, acc6);
-    store_row(chunk, m0 + 7u, columns, targets, acc7);
-    store_row(chunk, m0 + 8u, columns, targets, acc8);
-    store_row(chunk, m0 + 9u, columns, targets, acc9);
-    store_row(chunk, m0 + 10u, columns, targets, acc10);
-    store_row(chunk, m0 + 11u, columns, targets, acc11);
-    store_row(chunk, m0 + 12u, columns, targets, acc12);
-    store_row(chunk, m0 + 13u, columns, targets, acc13);
-    store_row(chunk, m0 + 14u, columns, targets, acc14);
-    store_row(chunk, m0 + 15u, columns, targets, acc15);
     if live_h * live_w < taps && params.accumulate == 0u {
         for (var j = 0u; j < 4u; j++) {
             if columns[j] < n_total && live_tap[j] == 0u {
@@ -136,10 +71,13 @@ fn main(
             }
         }
     }
+    // The taps' plain GEMM columns n = (ci, kh, kw): where their gradients go in dw's row.
+    let targets = ci * taps + kh * params.kernel_w + kw;
+    return Block(chunk, m0, select(vec4<u32>(NO_COLUMN), targets, columns < vec4<u32>(n_total)));
 }
 
 // Writes the zero gradient of input channel ci's taps outside the live window, for output
-// channels m0 … m0 + 15.
+// channels m0 … m0 + 15 (the live taps' sums are stored apart from these).
 fn zero_dead_taps(chunk: u32, m0: u32, ci: u32) {
     let taps = params.kernel_h * params.kernel_w;
     let n_total = params.in_channels * taps;
@@ -151,26 +89,6 @@ fn zero_dead_taps(chunk: u32, m0: u32, ci: u32) {
             if !live {
                 dw[(chunk * params.out_channels + channel) * n_total + ci * taps + tap] = 0.0;
             }
-        }
-    }
-}
-
-// Writes one output channel of a lane's 4 taps (live columns, stored at `targets` within the
-// row) into the chunk's slice of dw, adding the old value when accumulating.
-fn store_row(chunk: u32, channel: u32, columns: vec4<u32>, targets: vec4<u32>, values: vec4<f32>) {
-    let live_columns = params.in_channels * (params.live_h_end - params.live_h_start) * (params.live_w_end - params.live_w_start);
-    let n_total = params.in_channels * params.kernel_h * params.kernel_w;
-    if channel >= params.out_channels {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
-        if columns[j] < live_columns {
-            var value = values[j];
-            let at = (chunk * params.out_channels + channel) * n_total + targets[j];
-            if params.accumulate == 1u {
-                value += dw[at];
-            }
-            dw[at] = value;
         }
     }
 }

@@ -1,31 +1,19 @@
 // Softmax cross-entropy, backward of the mean loss over D rows (D = B, or the whole batch when
-// these B rows are one micro-batch of it), over logits[B, K], labels[B] (u32):
+// these B rows are one micro-batch of it; see prelude_cross_entropy.wgsl):
 //   dlogits[b, k] = (softmax(logits[b])[k] − [k = label_b]) / D
 // with softmax computed stably as exp(z − max z) / Σ exp(z − max z).
-// One invocation per row, 256 rows per workgroup, on a 2-D grid of workgroups.
+// One invocation per row.
+//
+// Joined after prelude_act.wgsl and prelude_cross_entropy.wgsl (act, Params, logits, labels)
+// and before body_flat.wgsl (the entry point, which calls elements and element below).
 
-struct Params {
-    batch: u32,
-    classes: u32,
-    divisor: u32,
-    _pad0: u32,
+@group(0) @binding(3) var<storage, read_write> dlogits: array<act>;
+
+fn elements() -> u32 {
+    return params.batch;
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
-
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let b = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    if b >= params.batch {
-        return;
-    }
+fn element(b: u32) {
     let classes = params.classes;
     let row = b * classes;
     var best = logits[row];

@@ -1,4 +1,4 @@
-// Softmax cross-entropy, forward, over logits[B, K] (K classes) and labels[B] (u32, < K).
+// Softmax cross-entropy, forward (see prelude_cross_entropy.wgsl).
 //
 //   loss    = (1/B) Σ_b (logsumexp(logits[b]) − logits[b, label_b])
 //   correct = #{b : argmax_k logits[b, k] = label_b}   (on ties the first maximal index
@@ -11,18 +11,9 @@
 // logsumexp(z) = max(z) + log Σ_k exp(z_k − max(z)), stable for large logits.
 // One workgroup of 256: lane l takes rows l, l + 256, …, then fixed tree reductions in
 // workgroup memory (deterministic). Dispatch exactly one workgroup.
+//
+// Joined after prelude_act.wgsl and prelude_cross_entropy.wgsl (act, Params, logits, labels).
 
-struct Params {
-    batch: u32,
-    classes: u32,
-    // Used by the backward only (the count its gradient is divided by).
-    divisor: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read_write> status: array<u32>;
 
 const WORKGROUP: u32 = 256u;

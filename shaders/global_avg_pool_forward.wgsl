@@ -1,29 +1,18 @@
-// Global average pool forward, NCHW: x[planes, hw] -> y[planes] with y[p] = mean of the hw
-// values of plane p, where planes = N*C and hw = H*W.
+// Global average pool forward: y[p] = mean of the hw values x[p, ·] of plane p.
 //
 // One invocation per plane sums its values in order, then divides by hw: deterministic.
+//
+// Joined after prelude_act.wgsl and prelude_global_avg_pool.wgsl (act, Params) and before
+// body_flat.wgsl (the entry point, which calls elements and element below).
 
-struct Params {
-    planes: u32,
-    hw: u32,
-    _pad0: u32,
-    _pad1: u32,
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read_write> y: array<act>;
+
+fn elements() -> u32 {
+    return params.planes;
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let p = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    if p >= params.planes {
-        return;
-    }
+fn element(p: u32) {
     let base = p * params.hw;
     var sum = 0.0;
     for (var k = 0u; k < params.hw; k++) {

@@ -9,7 +9,7 @@
 // one k-slice, they have already loaded the next one into registers, and one barrier per
 // slice separates writing the other buffer from reading it (16 KiB of workgroup memory).
 //
-// Declared in prelude_matmul.wgsl (Params, bindings, load_a/load_b, store_row), joined before this file when loaded.
+// Joined after prelude_matmul.wgsl (Params, bindings, batch_range, load_a, load_b, store_row).
 
 const TILE: u32 = 128u;
 const SLICE: u32 = 8u;

@@ -1,44 +1,28 @@
-// Max pool forward, NCHW: x[planes, in_h, in_w] -> y[planes, out_h, out_w] with a square
-// window of `kernel`, stride `stride` and padding `pad` on every side (padding counts as
-// -infinity, so it is never selected), where planes = N*C and
-// out = floor((in + 2*pad - kernel) / stride) + 1.
+// Max pool forward (see prelude_max_pool.wgsl): y[p, oh, ow] = the maximum of x over the
+// window of (oh, ow); padding counts as −infinity, so it is never selected.
 //
 // One invocation per output element. It also writes argmax: the flat index h*in_w + w within
 // the input plane of the first maximal element in row-major window order (as PyTorch; a NaN
 // is taken as the maximum, the last one in window order if there are several).
 // The launcher guarantees pad <= kernel / 2, so every window holds at least one real element.
+//
+// Joined after prelude_act.wgsl, prelude_planes.wgsl and prelude_max_pool.wgsl (act,
+// plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
+// and element below).
 
-struct Params {
-    planes: u32,
-    in_h: u32,
-    in_w: u32,
-    out_h: u32,
-    out_w: u32,
-    kernel: u32,
-    stride: u32,
-    pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read_write> y: array<act>;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let i = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    let out_plane = params.out_h * params.out_w;
-    if i >= params.planes * out_plane {
-        return;
-    }
-    let plane = i / out_plane;
-    let rest = i - plane * out_plane;
-    let oh = rest / params.out_w;
-    let ow = rest - oh * params.out_w;
+fn elements() -> u32 {
+    return params.planes * (params.out_h * params.out_w);
+}
+
+fn element(i: u32) {
+    let position = plane_position(i, params.out_h, params.out_w);
+    let plane = position.x;
+    let oh = position.y;
+    let ow = position.z;
 
     // The window's rows [h_start, h_end) and columns [w_start, w_end), clipped to the input.
     let h0 = i32(oh * params.stride) - i32(params.pad);

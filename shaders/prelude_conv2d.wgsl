@@ -1,4 +1,5 @@
-// Shared by the 2-D convolution kernels (conv2d_*.wgsl): their parameters. Tensors are NCHW:
+// Shared by the 2-D convolution kernels (conv2d_*.wgsl): their parameters, and the gather of
+// an input value for the implicit GEMMs of the forward and the weight gradient. Tensors are NCHW:
 // x [B, Cin, H, W], w [Cout, Cin, KH, KW], y [B, Cout, OH, OW] with
 // OH = (H + 2·pad_h − KH) / stride_h + 1 (and likewise OW).
 
@@ -31,3 +32,29 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
+
+// An offset past every tensor: what input_offset gives for a position that reads zero.
+const OUTSIDE: u32 = 0xffffffffu;
+
+// The offset in x [B, Cin, H, W] that kernel tap (ci, kh, kw) = `tap` < Cin·KH·KW reads for
+// output pixel (b, oh, ow) = `pixel` < B·OH·OW: that of x[b, ci, oh·sh − ph + kh, ow·sw − pw + kw].
+// OUTSIDE where the tap or the pixel is out of range, or the position is padding.
+fn input_offset(tap: u32, pixel: u32) -> u32 {
+    let taps = params.kernel_h * params.kernel_w;
+    let out_pixels = params.out_height * params.out_width;
+    if tap >= params.in_channels * taps || pixel >= params.batch * out_pixels {
+        return OUTSIDE;
+    }
+    let ci = tap / taps;
+    let kh = (tap % taps) / params.kernel_w;
+    let kw = tap % params.kernel_w;
+    let image = pixel / out_pixels;
+    let in_image = pixel % out_pixels;
+    // Unsigned wrap-around makes negative coordinates (padding) compare as out of range.
+    let ih = (in_image / params.out_width) * params.stride_h + kh - params.pad_h;
+    let iw = (in_image % params.out_width) * params.stride_w + kw - params.pad_w;
+    if ih >= params.in_height || iw >= params.in_width {
+        return OUTSIDE;
+    }
+    return ((image * params.in_channels + ci) * params.in_height + ih) * params.in_width + iw;
+}

@@ -1,5 +1,6 @@
 // Shared by the batched strided GEMM kernels (matmul*.wgsl): the parameters, the bindings,
-// bounds-checked operand loads and the store of one row of results.
+// bounds-checked operand loads and the store of one row of results (which are also the hooks
+// that body_gemm_tile.wgsl and body_gemm_subgroup.wgsl call).
 //   C[z, m, n] = Σ_k A[z, m, k] · B[z, k, n]  (+ bias) (+ C[z, m, n] when accumulating)
 // with A at a_batch·z + a_row·m + a_k·k, B at b_batch·z + b_k·k + b_col·n and C at
 // c_batch·z + c_row·m + n. With `reduce_batch` the batch is summed too:

@@ -1,27 +1,13 @@
 // ReLU backward: dx[i] = dy[i] if y[i] > 0 else 0, where y is the forward output
 // (y > 0 exactly where x > 0), over a flat tensor of `len` elements.
+//
+// Joined after prelude_act.wgsl and prelude_len.wgsl (act, Params, elements) and before
+// body_flat.wgsl (the entry point, which calls element below).
 
-struct Params {
-    len: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+@group(0) @binding(1) var<storage, read> y: array<act>;
+@group(0) @binding(2) var<storage, read> dy: array<act>;
+@group(0) @binding(3) var<storage, read_write> dx: array<act>;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let i = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    if i >= params.len {
-        return;
-    }
+fn element(i: u32) {
     dx[i] = select(0.0, dy[i], y[i] > 0.0);
 }

@@ -3,11 +3,13 @@
 //   g = grad + weight_decay · w
 //   v = momentum · v + g
 //   w = w − lr · v
-// One invocation per 4 consecutive elements (a vec4), 256 per workgroup, on a 2-D grid of
-// workgroups. Buffers are padded with zeros to whole vec4s; the update keeps padding at zero
-// (w = v = grad = 0 gives 0), so the last vec4 needs no bounds check of its own.
+// One invocation per 4 consecutive elements (a vec4). Buffers are padded with zeros to whole
+// vec4s; the update keeps padding at zero (w = v = grad = 0 gives 0), so the last vec4 needs
+// no bounds check of its own.
 // A step flagged as not finite (status[2] != 0, see ops/finite_check.rs) changes nothing:
 // w and v stay bit-identical to before the step.
+//
+// Joined before body_flat.wgsl (the entry point, which calls elements and element below).
 
 struct Params {
     len: u32,
@@ -24,14 +26,13 @@ struct Params {
 
 const STATUS_FLAGS: u32 = 2u;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let i = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    if i * 4u >= params.len || status[STATUS_FLAGS] != 0u {
+// The vec4s that hold the len values.
+fn elements() -> u32 {
+    return (params.len + 3u) / 4u;
+}
+
+fn element(i: u32) {
+    if status[STATUS_FLAGS] != 0u {
         return;
     }
     let weight = w[i];

@@ -1,7 +1,8 @@
 // Second step of a split-K GEMM: adds the partial sums of its chunks, in chunk order,
 //   out[i] = Σ_{s < chunks} partial[s · len + i]   (+ out[i] when `accumulate`)
-// so that the result is the same run after run. partial [chunks, len], out [len]. One
-// invocation per element, 256 per workgroup, on a 2-D grid of workgroups.
+// so that the result is the same run after run. partial [chunks, len], out [len].
+//
+// Joined before body_flat.wgsl (the entry point, which calls elements and element below).
 
 struct Params {
     len: u32,
@@ -14,16 +15,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(workgroup_id) workgroup: vec3<u32>,
-    @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let i = (workgroup.x + workgroup.y * grid.x) * 256u + lane;
-    if i >= params.len {
-        return;
-    }
+fn elements() -> u32 {
+    return params.len;
+}
+
+fn element(i: u32) {
     var sum = 0.0;
     for (var s = 0u; s < params.chunks; s++) {
         sum += partial[s * params.len + i];

@@ -1,6 +1,7 @@
-//! Every WGSL prelude validates on its own, every kernel validates joined with its preludes
-//! exactly as the device receives it, and every kernel's parameter struct matches its Rust
-//! twin (field names, offsets, size) through naga's reflection. No adapter needed.
+//! Every WGSL prelude validates on its own (after the preludes it builds on), every kernel
+//! validates joined with its preludes and body exactly as the device receives it, and every
+//! kernel's parameter struct matches its Rust twin (field names, offsets, size) through naga's
+//! reflection. No adapter needed.
 
 use resnet_wgpu::ops::batch_norm::BatchNormParams;
 use resnet_wgpu::ops::conv2d::Conv2dParams;
@@ -11,7 +12,7 @@ use resnet_wgpu::ops::{
     finite_check::FiniteCheckParams, global_avg_pool::GlobalAvgPoolParams, max_pool::MaxPoolParams,
     relu::LenParams, sgd::SgdParams, sum_of_squares::SumOfSquaresParams, upsample::UpsampleParams,
 };
-use resnet_wgpu::shaders::{Kernel, Prelude};
+use resnet_wgpu::shaders::{Body, Kernel, Prelude};
 
 /// Parses and validates WGSL text (with subgroup operations allowed where asked).
 fn validate(name: &str, text: &str, subgroups: bool) -> Result<naga::Module, String> {
@@ -34,12 +35,34 @@ fn validate(name: &str, text: &str, subgroups: bool) -> Result<naga::Module, Str
 }
 
 #[test]
-fn every_prelude_validates_alone() {
+fn every_prelude_validates_after_what_it_needs() {
     let failures: Vec<String> = Prelude::ALL
         .iter()
-        .filter_map(|p| validate(p.name, p.source, false).err())
+        .filter_map(|p| {
+            let mut text: String = p.needs.iter().map(|n| format!("{}\n", n.source)).collect();
+            text.push_str(p.source);
+            validate(p.name, &text, false).err()
+        })
         .collect();
     assert!(failures.is_empty(), "invalid preludes:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_kernel_names_what_its_preludes_need_before_them() {
+    for &kernel in Kernel::ALL {
+        let preludes = kernel.preludes();
+        for (at, prelude) in preludes.iter().enumerate() {
+            for need in prelude.needs {
+                assert!(
+                    preludes[..at].contains(need),
+                    "{}: {} needs {} before it",
+                    kernel.name(),
+                    prelude.name,
+                    need.name
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -80,7 +103,9 @@ fn every_shader_file_is_in_the_table() {
             .unwrap_or_default()
             .to_string();
         assert!(
-            Kernel::ALL.iter().any(|k| k.name() == stem) || Prelude::ALL.iter().any(|p| p.name == stem),
+            Kernel::ALL.iter().any(|k| k.name() == stem)
+                || Prelude::ALL.iter().any(|p| p.name == stem)
+                || Body::ALL.iter().any(|b| b.name == stem),
             "{} is not listed in src/shaders.rs",
             path.display()
         );

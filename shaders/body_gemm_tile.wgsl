@@ -1,0 +1,73 @@
+// The entry point of the portable GEMM kernels (no subgroups): the tile loop of
+//   C[m, n] = Σ_z Σ_k A[z, m, k] · B[z, k, n]
+// A workgroup of 16×16 invocations computes a 64×64 tile of C; each invocation a 4×4 block.
+// Tiles of A (64×16) and B (16×64) are staged in workgroup memory 16 values of k at a time,
+// and every result is summed by one invocation in a fixed order: z, then k.
+//
+// The kernel joined before this file supplies:
+//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies
+//   load_a(z, m, k) -> f32, load_b(z, k, n) -> f32     A and B, zero outside the matrices
+//   store_row(slice, m, columns, values)              stores 4 results of row m
+
+// Where a workgroup's 64×64 tile of C lies: rows from workgroup_id.y · 64, columns from n0,
+// summed over z in [batches.x, batches.y) and k in [ks.x, ks.y), written to grid slice
+// `slice` (a split reduction's chunk, or a batch index).
+struct Tile {
+    n0: u32,
+    batches: vec2<u32>,
+    ks: vec2<u32>,
+    slice: u32,
+}
+
+// A reduction index past every K: A and B read zero there.
+const NO_K: u32 = 0xffffffffu;
+
+// a_tile[kk * 64 + mm] = A[z, m0 + mm, k0 + kk]; b_tile[kk * 64 + nn] = B[z, k0 + kk, n0 + nn].
+var<workgroup> a_tile: array<f32, 1024>;
+var<workgroup> b_tile: array<f32, 1024>;
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(workgroup_id) tile: vec3<u32>,
+    @builtin(num_workgroups) grid: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(local_invocation_index) index: u32,
+) {
+    let place = place_tile(tile, grid);
+    let m0 = tile.y * 64u;
+    let n0 = place.n0;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var z = place.batches.x; z < place.batches.y; z++) {
+        for (var k0 = place.ks.x; k0 < place.ks.y; k0 += 16u) {
+            for (var i = 0u; i < 4u; i++) {
+                let e = index + i * 256u;
+                // Past the end of the range (where a split reduction's next chunk begins) k
+                // reads as zero.
+                let k = select(NO_K, k0 + e / 64u, k0 + e / 64u < place.ks.y);
+                a_tile[e] = load_a(z, m0 + e % 64u, k);
+                b_tile[e] = load_b(z, k, n0 + e % 64u);
+            }
+            workgroupBarrier();
+            for (var kk = 0u; kk < 16u; kk++) {
+                let ra = kk * 64u + local.y * 4u;
+                let rb = kk * 64u + local.x * 4u;
+                let av = vec4<f32>(a_tile[ra], a_tile[ra + 1u], a_tile[ra + 2u], a_tile[ra + 3u]);
+                let bv = vec4<f32>(b_tile[rb], b_tile[rb + 1u], b_tile[rb + 2u], b_tile[rb + 3u]);
+                acc0 += av.x * bv;
+                acc1 += av.y * bv;
+                acc2 += av.z * bv;
+                acc3 += av.w * bv;
+            }
+            workgroupBarrier();
+        }
+    }
+    let row = m0 + local.y * 4u;
+    let columns = n0 + local.x * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    store_row(place.slice, row, columns, acc0);
+    store_row(place.slice, row + 1u, columns, acc1);
+    store_row(place.slice, row + 2u, columns, acc2);
+    store_row(place.slice, row + 3u, columns, acc3);
+}
