@@ -178,6 +178,7 @@ pub fn time_training_step(
     ctx: &GpuContext,
     model: &crate::model::Model,
     batch: usize,
+    policy: crate::gpu::KernelPolicy,
     min_seconds: f64,
 ) -> Result<StepTiming, crate::schedule::ScheduleError> {
     use crate::ops::sgd::SgdConfig;
@@ -193,19 +194,17 @@ pub fn time_training_step(
         lr: 1e-6,
         ..SgdConfig::REFERENCE
     };
-    let micro = crate::schedule::choose_micro_batch(model, batch, Network::limits(ctx), None)
-        .ok_or(crate::schedule::ScheduleError::EmptyBatch)?;
+    let mut plan = crate::schedule::Plan::new(model.clone(), batch, Network::limits(ctx), None, policy)?;
     let cache = crate::schedule::KernelCache::default_location();
     let kernels = pollster::block_on(crate::schedule::choose_kernels(
         ctx,
-        model,
-        micro,
+        &mut plan,
         &cache,
         crate::schedule::Tuning::Measure,
         |_, _| {},
     ))
     .expect("kernel timing");
-    let net = Network::new(ctx, model.clone(), batch, &params, sgd)?;
+    let net = Network::from_plan(ctx, plan, &params, sgd)?;
     let images = rng.uniform_vec(batch * 3 * 32 * 32, 0.0, 1.0);
     let labels: Vec<u32> = (0..batch).map(|_| rng.below(model.classes) as u32).collect();
     let step = || pollster::block_on(net.train_step(ctx, &images, &labels)).expect("training step");
@@ -246,7 +245,7 @@ pub fn time_training_step(
     Ok(StepTiming {
         seconds,
         gflops: 3.0 * model.forward_flops_per_image() * batch as f64 / seconds / 1e9,
-        memory: net.memory,
+        memory: net.plan.memory,
         by_kernel,
         gpu_timestamps: gpu_times.is_some(),
         kernels,

@@ -1,10 +1,12 @@
 //! Downloading CIFAR-10 (native): the official python-version archive, streamed to disk with
 //! progress reports and checked against its published MD5 before it is used.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
+
+use crate::fs_atomic::{PartialFile, WriteError};
 
 /// The official archive of the python version.
 pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz";
@@ -23,6 +25,9 @@ pub enum DownloadError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing the downloaded file failed: the step, the file and the cause.
+    #[error(transparent)]
+    Write(#[from] WriteError),
     #[error(
         "the download of {url} is damaged (MD5 {found}, published {expected}); it was deleted, try again"
     )]
@@ -59,8 +64,7 @@ pub fn download_checked(
     let mut response = ureq::get(url).call().map_err(http)?;
     let total = response.body().content_length();
     let mut reader = response.body_mut().as_reader();
-    let partial = dir.join(format!("{file_name}.partial"));
-    let mut file = std::fs::File::create(&partial).map_err(io(&partial))?;
+    let mut file = PartialFile::create(&path)?;
     let mut hasher = Md5::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut done = 0u64;
@@ -73,22 +77,20 @@ pub fn download_checked(
             break;
         }
         hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n]).map_err(io(&partial))?;
+        file.write_all(&buffer[..n])?;
         done += n as u64;
         progress(done, total);
     }
-    file.sync_all().map_err(io(&partial))?;
-    drop(file);
     let found = hex(&hasher.finalize());
     if found != md5 {
-        let _ = std::fs::remove_file(&partial);
+        file.discard();
         return Err(DownloadError::Checksum {
             url: url.into(),
             found,
             expected: md5.into(),
         });
     }
-    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    file.commit()?;
     Ok(path)
 }
 

@@ -10,6 +10,8 @@ pub mod bench;
 pub mod data;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod download;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fs_atomic;
 pub mod gpu;
 pub mod model;
 pub mod ops;

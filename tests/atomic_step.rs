@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use resnet_wgpu::data::{BatchOptions, make_batch, sample_dataset};
-use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
+use resnet_wgpu::gpu::{GpuBuffer, GpuContext, KernelPolicy};
 use resnet_wgpu::model::{Model, ResNetConfig, Stem, Variant};
 use resnet_wgpu::ops::finite_check::{self, NonFinite, STATUS_LEN};
 use resnet_wgpu::ops::sgd::SgdConfig;
@@ -54,8 +54,8 @@ fn poisoned_step_changes_nothing(micro: usize) {
         momentum: 0.9,
         weight_decay: 1e-4,
     };
-    let net = Network::with_micro_batch_limit(&ctx, model, batch, Some(micro), &values, sgd).unwrap();
-    assert_eq!(net.micro_batch, micro);
+    let net = network(&ctx, model, batch, micro, KernelPolicy::Auto, &values, sgd);
+    assert_eq!(net.plan.micro_batch, micro);
     let data = sample_dataset(32, 8, 2);
     let mut rng = Rng::new(3);
     let indices: Vec<usize> = (0..data.train.len()).collect();

@@ -7,9 +7,10 @@
 
 mod common;
 use common::*;
+use resnet_wgpu::gpu::GpuContext;
 use resnet_wgpu::gpu::{KernelPolicy, Variant};
 use resnet_wgpu::model::{Model, Stem, Variant as ModelVariant};
-use resnet_wgpu::schedule::{KernelCache, TuneReport, Tuning, choose_kernels};
+use resnet_wgpu::schedule::{KernelCache, Network, Plan, TuneReport, Tuning, choose_kernels};
 
 fn small_model() -> Model {
     let mut config = ModelVariant::ResNet18.config();
@@ -26,10 +27,30 @@ fn cache_in(name: &str) -> (std::path::PathBuf, KernelCache) {
     (file.clone(), KernelCache::File(file))
 }
 
+/// Chooses the kernels of the small model's plan at batch 16 under `policy`.
+fn choose_on(ctx: &GpuContext, policy: KernelPolicy, cache: &KernelCache, tuning: Tuning) -> TuneReport {
+    let mut plan = Plan::new(small_model(), 16, Network::limits(ctx), None, policy).expect("a plan");
+    let report =
+        pollster::block_on(choose_kernels(ctx, &mut plan, cache, tuning, |_, _| {})).expect("kernel choice");
+    // The plan holds what the report says each launch runs.
+    for launch in &report.launches {
+        let candidates: Vec<Variant> = Variant::ALL.to_vec();
+        if let KernelPolicy::Auto = policy
+            && plan.kernels.measured.contains_key(&launch.key)
+        {
+            assert_eq!(
+                plan.kernels.pick(&launch.key, &candidates),
+                launch.variant,
+                "{report}"
+            );
+        }
+    }
+    report
+}
+
 fn plan(cache: &KernelCache, tuning: Tuning) -> TuneReport {
     let ctx = gpu(); // a fresh device each time: what a second start of the program sees
-    pollster::block_on(choose_kernels(&ctx, &small_model(), 16, cache, tuning, |_, _| {}))
-        .expect("kernel choice")
+    choose_on(&ctx, KernelPolicy::Auto, cache, tuning)
 }
 
 #[test]
@@ -95,16 +116,12 @@ fn a_damaged_cache_or_one_from_another_adapter_is_ignored_with_a_note() {
 fn a_forced_policy_times_nothing_and_is_obeyed_where_it_applies() {
     let (_, cache) = cache_in("forced");
     let ctx = gpu();
-    ctx.set_kernel_policy(KernelPolicy::Only(Variant::Portable));
-    let report = pollster::block_on(choose_kernels(
+    let report = choose_on(
         &ctx,
-        &small_model(),
-        16,
+        KernelPolicy::Only(Variant::Portable),
         &cache,
         Tuning::Measure,
-        |_, _| {},
-    ))
-    .expect("kernel choice");
+    );
     assert_eq!(report.measured, 0, "{report}");
     assert!(
         report.launches.iter().all(|l| l.variant == Variant::Portable),
@@ -141,33 +158,21 @@ fn variants_by_shape(report: &TuneReport) -> std::collections::BTreeMap<String, 
 fn cache_only_reports_the_cached_choice_where_there_is_one_and_the_default_elsewhere() {
     let (file, cache) = cache_in("cache-only");
     let ctx = gpu();
-    let choose = |cache: &KernelCache| {
-        pollster::block_on(choose_kernels(
-            &ctx,
-            &small_model(),
-            16,
-            cache,
-            Tuning::CacheOnly,
-            |_, _| {},
-        ))
-        .expect("kernel choice")
-    };
+    let choose = |policy, cache: &KernelCache| choose_on(&ctx, policy, cache, Tuning::CacheOnly);
     // Nothing cached: every launch shows its default.
-    let defaults = variants_by_shape(&choose(&KernelCache::None));
+    let defaults = variants_by_shape(&choose(KernelPolicy::Auto, &KernelCache::None));
 
     // A shape and a variant that applies to it but is not its default: forcing each variant
     // in turn (nothing is timed) shows where it applies.
     let (shape, cached_variant) = Variant::ALL
         .into_iter()
         .find_map(|v| {
-            ctx.set_kernel_policy(KernelPolicy::Only(v));
-            let forced = variants_by_shape(&choose(&KernelCache::None));
+            let forced = variants_by_shape(&choose(KernelPolicy::Only(v), &KernelCache::None));
             forced
                 .into_iter()
                 .find(|(key, variant)| *variant == v && defaults[key] != v)
         })
         .expect("some launch shape has a variant other than its default");
-    ctx.set_kernel_policy(KernelPolicy::Auto);
 
     // The cache holds that choice for this adapter, in the form `KernelCache` reads.
     let stored = serde_json::json!({
@@ -177,7 +182,7 @@ fn cache_only_reports_the_cached_choice_where_there_is_one_and_the_default_elsew
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, stored.to_string()).unwrap();
 
-    let report = choose(&cache);
+    let report = choose(KernelPolicy::Auto, &cache);
     assert!(report.cache_note.is_none(), "{:?}", report.cache_note);
     assert_eq!(report.measured, 0, "{report}");
     assert_eq!(
@@ -216,14 +221,31 @@ fn wide_subgroup_kernels_fill_the_devices_subgroups_and_are_timed_where_they_can
         ctx.wide_lanes
     );
     let shape = Conv2dShape::square(2, 8, 8, 16, 3, 1, 1);
-    let offered = |policy| {
-        ctx.set_kernel_policy(policy);
-        conv2d::candidates(&ctx, Direction::Forward, &shape)
-    };
     assert_eq!(
-        offered(KernelPolicy::Auto).contains(&Variant::SubgroupWide),
-        widest > 8,
-        "timed only where the subgroups are wider than 8 lanes (here {widest})"
+        conv2d::candidates(&ctx, Direction::Forward, &shape).contains(&Variant::SubgroupWide),
+        ctx.features.subgroups,
+        "the wide kernels run wherever the adapter has subgroups"
     );
-    assert!(offered(KernelPolicy::Only(Variant::SubgroupWide)).contains(&Variant::SubgroupWide));
+    assert_eq!(ctx.wide_worth_timing(), widest > 8);
+    let report = choose_on(&ctx, KernelPolicy::Auto, &KernelCache::None, Tuning::Measure);
+    let timed_wide = report
+        .launches
+        .iter()
+        .flat_map(|l| &l.timings)
+        .any(|(v, _)| *v == Variant::SubgroupWide);
+    assert_eq!(
+        timed_wide,
+        widest > 8,
+        "timed only where the subgroups are wider than 8 lanes (here {widest}): {report}"
+    );
+    let forced = choose_on(
+        &ctx,
+        KernelPolicy::Only(Variant::SubgroupWide),
+        &KernelCache::None,
+        Tuning::Measure,
+    );
+    assert!(
+        forced.launches.iter().any(|l| l.variant == Variant::SubgroupWide),
+        "named, the wide kernels run: {forced}"
+    );
 }

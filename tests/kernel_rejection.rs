@@ -4,9 +4,9 @@
 
 mod common;
 use common::*;
-use resnet_wgpu::gpu::{Fault, GpuContext, Variant};
+use resnet_wgpu::gpu::{Fault, GpuContext, KernelPolicy, Variant};
 use resnet_wgpu::model::Model;
-use resnet_wgpu::schedule::{KernelCache, TuneReport, Tuning, choose_kernels};
+use resnet_wgpu::schedule::{KernelCache, Network, Plan, TuneReport, Tuning, choose_kernels};
 
 fn small_model() -> Model {
     small_spec(&[8, 16], &[1, 1]).build()
@@ -20,15 +20,10 @@ fn cache_in(name: &str) -> (std::path::PathBuf, KernelCache) {
 }
 
 fn plan(ctx: &GpuContext, cache: &KernelCache) -> TuneReport {
-    let report = pollster::block_on(choose_kernels(
-        ctx,
-        &small_model(),
-        16,
-        cache,
-        Tuning::Measure,
-        |_, _| {},
-    ))
-    .expect("kernel choice");
+    let mut plan =
+        Plan::new(small_model(), 16, Network::limits(ctx), None, KernelPolicy::Auto).expect("a plan");
+    let report = pollster::block_on(choose_kernels(ctx, &mut plan, cache, Tuning::Measure, |_, _| {}))
+        .expect("kernel choice");
     assert_eq!(
         ctx.take_error(),
         None,

@@ -90,10 +90,11 @@ fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro:
         micro_batched_reference_step(&model, &mut state, &images, &labels, micro, sgd)
     };
     for policy in kernel_policies(&ctx) {
-        ctx.set_kernel_policy(policy);
-        let net =
-            Network::with_micro_batch_limit(&ctx, model.clone(), batch, Some(micro), &values, sgd).unwrap();
-        assert_eq!(net.micro_batch, micro, "the network splits the batch as asked");
+        let net = network(&ctx, model.clone(), batch, micro, policy, &values, sgd);
+        assert_eq!(
+            net.plan.micro_batch, micro,
+            "the network splits the batch as asked"
+        );
         let stats = pollster::block_on(net.train_step(&ctx, &images, &labels)).unwrap();
         let tag = format!(
             "{:?}/{:?} micro {micro} kernels {policy:?}",
@@ -108,7 +109,7 @@ fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro:
         assert_eq!(stats.correct as f64, expected.correct, "{tag}: correct count");
         for (i, name) in names.iter().enumerate() {
             let scale = expected.grads[i].iter().fold(0.0f64, |m, g| m.max(g.abs()));
-            let grad = net.grads[i].read_blocking(&ctx);
+            let grad = net.buffers.grads[i].read_blocking(&ctx);
             assert_close(
                 &format!("{tag} grad {name}"),
                 &grad,
@@ -116,7 +117,7 @@ fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro:
                 2e-4 * scale.max(1e-3),
                 2e-3,
             );
-            let updated = net.params[i].read_blocking(&ctx);
+            let updated = net.buffers.params[i].read_blocking(&ctx);
             assert_close(
                 &format!("{tag} updated {name}"),
                 &updated,
@@ -125,7 +126,7 @@ fn check_micro_batched_step_against_reference(model: Model, batch: usize, micro:
                 1e-4,
             );
         }
-        for (j, (mean, var)) in net.running.iter().enumerate() {
+        for (j, (mean, var)) in net.buffers.running.iter().enumerate() {
             assert_close(
                 &format!("{tag} running mean {j}"),
                 &mean.read_blocking(&ctx),
@@ -285,7 +286,14 @@ fn grad_cam_matches_the_cpu_reference_for_every_class() {
 
 #[test]
 fn gradient_buffers_are_reused_and_memory_is_reported() {
-    use resnet_wgpu::schedule::{DeviceLimits, MemoryReport, choose_micro_batch};
+    use resnet_wgpu::gpu::KernelPolicy;
+    use resnet_wgpu::schedule::{DeviceLimits, MemoryReport, Plan};
+    // The micro-batch a plan of the model at `batch` within `limits` chooses.
+    let choose_micro_batch = |model: &Model, batch, limits, cap| {
+        Plan::new(model.clone(), batch, limits, cap, KernelPolicy::Auto)
+            .ok()
+            .map(|plan| plan.micro_batch)
+    };
     let model = Model::new(Variant::Seed50, Stem::ImageNet);
     let report = MemoryReport::new(&model, 8, 8);
     assert!(
@@ -347,8 +355,15 @@ fn layer_norms_are_those_of_the_weights_and_gradients_of_the_last_step() {
     let ctx = gpu();
     let model = tiny(Variant::ResNet18, Stem::Cifar, false);
     let values = model.initial_parameters(80);
-    let net = Network::with_micro_batch_limit(&ctx, model.clone(), 4, Some(2), &values, SgdConfig::REFERENCE)
-        .unwrap();
+    let net = network(
+        &ctx,
+        model.clone(),
+        4,
+        2,
+        resnet_wgpu::gpu::KernelPolicy::Auto,
+        &values,
+        SgdConfig::REFERENCE,
+    );
     let mut rng = Rng::new(81);
     let images = rng.uniform_vec(4 * 3 * 32 * 32, 0.0, 1.0);
     let labels: Vec<u32> = (0..4).map(|_| rng.below(10) as u32).collect();
@@ -361,8 +376,8 @@ fn layer_norms_are_those_of_the_weights_and_gradients_of_the_last_step() {
             .sum::<f64>()
     };
     let names: Vec<String> = model.parameters().into_iter().map(|p| p.name).collect();
-    let weights: Vec<f64> = net.params.iter().map(square_sum).collect();
-    let gradients: Vec<f64> = net.grads.iter().map(square_sum).collect();
+    let weights: Vec<f64> = net.buffers.params.iter().map(square_sum).collect();
+    let gradients: Vec<f64> = net.buffers.grads.iter().map(square_sum).collect();
     let expected = group_by_layer(&names, &weights, &gradients);
     assert_eq!(norms.len(), expected.len());
     assert_eq!(norms.first().map(|n| n.layer.as_str()), Some("conv1"));

@@ -36,14 +36,16 @@ fn a_small_resnet_learns_the_handwritten_digits() {
     let ctx = gpu();
     let data = digits();
     let config = TrainConfig {
-        model: small_spec(&[16, 32, 64], &[1, 1, 1]),
+        // The smallest network that shows it: three stages of 8/16/32 channels reach about 98 %
+        // in 6 epochs.
+        model: small_spec(&[8, 16, 32], &[1, 1, 1]),
         // Batch 32: the first stage's weight gradients then reduce over 32 × 32 × 32 values,
         // within what one kernel loop may run on lavapipe; at 64 they run split-K on the
         // portable tile, correct but many times slower there.
         batch: 32,
-        epochs: 12,
+        epochs: 6,
         sgd: SgdConfig {
-            lr: 0.02,
+            lr: 0.05,
             momentum: 0.9,
             weight_decay: 1e-4,
         },
@@ -60,9 +62,9 @@ fn a_small_resnet_learns_the_handwritten_digits() {
     };
     let mut trainer = Trainer::new(&ctx, config, Splits::new(&data, 0), None).unwrap();
     let epochs = run_to_end(&ctx, &mut trainer);
-    assert_eq!(epochs.len(), 12);
+    assert_eq!(epochs.len(), 6);
     let report = pollster::block_on(trainer.evaluate(&ctx, &data.test)).unwrap();
-    println!("digits after 12 epochs:\n{report}");
+    println!("digits after 6 epochs:\n{report}");
     assert!(
         report.accuracy >= 0.93,
         "test accuracy {:.4} below 0.93; epochs: {epochs:#?}",
@@ -297,8 +299,15 @@ fn micro_batched_training_reports_its_split_and_learns() {
     config.max_micro_batch = Some(8);
     config.validation = 32;
     let mut trainer = Trainer::new(&ctx, config, Splits::new(&data, 32), None).unwrap();
-    assert_eq!((trainer.net.batch, trainer.net.micro_batch), (32, 8));
-    assert!(trainer.net.memory.to_string().contains("4 micro-batches of 8"));
+    assert_eq!((trainer.net.plan.batch, trainer.net.plan.micro_batch), (32, 8));
+    assert!(
+        trainer
+            .net
+            .plan
+            .memory
+            .to_string()
+            .contains("4 micro-batches of 8")
+    );
     let epochs = run_to_end(&ctx, &mut trainer);
     assert_eq!(epochs.len(), 3);
     assert!(

@@ -8,9 +8,11 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $version"; then
   rustup target add wasm32-unknown-unknown
   cargo install wasm-bindgen-cli --version "$version"
 fi
-cargo rustc --release --lib --crate-type cdylib --target wasm32-unknown-unknown
+# The `web` profile (Cargo.toml) favours size: the page downloads it.
+cargo rustc --profile web --lib --crate-type cdylib --target wasm32-unknown-unknown
 wasm-bindgen --target web --no-typescript --out-dir web/pkg \
-  target/wasm32-unknown-unknown/release/resnet_wgpu.wasm
+  target/wasm32-unknown-unknown/web/resnet_wgpu.wasm
+ls -l web/pkg/resnet_wgpu_bg.wasm
 echo "built web/pkg"
 if [[ "${1:-}" == "--serve" ]]; then
   echo "serving http://localhost:8080 (Ctrl-C to stop)"

@@ -1,7 +1,10 @@
 //! What shows above the pages: the hint while a file is dragged over the window, the banner of a
 //! failed device, and the offer of the run kept from last time.
 
-use super::App;
+use super::controls::Controls;
+use super::files::KeptRun;
+use super::request::Request;
+use super::state::DeviceFailure;
 
 /// Shades the window while files hover over it.
 pub fn drop_hint(ctx: &egui::Context) {
@@ -21,10 +24,12 @@ pub fn drop_hint(ctx: &egui::Context) {
 }
 
 /// The banner after the device failed: what happened, and the way to continue.
-pub fn device_failure(app: &mut App, ui: &mut egui::Ui) {
-    let Some(failure) = app.device_failure.clone() else {
-        return;
-    };
+pub fn device_failure(
+    failure: &DeviceFailure,
+    ui: &mut egui::Ui,
+    controls: &mut Controls,
+    requests: &mut Vec<Request>,
+) {
     ui.colored_label(
         ui.visuals().error_fg_color,
         format!("The GPU failed: {}", failure.reason),
@@ -35,19 +40,16 @@ pub fn device_failure(app: &mut App, ui: &mut egui::Ui) {
             None => "Reopen the GPU".to_string(),
         };
         let r = ui.button(text);
-        app.remember("Reopen the GPU", &r);
+        controls.remember("Reopen the GPU", &r);
         if r.clicked() {
-            app.reopen_device();
+            requests.push(Request::ReopenDevice);
         }
         ui.label("Nothing was saved from the failed step; checkpoints on disk are as they were.");
     });
 }
 
 /// The offer of the run an earlier start kept: what it is and where, with Resume and Discard.
-pub fn kept_offer(app: &mut App, ui: &mut egui::Ui) {
-    let Some(kept) = &app.kept_offer else {
-        return;
-    };
+pub fn kept_offer(kept: &KeptRun, ui: &mut egui::Ui, controls: &mut Controls, requests: &mut Vec<Request>) {
     let header = &kept.checkpoint.header;
     let storage = kept.storage_used.map_or(String::new(), |used| {
         format!(
@@ -64,9 +66,9 @@ pub fn kept_offer(app: &mut App, ui: &mut egui::Ui) {
     ));
     ui.horizontal_wrapped(|ui| {
         let r = ui.button("Resume the kept run");
-        app.remember("Resume the kept run", &r);
+        controls.remember("Resume the kept run", &r);
         if r.clicked() {
-            app.resume_kept_run();
+            requests.push(Request::ResumeKeptRun);
         }
         let discard = if cfg!(target_arch = "wasm32") {
             "Discard it"
@@ -74,9 +76,9 @@ pub fn kept_offer(app: &mut App, ui: &mut egui::Ui) {
             "Not now"
         };
         let r = ui.button(discard);
-        app.remember("Discard the kept run", &r);
+        controls.remember("Discard the kept run", &r);
         if r.clicked() {
-            app.discard_kept_run();
+            requests.push(Request::DiscardKeptRun);
         }
     });
 }

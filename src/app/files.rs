@@ -377,7 +377,7 @@ impl Loader {
             let Some(path) = rfd::FileDialog::new().set_file_name(&name).save_file() else {
                 return;
             };
-            let done = write_atomically(&path, &bytes).map(|_| path.display().to_string());
+            let done = save_file(&path, &bytes).map(|_| path.display().to_string());
             Self::finish(&sender, &repaint, Done::Saved(done));
         });
     }
@@ -389,7 +389,7 @@ impl Loader {
         {
             let path = std::path::Path::new(folder).join(&name);
             self.background(move || {
-                Done::Saved(write_atomically(&path, &bytes).map(|_| path.display().to_string()))
+                Done::Saved(save_file(&path, &bytes).map(|_| path.display().to_string()))
             });
         }
         #[cfg(target_arch = "wasm32")]
@@ -406,19 +406,12 @@ fn is_archive(name: &str) -> bool {
     lower.ends_with(".tar.gz") || lower.ends_with(".tgz") || lower.ends_with(".tar") || lower.ends_with(".gz")
 }
 
-/// Writes to a temporary file beside `path`, then renames it over `path`.
+/// Saves checkpoint bytes to `path` atomically (natively); the error names the file and the
+/// step that failed.
 #[cfg(not(target_arch = "wasm32"))]
-pub(super) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let fail = |e: std::io::Error| format!("cannot save {}: {e}", path.display());
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let tmp = path.with_extension("safetensors.partial");
-    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+pub(super) fn save_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    crate::fs_atomic::write_atomically(path, bytes)
+        .map_err(|e| format!("cannot save {}: {e}", path.display()))
 }
 
 /// Offers bytes as a file download in the browser.

@@ -46,7 +46,7 @@ impl Loader {
         {
             let path = std::path::Path::new(folder).join(KEPT_NAME);
             self.background(move || {
-                let done = super::files::write_atomically(&path, &bytes);
+                let done = super::files::save_file(&path, &bytes);
                 Done::Kept(done.map(|_| (kept, path.display().to_string(), None)))
             });
         }

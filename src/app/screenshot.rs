@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use super::{App, DeviceState, Tab, setup};
+use super::App;
+use super::setup::small_and_fast;
+use super::state::{DeviceState, Tab};
 
 pub struct ScreenshotPlan {
     pub path: PathBuf,
@@ -35,63 +37,65 @@ impl ScreenshotPlan {
     }
 }
 
-/// Advances the plan by one frame.
-pub fn step(app: &mut App, ctx: &egui::Context) {
-    let Some(plan) = app.screenshot.as_mut() else {
-        return;
-    };
-    plan.frames += 1;
-    ctx.request_repaint();
-    let ready = match &app.device {
-        DeviceState::Ready(_) => true,
-        DeviceState::Missing(_) => plan.frames > 10, // show the no-GPU page
-        DeviceState::Starting => false,
-    };
-    if !ready || plan.requested {
-        return;
-    }
-    let (train_steps, started) = (plan.train_steps, plan.started);
-    if train_steps > 0 && !started {
-        app.config = setup::small_and_fast();
-        app.start_training();
-        app.screenshot.as_mut().expect("the plan is there").started = true;
-        return;
-    }
-    if app.run.step_losses.len() < train_steps {
-        return;
-    }
-    // With nothing to train, the picture is of the start: the device's default and the
-    // estimate from a step timed on it.
-    if train_steps == 0 && matches!(app.device, DeviceState::Ready(_)) && app.estimate().is_none() {
-        return;
-    }
-    let plan = app.screenshot.as_mut().expect("the plan is there");
-    let tab = plan.tab;
-    if tab == Tab::Evaluation && app.report.is_none() {
-        if !plan.evaluating {
-            plan.evaluating = true;
-            app.pause();
-            app.evaluate();
+impl App {
+    /// Advances the scripted run, if there is one, by one frame.
+    pub(super) fn step_screenshot(&mut self, ctx: &egui::Context) {
+        let Some(plan) = self.screenshot.as_mut() else {
+            return;
+        };
+        plan.frames += 1;
+        ctx.request_repaint();
+        let ready = match &self.device {
+            DeviceState::Ready(_) => true,
+            DeviceState::Missing(_) => plan.frames > 10, // show the no-GPU page
+            DeviceState::Starting => false,
+        };
+        if !ready || plan.requested {
+            return;
         }
-        return;
-    }
-    app.tab = tab;
-    let plan = app.screenshot.as_mut().expect("the plan is there");
-    let shown = *plan.shown_at.get_or_insert(plan.frames);
-    if plan.frames < 20 || plan.frames < shown + 5 {
-        return; // let the layout settle
-    }
-    plan.requested = true;
-    let (path, window) = (plan.path.clone(), ctx.clone());
-    app.pause();
-    ctx.request_screenshot(move |image| {
-        let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
-        let [w, h] = image.size;
-        match image::RgbaImage::from_raw(w as u32, h as u32, rgba).map(|i| i.save(&path)) {
-            Some(Ok(())) => println!("screenshot: {}", path.display()),
-            Some(Err(e)) => eprintln!("error: cannot write {}: {e}", path.display()),
-            None => eprintln!("error: the screenshot had an unexpected size"),
+        let (train_steps, started) = (plan.train_steps, plan.started);
+        if train_steps > 0 && !started {
+            self.config = small_and_fast();
+            self.start_training();
+            self.screenshot.as_mut().expect("the plan is there").started = true;
+            return;
         }
-        window.send_viewport_cmd(egui::ViewportCommand::Close);
-    });
+        if self.run.step_losses.len() < train_steps {
+            return;
+        }
+        // With nothing to train, the picture is of the start: the device's default and the
+        // estimate from a step timed on it.
+        if train_steps == 0 && matches!(self.device, DeviceState::Ready(_)) && self.estimate().is_none() {
+            return;
+        }
+        let plan = self.screenshot.as_mut().expect("the plan is there");
+        let tab = plan.tab;
+        if tab == Tab::Evaluation && self.pages.evaluation.report.is_none() {
+            if !plan.evaluating {
+                plan.evaluating = true;
+                self.pause();
+                self.evaluate();
+            }
+            return;
+        }
+        self.tab = tab;
+        let plan = self.screenshot.as_mut().expect("the plan is there");
+        let shown = *plan.shown_at.get_or_insert(plan.frames);
+        if plan.frames < 20 || plan.frames < shown + 5 {
+            return; // let the layout settle
+        }
+        plan.requested = true;
+        let (path, window) = (plan.path.clone(), ctx.clone());
+        self.pause();
+        ctx.request_screenshot(move |image| {
+            let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+            let [w, h] = image.size;
+            match image::RgbaImage::from_raw(w as u32, h as u32, rgba).map(|i| i.save(&path)) {
+                Some(Ok(())) => println!("screenshot: {}", path.display()),
+                Some(Err(e)) => eprintln!("error: cannot write {}: {e}", path.display()),
+                None => eprintln!("error: the screenshot had an unexpected size"),
+            }
+            window.send_viewport_cmd(egui::ViewportCommand::Close);
+        });
+    }
 }

@@ -1,5 +1,5 @@
 //! A JSON snapshot of the app's state for tests and scripts. In the browser the page reads it
-//! with `resnetStatus()` (see `web/index.html`); natively, tests call [`super::App::status`].
+//! with `resnetStatus()` (see `web/index.html`); natively, tests call [`App::status`].
 //! Every field comes from the app's own state; `controls` gives the screen rectangles
 //! (x, y, width, height in points; `screen` converts them to the page's pixels) of the main
 //! buttons so that a test can click them.
@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{App, DeviceState};
+use super::App;
+use super::format::{TOP_K, named_top_k};
+use super::pages::classify::Classified;
+use super::state::DeviceState;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
@@ -87,10 +90,23 @@ pub struct KeptStatus {
     pub storage_used: Option<u64>,
 }
 
+impl App {
+    /// The app's state as JSON (for tests and scripts).
+    pub fn status(&self) -> Status {
+        Status::of(self)
+    }
+
+    /// Makes the snapshot readable from JavaScript (browser only).
+    pub(super) fn publish_status(&self) {
+        #[cfg(target_arch = "wasm32")]
+        LATEST.with(|s| *s.borrow_mut() = Status::of(self).to_json());
+    }
+}
+
 impl Status {
-    pub fn of(app: &App) -> Self {
+    fn of(app: &App) -> Self {
         let names = &app.data.train.class_names;
-        let classified = app.classified.as_ref();
+        let classified = app.pages.classify.classified.as_ref();
         Self {
             device: match app.device {
                 DeviceState::Starting => "starting",
@@ -99,7 +115,7 @@ impl Status {
             },
             adapter: match &app.device {
                 DeviceState::Ready(info) => Some(info.adapter.clone()),
-                _ => None,
+                DeviceState::Starting | DeviceState::Missing(_) => None,
             },
             data_source: app.data_source.clone(),
             train_images: app.data.train.len(),
@@ -111,12 +127,12 @@ impl Status {
             step_losses: app.run.step_losses.len(),
             last_loss: app.run.last_step.map(|s| s.loss),
             epochs_done: app.run.epochs.len(),
-            test_accuracy: app.report.as_ref().map(|r| r.accuracy),
+            test_accuracy: app.pages.evaluation.report.as_ref().map(|r| r.accuracy),
             classified: classified.map(|c| c.name.clone()),
             // As the Classify page lists them: only the classes the data names.
             top: classified
                 .map(|c| {
-                    super::format::named_top_k(&c.top, names, super::format::TOP_K)
+                    named_top_k(&c.top, names, TOP_K)
                         .into_iter()
                         .map(|(k, p)| (names[k].clone(), p))
                         .collect()
@@ -126,11 +142,12 @@ impl Status {
             message: app.message.as_ref().map(|m| m.text.clone()),
             error: app.message.as_ref().is_some_and(|m| m.error),
             device_failed: app.device_failure.is_some(),
-            default_choice: app.default_choice.clone(),
+            default_choice: app.setup.default_choice.clone(),
             estimate: app.estimate().and_then(Result::ok).map(|(e, r)| [e, r]),
             estimated_images_per_second: app
+                .setup
                 .estimates
-                .get(&super::worker::estimate_key(&app.config))
+                .seconds_per_image(&app.config)
                 .and_then(|e| e.as_ref().ok())
                 .map(|seconds| 1.0 / seconds),
             images_per_second: app.run.last_step.map(|s| s.images_per_sec),
@@ -180,14 +197,6 @@ thread_local! {
     static LATEST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-/// Makes the snapshot readable from JavaScript (browser only).
-pub fn publish(app: &App) {
-    #[cfg(target_arch = "wasm32")]
-    LATEST.with(|s| *s.borrow_mut() = Status::of(app).to_json());
-    #[cfg(not(target_arch = "wasm32"))]
-    let _ = app;
-}
-
 /// The latest snapshot as JSON (browser only; `"{}"` before the first frame).
 #[cfg(target_arch = "wasm32")]
 pub fn latest() -> String {
@@ -197,7 +206,7 @@ pub fn latest() -> String {
     })
 }
 
-fn heat_status(c: &super::Classified, names: &[String]) -> Option<HeatStatus> {
+fn heat_status(c: &Classified, names: &[String]) -> Option<HeatStatus> {
     let status = match c.heat.as_ref()? {
         Err(why) => HeatStatus {
             class: None,

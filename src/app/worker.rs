@@ -9,9 +9,10 @@ use futures_channel::mpsc::{TryRecvError, UnboundedReceiver, UnboundedSender, un
 
 use super::messages::device_info;
 pub use super::messages::{Command, DeviceInfo, Event};
+use super::step_timing::{StepProbe, estimate_key};
 use crate::data::Cifar10;
-use crate::gpu::{GpuContext, GpuError};
-use crate::schedule::{KernelCache, NORMS_READ_SHARE, Tuning};
+use crate::gpu::{GpuContext, GpuError, KernelPolicy};
+use crate::schedule::{KernelCache, NORMS_READ_SHARE, Plan, Tuning, choose_kernels};
 use crate::train::{Checkpoint, Progress, Splits, TrainConfig, TrainError, Trainer, softmax_rows, top_k};
 
 /// Sends events to the window and wakes it to draw them.
@@ -110,6 +111,8 @@ struct Session {
     norms_read: Option<(web_time::Instant, f64)>,
     /// Where kernel choices are kept between runs.
     kernel_cache: KernelCache,
+    /// How the next run's launches pick their kernel variant.
+    kernel_policy: KernelPolicy,
 }
 
 /// The least seconds between two reads of the layer norms while training.
@@ -156,6 +159,7 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
         failed: false,
         norms_read: None,
         kernel_cache: KernelCache::default_location(),
+        kernel_policy: KernelPolicy::Auto,
     };
     loop {
         let command = if session.running {
@@ -276,18 +280,27 @@ async fn reopen(old: &GpuContext, session: &mut Session, events: &EventSink) -> 
         }
     };
     let data = session.trainer.take().map(|t| t.data);
-    ctx.set_kernel_policy(old.kernel_policy());
     ctx.set_memory_budget(old.memory_budget());
     session.failed = false;
     events.send(Event::Device(device_info(&ctx)));
     let (Some(checkpoint), Some(data)) = (session.last_good.as_ref(), data) else {
         return Some(ctx);
     };
-    if let Err(e) = prepare_kernels(&ctx, &checkpoint.header.config, &session.kernel_cache, events).await {
-        fail(&ctx, session, events, e);
-        return Some(ctx);
-    }
-    match Trainer::resume(&ctx, checkpoint, data) {
+    let prepared = prepare_kernels(
+        &ctx,
+        &checkpoint.header.config,
+        session.kernel_policy,
+        &session.kernel_cache,
+        events,
+    );
+    let plan = match prepared.await {
+        Ok(plan) => plan,
+        Err(e) => {
+            fail(&ctx, session, events, e);
+            return Some(ctx);
+        }
+    };
+    match Trainer::resume_from_plan(&ctx, plan, checkpoint, data) {
         Ok(t) => {
             events.send(started(&t, false));
             session.running = !t.is_finished();
@@ -330,11 +343,14 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         } => {
             session.trainer = None; // free the old run's buffers first
             session.last_good = None;
-            if let Err(e) = prepare_kernels(ctx, &config, &session.kernel_cache, events).await {
-                return fail(ctx, session, events, e);
-            }
+            let prepared =
+                prepare_kernels(ctx, &config, session.kernel_policy, &session.kernel_cache, events);
+            let plan = match prepared.await {
+                Ok(plan) => plan,
+                Err(e) => return fail(ctx, session, events, e),
+            };
             let splits = Splits::new(&data, config.validation);
-            match Trainer::new(ctx, config, splits, initial.map(|state| *state)) {
+            match Trainer::from_plan(ctx, plan, config, splits, initial.map(|state| *state)) {
                 Ok(t) => {
                     events.send(started(&t, false));
                     session.trainer = Some(t);
@@ -345,13 +361,14 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             }
         }
         Command::Resume { checkpoint, data } => {
-            if let Err(e) =
-                prepare_kernels(ctx, &checkpoint.header.config, &session.kernel_cache, events).await
-            {
-                return fail(ctx, session, events, e);
-            }
+            let config = &checkpoint.header.config;
+            let prepared = prepare_kernels(ctx, config, session.kernel_policy, &session.kernel_cache, events);
+            let plan = match prepared.await {
+                Ok(plan) => plan,
+                Err(e) => return fail(ctx, session, events, e),
+            };
             let splits = Splits::new(&data, checkpoint.header.config.validation);
-            match Trainer::resume(ctx, &checkpoint, splits) {
+            match Trainer::resume_from_plan(ctx, plan, &checkpoint, splits) {
                 Ok(t) => {
                     events.send(started(&t, true));
                     session.trainer = Some(t);
@@ -387,10 +404,10 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             Some(t) => {
                 let pixels: Vec<f32> = image.iter().map(|&b| b as f32 / 255.0).collect();
                 // Ranked among the classes the data names (a network may have more outputs).
-                let named = t.data.train.class_names.len().clamp(1, t.net.model.classes);
+                let named = t.data.train.class_names.len().clamp(1, t.net.plan.model.classes);
                 match t.net.grad_cam(ctx, &pixels).await {
                     Ok(Some(maps)) => {
-                        let probabilities = &softmax_rows(&maps.logits, t.net.model.classes)[0];
+                        let probabilities = &softmax_rows(&maps.logits, t.net.plan.model.classes)[0];
                         let heat = match maps.height * maps.width {
                             1 => Err("the last stage sees this input as a single cell, so there is \
                                       no map to show: the CIFAR stem or a larger input keeps a grid"
@@ -406,7 +423,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                     Ok(None) => match t.net.predict(ctx, &pixels).await {
                         Ok(logits) => events.send(Event::Classified {
                             name,
-                            top: top_k(&softmax_rows(&logits, t.net.model.classes)[0][..named], 5),
+                            top: top_k(&softmax_rows(&logits, t.net.plan.model.classes)[0][..named], 5),
                             heat: Err("this network has no pooled last stage to map".to_string()),
                         }),
                         Err(e) => fail(ctx, session, events, e.into()),
@@ -415,7 +432,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                 }
             }
         },
-        Command::SetKernelPolicy(policy) => ctx.set_kernel_policy(policy),
+        Command::SetKernelPolicy(policy) => session.kernel_policy = policy,
         Command::SetMemoryBudget(bytes) => ctx.set_memory_budget(bytes),
         Command::Save { keep } => match session.trainer.as_mut() {
             None => events.send(Event::Error("nothing to save yet: train a model first".into())),
@@ -445,7 +462,16 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             let seconds_per_image = if session.running {
                 Err("a run is going".to_string())
             } else {
-                match measure_step(ctx, &config, &data, &session.kernel_cache, events).await {
+                match measure_step(
+                    ctx,
+                    &config,
+                    &data,
+                    session.kernel_policy,
+                    &session.kernel_cache,
+                    events,
+                )
+                .await
+                {
                     // The device failed while timing: the run waits for a new one.
                     Err(e) if e.device_failure().is_some() || ctx.is_lost() => {
                         events.send(Event::Estimate {
@@ -467,87 +493,49 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
     }
 }
 
-/// Images in the first step timed for an estimate: few, so that even a large network on a
-/// CPU adapter answers in seconds.
-const PROBE_IMAGES: usize = 2;
-
-/// A whole batch is timed as well when the probe predicts its step to take less than this
-/// (seconds): a step of few images wastes much of the device, so the probe alone
-/// overestimates, and its prediction is an upper bound.
-const WHOLE_BATCH_SECONDS: f64 = 10.0;
-
-/// What an estimate depends on: the model and its input size (the batch only scales it).
-pub fn estimate_key(config: &TrainConfig) -> String {
-    serde_json::to_string(&config.model).unwrap_or_default()
-}
-
-/// Seconds per training image of `config`'s model: a step of [`PROBE_IMAGES`] images, then,
-/// where that predicts a short step, a step of the whole batch; each timed after its network
-/// (and pipelines) are built.
+/// Seconds per training image of `config`'s model, its kernels chosen first (see
+/// [`StepProbe::seconds_per_image`]).
 async fn measure_step(
     ctx: &GpuContext,
     config: &TrainConfig,
     data: &Arc<Cifar10>,
+    policy: KernelPolicy,
     cache: &KernelCache,
     events: &EventSink,
 ) -> Result<f64, crate::train::TrainError> {
-    prepare_kernels(ctx, config, cache, events).await?;
-    let per_image = time_step(ctx, config, data, PROBE_IMAGES).await?;
-    let batch = config.batch.min(data.train.len());
-    if batch > PROBE_IMAGES && per_image * batch as f64 <= WHOLE_BATCH_SECONDS {
-        return time_step(ctx, config, data, batch).await;
+    prepare_kernels(ctx, config, policy, cache, events).await?;
+    StepProbe {
+        ctx,
+        config,
+        data,
+        policy,
+        cache,
     }
-    Ok(per_image)
+    .seconds_per_image()
+    .await
 }
 
-/// A first timed step shorter than this (seconds) is followed by a second one, which is the
-/// one measured: the first use of each pipeline costs extra (lavapipe and SwiftShader compile
-/// shaders at their first dispatch), which no later step pays.
-const REPEAT_BELOW_SECONDS: f64 = 20.0;
-
-/// Seconds per image of a training step of `config`'s model at `batch`: the second step
-/// where the first is short enough to afford one.
-async fn time_step(
-    ctx: &GpuContext,
-    config: &TrainConfig,
-    data: &Arc<Cifar10>,
-    batch: usize,
-) -> Result<f64, crate::train::TrainError> {
-    let probe = TrainConfig {
-        batch,
-        epochs: 1,
-        validation: 0,
-        ..config.clone()
-    };
-    let mut trainer = Trainer::new(ctx, probe, Splits::new(data, 0), None)?;
-    let mut started = web_time::Instant::now();
-    trainer.step(ctx).await?;
-    if started.elapsed().as_secs_f64() < REPEAT_BELOW_SECONDS && data.train.len() >= 2 * batch {
-        started = web_time::Instant::now();
-        trainer.step(ctx).await?;
-    }
-    Ok(started.elapsed().as_secs_f64() / batch as f64)
-}
-
-/// Chooses the kernels of a configuration (measured, or from the cache), reporting progress.
+/// Plans a configuration and chooses its kernels (measured, or from the cache), reporting
+/// progress.
 async fn prepare_kernels(
     ctx: &GpuContext,
     config: &TrainConfig,
+    policy: KernelPolicy,
     cache: &KernelCache,
     events: &EventSink,
-) -> Result<(), crate::train::TrainError> {
-    let report = config
-        .choose_kernels(ctx, cache, Tuning::Measure, |done, total| {
-            events.send(Event::Preparing { done, total })
-        })
-        .await?;
+) -> Result<Plan, crate::train::TrainError> {
+    let mut plan = config.plan(ctx, policy)?;
+    let report = choose_kernels(ctx, &mut plan, cache, Tuning::Measure, |done, total| {
+        events.send(Event::Preparing { done, total })
+    })
+    .await?;
     events.send(Event::Kernels(Box::new(report)));
-    Ok(())
+    Ok(plan)
 }
 
 fn started(t: &Trainer, paused: bool) -> Event {
     Event::Started {
-        memory: t.net.memory,
+        memory: t.net.plan.memory,
         steps_per_epoch: t.steps_per_epoch(),
         total_steps: t.total_steps(),
         resumed_history: t.state.history.clone(),

@@ -134,7 +134,7 @@ pub fn run_step_bench(
         ),
     ];
     for (title, spec, batch) in configs.into_iter().filter(|(title, ..)| title.contains(only)) {
-        let t = bench::time_training_step(ctx, &spec.build(), batch, min_seconds)?;
+        let t = bench::time_training_step(ctx, &spec.build(), batch, super::kernel_policy(), min_seconds)?;
         println!("\n{title}");
         println!(
             "  step {:.3} s, {:.2} images/s, {:.1} GFLOP/s (forward + backward = 3× forward FLOPs)",

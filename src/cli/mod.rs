@@ -39,10 +39,14 @@ static KERNEL_POLICY: std::sync::OnceLock<KernelPolicy> = std::sync::OnceLock::n
 /// The memory budget given on the command line, in MiB.
 static MEMORY_BUDGET_MIB: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
 
-/// Opens the GPU with the command line's kernel policy.
+/// How the launches of this command's plans pick their kernel variant (`--kernels`).
+pub fn kernel_policy() -> KernelPolicy {
+    KERNEL_POLICY.get().copied().unwrap_or_default()
+}
+
+/// Opens the GPU with the command line's memory budget.
 pub fn open_gpu() -> Result<GpuContext, resnet_wgpu::gpu::GpuError> {
     let ctx = GpuContext::new_blocking()?;
-    ctx.set_kernel_policy(KERNEL_POLICY.get().copied().unwrap_or_default());
     if let Some(mib) = MEMORY_BUDGET_MIB.get().copied().flatten() {
         ctx.set_memory_budget(mib << 20);
     }
@@ -250,14 +254,21 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 config.model = resnet_wgpu::train::ModelSpec::named(variant.into(), args.stem.into());
                 config.batch = args.batch;
                 println!("\n{}, batch {}", config.model.describe(), args.batch);
-                println!("{}", config.memory(&ctx)?);
+                let mut plan = config.plan(&ctx, kernel_policy())?;
+                println!("{}", plan.memory);
                 let cache = resnet_wgpu::schedule::KernelCache::default_location();
                 let tuning = if args.measure {
                     resnet_wgpu::schedule::Tuning::Measure
                 } else {
                     resnet_wgpu::schedule::Tuning::CacheOnly
                 };
-                let report = pollster::block_on(config.choose_kernels(&ctx, &cache, tuning, |_, _| {}))?;
+                let report = pollster::block_on(resnet_wgpu::schedule::choose_kernels(
+                    &ctx,
+                    &mut plan,
+                    &cache,
+                    tuning,
+                    |_, _| {},
+                ))?;
                 println!("{report}");
             }
             Ok(())

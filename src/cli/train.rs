@@ -9,7 +9,7 @@ use resnet_wgpu::data::{BatchOptions, decode_image};
 use resnet_wgpu::gpu::GpuContext;
 use resnet_wgpu::model::{GammaInit, Model};
 use resnet_wgpu::ops::sgd::SgdConfig;
-use resnet_wgpu::schedule::Network;
+use resnet_wgpu::schedule::{Network, Plan};
 use resnet_wgpu::train::checkpoint::load_weights_reporting;
 use resnet_wgpu::train::{
     Checkpoint, LrSchedule, ModelSpec, OnNonFinite, Progress, Splits, TrainConfig, TrainMetrics, Trainer,
@@ -230,12 +230,14 @@ fn validate(config: &TrainConfig) -> Result<(), String> {
         .map_err(|reason| format!("a setting is out of range: {reason}; change the matching option"))
 }
 
-/// Chooses the kernels of a configuration (measured, or from the cache), saying how long it
-/// took.
-fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// Plans a configuration and chooses its kernels (measured, or from the cache), saying how
+/// long it took.
+fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<Plan, Box<dyn std::error::Error>> {
     let cache = resnet_wgpu::schedule::KernelCache::default_location();
-    let report = pollster::block_on(config.choose_kernels(
+    let mut plan = config.plan(ctx, super::kernel_policy())?;
+    let report = pollster::block_on(resnet_wgpu::schedule::choose_kernels(
         ctx,
+        &mut plan,
         &cache,
         resnet_wgpu::schedule::Tuning::Measure,
         |_, _| {},
@@ -250,7 +252,7 @@ fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<(), Box<dyn
     if let Some(note) = &report.cache_note {
         println!("{note}");
     }
-    Ok(())
+    Ok(plan)
 }
 
 pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -260,9 +262,10 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut trainer = match &args.resume {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
-            prepare_kernels(&ctx, &checkpoint.header.config)?;
-            let mut trainer = Trainer::resume(
+            let plan = prepare_kernels(&ctx, &checkpoint.header.config)?;
+            let mut trainer = Trainer::resume_from_plan(
                 &ctx,
+                plan,
                 &checkpoint,
                 Splits::new(&data, checkpoint.header.config.validation),
             )?;
@@ -305,8 +308,8 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
                 None => None,
             };
             let splits = Splits::new(&data, config.validation);
-            prepare_kernels(&ctx, &config)?;
-            Trainer::new(&ctx, config, splits, initial)?
+            let plan = prepare_kernels(&ctx, &config)?;
+            Trainer::from_plan(&ctx, plan, config, splits, initial)?
         }
     };
     let config = trainer.config.clone();
@@ -320,6 +323,7 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
         config.model.describe(),
         trainer
             .net
+            .plan
             .model
             .parameters()
             .iter()
@@ -329,7 +333,7 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
         trainer.data.validation.len(),
         trainer.data.test.len()
     );
-    println!("{}", trainer.net.memory);
+    println!("{}", trainer.net.plan.memory);
     if args.track_memory {
         println!("memory before the first step: {}", ctx.memory_use());
     }
@@ -473,7 +477,8 @@ fn inference_network(
     checkpoint: &Checkpoint,
 ) -> Result<Network, Box<dyn std::error::Error>> {
     let model: Model = checkpoint.model().build();
-    let net = Network::new(ctx, model, 64, &checkpoint.network.params, SgdConfig::REFERENCE)?;
+    let plan = Plan::new(model, 64, Network::limits(ctx), None, super::kernel_policy())?;
+    let net = Network::from_plan(ctx, plan, &checkpoint.network.params, SgdConfig::REFERENCE)?;
     net.write_state(ctx, &checkpoint.network);
     Ok(net)
 }
@@ -546,7 +551,11 @@ pub fn run_classify(args: ClassifyArgs) -> Result<(), Box<dyn std::error::Error>
     let net = inference_network(&ctx, &checkpoint)?;
     let logits = pollster::block_on(net.predict(&ctx, &pixels))?;
     let names = &checkpoint.header.class_names;
-    for (path, probabilities) in args.images.iter().zip(softmax_rows(&logits, net.model.classes)) {
+    for (path, probabilities) in args
+        .images
+        .iter()
+        .zip(softmax_rows(&logits, net.plan.model.classes))
+    {
         println!("{}", path.display());
         for (class, p) in top_k(&probabilities, 5) {
             let name = names.get(class).map_or("?", String::as_str);

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::GpuBuffer;
-use super::choice::{GemmKey, KernelChoices, KernelPolicy, Variant};
+use super::choice::Variant;
 use crate::shaders::Kernel;
 
 /// Why the GPU could not be used.
@@ -68,8 +68,6 @@ pub struct GpuContext {
     pub wide_lanes: u32,
     /// Bytes that a network's buffers may take in all (see [`GpuContext::memory_budget`]).
     memory_budget: std::sync::atomic::AtomicU64,
-    /// The policy and measured choices by which GEMM-shaped launches pick their variant.
-    choices: Mutex<KernelChoices>,
     /// Scratch space shared by split-K launches (each launch's partial sums are consumed by
     /// its own second dispatch before the next launch writes): the largest asked for so far.
     scratch: Mutex<Option<Arc<GpuBuffer<f32>>>>,
@@ -241,7 +239,6 @@ impl GpuContext {
             queue,
             adapter_info: info,
             limits,
-            choices: Mutex::new(KernelChoices::default()),
             scratch: Mutex::new(None),
             features,
             pipelines: Mutex::new(HashMap::new()),
@@ -300,27 +297,13 @@ impl GpuContext {
         });
     }
 
-    /// Forces the subgroup kernels on (where the adapter offers subgroups) or the portable
-    /// ones. Returns whether subgroup kernels are now in force.
-    pub fn set_use_subgroups(&self, on: bool) -> bool {
-        let effective = on && self.features.subgroups;
-        let variant = if effective {
-            Variant::Subgroup
-        } else {
-            Variant::Portable
-        };
-        self.set_kernel_policy(KernelPolicy::Only(variant));
-        effective
-    }
-
-    /// Whether the wide subgroup kernels are among the candidates: where the adapter's
-    /// subgroups are wider than 8 lanes (the 8-lane workgroup leaves lanes idle there), or
-    /// when asked for by name. On 8-lane subgroups they are the 8-lane kernels with more
-    /// bookkeeping: measured on lavapipe (AVX2), 5.2 against 5.5 images/s for the 32-pixel
-    /// ResNet-50 step, and 2 s more of kernel timing for no faster choice.
-    fn wide_worth_timing(&self) -> bool {
+    /// Whether the wide subgroup kernels are worth timing: where the adapter's subgroups are
+    /// wider than 8 lanes (the 8-lane workgroup leaves lanes idle there). On 8-lane subgroups
+    /// they are the 8-lane kernels with more bookkeeping: measured on lavapipe (AVX2), 5.2
+    /// against 5.5 images/s for the 32-pixel ResNet-50 step, and 2 s more of kernel timing for
+    /// no faster choice; they run there only when asked for by name.
+    pub fn wide_worth_timing(&self) -> bool {
         self.adapter_info.subgroup_max_size > 8
-            || self.kernel_policy() == KernelPolicy::Only(Variant::SubgroupWide)
     }
 
     /// Bytes that a network's buffers may take in all: a plan runs its batch as micro-batches
@@ -336,43 +319,6 @@ impl GpuContext {
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// How GEMM-shaped launches built from now on pick their variant.
-    pub fn set_kernel_policy(&self, policy: KernelPolicy) {
-        self.choices.lock().expect("kernel choices").policy = policy;
-    }
-
-    pub fn kernel_policy(&self) -> KernelPolicy {
-        self.choices.lock().expect("kernel choices").policy
-    }
-
-    /// The policy and the measured choices so far.
-    pub fn kernel_choices(&self) -> KernelChoices {
-        self.choices.lock().expect("kernel choices").clone()
-    }
-
-    /// Records the variant measured fastest for a launch shape.
-    pub fn set_measured(&self, key: GemmKey, variant: Variant) {
-        self.choices
-            .lock()
-            .expect("kernel choices")
-            .measured
-            .insert(key, variant);
-    }
-
-    /// Forgets the variant measured for `key` (a cached choice the device rejected).
-    pub fn forget_measured(&self, key: &GemmKey) {
-        self.choices.lock().expect("kernel choices").measured.remove(key);
-    }
-
-    /// Whether a variant has been measured for `key`.
-    pub fn is_measured(&self, key: &GemmKey) -> bool {
-        self.choices
-            .lock()
-            .expect("kernel choices")
-            .measured
-            .contains_key(key)
-    }
-
     /// Whether the adapter has the operations `variant` needs (subgroups for the subgroup
     /// variants).
     pub fn runs(&self, variant: Variant) -> bool {
@@ -380,23 +326,12 @@ impl GpuContext {
     }
 
     /// The variants of a GEMM-shaped launch that run on this adapter, from `all` (given in
-    /// order of preference when nothing was measured): subgroup variants need subgroups, and the
-    /// wide ones subgroups wider than 8 lanes unless asked for by name.
+    /// order of preference when nothing was measured): subgroup variants need subgroups.
     pub fn applicable(&self, all: &[Variant]) -> Vec<Variant> {
-        let mut out: Vec<Variant> = all
-            .iter()
-            .copied()
-            .filter(|&v| !v.uses_subgroups() || self.features.subgroups)
-            .filter(|&v| v != Variant::SubgroupWide || self.wide_worth_timing())
-            .collect();
+        let mut out: Vec<Variant> = all.iter().copied().filter(|&v| self.runs(v)).collect();
         // Without a measurement, subgroup kernels go first where the adapter has them.
         out.sort_by_key(|&v| v != Variant::Subgroup);
         out
-    }
-
-    /// The variant a launch of shape `key` runs, among the `candidates` that apply to it.
-    pub fn pick(&self, key: &GemmKey, candidates: &[Variant]) -> Variant {
-        self.choices.lock().expect("kernel choices").pick(key, candidates)
     }
 
     /// A scratch buffer of at least `len` floats, shared by every launch that asks while it is

@@ -3,8 +3,11 @@
 //! layer `i`. The scheduler and the CPU reference both walk this list; nothing else knows the
 //! architecture.
 
+mod layer;
 pub mod reference;
 mod resnet;
+
+pub use layer::{GemmLaunch, InitStyle, LayerDescription};
 
 pub use resnet::{
     MAX_BLOCKS_PER_STAGE, MAX_CLASSES, MAX_STAGES, MAX_UPSAMPLE, MAX_WIDTH, ResNetConfig, Stem, Variant,
@@ -212,38 +215,30 @@ impl Model {
             .collect()
     }
 
+    /// Every layer described at a given batch size (see [`Op::describe`]), in order.
+    pub fn describe(&self, batch: usize) -> Vec<LayerDescription> {
+        self.describe_with(batch, self.variant.default_gamma())
+    }
+
+    fn describe_with(&self, batch: usize, gamma: GammaInit) -> Vec<LayerDescription> {
+        let init = InitStyle {
+            torchvision: self.variant != Variant::Seed50,
+            gamma,
+        };
+        let mut shapes = vec![[batch, 3, 32, 32]];
+        let mut out = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let description = layer.op.describe(shapes[layer.inputs[0]], init);
+            shapes.push(description.output);
+            out.push(description);
+        }
+        out
+    }
+
     /// Shapes of every tensor at a given batch size (index = tensor id).
     pub fn shapes(&self, batch: usize) -> Vec<Shape> {
         let mut shapes = vec![[batch, 3, 32, 32]];
-        for layer in &self.layers {
-            let x = shapes[layer.inputs[0]];
-            let [n, c, h, w] = x;
-            let shape = match &layer.op {
-                Op::Upsample { size } => [n, c, *size, *size],
-                Op::Conv {
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let o = |s: usize| (s + 2 * padding - kernel) / stride + 1;
-                    [n, *out_channels, o(h), o(w)]
-                }
-                Op::BatchNorm { .. } | Op::Relu | Op::Add => x,
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let o = |s: usize| (s + 2 * padding - kernel) / stride + 1;
-                    [n, c, o(h), o(w)]
-                }
-                Op::GlobalAvgPool => [n, c, 1, 1],
-                Op::Linear { out_features, .. } => [n, *out_features, 1, 1],
-            };
-            shapes.push(shape);
-        }
+        shapes.extend(self.describe(batch).into_iter().map(|d| d.output));
         shapes
     }
 
@@ -257,14 +252,10 @@ impl Model {
     /// variant's default.
     pub fn initial_parameters_with(&self, seed: u64, gamma: GammaInit) -> Vec<Vec<f32>> {
         let mut rng = Rng::new(seed);
-        self.parameters()
+        self.describe_with(1, gamma)
             .into_iter()
-            .map(|mut p| {
-                if let Init::Gamma(_) = p.init {
-                    p.init = Init::Gamma(gamma);
-                }
-                p.initial_values(&mut rng)
-            })
+            .flat_map(|d| d.params)
+            .map(|p| p.initial_values(&mut rng))
             .collect()
     }
 
@@ -273,127 +264,38 @@ impl Model {
     /// CPU reference share.
     pub fn layer_slots(&self) -> Vec<LayerSlots> {
         let (mut params, mut batch_norms, mut pools) = (0, 0, 0);
-        let next = |counter: &mut usize| {
-            *counter += 1;
-            Some(*counter - 1)
+        let next = |counter: &mut usize, present: bool| {
+            present.then(|| {
+                *counter += 1;
+                *counter - 1
+            })
         };
-        let mut out = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            let mut slots = LayerSlots::default();
-            match &layer.op {
-                Op::Conv { bias, .. } => {
-                    slots.weight = next(&mut params);
-                    slots.bias = if *bias { next(&mut params) } else { None };
-                }
-                Op::Linear { .. } => {
-                    slots.weight = next(&mut params);
-                    slots.bias = next(&mut params);
-                }
-                Op::BatchNorm { .. } => {
-                    slots.weight = next(&mut params);
-                    slots.bias = next(&mut params);
-                    slots.batch_norm = next(&mut batch_norms);
-                }
-                Op::MaxPool { .. } => slots.max_pool = next(&mut pools),
-                _ => {}
-            }
-            out.push(slots);
-        }
-        out
+        self.describe(1)
+            .iter()
+            .map(|d| LayerSlots {
+                weight: next(&mut params, !d.params.is_empty()),
+                bias: next(&mut params, d.params.len() > 1),
+                batch_norm: next(&mut batch_norms, d.statistics.is_some()),
+                max_pool: next(&mut pools, d.argmax.is_some()),
+            })
+            .collect()
     }
 
     /// Every trainable parameter, in layer order, as PyTorch's `state_dict` lists them.
     pub fn parameters(&self) -> Vec<ParamSpec> {
-        let shapes = self.shapes(1);
-        let torchvision_init = self.variant != Variant::Seed50;
-        let mut params = Vec::new();
-        for layer in &self.layers {
-            let [_, c, _, _] = shapes[layer.inputs[0]];
-            match &layer.op {
-                Op::Conv {
-                    name,
-                    out_channels,
-                    kernel,
-                    bias,
-                    ..
-                } => {
-                    let fan_in = c * kernel * kernel;
-                    let init = if torchvision_init {
-                        Init::NormalFanOut {
-                            fan_out: out_channels * kernel * kernel,
-                        }
-                    } else {
-                        Init::UniformFanIn { fan_in }
-                    };
-                    params.push(ParamSpec {
-                        name: format!("{name}.weight"),
-                        shape: vec![*out_channels, c, *kernel, *kernel],
-                        init,
-                    });
-                    if *bias {
-                        params.push(ParamSpec {
-                            name: format!("{name}.bias"),
-                            shape: vec![*out_channels],
-                            init: Init::UniformFanIn { fan_in },
-                        });
-                    }
-                }
-                Op::BatchNorm { name } => {
-                    params.push(ParamSpec {
-                        name: format!("{name}.weight"),
-                        shape: vec![c],
-                        init: Init::Gamma(self.variant.default_gamma()),
-                    });
-                    params.push(ParamSpec {
-                        name: format!("{name}.bias"),
-                        shape: vec![c],
-                        init: Init::Zeros,
-                    });
-                }
-                Op::Linear { name, out_features } => {
-                    let init = Init::UniformFanIn { fan_in: c };
-                    params.push(ParamSpec {
-                        name: format!("{name}.weight"),
-                        shape: vec![*out_features, c],
-                        init,
-                    });
-                    params.push(ParamSpec {
-                        name: format!("{name}.bias"),
-                        shape: vec![*out_features],
-                        init,
-                    });
-                }
-                _ => {}
-            }
-        }
-        params
+        self.describe(1).into_iter().flat_map(|d| d.params).collect()
     }
 
     /// Names and channel counts of the batch-norm layers (their running statistics).
     pub fn batch_norms(&self) -> Vec<(String, usize)> {
-        let shapes = self.shapes(1);
-        self.layers
-            .iter()
-            .filter_map(|layer| match &layer.op {
-                Op::BatchNorm { name } => Some((name.clone(), shapes[layer.inputs[0]][1])),
-                _ => None,
-            })
+        self.describe(1)
+            .into_iter()
+            .filter_map(|d| d.statistics)
             .collect()
     }
 
     /// Multiply-adds × 2 of one forward pass per image.
     pub fn forward_flops_per_image(&self) -> f64 {
-        let shapes = self.shapes(1);
-        let mut flops = 0.0;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let [_, c, _, _] = shapes[layer.inputs[0]];
-            let [_, co, oh, ow] = shapes[i + 1];
-            flops += match &layer.op {
-                Op::Conv { kernel, .. } => 2.0 * (co * oh * ow * c * kernel * kernel) as f64,
-                Op::Linear { .. } => 2.0 * (co * c) as f64,
-                _ => 0.0,
-            };
-        }
-        flops
+        self.describe(1).iter().map(|d| d.forward_flops).sum()
     }
 }

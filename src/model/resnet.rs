@@ -258,7 +258,12 @@ impl Builder {
         let c = match &op {
             Op::Conv { out_channels, .. } => *out_channels,
             Op::Linear { out_features, .. } => *out_features,
-            _ => self.channels[inputs[0]],
+            Op::Upsample { .. }
+            | Op::BatchNorm { .. }
+            | Op::Relu
+            | Op::MaxPool { .. }
+            | Op::Add
+            | Op::GlobalAvgPool => self.channels[inputs[0]],
         };
         self.layers.push(Layer { op, inputs });
         self.channels.push(c);

@@ -9,7 +9,7 @@
 use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
-/// Parameters of `add.wgsl` (16 bytes).
+/// Parameters of `add.wgsl` (16 bytes; `Params` in `prelude_len.wgsl`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct AddParams {

@@ -8,7 +8,7 @@ use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Parameters of `global_avg_pool_forward.wgsl` and `global_avg_pool_backward.wgsl`
-/// (16 bytes).
+/// (16 bytes), declared once in `prelude_global_avg_pool.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct GlobalAvgPoolParams {

@@ -5,7 +5,7 @@
 //! A, B and C are addressed through strides, so a transposed operand costs nothing. With
 //! `reduce_batch` the batch index is summed too (weight gradients over a minibatch).
 
-use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, Launch, MAX_REDUCTION, Variant};
+use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, MAX_REDUCTION, Variant};
 use crate::shaders::Kernel;
 
 /// Where a bias is added.
@@ -112,10 +112,10 @@ impl MatmulParams {
     }
 }
 
-/// Prepares the GEMM on the variant chosen for its shape on this device (see
-/// [`GpuContext::pick`]).
+/// Prepares the GEMM on the variant `kernels` picks for its shape on this device.
 pub fn launch(
     ctx: &GpuContext,
+    kernels: &KernelChoices,
     params: &MatmulParams,
     a: &GpuBuffer<f32>,
     b: &GpuBuffer<f32>,
@@ -137,7 +137,7 @@ pub fn launch(
         params.bias_mode != Bias::None as u32,
         "bias buffer and bias mode disagree"
     );
-    let variant = ctx.pick(&gemm_key(params), &candidates(ctx, params));
+    let variant = kernels.pick(&gemm_key(params), &candidates(ctx, params));
     launch_with(ctx, variant, params, a, b, bias, c)
 }
 

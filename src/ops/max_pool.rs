@@ -14,7 +14,8 @@
 use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
-/// Parameters of `max_pool_forward.wgsl` and `max_pool_backward.wgsl` (32 bytes).
+/// Parameters of `max_pool_forward.wgsl` and `max_pool_backward.wgsl` (32 bytes), declared once
+/// in `prelude_max_pool.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct MaxPoolParams {

@@ -11,7 +11,7 @@ use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
 /// Parameters of `upsample_nearest_forward.wgsl` and `upsample_nearest_backward.wgsl`
-/// (32 bytes).
+/// (32 bytes), declared once in `prelude_upsample.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct UpsampleParams {

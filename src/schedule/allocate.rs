@@ -1,18 +1,42 @@
-//! Allocating a network: the micro-batch size, then every buffer (parameters, gradients,
-//! momentum, running statistics, activations, gradient slots, saved statistics, argmaxes);
-//! then the launch lists are recorded over them ([`super::record`]).
+//! Allocating a network from its plan: every buffer (parameters, gradients, momentum, running
+//! statistics, activations, gradient slots, saved statistics, argmaxes), then the launch lists
+//! recorded over them ([`super::record`]).
 
-use super::record;
-use super::{DeviceLimits, GradientPlan, MemoryReport, Network, ScheduleError, choose_micro_batch};
-use crate::gpu::{GpuBuffer, GpuContext};
-use crate::model::{Model, Op, Shape};
+use super::record::{self, Launches};
+use super::{DeviceLimits, Network, Plan, ScheduleError};
+use crate::gpu::{GpuBuffer, GpuContext, KernelPolicy};
+use crate::model::{Model, Shape};
 use crate::ops::batch_norm;
 use crate::ops::sgd::SgdConfig;
 
+/// Every buffer of a network.
+pub struct Buffers {
+    /// Parameters, their gradients and SGD momentum buffers, in `Model::parameters()` order.
+    pub params: Vec<GpuBuffer<f32>>,
+    pub grads: Vec<GpuBuffer<f32>>,
+    pub momentum: Vec<GpuBuffer<f32>>,
+    /// Running mean and variance of each batch norm, in `Model::batch_norms()` order.
+    pub running: Vec<(GpuBuffer<f32>, GpuBuffer<f32>)>,
+    /// Activations, indexed by tensor id (0 is the input micro-batch).
+    pub activations: Vec<GpuBuffer<f32>>,
+    pub labels: GpuBuffer<u32>,
+    /// The step's status record: the last micro-batch's loss and correct count, and the step's
+    /// non-finite flags ([`crate::ops::finite_check`]).
+    pub status: GpuBuffer<u32>,
+    /// Gradient slots of activations ([`super::GradientPlan`]).
+    pub slots: Vec<GpuBuffer<f32>>,
+    /// Each batch norm's saved statistics of the step.
+    pub saved: Vec<GpuBuffer<f32>>,
+    /// Each max pool's argmax indices.
+    pub argmax: Vec<GpuBuffer<u32>>,
+    /// Sums of squares of every parameter, then of every gradient ([`Network::layer_norms`]).
+    pub norm_sums: GpuBuffer<f32>,
+}
+
 impl Network {
-    /// Plans and allocates every buffer and records the launch lists, splitting the batch into
-    /// micro-batches where the device's per-buffer limit requires it. `initial` holds the
-    /// parameter values in `Model::parameters()` order.
+    /// Plans (with the default kernel choices) and builds a network of `model` at `batch`
+    /// images a step on this device. `initial` holds the parameter values in
+    /// `Model::parameters()` order.
     pub fn new(
         ctx: &GpuContext,
         model: Model,
@@ -20,7 +44,8 @@ impl Network {
         initial: &[Vec<f32>],
         sgd_config: SgdConfig,
     ) -> Result<Self, ScheduleError> {
-        Self::with_micro_batch_limit(ctx, model, batch, None, initial, sgd_config)
+        let plan = Plan::new(model, batch, Self::limits(ctx), None, KernelPolicy::Auto)?;
+        Self::from_plan(ctx, plan, initial, sgd_config)
     }
 
     /// The largest buffer this device binds, in bytes.
@@ -37,37 +62,54 @@ impl Network {
         }
     }
 
-    /// [`Network::new`] with micro-batches of at most `max_micro_batch` images.
-    pub fn with_micro_batch_limit(
+    /// Allocates every buffer of `plan` and records the launch lists over them. `initial`
+    /// holds the parameter values in `Model::parameters()` order.
+    pub fn from_plan(
         ctx: &GpuContext,
-        model: Model,
-        batch: usize,
-        max_micro_batch: Option<usize>,
+        plan: Plan,
         initial: &[Vec<f32>],
         sgd_config: SgdConfig,
     ) -> Result<Self, ScheduleError> {
-        if batch == 0 {
-            return Err(ScheduleError::EmptyBatch);
-        }
-        let specs = model.parameters();
+        let specs = plan.model.parameters();
         if initial.len() != specs.len() {
             return Err(ScheduleError::WrongParameters {
                 expected: specs.len(),
                 got: initial.len(),
             });
         }
-        let limits = Self::limits(ctx);
-        let name = format!("{} ({} stem)", model.variant.name(), model.stem.name());
-        let micro_batch = choose_micro_batch(&model, batch, limits, max_micro_batch)
-            .ok_or_else(|| ScheduleError::too_large(name, &model, batch, limits))?;
-        let memory = MemoryReport::new(&model, batch, micro_batch);
+        let refused = |plan: &Plan, reason: String| {
+            ScheduleError::device(&plan.model, plan.batch, plan.micro_batch, plan.limits, reason)
+        };
         // Natively the scope answers at once; in the browser its answer would come later, so
         // an allocation failure there reaches the device's error slot (`ctx.check`) instead.
         #[cfg(not(target_arch = "wasm32"))]
         let out_of_memory = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let shapes = model.shapes(micro_batch);
+        let buffers = Buffers::allocate(ctx, &plan, initial);
+        // Nothing more is built on a device that could not give the buffers.
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(out_of_memory.pop()) {
+            return Err(refused(&plan, crate::gpu::describe_error(&e)));
+        }
+        if let Err(e) = ctx.check() {
+            return Err(refused(&plan, e.to_string()));
+        }
+        let launches: Launches = record::record(ctx, &plan, &buffers, sgd_config);
+        ctx.check().map_err(|e| refused(&plan, e.to_string()))?;
+        Ok(Self {
+            plan,
+            buffers,
+            launches,
+            sgd_config,
+        })
+    }
+}
+
+impl Buffers {
+    fn allocate(ctx: &GpuContext, plan: &Plan, initial: &[Vec<f32>]) -> Self {
+        let model = &plan.model;
+        let specs = model.parameters();
         let numel = |s: &Shape| s.iter().product::<usize>();
-        let params: Vec<_> = specs
+        let params = specs
             .iter()
             .zip(initial)
             .map(|(spec, values)| GpuBuffer::from_slice(ctx, &spec.name, values))
@@ -90,7 +132,8 @@ impl Network {
                 )
             })
             .collect();
-        let activations = shapes
+        let activations = plan
+            .shapes
             .iter()
             .zip(model.stored_tensors())
             .enumerate()
@@ -99,8 +142,8 @@ impl Network {
                 false => GpuBuffer::zeros(ctx, &format!("activation {t} (not stored: ReLU fused)"), 1),
             })
             .collect();
-        let plan = GradientPlan::new(&model, &shapes);
         let slots = plan
+            .gradients
             .slot_len
             .iter()
             .enumerate()
@@ -108,66 +151,34 @@ impl Network {
             .collect();
         let mut saved = Vec::new();
         let mut argmax = Vec::new();
-        for (i, layer) in model.layers.iter().enumerate() {
-            if matches!(layer.op, Op::BatchNorm { .. }) {
-                let c = shapes[i][1];
+        for (i, description) in model.describe(plan.micro_batch).into_iter().enumerate() {
+            if let Some((_, channels)) = description.statistics {
                 saved.push(GpuBuffer::zeros(
                     ctx,
                     &format!("layer {i} saved statistics"),
-                    batch_norm::SAVED_PER_CHANNEL * c,
+                    batch_norm::SAVED_PER_CHANNEL * channels,
                 ));
             }
-            if matches!(layer.op, Op::MaxPool { .. }) {
-                let len = numel(&shapes[i + 1]);
+            if let Some(len) = description.argmax {
                 argmax.push(GpuBuffer::<u32>::zeros(ctx, &format!("layer {i} argmax"), len));
             }
         }
-        let labels = GpuBuffer::zeros(ctx, "labels", micro_batch);
-        let status = GpuBuffer::zeros(ctx, "step status", crate::ops::finite_check::STATUS_LEN);
-        let norm_sums = GpuBuffer::zeros(
-            ctx,
-            "sums of squares of parameters and gradients",
-            2 * specs.len() * crate::ops::sum_of_squares::PARTIALS,
-        );
-        // Nothing more is built on a device that could not give the buffers.
-        let refused = |reason: String| ScheduleError::device(&model, batch, micro_batch, limits, reason);
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(e) = pollster::block_on(out_of_memory.pop()) {
-            return Err(refused(crate::gpu::describe_error(&e)));
-        }
-        if let Err(e) = ctx.check() {
-            return Err(refused(e.to_string()));
-        }
-        let mut net = Self {
-            labels,
-            status,
-            model,
-            batch,
-            micro_batch,
-            shapes,
+        Self {
             params,
             grads,
             momentum,
             running,
             activations,
-            _slots: slots,
-            _saved: saved,
-            _argmax: argmax,
-            train_first: Vec::new(),
-            train_accumulate: Vec::new(),
-            eval_launches: Vec::new(),
-            check_launches: Vec::new(),
-            sgd_launches: Vec::new(),
-            running_launches: Vec::new(),
-            sgd_config,
-            memory,
-            norm_sums,
-            norm_launches: Vec::new(),
-        };
-        record::record_launches(ctx, &mut net, &plan);
-        net.norm_launches = super::norms::norm_launches(ctx, &net.params, &net.grads, &net.norm_sums);
-        ctx.check()
-            .map_err(|e| ScheduleError::device(&net.model, batch, micro_batch, limits, e.to_string()))?;
-        Ok(net)
+            labels: GpuBuffer::zeros(ctx, "labels", plan.micro_batch),
+            status: GpuBuffer::zeros(ctx, "step status", crate::ops::finite_check::STATUS_LEN),
+            slots,
+            saved,
+            argmax,
+            norm_sums: GpuBuffer::zeros(
+                ctx,
+                "sums of squares of parameters and gradients",
+                2 * specs.len() * crate::ops::sum_of_squares::PARTIALS,
+            ),
+        }
     }
 }

@@ -69,18 +69,18 @@ impl Network {
     /// class (see the module's description); `None` for a model without a pooled last stage.
     pub async fn grad_cam(&self, ctx: &GpuContext, image: &[f32]) -> Result<Option<ClassMaps>, GpuError> {
         assert_eq!(image.len(), IMAGE_LEN, "grad-cam: one image");
-        let Some(source) = CamSource::of(&self.model) else {
+        let Some(source) = CamSource::of(&self.plan.model) else {
             return Ok(None);
         };
-        let classes = self.model.classes;
-        let [_, channels, height, width] = self.shapes[source.features];
+        let classes = self.plan.model.classes;
+        let [_, channels, height, width] = self.plan.shapes[source.features];
         let cells = height * width;
         // The image, then zeros for the rest of the micro-batch (inference mode: images are
         // independent).
-        let mut input = vec![0.0; self.micro_batch * IMAGE_LEN];
+        let mut input = vec![0.0; self.plan.micro_batch * IMAGE_LEN];
         input[..IMAGE_LEN].copy_from_slice(image);
-        self.activations[0].write(ctx, &input);
-        ctx.submit_all("grad-cam forward", &self.eval_launches);
+        self.buffers.activations[0].write(ctx, &input);
+        ctx.submit_all("grad-cam forward", &self.launches.eval);
 
         let identity: Vec<f32> = (0..classes * classes)
             .map(|i| f32::from(u8::from(i / classes == i % classes)))
@@ -96,9 +96,10 @@ impl Network {
         let launches = [
             matmul::launch(
                 ctx,
+                &self.plan.kernels,
                 &gemms.input_grad,
                 &one_hot,
-                &self.params[source.weight],
+                &self.buffers.params[source.weight],
                 None,
                 &feature_grad,
             ),
@@ -107,16 +108,17 @@ impl Network {
             // The first image's A is the first C·h·w values of the batch tensor.
             matmul::launch(
                 ctx,
+                &self.plan.kernels,
                 &combine_params(classes, channels, cells),
                 &alpha,
-                &self.activations[source.features],
+                &self.buffers.activations[source.features],
                 None,
                 &weighted,
             ),
             relu::forward(ctx, &weighted, &maps),
         ];
         ctx.submit_all("grad-cam", &launches);
-        let logits = self.activations[self.model.output()].read(ctx).await;
+        let logits = self.buffers.activations[self.plan.model.output()].read(ctx).await;
         let maps = maps.read(ctx).await;
         ctx.check_at(crate::gpu::Fault::GradCam)?;
         Ok(Some(ClassMaps {

@@ -111,14 +111,9 @@ impl KernelCache {
         match self {
             KernelCache::None => Ok(()),
             #[cfg(not(target_arch = "wasm32"))]
+            // Written whole, flushed, then renamed: a reader never sees half a file.
             KernelCache::File(path) => {
-                if let Some(folder) = path.parent() {
-                    std::fs::create_dir_all(folder).map_err(|e| e.to_string())?;
-                }
-                // Written whole, then renamed: a reader never sees half a file.
-                let partial = path.with_extension("json.partial");
-                std::fs::write(&partial, text).map_err(|e| e.to_string())?;
-                std::fs::rename(&partial, path).map_err(|e| e.to_string())
+                crate::fs_atomic::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
             }
             #[cfg(target_arch = "wasm32")]
             KernelCache::LocalStorage(key) => local_storage()

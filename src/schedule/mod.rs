@@ -18,22 +18,28 @@
 
 mod allocate;
 mod grad_cam;
+mod gradients;
 mod kernel_cache;
+mod memory;
 mod norms;
 mod plan;
 mod record;
 mod tune;
 
+pub use allocate::Buffers;
 pub use grad_cam::{CamSource, ClassMaps, grad_cam_cpu};
+pub use gradients::GradientPlan;
 pub use kernel_cache::KernelCache;
+pub use memory::{MemoryReport, mib};
 pub use norms::{LayerNorms, NORMS_READ_SHARE, group_by_layer};
-pub use plan::{DeviceLimits, GradientPlan, MemoryReport, choose_micro_batch, mib};
+pub use plan::{DeviceLimits, Plan, within_loop_bounds};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
-use crate::gpu::{Fault, GpuBuffer, GpuContext, GpuError, Launch};
-use crate::model::{Model, Shape};
+use crate::gpu::{Fault, GpuContext, GpuError, Launch};
+use crate::model::Model;
 use crate::ops::finite_check::{self, NonFinite, STATUS_LEN};
 use crate::ops::sgd::{self, SgdConfig};
+use record::Launches;
 
 /// Why a configuration cannot run on the device.
 #[derive(Debug, thiserror::Error)]
@@ -154,46 +160,14 @@ impl NetworkState {
     }
 }
 
-/// Every buffer of a model at one (micro-)batch size, and the launches that use them.
+/// Every buffer of a model at one (micro-)batch size, and the launches that use them: built
+/// whole from its [`Plan`].
 pub struct Network {
-    pub model: Model,
-    /// Images per training step, and per micro-batch run on the device.
-    pub batch: usize,
-    pub micro_batch: usize,
-    /// Shapes of every tensor at the micro-batch size.
-    pub shapes: Vec<Shape>,
-    /// Parameters, their gradients and SGD momentum buffers, in `Model::parameters()` order.
-    pub params: Vec<GpuBuffer<f32>>,
-    pub grads: Vec<GpuBuffer<f32>>,
-    pub momentum: Vec<GpuBuffer<f32>>,
-    /// Running mean and variance of each batch norm, in `Model::batch_norms()` order.
-    pub running: Vec<(GpuBuffer<f32>, GpuBuffer<f32>)>,
-    /// Activations, indexed by tensor id (0 is the input micro-batch).
-    pub activations: Vec<GpuBuffer<f32>>,
-    pub labels: GpuBuffer<u32>,
-    /// The step's status record: the last micro-batch's loss and correct count, and the step's
-    /// non-finite flags ([`crate::ops::finite_check`]).
-    pub status: GpuBuffer<u32>,
-    /// Gradient slots of activations, saved statistics and argmax indices: kept alive for the
-    /// launches that bind them.
-    _slots: Vec<GpuBuffer<f32>>,
-    _saved: Vec<GpuBuffer<f32>>,
-    _argmax: Vec<GpuBuffer<u32>>,
-    /// Forward, loss and backward of the first micro-batch (parameter gradients overwritten)
-    /// and of later ones (added to); empty when there is one micro-batch.
-    train_first: Vec<Launch>,
-    train_accumulate: Vec<Launch>,
-    eval_launches: Vec<Launch>,
-    /// Once per step, after the last backward: the finiteness checks, then SGD and each batch
-    /// norm's running-statistic update (which change nothing where a check failed).
-    check_launches: Vec<Launch>,
-    sgd_launches: Vec<Launch>,
-    running_launches: Vec<Launch>,
+    /// What it was built from: the model, batch, micro-batch, shapes, memory and kernel choices.
+    pub plan: Plan,
+    pub buffers: Buffers,
+    launches: Launches,
     sgd_config: SgdConfig,
-    pub memory: MemoryReport,
-    /// Sums of squares of every parameter, then of every gradient ([`Network::layer_norms`]).
-    norm_sums: GpuBuffer<f32>,
-    norm_launches: Vec<Launch>,
 }
 
 impl Network {
@@ -210,36 +184,36 @@ impl Network {
     ) -> Result<StepStats, GpuError> {
         assert_eq!(
             labels.len(),
-            self.batch,
+            self.plan.batch,
             "train step: one label per image of the batch"
         );
         assert_eq!(
             images.len(),
-            self.batch * IMAGE_LEN,
+            self.plan.batch * IMAGE_LEN,
             "train step: image data length"
         );
-        let m = self.micro_batch;
+        let m = self.plan.micro_batch;
         let mut loss_sum = 0.0;
         let mut correct = 0;
         let mut non_finite = NonFinite::default();
-        self.status.write(ctx, &[0; STATUS_LEN]);
-        for k in 0..self.batch / m {
-            self.activations[0].write(ctx, &images[k * m * IMAGE_LEN..(k + 1) * m * IMAGE_LEN]);
-            self.labels.write(ctx, &labels[k * m..(k + 1) * m]);
-            let last = (k + 1) * m == self.batch;
+        self.buffers.status.write(ctx, &[0; STATUS_LEN]);
+        for k in 0..self.plan.batch / m {
+            self.buffers.activations[0].write(ctx, &images[k * m * IMAGE_LEN..(k + 1) * m * IMAGE_LEN]);
+            self.buffers.labels.write(ctx, &labels[k * m..(k + 1) * m]);
+            let last = (k + 1) * m == self.plan.batch;
             let launches = if k == 0 {
-                &self.train_first
+                &self.launches.train_first
             } else {
-                &self.train_accumulate
+                &self.launches.train_accumulate
             };
             let once_per_step: &[&Vec<Launch>] = if last {
-                &[&self.check_launches, &self.sgd_launches, &self.running_launches]
+                &[&self.launches.check, &self.launches.sgd, &self.launches.running]
             } else {
                 &[]
             };
             let step_launches = once_per_step.iter().flat_map(|list| list.iter());
             ctx.submit_all("train step", launches.iter().chain(step_launches));
-            let read = self.status.read(ctx).await;
+            let read = self.buffers.status.read(ctx).await;
             ctx.check_at(Fault::Step)?;
             let (loss, right, flags) = finite_check::decode(&read?);
             loss_sum += loss;
@@ -247,7 +221,7 @@ impl Network {
             non_finite = flags;
         }
         Ok(StepStats {
-            loss: loss_sum / (self.batch / m) as f32,
+            loss: loss_sum / (self.plan.batch / m) as f32,
             correct,
             non_finite,
         })
@@ -258,17 +232,17 @@ impl Network {
     pub async fn predict(&self, ctx: &GpuContext, images: &[f32]) -> Result<Vec<f32>, GpuError> {
         assert_eq!(images.len() % IMAGE_LEN, 0, "predict: whole images expected");
         let count = images.len() / IMAGE_LEN;
-        let m = self.micro_batch;
-        let classes = self.model.classes;
+        let m = self.plan.micro_batch;
+        let classes = self.plan.model.classes;
         let mut logits = Vec::with_capacity(count * classes);
         let mut chunk = vec![0.0; m * IMAGE_LEN];
         for start in (0..count).step_by(m) {
             let n = m.min(count - start);
             chunk[..n * IMAGE_LEN].copy_from_slice(&images[start * IMAGE_LEN..(start + n) * IMAGE_LEN]);
             chunk[n * IMAGE_LEN..].fill(0.0);
-            self.activations[0].write(ctx, &chunk);
-            ctx.submit_all("inference", &self.eval_launches);
-            let out = self.activations[self.model.output()].read(ctx).await;
+            self.buffers.activations[0].write(ctx, &chunk);
+            ctx.submit_all("inference", &self.launches.eval);
+            let out = self.buffers.activations[self.plan.model.output()].read(ctx).await;
             ctx.check_at(Fault::Predict)?;
             let out = out?;
             logits.extend_from_slice(&out[..n * classes]);
@@ -279,7 +253,7 @@ impl Network {
     /// Changes the learning rate (and the other SGD settings) of later steps.
     pub fn set_sgd(&mut self, ctx: &GpuContext, config: SgdConfig) {
         self.sgd_config = config;
-        for (launch, p) in self.sgd_launches.iter().zip(&self.params) {
+        for (launch, p) in self.launches.sgd.iter().zip(&self.buffers.params) {
             launch.set_params(ctx, &sgd::SgdParams::new(p.len(), config));
         }
     }
@@ -291,15 +265,15 @@ impl Network {
     /// Copies parameters, momentum and running statistics to the CPU.
     pub async fn read_state(&self, ctx: &GpuContext) -> Result<NetworkState, GpuError> {
         let mut state = NetworkState {
-            params: Vec::with_capacity(self.params.len()),
-            momentum: Vec::with_capacity(self.params.len()),
-            running: Vec::with_capacity(self.running.len()),
+            params: Vec::with_capacity(self.buffers.params.len()),
+            momentum: Vec::with_capacity(self.buffers.params.len()),
+            running: Vec::with_capacity(self.buffers.running.len()),
         };
-        for (p, v) in self.params.iter().zip(&self.momentum) {
+        for (p, v) in self.buffers.params.iter().zip(&self.buffers.momentum) {
             state.params.push(p.read(ctx).await?);
             state.momentum.push(v.read(ctx).await?);
         }
-        for (mean, var) in &self.running {
+        for (mean, var) in &self.buffers.running {
             state.running.push((mean.read(ctx).await?, var.read(ctx).await?));
         }
         ctx.check_at(Fault::StateCopy)?;
@@ -310,24 +284,25 @@ impl Network {
     pub fn write_state(&self, ctx: &GpuContext, state: &NetworkState) {
         assert_eq!(
             state.params.len(),
-            self.params.len(),
+            self.buffers.params.len(),
             "write state: parameter count"
         );
         assert_eq!(
             state.running.len(),
-            self.running.len(),
+            self.buffers.running.len(),
             "write state: batch norm count"
         );
         for ((p, v), (values, momentum)) in self
+            .buffers
             .params
             .iter()
-            .zip(&self.momentum)
+            .zip(&self.buffers.momentum)
             .zip(state.params.iter().zip(&state.momentum))
         {
             p.write(ctx, values);
             v.write(ctx, momentum);
         }
-        for ((mean, var), (m, v)) in self.running.iter().zip(&state.running) {
+        for ((mean, var), (m, v)) in self.buffers.running.iter().zip(&state.running) {
             mean.write(ctx, m);
             var.write(ctx, v);
         }
@@ -335,11 +310,12 @@ impl Network {
 
     /// Launches of one training step on one micro-batch, for timing each kernel.
     pub fn step_launches(&self) -> impl Iterator<Item = &Launch> {
-        self.train_first
+        self.launches
+            .train_first
             .iter()
-            .chain(&self.check_launches)
-            .chain(&self.sgd_launches)
-            .chain(&self.running_launches)
+            .chain(&self.launches.check)
+            .chain(&self.launches.sgd)
+            .chain(&self.launches.running)
     }
 }
 

@@ -47,11 +47,11 @@ impl Network {
     /// Per layer, in the model's order: the norms of its parameters and of their gradients
     /// from the last step.
     pub async fn layer_norms(&self, ctx: &GpuContext) -> Result<Vec<LayerNorms>, GpuError> {
-        ctx.submit_all("layer norms", &self.norm_launches);
-        let partials = self.norm_sums.read(ctx).await;
+        ctx.submit_all("layer norms", &self.launches.norms);
+        let partials = self.buffers.norm_sums.read(ctx).await;
         ctx.check_at(crate::gpu::Fault::LayerNorms)?;
         let sums = sum_of_squares::sums_of_partials(&partials?);
-        let names: Vec<String> = self.model.parameters().into_iter().map(|p| p.name).collect();
+        let names: Vec<String> = self.plan.model.parameters().into_iter().map(|p| p.name).collect();
         let (weights, gradients) = sums.split_at(names.len());
         Ok(group_by_layer(&names, weights, gradients))
     }

@@ -2,7 +2,7 @@
 //! inference), loss, backward layer by layer, and SGD. Recording allocates only the launches'
 //! small uniform buffers and bind groups; a training step replays the lists.
 
-use super::{GradientPlan, Network};
+use super::{Buffers, Plan};
 use crate::gpu::{GpuBuffer, GpuContext, Launch};
 use crate::model::{LayerSlots, Op};
 use crate::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, StepStatistics};
@@ -11,32 +11,40 @@ use crate::ops::finite_check::{self, NonFinite};
 use crate::ops::linear::LinearGemms;
 use crate::ops::matmul;
 use crate::ops::max_pool::{self, MaxPoolShape};
-use crate::ops::sgd;
+use crate::ops::sgd::{self, SgdConfig};
 use crate::ops::upsample::{self, UpsampleShape};
 use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, relu};
 
-/// Records every launch list of `net`: the first micro-batch's training launches, later
-/// micro-batches' (adding into the gradients), inference, and once per step the finiteness
-/// checks, SGD and the running statistics' update (the last two skipped on the device where a
-/// check failed).
-pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &GradientPlan) {
+/// Every launch list of a network, recorded once over its buffers.
+pub(super) struct Launches {
+    /// Forward, loss and backward of the first micro-batch (parameter gradients overwritten)
+    /// and of later ones (added to); the second is empty when there is one micro-batch.
+    pub train_first: Vec<Launch>,
+    pub train_accumulate: Vec<Launch>,
+    /// The inference forward, up to the logits.
+    pub eval: Vec<Launch>,
+    /// Once per step, after the last backward: the finiteness checks, then SGD and each batch
+    /// norm's running-statistic update (which change nothing where a check failed).
+    pub check: Vec<Launch>,
+    pub sgd: Vec<Launch>,
+    pub running: Vec<Launch>,
+    /// Sums of squares of every parameter and gradient ([`Network::layer_norms`]).
+    pub norms: Vec<Launch>,
+}
+
+/// Records every launch list of a network planned as `plan` over `buffers`: the first
+/// micro-batch's training launches, later micro-batches' (adding into the gradients),
+/// inference, and once per step the finiteness checks, SGD and the running statistics' update
+/// (the last two skipped on the device where a check failed).
+pub(super) fn record(ctx: &GpuContext, plan: &Plan, net: &Buffers, sgd_config: SgdConfig) -> Launches {
     let recorder = Recorder {
         ctx,
         net,
         plan,
-        slots: net.model.layer_slots(),
-        fused_relu: net.model.relu_fused_into_batch_norm(),
+        slots: plan.model.layer_slots(),
+        fused_relu: plan.model.relu_fused_into_batch_norm(),
     };
-    let train_first = recorder.train(false);
-    let train_accumulate = if net.micro_batch < net.batch {
-        recorder.train(true)
-    } else {
-        Vec::new()
-    };
-    let eval_launches = recorder.forward(None);
-    let running_launches = recorder.running_updates();
-    let check_launches = recorder.finite_checks();
-    let sgd_launches = (0..net.params.len())
+    let sgd = (0..net.params.len())
         .map(|p| {
             let buffers = sgd::SgdBuffers {
                 grad: &net.grads[p],
@@ -44,31 +52,37 @@ pub(super) fn record_launches(ctx: &GpuContext, net: &mut Network, plan: &Gradie
                 v: &net.momentum[p],
                 status: &net.status,
             };
-            sgd::update(ctx, net.sgd_config, &buffers)
+            sgd::update(ctx, sgd_config, &buffers)
         })
         .collect();
-    net.check_launches = check_launches;
-    net.train_first = train_first;
-    net.train_accumulate = train_accumulate;
-    net.eval_launches = eval_launches;
-    net.sgd_launches = sgd_launches;
-    net.running_launches = running_launches;
+    Launches {
+        train_first: recorder.train(false),
+        train_accumulate: match plan.micro_batch < plan.batch {
+            true => recorder.train(true),
+            false => Vec::new(),
+        },
+        eval: recorder.forward(None),
+        check: recorder.finite_checks(),
+        sgd,
+        running: recorder.running_updates(),
+        norms: super::norms::norm_launches(ctx, &net.params, &net.grads, &net.norm_sums),
+    }
 }
 
 /// Records launch lists over a network's buffers.
 struct Recorder<'a> {
     ctx: &'a GpuContext,
-    net: &'a Network,
+    net: &'a Buffers,
+    plan: &'a Plan,
     /// Per layer: its parameters, batch-norm and max-pool indices.
     slots: Vec<LayerSlots>,
-    plan: &'a GradientPlan,
     /// Per layer: a ReLU that runs inside the batch norm before it.
     fused_relu: Vec<bool>,
 }
 
 impl Recorder<'_> {
     fn slot(&self, k: usize) -> &GpuBuffer<f32> {
-        &self.net._slots[k]
+        &self.net.slots[k]
     }
 
     /// Whether layer `i` (a batch norm) runs the ReLU that follows it.
@@ -89,8 +103,8 @@ impl Recorder<'_> {
             StepStatistics::Start
         };
         let mut launches = self.forward(Some(step));
-        let logits = &net.activations[net.model.output()];
-        let (m, classes) = (net.micro_batch, net.model.classes);
+        let logits = &net.activations[self.plan.model.output()];
+        let (m, classes) = (self.plan.micro_batch, self.plan.model.classes);
         launches.push(cross_entropy::forward(
             ctx,
             m,
@@ -99,17 +113,17 @@ impl Recorder<'_> {
             &net.labels,
             &net.status,
         ));
-        let grad_logits = self.slot(self.plan.tensor_slot[net.model.output()].unwrap());
+        let grad_logits = self.slot(self.plan.gradients.tensor_slot[self.plan.model.output()].unwrap());
         launches.push(cross_entropy::backward(
             ctx,
             m,
             classes,
-            net.batch,
+            self.plan.batch,
             logits,
             &net.labels,
             grad_logits,
         ));
-        for i in (0..net.model.layers.len()).rev() {
+        for i in (0..self.plan.model.layers.len()).rev() {
             self.backward_layer(i, accumulate, &mut launches);
         }
         launches
@@ -124,7 +138,7 @@ impl Recorder<'_> {
             .iter()
             .map(|g| finite_check::check(self.ctx, g, NonFinite::GRADIENT, &net.status));
         let statistics = net
-            ._saved
+            .saved
             .iter()
             .map(|s| finite_check::check(self.ctx, s, NonFinite::STATISTICS, &net.status));
         gradients.chain(statistics).collect()
@@ -134,17 +148,18 @@ impl Recorder<'_> {
     /// micro-batches (nothing changes in a step flagged as not finite).
     fn running_updates(&self) -> Vec<Launch> {
         let net = self.net;
-        net.model
+        self.plan
+            .model
             .layers
             .iter()
             .zip(&self.slots)
             .filter_map(|(layer, p)| {
                 let s = p.batch_norm?;
-                let [n, c, h, w] = net.shapes[layer.inputs[0]];
+                let [n, c, h, w] = self.plan.shapes[layer.inputs[0]];
                 let (mean, var) = &net.running[s];
                 let shape = BnShape::new(n, c, h * w);
                 let buffers = batch_norm::RunningUpdateBuffers {
-                    saved: &net._saved[s],
+                    saved: &net.saved[s],
                     running_mean: mean,
                     running_var: var,
                     status: &net.status,
@@ -164,7 +179,7 @@ impl Recorder<'_> {
     fn forward(&self, train: Option<StepStatistics>) -> Vec<Launch> {
         let (ctx, net) = (self.ctx, self.net);
         let mut launches = Vec::new();
-        for (i, layer) in net.model.layers.iter().enumerate() {
+        for (i, layer) in self.plan.model.layers.iter().enumerate() {
             if self.fused_relu[i] {
                 continue; // the batch norm before it applied it
             }
@@ -172,7 +187,7 @@ impl Recorder<'_> {
             let relu = self.relu_after(i);
             // A batch norm with its ReLU fused writes the ReLU's output.
             let y = &net.activations[i + 1 + (relu == Relu::Fused) as usize];
-            let [n, c, h, w] = net.shapes[layer.inputs[0]];
+            let [n, c, h, w] = self.plan.shapes[layer.inputs[0]];
             let p = self.slots[i];
             let launch = match &layer.op {
                 Op::Upsample { size } => {
@@ -180,9 +195,17 @@ impl Recorder<'_> {
                     upsample::forward(ctx, &shape, x, y)
                 }
                 Op::Conv { .. } => {
-                    let shape = layer.op.conv_shape(net.shapes[layer.inputs[0]]).unwrap();
+                    let shape = layer.op.conv_shape(self.plan.shapes[layer.inputs[0]]).unwrap();
                     let bias = p.bias.map(|b| &net.params[b]);
-                    conv2d::forward(ctx, &shape, x, &net.params[p.weight.expect("a weight")], bias, y)
+                    conv2d::forward(
+                        ctx,
+                        &self.plan.kernels,
+                        &shape,
+                        x,
+                        &net.params[p.weight.expect("a weight")],
+                        bias,
+                        y,
+                    )
                 }
                 Op::BatchNorm { .. } => {
                     let s = p.batch_norm.unwrap();
@@ -198,7 +221,7 @@ impl Recorder<'_> {
                             gamma,
                             beta,
                             y,
-                            saved: &net._saved[s],
+                            saved: &net.saved[s],
                         };
                         batch_norm::train_forward(
                             ctx,
@@ -228,7 +251,7 @@ impl Recorder<'_> {
                     padding,
                 } => {
                     let shape = MaxPoolShape::new(n, c, h, w, *kernel, *stride, *padding);
-                    let argmax = &net._argmax[p.max_pool.unwrap()];
+                    let argmax = &net.argmax[p.max_pool.unwrap()];
                     max_pool::forward(ctx, &shape, x, y, argmax)
                 }
                 Op::Add => add::forward(ctx, x, &net.activations[layer.inputs[1]], y),
@@ -238,6 +261,7 @@ impl Recorder<'_> {
                     let bias = Some(&net.params[p.bias.unwrap()]);
                     matmul::launch(
                         ctx,
+                        &self.plan.kernels,
                         &mm.forward,
                         x,
                         &net.params[p.weight.expect("a weight")],
@@ -254,14 +278,14 @@ impl Recorder<'_> {
     /// Backward of layer `i`: its parameter gradients and the gradient of its input.
     fn backward_layer(&self, i: usize, accumulate: bool, launches: &mut Vec<Launch>) {
         let (ctx, net) = (self.ctx, self.net);
-        let Some(dy_slot) = self.plan.tensor_slot[i + 1] else {
+        let Some(dy_slot) = self.plan.gradients.tensor_slot[i + 1] else {
             return;
         };
-        let layer = &net.model.layers[i];
+        let layer = &self.plan.model.layers[i];
         let dy = self.slot(dy_slot);
         let x = &net.activations[layer.inputs[0]];
-        let [n, c, h, w] = net.shapes[layer.inputs[0]];
-        let target = self.plan.input_grad_target[i];
+        let [n, c, h, w] = self.plan.shapes[layer.inputs[0]];
+        let target = self.plan.gradients.input_grad_target[i];
         let dx = target.map(|(slot, _)| self.slot(slot));
         let p = self.slots[i];
         if self.fused_relu[i] {
@@ -275,9 +299,9 @@ impl Recorder<'_> {
                 }
             }
             Op::Conv { .. } => {
-                let shape = layer.op.conv_shape(net.shapes[layer.inputs[0]]).unwrap();
+                let shape = layer.op.conv_shape(self.plan.shapes[layer.inputs[0]]).unwrap();
                 if let Some(b) = p.bias {
-                    let [_, co, oh, ow] = net.shapes[i + 1];
+                    let [_, co, oh, ow] = self.plan.shapes[i + 1];
                     launches.push(bias_grad::backward(
                         ctx,
                         (n, co, oh * ow),
@@ -287,10 +311,26 @@ impl Recorder<'_> {
                     ));
                 }
                 let dw = &net.grads[p.weight.expect("a weight")];
-                launches.push(conv2d::weight_grad(ctx, &shape, dy, x, dw, accumulate));
+                launches.push(conv2d::weight_grad(
+                    ctx,
+                    &self.plan.kernels,
+                    &shape,
+                    dy,
+                    x,
+                    dw,
+                    accumulate,
+                ));
                 if let (Some(dx), Some((_, add_into))) = (dx, target) {
                     let w = &net.params[p.weight.expect("a weight")];
-                    launches.push(conv2d::input_grad(ctx, &shape, dy, w, dx, add_into));
+                    launches.push(conv2d::input_grad(
+                        ctx,
+                        &self.plan.kernels,
+                        &shape,
+                        dy,
+                        w,
+                        dx,
+                        add_into,
+                    ));
                 }
             }
             Op::BatchNorm { .. } => {
@@ -300,7 +340,7 @@ impl Recorder<'_> {
                     x,
                     gamma: &net.params[p.weight.expect("a weight")],
                     beta: &net.params[p.bias.unwrap()],
-                    saved: &net._saved[s],
+                    saved: &net.saved[s],
                     dx: dx.expect("a batch norm's input needs a gradient"),
                     dgamma: &net.grads[p.weight.expect("a weight")],
                     dbeta: &net.grads[p.bias.unwrap()],
@@ -321,7 +361,7 @@ impl Recorder<'_> {
             } => {
                 if let Some(dx) = dx {
                     let shape = MaxPoolShape::new(n, c, h, w, *kernel, *stride, *padding);
-                    let argmax = &net._argmax[p.max_pool.unwrap()];
+                    let argmax = &net.argmax[p.max_pool.unwrap()];
                     launches.push(max_pool::backward(ctx, &shape, argmax, dy, dx));
                 }
             }
@@ -345,6 +385,7 @@ impl Recorder<'_> {
                 let mm = LinearGemms::new(n, features, *out_features, accumulate);
                 launches.push(matmul::launch(
                     ctx,
+                    &self.plan.kernels,
                     &mm.weight_grad,
                     dy,
                     x,
@@ -354,6 +395,7 @@ impl Recorder<'_> {
                 if let Some(dx) = dx {
                     launches.push(matmul::launch(
                         ctx,
+                        &self.plan.kernels,
                         &mm.input_grad,
                         dy,
                         &net.params[p.weight.expect("a weight")],

@@ -21,11 +21,10 @@ use std::collections::BTreeMap;
 
 use web_time::Instant;
 
-use super::{GradientPlan, KernelCache};
+use super::{KernelCache, Plan};
 use crate::gpu::{Fault, GemmKey, GpuBuffer, GpuContext, GpuError, KernelPolicy, Launch, Variant};
-use crate::model::{Model, Op};
+use crate::model::GemmLaunch;
 use crate::ops::conv2d::{self, Conv2dShape, Direction};
-use crate::ops::linear::LinearGemms;
 use crate::ops::matmul::{self, MatmulParams};
 
 /// One GEMM-shaped launch of a network and the variant it runs.
@@ -115,54 +114,59 @@ fn direction_name(d: Direction) -> &'static str {
     }
 }
 
-/// Every GEMM-shaped launch of one training step of `model` at `micro_batch` images.
-fn cases(ctx: &GpuContext, model: &Model, micro_batch: usize) -> Vec<Case> {
-    let shapes = model.shapes(micro_batch);
-    let plan = GradientPlan::new(model, &shapes);
+/// Every GEMM-shaped launch of one training step of `model` at `micro_batch` images (as each
+/// layer describes them; input gradients only where a gradient flows).
+fn cases(ctx: &GpuContext, plan: &Plan) -> Vec<Case> {
+    let model = &plan.model;
     let mut out = Vec::new();
-    for (i, layer) in model.layers.iter().enumerate() {
-        let needs_input_grad = plan.input_grad_target[i].is_some();
-        match &layer.op {
-            Op::Conv { name, .. } => {
-                let shape = layer
+    for (i, (layer, description)) in model
+        .layers
+        .iter()
+        .zip(model.describe(plan.micro_batch))
+        .enumerate()
+    {
+        let needs_input_grad = plan.gradients.input_grad_target[i].is_some();
+        for gemm in description.gemms {
+            if gemm.direction() == Direction::InputGrad && !needs_input_grad {
+                continue;
+            }
+            let (key, candidates, shape) = match gemm {
+                GemmLaunch::Conv(d, s) => (
+                    conv2d::launch_key(d, &s),
+                    conv2d::candidates(ctx, d, &s),
+                    CaseShape::Conv(d, s),
+                ),
+                GemmLaunch::Matmul(_, p) => (
+                    matmul::gemm_key(&p),
+                    matmul::candidates(ctx, &p),
+                    CaseShape::Matmul(p),
+                ),
+            };
+            out.push(Case {
+                layer: layer
                     .op
-                    .conv_shape(shapes[layer.inputs[0]])
-                    .expect("a convolution");
-                for d in Direction::ALL {
-                    if d == Direction::InputGrad && !needs_input_grad {
-                        continue;
-                    }
-                    out.push(Case {
-                        layer: name.clone(),
-                        direction: direction_name(d),
-                        key: conv2d::launch_key(d, &shape),
-                        candidates: conv2d::candidates(ctx, d, &shape),
-                        shape: CaseShape::Conv(d, shape),
-                    });
-                }
-            }
-            Op::Linear { name, out_features } => {
-                let [n, c, h, w] = shapes[layer.inputs[0]];
-                let gemms = LinearGemms::new(n, c * h * w, *out_features, false);
-                let mut add = |direction, p: MatmulParams| {
-                    out.push(Case {
-                        layer: name.clone(),
-                        direction,
-                        key: matmul::gemm_key(&p),
-                        candidates: matmul::candidates(ctx, &p),
-                        shape: CaseShape::Matmul(p),
-                    })
-                };
-                add("forward", gemms.forward);
-                add("weight grad", gemms.weight_grad);
-                if needs_input_grad {
-                    add("input grad", gemms.input_grad);
-                }
-            }
-            _ => {}
+                    .name()
+                    .expect("a layer with GEMMs has parameters")
+                    .to_string(),
+                direction: direction_name(gemm.direction()),
+                key,
+                candidates,
+                shape,
+            });
         }
     }
     out
+}
+
+/// The candidates worth timing on this adapter: all but the wide subgroup kernels where the
+/// adapter's subgroups are 8 lanes wide (see [`GpuContext::wide_worth_timing`]).
+fn worth_timing(ctx: &GpuContext, candidates: &[Variant]) -> Vec<Variant> {
+    let wide_too = ctx.wide_worth_timing();
+    candidates
+        .iter()
+        .copied()
+        .filter(|&v| v != Variant::SubgroupWide || wide_too)
+        .collect()
 }
 
 /// Buffers of one case's launch, and the launch in a given variant.
@@ -347,22 +351,22 @@ pub enum Tuning {
     CacheOnly,
 }
 
-/// Chooses the variant of every GEMM-shaped launch of `model` at `micro_batch` images, and
-/// records the choices in `ctx` so that the launches built next use them. Under
+/// Chooses the variant of every GEMM-shaped launch of `plan` and records the choices in it, so
+/// that the network built from it uses them. Under
 /// [`KernelPolicy::Auto`], shapes not in `cache` are timed (with [`Tuning::Measure`]), and the
 /// cache is updated; under a fixed policy nothing is timed. `progress(done, total)` follows the
 /// cases.
 pub async fn choose_kernels(
     ctx: &GpuContext,
-    model: &Model,
-    micro_batch: usize,
+    plan: &mut Plan,
     cache: &KernelCache,
     tuning: Tuning,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<TuneReport, GpuError> {
     let start = Instant::now();
-    let policy = ctx.kernel_policy();
-    let cases = cases(ctx, model, micro_batch);
+    let policy = plan.kernels.policy;
+    let cases = cases(ctx, plan);
+    let kernels = &mut plan.kernels;
     let mut report = TuneReport {
         policy,
         launches: Vec::new(),
@@ -377,9 +381,7 @@ pub async fn choose_kernels(
         let (stored, note) = cache.load(ctx);
         report.cache_note = note;
         for (key, variant) in stored {
-            if !ctx.is_measured(&key) {
-                ctx.set_measured(key, variant);
-            }
+            kernels.measured.entry(key).or_insert(variant);
         }
     }
     let mut timed: BTreeMap<GemmKey, Vec<(Variant, f64)>> = BTreeMap::new();
@@ -390,22 +392,23 @@ pub async fn choose_kernels(
     for (done, case) in cases.iter().enumerate() {
         progress(done, cases.len());
         let first_of_shape = counted.insert(case.key.clone());
-        let measure = auto && tuning == Tuning::Measure && case.candidates.len() > 1;
-        if measure && first_of_shape && ctx.is_measured(&case.key) {
+        let timed_variants = worth_timing(ctx, &case.candidates);
+        let measure = auto && tuning == Tuning::Measure && timed_variants.len() > 1;
+        if measure && first_of_shape && kernels.measured.contains_key(&case.key) {
             // A cached choice runs once before it is trusted; one the device rejects is timed
             // anew below.
             let buffers = CaseBuffers::new(ctx, &case.shape);
-            let cached = ctx.pick(&case.key, &case.candidates);
+            let cached = kernels.pick(&case.key, &case.candidates);
             if try_variant(ctx, &buffers, case, cached).await?.is_none() {
-                ctx.forget_measured(&case.key);
+                kernels.measured.remove(&case.key);
             }
         }
-        if measure && !ctx.is_measured(&case.key) {
+        if measure && !kernels.measured.contains_key(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape);
             let flops = case.shape.flops();
             let mut best: Option<(f64, Variant)> = None;
             let mut timings = Vec::new();
-            for &variant in &case.candidates {
+            for &variant in &timed_variants {
                 let candidate = time_candidate(
                     ctx,
                     &buffers,
@@ -428,7 +431,7 @@ pub async fn choose_kernels(
                 return Err(GpuError::Validation(format!(
                     "{}: the device rejected every kernel variant ({})",
                     case.key,
-                    case.candidates
+                    timed_variants
                         .iter()
                         .map(|v| v.name())
                         .collect::<Vec<_>>()
@@ -436,17 +439,17 @@ pub async fn choose_kernels(
                 )));
             };
             log::info!("kernel choice: {} -> {chosen} ({timings:?})", case.key);
-            ctx.set_measured(case.key.clone(), chosen);
+            kernels.measured.insert(case.key.clone(), chosen);
             timed.insert(case.key.clone(), timings);
             report.measured += 1;
-        } else if auto && first_of_shape && ctx.is_measured(&case.key) {
+        } else if auto && first_of_shape && kernels.measured.contains_key(&case.key) {
             report.cached += 1;
         }
         report.launches.push(TunedLaunch {
             layer: case.layer.clone(),
             direction: case.direction,
             key: case.key.clone(),
-            variant: ctx.pick(&case.key, &case.candidates),
+            variant: kernels.pick(&case.key, &case.candidates),
             timings: if first_of_shape {
                 timed.get(&case.key).cloned().unwrap_or_default()
             } else {
@@ -459,7 +462,7 @@ pub async fn choose_kernels(
     ctx.check_at(Fault::KernelTiming)?;
     progress(cases.len(), cases.len());
     if report.measured > 0
-        && let Some(note) = cache.save(ctx, &ctx.kernel_choices().measured)
+        && let Some(note) = cache.save(ctx, &kernels.measured)
     {
         report.cache_note = Some(note);
     }

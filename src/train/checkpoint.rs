@@ -277,7 +277,13 @@ fn take_network(
     let expected = expected_tensors(model);
     let head = model.layers.iter().rev().find_map(|l| match &l.op {
         crate::model::Op::Linear { name, .. } => Some(name.clone()),
-        _ => None,
+        crate::model::Op::Upsample { .. }
+        | crate::model::Op::Conv { .. }
+        | crate::model::Op::BatchNorm { .. }
+        | crate::model::Op::Relu
+        | crate::model::Op::MaxPool { .. }
+        | crate::model::Op::Add
+        | crate::model::Op::GlobalAvgPool => None,
     });
     let (mut missing, mut misshaped, mut fresh_names) = (Vec::new(), Vec::new(), Vec::new());
     let mut values = Vec::with_capacity(expected.len());
@@ -433,23 +439,17 @@ impl Checkpoint {
     /// disk, then renamed over `path`, so a crash never leaves a half-written checkpoint.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &std::path::Path) -> Result<(), CheckpointError> {
-        use std::io::Write;
-        let io = |action, source| CheckpointError::Io {
-            action,
-            path: path.display().to_string(),
-            source,
+        use crate::fs_atomic::PartialFile;
+        let io = |e: crate::fs_atomic::WriteError| CheckpointError::Io {
+            action: e.action,
+            path: e.path.display().to_string(),
+            source: e.source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io("create the folder of", e))?;
-        }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        let tmp = std::path::PathBuf::from(tmp);
-        let mut file = std::fs::File::create(&tmp).map_err(|e| io("write", e))?;
-        file.write_all(&self.to_bytes()).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("write", e))?;
-        drop(file);
-        std::fs::rename(&tmp, path).map_err(|e| io("write", e))
+        // The temporary file is created first: it marks the whole save on disk, serializing
+        // included.
+        let mut file = PartialFile::create(path).map_err(io)?;
+        file.write_all(&self.to_bytes()).map_err(io)?;
+        file.commit().map_err(io)
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -8,6 +8,7 @@
 //! them between frames).
 
 pub mod checkpoint;
+mod config;
 mod error;
 pub mod lr;
 mod predict;
@@ -18,130 +19,19 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
+pub use config::{OnNonFinite, TrainConfig, TrainMetrics};
 pub use error::TrainError;
 pub use lr::{LrSchedule, LrState};
 pub use predict::{evaluate, predict_logits, softmax_rows, top_k};
 pub use report::{ClassScores, EvalReport};
 pub use spec::ModelSpec;
 
-use crate::data::{BatchOptions, BatchOrder, Cifar10, Dataset, fill_batch};
-use crate::gpu::{GpuContext, GpuError};
-use crate::model::{GammaInit, Model, Stem, Variant};
+use crate::data::{BatchOrder, Cifar10, Dataset, fill_batch};
+use crate::gpu::{GpuContext, GpuError, KernelPolicy};
 use crate::ops::finite_check::NonFinite;
 use crate::ops::sgd::SgdConfig;
 use crate::rng::Rng;
-use crate::schedule::{
-    KernelCache, MemoryReport, Network, NetworkState, ScheduleError, TuneReport, Tuning, choose_kernels,
-    choose_micro_batch,
-};
-
-/// How training-set loss and error are measured each epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrainMetrics {
-    /// A pass over the training set in inference mode after the epoch, as the reference does.
-    Eval,
-    /// The mean of the epoch's batch losses and errors while training (no extra pass).
-    Running,
-}
-
-/// What a run does with a step whose loss, gradients or batch statistics are not finite.
-/// Either way the step changed nothing on the device: the weights, momentum and running
-/// statistics are those before it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnNonFinite {
-    /// Stop the run with an error naming the step.
-    #[default]
-    Stop,
-    /// Skip the step (its batch is used up) and go on; stop once this many steps in a row were
-    /// skipped.
-    Skip { in_a_row: u32 },
-}
-
-/// Everything that defines a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub model: ModelSpec,
-    pub batch: usize,
-    pub epochs: usize,
-    pub sgd: SgdConfig,
-    pub schedule: LrSchedule,
-    pub augment: BatchOptions,
-    pub shuffle: bool,
-    pub seed: u64,
-    /// Images taken from the end of the training set to validate on.
-    pub validation: usize,
-    /// Stop after this many steps in all (a short run or a smoke test).
-    pub max_steps: Option<u64>,
-    pub train_metrics: TrainMetrics,
-    /// Run each batch as micro-batches of at most this many images (they are also split
-    /// automatically when a buffer would exceed the device's limit).
-    pub max_micro_batch: Option<usize>,
-    /// How batch norm's γ starts; `None`: the variant's default ([`Variant::default_gamma`]).
-    #[serde(default)]
-    pub gamma: Option<GammaInit>,
-    /// What a step that is not finite does to the run.
-    #[serde(default)]
-    pub on_nonfinite: OnNonFinite,
-}
-
-impl TrainConfig {
-    /// The reference experiment: seed ResNet-50 (upsampled to 224), batch 128, 40 epochs,
-    /// SGD lr 0.01 momentum 0.9 weight decay 1e-4, ReduceLROnPlateau, horizontal flips,
-    /// 45,000/5,000 split, train metrics in inference mode.
-    pub fn reference() -> Self {
-        Self {
-            model: ModelSpec::named(Variant::Seed50, Stem::ImageNet),
-            batch: 128,
-            epochs: 40,
-            sgd: SgdConfig::REFERENCE,
-            schedule: LrSchedule::REFERENCE,
-            augment: BatchOptions::REFERENCE,
-            shuffle: true,
-            seed: 0,
-            validation: 5_000,
-            max_steps: None,
-            train_metrics: TrainMetrics::Eval,
-            max_micro_batch: None,
-            gamma: None,
-            on_nonfinite: OnNonFinite::Stop,
-        }
-    }
-
-    /// How batch norm's γ starts in this run.
-    pub fn gamma_init(&self) -> GammaInit {
-        self.gamma.unwrap_or(self.model.variant.default_gamma())
-    }
-
-    /// A fresh run's initial parameters (drawn with `seed`, γ as [`Self::gamma_init`] says).
-    pub fn initial_parameters(&self, model: &Model) -> Vec<Vec<f32>> {
-        model.initial_parameters_with(self.seed, self.gamma_init())
-    }
-
-    /// Device memory this configuration needs on `ctx` (micro-batched where needed).
-    pub fn memory(&self, ctx: &GpuContext) -> Result<MemoryReport, ScheduleError> {
-        let model = self.model.build();
-        let limits = Network::limits(ctx);
-        let micro = choose_micro_batch(&model, self.batch, limits, self.max_micro_batch)
-            .ok_or_else(|| ScheduleError::too_large(self.model.describe(), &model, self.batch, limits))?;
-        Ok(MemoryReport::new(&model, self.batch, micro))
-    }
-
-    /// Chooses the kernel variant of every GEMM-shaped launch of this configuration on `ctx`
-    /// (measured, or from `cache`), so that a [`Trainer`] built next uses them.
-    pub async fn choose_kernels(
-        &self,
-        ctx: &GpuContext,
-        cache: &KernelCache,
-        tuning: Tuning,
-        progress: impl FnMut(usize, usize),
-    ) -> Result<TuneReport, TrainError> {
-        let memory = self.memory(ctx)?;
-        let model = self.model.build();
-        Ok(choose_kernels(ctx, &model, memory.micro_batch, cache, tuning, progress).await?)
-    }
-}
+use crate::schedule::{Network, NetworkState, Plan};
 
 /// Metrics of one finished epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -281,28 +171,54 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run: weights drawn from the variant's initialisation with the run's seed, or
     /// `initial` (in `Model::parameters()` order).
+    ///
+    /// Kernels are the defaults for the adapter; [`Trainer::from_plan`] runs a plan whose
+    /// kernels were chosen ([`choose_kernels`]).
     pub fn new(
         ctx: &GpuContext,
         config: TrainConfig,
         data: Splits,
         initial: Option<NetworkState>,
     ) -> Result<Self, TrainError> {
-        let model = config.model.build();
+        let plan = config.plan(ctx, KernelPolicy::Auto)?;
+        Self::from_plan(ctx, plan, config, data, initial)
+    }
+
+    /// [`Trainer::new`] on `plan`, which must be this configuration's ([`TrainConfig::plan`]).
+    pub fn from_plan(
+        ctx: &GpuContext,
+        plan: Plan,
+        config: TrainConfig,
+        data: Splits,
+        initial: Option<NetworkState>,
+    ) -> Result<Self, TrainError> {
         let state = TrainState::fresh(&config);
         let params = match &initial {
             Some(s) => s.params.clone(),
-            None => config.initial_parameters(&model),
+            None => config.initial_parameters(&plan.model),
         };
-        Self::assemble(ctx, config, data, state, &params, initial.as_ref())
+        Self::assemble(ctx, plan, config, data, state, &params, initial.as_ref())
     }
 
     /// Continues a saved run on `data` (normally the same data it was trained on); refused
-    /// where the run's position lies beyond an epoch of `data`.
+    /// where the run's position lies beyond an epoch of `data`. Kernels as in [`Trainer::new`].
     pub fn resume(ctx: &GpuContext, checkpoint: &Checkpoint, data: Splits) -> Result<Self, TrainError> {
+        let plan = checkpoint.header.config.plan(ctx, KernelPolicy::Auto)?;
+        Self::resume_from_plan(ctx, plan, checkpoint, data)
+    }
+
+    /// [`Trainer::resume`] on `plan`, which must be the checkpoint's configuration's.
+    pub fn resume_from_plan(
+        ctx: &GpuContext,
+        plan: Plan,
+        checkpoint: &Checkpoint,
+        data: Splits,
+    ) -> Result<Self, TrainError> {
         let h = &checkpoint.header;
         h.check_position("the checkpoint", data.train.len() / h.config.batch.max(1))?;
         Self::assemble(
             ctx,
+            plan,
             h.config.clone(),
             data,
             h.state.clone(),
@@ -313,6 +229,7 @@ impl Trainer {
 
     fn assemble(
         ctx: &GpuContext,
+        plan: Plan,
         config: TrainConfig,
         data: Splits,
         state: TrainState,
@@ -326,11 +243,13 @@ impl Trainer {
                 batch: config.batch,
             });
         }
-        let model = config.model.build();
+        assert!(
+            plan.batch == config.batch && plan.model == config.model.build(),
+            "the plan is of another configuration"
+        );
         let mut sgd = config.sgd;
         sgd.lr = state.lr.lr as f32;
-        let net =
-            Network::with_micro_batch_limit(ctx, model, config.batch, config.max_micro_batch, params, sgd)?;
+        let net = Network::from_plan(ctx, plan, params, sgd)?;
         if let Some(s) = full_state {
             net.write_state(ctx, s);
         }

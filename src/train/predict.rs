@@ -9,7 +9,7 @@ use crate::schedule::Network;
 
 /// Logits `[N, classes]` of every image of `data` through `net` in inference mode.
 pub async fn predict_logits(ctx: &GpuContext, net: &Network, data: &Dataset) -> Result<Vec<f32>, GpuError> {
-    let mut logits = Vec::with_capacity(data.len() * net.model.classes);
+    let mut logits = Vec::with_capacity(data.len() * net.plan.model.classes);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut rng = Rng::new(0);

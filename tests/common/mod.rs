@@ -40,6 +40,22 @@ pub fn kernel_policies(ctx: &GpuContext) -> Vec<KernelPolicy> {
     variants.into_iter().map(KernelPolicy::Only).collect()
 }
 
+/// A network of `model` at `batch` images in micro-batches of at most `micro`, its launches
+/// picking their variant as `policy` says.
+pub fn network(
+    ctx: &GpuContext,
+    model: resnet_wgpu::model::Model,
+    batch: usize,
+    micro: usize,
+    policy: KernelPolicy,
+    values: &[Vec<f32>],
+    sgd: SgdConfig,
+) -> resnet_wgpu::schedule::Network {
+    use resnet_wgpu::schedule::{Network, Plan};
+    let plan = Plan::new(model, batch, Network::limits(ctx), Some(micro), policy).expect("a plan");
+    Network::from_plan(ctx, plan, values, sgd).expect("a network")
+}
+
 /// The kernel variants to test on this adapter, each asked for by name (launchers refuse a
 /// variant that does not apply to a shape, so a test never quietly runs another one).
 pub fn kernel_variants(ctx: &GpuContext) -> Vec<Variant> {

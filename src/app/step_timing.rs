@@ -1,0 +1,73 @@
+//! Timing a training step of a model on the device, for the estimate shown before Start: a
+//! step of a few images, then, where that predicts a short step, one of the whole batch.
+
+use std::sync::Arc;
+
+use crate::data::Cifar10;
+use crate::gpu::{GpuContext, KernelPolicy};
+use crate::schedule::{KernelCache, Tuning, choose_kernels};
+use crate::train::{Splits, TrainConfig, TrainError, Trainer};
+
+/// Images in the first step timed for an estimate: few, so that even a large network on a
+/// CPU adapter answers in seconds.
+const PROBE_IMAGES: usize = 2;
+
+/// A whole batch is timed as well when the probe predicts its step to take less than this
+/// (seconds): a step of few images wastes much of the device, so the probe alone
+/// overestimates, and its prediction is an upper bound.
+const WHOLE_BATCH_SECONDS: f64 = 10.0;
+
+/// What an estimate depends on: the model and its input size (the batch only scales it).
+pub fn estimate_key(config: &TrainConfig) -> String {
+    serde_json::to_string(&config.model).unwrap_or_default()
+}
+
+/// A first timed step shorter than this (seconds) is followed by a second one, which is the
+/// one measured: the first use of each pipeline costs extra (lavapipe and SwiftShader compile
+/// shaders at their first dispatch), which no later step pays.
+const REPEAT_BELOW_SECONDS: f64 = 20.0;
+
+/// What timing a training step of `config`'s model needs.
+pub struct StepProbe<'a> {
+    pub ctx: &'a GpuContext,
+    pub config: &'a TrainConfig,
+    pub data: &'a Arc<Cifar10>,
+    pub policy: KernelPolicy,
+    pub cache: &'a KernelCache,
+}
+
+impl StepProbe<'_> {
+    /// Seconds per training image of the model: a step of [`PROBE_IMAGES`] images, then,
+    /// where that predicts a short step, a step of the whole batch; each timed after its
+    /// network (and pipelines) are built.
+    pub async fn seconds_per_image(&self) -> Result<f64, TrainError> {
+        let per_image = self.seconds_per_image_at(PROBE_IMAGES).await?;
+        let batch = self.config.batch.min(self.data.train.len());
+        if batch > PROBE_IMAGES && per_image * batch as f64 <= WHOLE_BATCH_SECONDS {
+            return self.seconds_per_image_at(batch).await;
+        }
+        Ok(per_image)
+    }
+
+    /// Seconds per image of a training step at `batch`: the second step where the first is
+    /// short enough to afford one. Kernels are the cache's choices (the defaults elsewhere).
+    async fn seconds_per_image_at(&self, batch: usize) -> Result<f64, TrainError> {
+        let ctx = self.ctx;
+        let probe = TrainConfig {
+            batch,
+            epochs: 1,
+            validation: 0,
+            ..self.config.clone()
+        };
+        let mut plan = probe.plan(ctx, self.policy)?;
+        choose_kernels(ctx, &mut plan, self.cache, Tuning::CacheOnly, |_, _| {}).await?;
+        let mut trainer = Trainer::from_plan(ctx, plan, probe, Splits::new(self.data, 0), None)?;
+        let mut started = web_time::Instant::now();
+        trainer.step(ctx).await?;
+        if started.elapsed().as_secs_f64() < REPEAT_BELOW_SECONDS && self.data.train.len() >= 2 * batch {
+            started = web_time::Instant::now();
+            trainer.step(ctx).await?;
+        }
+        Ok(started.elapsed().as_secs_f64() / batch as f64)
+    }
+}

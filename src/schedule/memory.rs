@@ -1,0 +1,151 @@
+//! How much device memory a plan takes, by kind.
+
+use std::fmt;
+
+use super::GradientPlan;
+use crate::model::{Model, Shape};
+use crate::ops::batch_norm::SAVED_PER_CHANNEL;
+use crate::schedule::DeviceLimits;
+
+const F32: u64 = 4;
+
+/// Device memory of a configuration, by kind, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// Images in one batch, and in each micro-batch run on the device.
+    pub batch: usize,
+    pub micro_batch: usize,
+    /// Parameters, their gradients and momentum, and batch-norm running statistics.
+    pub parameters: u64,
+    /// Every layer's output (kept for the backward pass).
+    pub activations: u64,
+    /// Gradients of activations, after reuse.
+    pub activation_gradients: u64,
+    /// What those gradients would take without reuse.
+    pub activation_gradients_unshared: u64,
+    /// Batch-norm saved statistics, max-pool argmax indices, labels, the loss and the sums of
+    /// squares behind the per-layer norms.
+    pub other: u64,
+    /// The largest single buffer (the device's per-buffer binding limit applies to it).
+    pub largest_buffer: u64,
+}
+
+impl MemoryReport {
+    /// Plans `model` at micro-batch `micro_batch` (the device runs `batch` as
+    /// `batch / micro_batch` micro-batches).
+    pub fn new(model: &Model, batch: usize, micro_batch: usize) -> Self {
+        let shapes = model.shapes(micro_batch);
+        let bytes = |len: usize| len.max(1) as u64 * F32;
+        let numel = |s: &Shape| s.iter().product::<usize>();
+        let params = model.parameters();
+        let running: u64 = model.batch_norms().iter().map(|(_, c)| 2 * bytes(*c)).sum();
+        let parameters = params.iter().map(|p| 3 * bytes(p.len())).sum::<u64>() + running;
+        let activations = shapes
+            .iter()
+            .zip(model.stored_tensors())
+            .filter(|(_, stored)| *stored)
+            .map(|(s, _)| bytes(numel(s)))
+            .sum();
+        let plan = GradientPlan::new(model, &shapes);
+        let activation_gradients = plan.slot_len.iter().map(|&l| bytes(l)).sum();
+        let activation_gradients_unshared = plan
+            .tensor_slot
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(t, _)| bytes(numel(&shapes[t])))
+            .sum();
+        let mut other =
+            bytes(micro_batch) + bytes(2) + bytes(2 * params.len() * crate::ops::sum_of_squares::PARTIALS);
+        for description in model.describe(micro_batch) {
+            if let Some((_, channels)) = description.statistics {
+                other += SAVED_PER_CHANNEL as u64 * bytes(channels);
+            }
+            if let Some(len) = description.argmax {
+                other += bytes(len);
+            }
+        }
+        let largest_buffer = shapes
+            .iter()
+            .map(|s| bytes(numel(s)))
+            .chain(params.iter().map(|p| bytes(p.len())))
+            .max()
+            .unwrap_or(0);
+        Self {
+            batch,
+            micro_batch,
+            parameters,
+            activations,
+            activation_gradients,
+            activation_gradients_unshared,
+            other,
+            largest_buffer,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.parameters + self.activations + self.activation_gradients + self.other
+    }
+
+    pub fn micro_batches(&self) -> usize {
+        self.batch / self.micro_batch
+    }
+
+    /// "runs as 4 micro-batches of 32 (here a buffer may hold at most 128 MiB, and all of them
+    /// 4096 MiB)", or `None` when the batch runs whole: the one wording of this fact for every
+    /// screen.
+    pub fn micro_batch_note(&self, limits: DeviceLimits) -> Option<String> {
+        (self.micro_batch < self.batch).then(|| {
+            format!(
+                "runs as {} micro-batches of {} (here a buffer may hold at most {:.0} MiB, and all of them {:.0} MiB)",
+                self.micro_batches(),
+                self.micro_batch,
+                mib(limits.max_buffer),
+                mib(limits.memory_budget)
+            )
+        })
+    }
+}
+
+/// Mebibytes, for messages.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+impl fmt::Display for MemoryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "device memory: {:.1} MiB in all (largest buffer {:.1} MiB)",
+            mib(self.total()),
+            mib(self.largest_buffer)
+        )?;
+        writeln!(
+            f,
+            "  parameters, gradients, momentum, running stats: {:.1} MiB",
+            mib(self.parameters)
+        )?;
+        writeln!(f, "  activations: {:.1} MiB", mib(self.activations))?;
+        writeln!(
+            f,
+            "  activation gradients: {:.1} MiB (reuse saves {:.1} MiB)",
+            mib(self.activation_gradients),
+            mib(self.activation_gradients_unshared - self.activation_gradients)
+        )?;
+        write!(
+            f,
+            "  saved statistics, indices, labels: {:.1} MiB",
+            mib(self.other)
+        )?;
+        if self.micro_batch < self.batch {
+            write!(
+                f,
+                "\n  batch {} runs as {} micro-batches of {} with gradient accumulation",
+                self.batch,
+                self.micro_batches(),
+                self.micro_batch
+            )?;
+        }
+        Ok(())
+    }
+}
