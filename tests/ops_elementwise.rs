@@ -1,9 +1,10 @@
-//! Element-wise kernels against their CPU references, and CPU backwards against finite
-//! differences.
+//! Element-wise kernels (ReLU, sum of squares, and the residual add): GPU kernels against their
+//! CPU references, CPU backwards against finite differences, run-to-run determinism, and the
+//! add's parameter layout.
 
 mod common;
 use common::*;
-use resnet_wgpu::ops::{relu, sum_of_squares};
+use resnet_wgpu::ops::{add, relu, sum_of_squares};
 
 #[test]
 fn relu_matches_reference() {
@@ -73,4 +74,102 @@ fn relu_backward_matches_finite_differences() {
     let analytic = relu::backward_cpu(&relu::forward_cpu(&x), &w);
     let numeric = numeric_gradient(&x, |x| dot(&relu::forward_cpu(x), &w));
     assert_gradient("relu", &analytic, &numeric);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Add
+
+#[test]
+fn add_matches_reference() {
+    let ctx = gpu();
+    for (seed, len) in [
+        (1u64, 1usize),
+        (2, 255),
+        (3, 257),
+        (4, 70_001),
+        (5, 2 * 256 * 56 * 56),
+    ] {
+        let a = Rng::new(seed).uniform_vec(len, -1.0, 1.0);
+        let b = Rng::new(seed + 100).uniform_vec(len, -1.0, 1.0);
+        let (ab, bb, outb) = (
+            upload(&ctx, "a", &a),
+            upload(&ctx, "b", &b),
+            poisoned(&ctx, "out", len),
+        );
+        let launch = add::forward(&ctx, &ab, &bb, &outb);
+        ctx.run_blocking("add", &[&launch]);
+        // One f32 rounding of the exact sum.
+        let reference = add::forward_cpu(&to_f64(&a), &to_f64(&b));
+        assert_close(
+            &format!("add len {len}"),
+            &outb.read_blocking(&ctx),
+            &reference,
+            0.0,
+            1e-7,
+        );
+        if len == 70_001 {
+            assert_deterministic(&ctx, "add", &launch, &outb);
+        }
+    }
+}
+
+#[test]
+fn add_sums_gradients_of_two_paths() {
+    // The backward of a branch point: the gradients arriving from both paths are summed.
+    let ctx = gpu();
+    let len = 1000;
+    let g1 = Rng::new(11).uniform_vec(len, -1.0, 1.0);
+    let g2 = Rng::new(12).uniform_vec(len, -1.0, 1.0);
+    let (g1b, g2b, sumb) = (
+        upload(&ctx, "g1", &g1),
+        upload(&ctx, "g2", &g2),
+        zeros(&ctx, "sum", len),
+    );
+    ctx.run_blocking("add gradients", &[&add::forward(&ctx, &g1b, &g2b, &sumb)]);
+    let (da, db) = add::backward_cpu(&to_f64(&g1));
+    assert_eq!(da, to_f64(&g1));
+    assert_eq!(db, to_f64(&g1));
+    assert_close(
+        "gradient sum",
+        &sumb.read_blocking(&ctx),
+        &add::forward_cpu(&to_f64(&g1), &to_f64(&g2)),
+        0.0,
+        1e-7,
+    );
+}
+
+#[test]
+#[should_panic(expected = "distinct")]
+fn add_rejects_an_aliased_output() {
+    let ctx = gpu();
+    let (a, b) = (zeros(&ctx, "a", 4), zeros(&ctx, "b", 4));
+    let _ = add::forward(&ctx, &a, &b, &a);
+}
+
+#[test]
+fn add_backward_matches_finite_differences() {
+    let a: Vec<f64> = to_f64(&Rng::new(21).uniform_vec(40, -1.0, 1.0));
+    let b: Vec<f64> = to_f64(&Rng::new(22).uniform_vec(40, -1.0, 1.0));
+    let w = probe_weights(a.len(), 23);
+    let (da, db) = add::backward_cpu(&w);
+    assert_gradient(
+        "add da",
+        &da,
+        &numeric_gradient(&a, |a| dot(&add::forward_cpu(a, &b), &w)),
+    );
+    assert_gradient(
+        "add db",
+        &db,
+        &numeric_gradient(&b, |b| dot(&add::forward_cpu(&a, b), &w)),
+    );
+}
+
+#[test]
+fn add_params_match_the_wgsl_layout() {
+    // u32 fields only, padded to 16 bytes as the WGSL uniform struct.
+    assert_eq!(std::mem::size_of::<add::AddParams>(), 16);
+    assert_eq!(
+        bytemuck::cast::<_, [u32; 4]>(add::AddParams::new(70_001)),
+        [70_001, 0, 0, 0]
+    );
 }

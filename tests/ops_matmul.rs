@@ -1,10 +1,13 @@
 //! The GEMM kernels (portable, subgroup, subgroup-wide, tiled and split-K), each asked for by
 //! name where it applies, against the CPU reference; on both sides of the loop bound of the
-//! software adapters.
+//! software adapters. The three GEMMs of the linear layer against the layer's CPU references,
+//! and those references against the layer's formulas.
 
 mod common;
 use common::*;
-use resnet_wgpu::gpu::Variant;
+use resnet_wgpu::gpu::{GpuContext, Variant};
+use resnet_wgpu::ops::bias_grad;
+use resnet_wgpu::ops::linear::{self, LinearGemms};
 use resnet_wgpu::ops::matmul::{self, Bias, MatmulParams};
 
 /// Runs the GEMM on `variant` and compares it with the reference; `false` (nothing run) where
@@ -292,4 +295,189 @@ fn a_variant_that_does_not_apply_is_refused_by_name() {
         zeros(&ctx, "c", past.c_len()),
     );
     let _ = matmul::launch_with(&ctx, Variant::Tiled, &past, &a, &b, None, &c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The linear layer
+
+/// `(batch, features, out)` of the linear layers tested: awkward sizes, batch 1, a single
+/// feature, ResNet-18's 512 → 10 head, and sizes past one 128 × 128 tile.
+const LINEAR_SHAPES: &[(usize, usize, usize)] =
+    &[(3, 37, 10), (1, 37, 10), (1, 1, 1), (1, 512, 10), (5, 130, 129)];
+
+/// Runs one GEMM of a linear layer on every variant that applies to it, C holding `c_start`
+/// before each run, and compares C after with `expected`. Asserts that each launch ran the
+/// variant it was asked for, that the device reported no error, and that every variant the
+/// adapter offers for the GEMM ran.
+#[allow(clippy::too_many_arguments)]
+fn check_linear_gemm(
+    ctx: &GpuContext,
+    name: &str,
+    p: &MatmulParams,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    c_start: &[f32],
+    expected: &[f64],
+) {
+    let mut ran = Vec::new();
+    for variant in kernel_variants(ctx) {
+        if !matmul::applies(ctx, p, variant) {
+            continue;
+        }
+        let name = format!("{name} ({variant})");
+        let (ab, bb, cb) = (
+            upload(ctx, "a", a),
+            upload(ctx, "b", b),
+            upload(ctx, "c", c_start),
+        );
+        let bias_buffer = bias.map(|values| upload(ctx, "bias", values));
+        let launch = matmul::launch_with(ctx, variant, p, &ab, &bb, bias_buffer.as_ref(), &cb);
+        assert_ran(&launch, variant, &name);
+        ctx.run_blocking(&name, &[&launch]);
+        let got = cb.read_blocking(ctx);
+        assert_no_device_error(ctx, &name);
+        let tolerance = 1e-5 * (p.k as f64).sqrt();
+        assert_close(&name, &got, expected, tolerance, 1e-4);
+        ran.push(variant);
+    }
+    assert!(!ran.is_empty(), "{name}: no variant applies");
+    let mut offered = matmul::candidates(ctx, p);
+    offered.sort();
+    ran.sort();
+    assert_eq!(
+        ran, offered,
+        "{name}: the variants run are not those the adapter offers"
+    );
+}
+
+/// The three GEMMs of `LinearGemms`, each on every variant that applies, against the CPU
+/// references of `ops::linear`: the forward `y = x · Wᵀ + bias`, the weight gradient
+/// `dW = dyᵀ · x` written and accumulated onto an earlier one, and the input gradient
+/// `dx = dy · W`. Outputs that are written start as NaN, so an element left out (or an old
+/// value added in) shows; the accumulated one starts from random values, which must be kept.
+#[test]
+fn linear_gemms_match_the_cpu_references() {
+    let ctx = gpu();
+    for (i, &(batch, features, out)) in LINEAR_SHAPES.iter().enumerate() {
+        let mut rng = Rng::new(30 + i as u64);
+        let x = rng.uniform_vec(batch * features, -1.0, 1.0);
+        let w = rng.uniform_vec(out * features, -1.0, 1.0);
+        let bias = rng.uniform_vec(out, -1.0, 1.0);
+        let dy = rng.uniform_vec(batch * out, -1.0, 1.0);
+        let dw_old = rng.uniform_vec(out * features, -1.0, 1.0);
+        let (x64, w64, dy64) = (to_f64(&x), to_f64(&w), to_f64(&dy));
+        let gemms = LinearGemms::new(batch, features, out, false);
+        let accumulating = LinearGemms::new(batch, features, out, true);
+        let name = format!("linear {batch}x{features}->{out}");
+
+        let y = linear::forward_cpu(&x64, &w64, &to_f64(&bias), batch, features, out);
+        check_linear_gemm(
+            &ctx,
+            &format!("{name} forward"),
+            &gemms.forward,
+            &x,
+            &w,
+            Some(&bias),
+            &vec![f32::NAN; batch * out],
+            &y,
+        );
+
+        let dw = linear::weight_grad_cpu(&dy64, &x64, batch, features, out);
+        check_linear_gemm(
+            &ctx,
+            &format!("{name} weight gradient"),
+            &gemms.weight_grad,
+            &dy,
+            &x,
+            None,
+            &vec![f32::NAN; out * features],
+            &dw,
+        );
+        let dw_accumulated: Vec<f64> = dw.iter().zip(&dw_old).map(|(d, &old)| old as f64 + d).collect();
+        check_linear_gemm(
+            &ctx,
+            &format!("{name} weight gradient accumulated"),
+            &accumulating.weight_grad,
+            &dy,
+            &x,
+            None,
+            &dw_old,
+            &dw_accumulated,
+        );
+
+        let dx = linear::input_grad_cpu(&dy64, &w64, batch, features, out);
+        check_linear_gemm(
+            &ctx,
+            &format!("{name} input gradient"),
+            &gemms.input_grad,
+            &dy,
+            &w,
+            None,
+            &vec![f32::NAN; batch * features],
+            &dx,
+        );
+    }
+}
+
+/// The CPU forward of the linear layer is `y[b, o] = Σ_f x[b, f] · W[o, f] + bias[o]`, with W
+/// in PyTorch's `[out, F]` layout, written out here as plain sums.
+#[test]
+fn linear_forward_reference_follows_the_layer_formula() {
+    for (i, &(batch, features, out)) in LINEAR_SHAPES.iter().enumerate() {
+        let mut rng = Rng::new(40 + i as u64);
+        let x = to_f64(&rng.uniform_vec(batch * features, -1.0, 1.0));
+        let w = to_f64(&rng.uniform_vec(out * features, -1.0, 1.0));
+        let bias = to_f64(&rng.uniform_vec(out, -1.0, 1.0));
+        let mut expected = vec![0.0; batch * out];
+        for b in 0..batch {
+            for o in 0..out {
+                let sum: f64 = (0..features)
+                    .map(|f| x[b * features + f] * w[o * features + f])
+                    .sum();
+                expected[b * out + o] = sum + bias[o];
+            }
+        }
+        let y = linear::forward_cpu(&x, &w, &bias, batch, features, out);
+        assert_eq!(y.len(), expected.len());
+        for (j, (&got, &want)) in y.iter().zip(&expected).enumerate() {
+            assert!(
+                (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                "linear {batch}x{features}->{out}: y[{j}] is {got}, the formula gives {want}"
+            );
+        }
+    }
+}
+
+/// The CPU backwards of the linear layer against finite differences of its CPU forward, for
+/// the loss `Σ p·y` with fixed probe weights p: the input gradient `input_grad_cpu(p, W)`, the
+/// weight gradient `weight_grad_cpu(p, x)`, and the bias gradient, the sum of p over the batch.
+#[test]
+fn linear_backward_matches_finite_differences() {
+    for (i, &(batch, features, out)) in [(3, 7, 4), (1, 5, 3), (2, 1, 1)].iter().enumerate() {
+        let mut rng = Rng::new(50 + i as u64);
+        let x = to_f64(&rng.uniform_vec(batch * features, -1.0, 1.0));
+        let w = to_f64(&rng.uniform_vec(out * features, -1.0, 1.0));
+        let bias = to_f64(&rng.uniform_vec(out, -1.0, 1.0));
+        let probe = probe_weights(batch * out, 60 + i as u64);
+        let loss = |x: &[f64], w: &[f64], bias: &[f64]| {
+            dot(&linear::forward_cpu(x, w, bias, batch, features, out), &probe)
+        };
+        let name = format!("linear {batch}x{features}->{out}");
+        assert_gradient(
+            &format!("{name} dx"),
+            &linear::input_grad_cpu(&probe, &w, batch, features, out),
+            &numeric_gradient(&x, |x| loss(x, &w, &bias)),
+        );
+        assert_gradient(
+            &format!("{name} dW"),
+            &linear::weight_grad_cpu(&probe, &x, batch, features, out),
+            &numeric_gradient(&w, |w| loss(&x, w, &bias)),
+        );
+        assert_gradient(
+            &format!("{name} dbias"),
+            &bias_grad::backward_cpu(&probe, batch, out, 1),
+            &numeric_gradient(&bias, |bias| loss(&x, &w, bias)),
+        );
+    }
 }

@@ -1,37 +1,13 @@
-//! Residual add, max pool, global average pool and nearest upsampling: GPU kernels against
-//! their CPU references (awkward shapes included), CPU backwards against finite differences,
-//! and run-to-run determinism.
+//! Max pool, global average pool and nearest upsampling: GPU kernels against their CPU
+//! references (awkward shapes included), CPU backwards against finite differences, and
+//! run-to-run determinism.
 
 mod common;
 use common::*;
-use resnet_wgpu::gpu::{GpuBuffer, GpuContext, Launch};
+use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
 use resnet_wgpu::ops::max_pool::MaxPoolShape;
 use resnet_wgpu::ops::upsample::UpsampleShape;
-use resnet_wgpu::ops::{add, global_avg_pool, max_pool, upsample};
-
-/// A buffer full of NaN, so that any element a kernel fails to write shows up in comparisons.
-fn poisoned(ctx: &GpuContext, label: &str, len: usize) -> GpuBuffer<f32> {
-    upload(ctx, label, &vec![f32::NAN; len])
-}
-
-/// Runs `launch` twice, reading `out` after each run, and asserts bit-identical results.
-fn assert_deterministic(ctx: &GpuContext, name: &str, launch: &Launch, out: &GpuBuffer<f32>) {
-    ctx.run_blocking(name, &[launch]);
-    let first = out.read_blocking(ctx);
-    ctx.run_blocking(name, &[launch]);
-    let second = out.read_blocking(ctx);
-    let differing = first
-        .iter()
-        .zip(&second)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    assert_eq!(
-        differing,
-        0,
-        "{name}: {differing} of {} elements differ between two runs",
-        first.len()
-    );
-}
+use resnet_wgpu::ops::{global_avg_pool, max_pool, upsample};
 
 /// `len` distinct values (a shuffled ramp with steps of 0.01), so that max pooling has no ties
 /// even under finite-difference perturbations.
@@ -39,94 +15,6 @@ fn distinct_values(len: usize, seed: u64) -> Vec<f64> {
     let mut values: Vec<f64> = (0..len).map(|i| (i as f64 - len as f64 / 2.0) * 0.01).collect();
     Rng::new(seed).shuffle(&mut values);
     values
-}
-
-// ---------------------------------------------------------------------------------------------
-// Add
-
-#[test]
-fn add_matches_reference() {
-    let ctx = gpu();
-    for (seed, len) in [
-        (1u64, 1usize),
-        (2, 255),
-        (3, 257),
-        (4, 70_001),
-        (5, 2 * 256 * 56 * 56),
-    ] {
-        let a = Rng::new(seed).uniform_vec(len, -1.0, 1.0);
-        let b = Rng::new(seed + 100).uniform_vec(len, -1.0, 1.0);
-        let (ab, bb, outb) = (
-            upload(&ctx, "a", &a),
-            upload(&ctx, "b", &b),
-            poisoned(&ctx, "out", len),
-        );
-        let launch = add::forward(&ctx, &ab, &bb, &outb);
-        ctx.run_blocking("add", &[&launch]);
-        // One f32 rounding of the exact sum.
-        let reference = add::forward_cpu(&to_f64(&a), &to_f64(&b));
-        assert_close(
-            &format!("add len {len}"),
-            &outb.read_blocking(&ctx),
-            &reference,
-            0.0,
-            1e-7,
-        );
-        if len == 70_001 {
-            assert_deterministic(&ctx, "add", &launch, &outb);
-        }
-    }
-}
-
-#[test]
-fn add_sums_gradients_of_two_paths() {
-    // The backward of a branch point: the gradients arriving from both paths are summed.
-    let ctx = gpu();
-    let len = 1000;
-    let g1 = Rng::new(11).uniform_vec(len, -1.0, 1.0);
-    let g2 = Rng::new(12).uniform_vec(len, -1.0, 1.0);
-    let (g1b, g2b, sumb) = (
-        upload(&ctx, "g1", &g1),
-        upload(&ctx, "g2", &g2),
-        zeros(&ctx, "sum", len),
-    );
-    ctx.run_blocking("add gradients", &[&add::forward(&ctx, &g1b, &g2b, &sumb)]);
-    let (da, db) = add::backward_cpu(&to_f64(&g1));
-    assert_eq!(da, to_f64(&g1));
-    assert_eq!(db, to_f64(&g1));
-    assert_close(
-        "gradient sum",
-        &sumb.read_blocking(&ctx),
-        &add::forward_cpu(&to_f64(&g1), &to_f64(&g2)),
-        0.0,
-        1e-7,
-    );
-}
-
-#[test]
-#[should_panic(expected = "distinct")]
-fn add_rejects_an_aliased_output() {
-    let ctx = gpu();
-    let (a, b) = (zeros(&ctx, "a", 4), zeros(&ctx, "b", 4));
-    let _ = add::forward(&ctx, &a, &b, &a);
-}
-
-#[test]
-fn add_backward_matches_finite_differences() {
-    let a: Vec<f64> = to_f64(&Rng::new(21).uniform_vec(40, -1.0, 1.0));
-    let b: Vec<f64> = to_f64(&Rng::new(22).uniform_vec(40, -1.0, 1.0));
-    let w = probe_weights(a.len(), 23);
-    let (da, db) = add::backward_cpu(&w);
-    assert_gradient(
-        "add da",
-        &da,
-        &numeric_gradient(&a, |a| dot(&add::forward_cpu(a, &b), &w)),
-    );
-    assert_gradient(
-        "add db",
-        &db,
-        &numeric_gradient(&b, |b| dot(&add::forward_cpu(&a, b), &w)),
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -498,7 +386,6 @@ fn large_launches_use_a_2d_grid() {
 #[test]
 fn params_structs_match_the_wgsl_layouts() {
     // u32 fields only, padded to a multiple of 16 bytes as the WGSL uniform structs.
-    assert_eq!(std::mem::size_of::<add::AddParams>(), 16);
     assert_eq!(std::mem::size_of::<max_pool::MaxPoolParams>(), 32);
     assert_eq!(std::mem::size_of::<global_avg_pool::GlobalAvgPoolParams>(), 16);
     assert_eq!(std::mem::size_of::<upsample::UpsampleParams>(), 32);

@@ -85,6 +85,35 @@ pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &st
     );
 }
 
+/// A buffer full of NaN, so that any element a kernel fails to write shows up in comparisons.
+pub fn poisoned(ctx: &GpuContext, label: &str, len: usize) -> GpuBuffer<f32> {
+    upload(ctx, label, &vec![f32::NAN; len])
+}
+
+/// Runs `launch` twice, reading `out` after each run, and asserts bit-identical results.
+pub fn assert_deterministic(
+    ctx: &GpuContext,
+    name: &str,
+    launch: &resnet_wgpu::gpu::Launch,
+    out: &GpuBuffer<f32>,
+) {
+    ctx.run_blocking(name, &[launch]);
+    let first = out.read_blocking(ctx);
+    ctx.run_blocking(name, &[launch]);
+    let second = out.read_blocking(ctx);
+    let differing = first
+        .iter()
+        .zip(&second)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert_eq!(
+        differing,
+        0,
+        "{name}: {differing} of {} elements differ between two runs",
+        first.len()
+    );
+}
+
 pub fn upload(ctx: &GpuContext, label: &str, values: &[f32]) -> GpuBuffer<f32> {
     GpuBuffer::from_slice(ctx, label, values)
 }
