@@ -10,7 +10,7 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $version"; then
 fi
 # The `web` profile (Cargo.toml) favours size: the page downloads it.
 cargo rustc --profile web --lib --crate-type cdylib --target wasm32-unknown-unknown
-wasm-bindgen --target web --no-typescript --out-dir web/pkg \
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir web/pkg \
   target/wasm32-unknown-unknown/web/resnet_wgpu.wasm
 ls -l web/pkg/resnet_wgpu_bg.wasm
 echo "built web/pkg"

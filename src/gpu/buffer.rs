@@ -72,39 +72,82 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
     /// Copies the buffer back to the CPU. Works natively and in the browser: the map callback
     /// sends on a channel, and the caller awaits it.
     pub async fn read(&self, ctx: &GpuContext) -> Result<Vec<T>, GpuError> {
-        let size = self.size_bytes();
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back staging"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut values = Self::read_all(ctx, &[self]).await?;
+        Ok(values.pop().expect("one buffer read"))
+    }
+
+    /// Copies several buffers back to the CPU with one submission and one wait (in a browser a
+    /// read-back's round trip costs far more than its bytes). The copies are packed into
+    /// staging buffers of at most the device's largest buffer.
+    pub async fn read_all(ctx: &GpuContext, buffers: &[&GpuBuffer<T>]) -> Result<Vec<Vec<T>>, GpuError> {
+        if buffers.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Per staging buffer: its size, and (buffer index, byte offset) of each copy in it.
+        let mut groups: Vec<(u64, Vec<(usize, u64)>)> = Vec::new();
+        for (i, buffer) in buffers.iter().enumerate() {
+            let size = buffer.size_bytes();
+            match groups.last_mut() {
+                Some((total, members)) if *total + size <= ctx.limits.max_buffer_size => {
+                    members.push((i, *total));
+                    *total += size;
+                }
+                _ => groups.push((size, vec![(i, 0)])),
+            }
+        }
         let mut encoder = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("read-back copy"),
             });
-        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        let stagings: Vec<wgpu::Buffer> = groups
+            .iter()
+            .map(|(total, members)| {
+                let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("read-back staging"),
+                    size: *total,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                for &(i, offset) in members {
+                    let source = buffers[i];
+                    encoder.copy_buffer_to_buffer(&source.buffer, 0, &staging, offset, source.size_bytes());
+                }
+                staging
+            })
+            .collect();
         ctx.queue.submit([encoder.finish()]);
-        let (sender, receiver) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            let _ = sender.send(result);
-        });
+        let receivers: Vec<_> = stagings
+            .iter()
+            .map(|staging| {
+                let (sender, receiver) = futures_channel::oneshot::channel();
+                staging.map_async(wgpu::MapMode::Read, .., move |result| {
+                    let _ = sender.send(result);
+                });
+                receiver
+            })
+            .collect();
         #[cfg(not(target_arch = "wasm32"))]
         ctx.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| GpuError::ReadBack(e.to_string()))?;
-        receiver
-            .await
-            .map_err(|_| GpuError::ReadBack("the device was lost before the copy finished".into()))?
-            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
-        let values = {
-            let view = staging
-                .get_mapped_range(..)
+        let mut values = vec![Vec::new(); buffers.len()];
+        for ((staging, receiver), (_, members)) in stagings.iter().zip(receivers).zip(&groups) {
+            receiver
+                .await
+                .map_err(|_| GpuError::ReadBack("the device was lost before the copy finished".into()))?
                 .map_err(|e| GpuError::ReadBack(e.to_string()))?;
-            bytemuck::cast_slice::<u8, T>(&view)[..self.len].to_vec()
-        };
-        staging.unmap();
+            {
+                let view = staging
+                    .get_mapped_range(..)
+                    .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+                for &(i, offset) in members {
+                    let bytes = &view[offset as usize..(offset + buffers[i].size_bytes()) as usize];
+                    values[i] = bytemuck::cast_slice::<u8, T>(bytes)[..buffers[i].len].to_vec();
+                }
+            }
+            staging.unmap();
+        }
         Ok(values)
     }
 

@@ -35,7 +35,7 @@ pub use norms::{LayerNorms, NORMS_READ_SHARE, group_by_layer};
 pub use plan::{DeviceLimits, Plan, within_loop_bounds};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
-use crate::gpu::{Fault, GpuContext, GpuError, Launch};
+use crate::gpu::{Fault, GpuBuffer, GpuContext, GpuError, Launch};
 use crate::model::Model;
 use crate::ops::finite_check::{self, NonFinite, STATUS_LEN};
 use crate::ops::sgd::{self, SgdConfig};
@@ -264,20 +264,23 @@ impl Network {
 
     /// Copies parameters, momentum and running statistics to the CPU.
     pub async fn read_state(&self, ctx: &GpuContext) -> Result<NetworkState, GpuError> {
-        let mut state = NetworkState {
-            params: Vec::with_capacity(self.buffers.params.len()),
-            momentum: Vec::with_capacity(self.buffers.params.len()),
-            running: Vec::with_capacity(self.buffers.running.len()),
-        };
-        for (p, v) in self.buffers.params.iter().zip(&self.buffers.momentum) {
-            state.params.push(p.read(ctx).await?);
-            state.momentum.push(v.read(ctx).await?);
-        }
-        for (mean, var) in &self.buffers.running {
-            state.running.push((mean.read(ctx).await?, var.read(ctx).await?));
+        // One read-back of everything: parameters, momentum, then each running mean and variance.
+        let b = &self.buffers;
+        let running = b.running.iter().flat_map(|(mean, var)| [mean, var]);
+        let all: Vec<&GpuBuffer<f32>> = b.params.iter().chain(&b.momentum).chain(running).collect();
+        let mut values = GpuBuffer::read_all(ctx, &all).await?.into_iter();
+        let params = values.by_ref().take(b.params.len()).collect();
+        let momentum = values.by_ref().take(b.momentum.len()).collect();
+        let mut running = Vec::with_capacity(b.running.len());
+        while let (Some(mean), Some(var)) = (values.next(), values.next()) {
+            running.push((mean, var));
         }
         ctx.check_at(Fault::StateCopy)?;
-        Ok(state)
+        Ok(NetworkState {
+            params,
+            momentum,
+            running,
+        })
     }
 
     /// Overwrites parameters, momentum and running statistics (shapes must match the model).

@@ -121,6 +121,20 @@ test("the web app trains, saves and reloads a checkpoint, classifies a dropped i
     await click("Small and fast");
     await waitFor("the small configuration", (s) => s.variant.startsWith("resnet18 (cifar stem)"), 10_000);
     await click("Start");
+    // The start's phases in the order they came, each with the seconds after Start it began.
+    const order = ["choosing kernels", "building the network", "running the first training step"];
+    const phases = [];
+    const startedAt = Date.now();
+    await waitFor("the first step", (s) => {
+      const stage = s.starting && (order.find((o) => s.starting.startsWith(o)) ?? s.starting);
+      if (stage && phases.at(-1)?.stage !== stage) phases.push({ stage, at: (Date.now() - startedAt) / 1000 });
+      return s.step_losses >= 1;
+    }, 300_000);
+    console.log(`start phases (s after Start): ${JSON.stringify(phases)}; first step ${(Date.now() - startedAt) / 1000} s after Start`);
+    const seen = phases.map((p) => order.indexOf(p.stage));
+    assert.ok(!seen.includes(-1), `a start phase of another name: ${JSON.stringify(phases)}`);
+    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), `start phases out of order: ${JSON.stringify(phases)}`);
+    assert.ok(seen.includes(0) && seen.includes(2), `kernel choice and the first step are shown: ${JSON.stringify(phases)}`);
     const first = await waitFor("three training steps", (s) => s.step_losses >= 3, 300_000);
     assert.equal(first.run, "running");
     const later = await waitFor("the curve to grow", (s) => s.step_losses >= first.step_losses + 2, 300_000);
