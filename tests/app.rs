@@ -798,3 +798,55 @@ fn the_heat_map_puts_the_evidence_where_the_square_is() {
     std::fs::create_dir_all(&shots).unwrap();
     h.render().unwrap().save(shots.join("app-heat-map.png")).unwrap();
 }
+
+/// The memory the setup panel shows is the plan the run makes: with a micro-batch cap set, the
+/// figure shown before Start is the one the run allocates (a figure planned without the cap
+/// would be the whole batch's).
+#[test]
+fn the_memory_shown_before_start_is_what_the_run_allocates() {
+    use resnet_wgpu::app::DeviceState;
+    use resnet_wgpu::gpu::KernelPolicy;
+    use resnet_wgpu::schedule::{Plan, mib};
+    let mut h = small_app();
+    h.state_mut().config.max_micro_batch = Some(4);
+    h.step();
+    let DeviceState::Ready(info) = &h.state().device else {
+        panic!("the device is ready")
+    };
+    let config = h.state().config.clone();
+    let planned = Plan::new(
+        config.model.build(),
+        config.batch,
+        info.fit,
+        Some(4),
+        KernelPolicy::Auto,
+    )
+    .unwrap();
+    let whole = Plan::new(
+        config.model.build(),
+        config.batch,
+        info.fit,
+        None,
+        KernelPolicy::Auto,
+    )
+    .unwrap();
+    assert!(
+        planned.memory.total() != whole.memory.total() && planned.micro_batch == 4,
+        "the cap changes the plan: {} against {}",
+        planned.memory,
+        whole.memory
+    );
+    let shown = format!("Needs {:.0} MiB of device memory", mib(planned.memory.total()));
+    assert!(
+        h.query_by_label_contains(&shown).is_some(),
+        "the setup shows '{shown}'"
+    );
+    click(&mut h, "Start");
+    wait_for(&mut h, "the run's allocation", 120, |a| a.run.memory.is_some());
+    let allocated = h.state().run.memory.expect("the run reported its memory");
+    assert_eq!(
+        allocated, planned.memory,
+        "the run allocates what the setup showed"
+    );
+    click(&mut h, "Stop");
+}

@@ -140,7 +140,7 @@ fn checkpoints_this_program_writes_load_back_unchanged() {
     let reference = TrainConfig::reference();
     let small = small_config();
     let mut cosine_done = small_config();
-    cosine_done.schedule = LrSchedule::Cosine { min_lr: 0.0 };
+    cosine_done.lr_schedule = LrSchedule::Cosine { min_lr: 0.0 };
     cosine_done.max_steps = None;
     cosine_done.max_micro_batch = None;
     cosine_done.augment.crop_padding = None;
@@ -339,28 +339,28 @@ fn each_field_out_of_range_is_named_with_its_value() {
             "-0.0001",
         ),
         (
-            "config.schedule.factor",
-            set("/config/schedule/factor", json!(1.5)),
+            "config.lr_schedule.factor",
+            set("/config/lr_schedule/factor", json!(1.5)),
             "1.5",
         ),
         (
-            "config.schedule.factor",
-            set("/config/schedule/factor", json!(0.0)),
+            "config.lr_schedule.factor",
+            set("/config/lr_schedule/factor", json!(0.0)),
             "0",
         ),
         (
-            "config.schedule.patience",
-            set("/config/schedule/patience", json!(1_000_000_000_000u64)),
+            "config.lr_schedule.patience",
+            set("/config/lr_schedule/patience", json!(1_000_000_000_000u64)),
             "1000000000000",
         ),
         (
-            "config.schedule.threshold",
-            set("/config/schedule/threshold", json!(1.0)),
+            "config.lr_schedule.threshold",
+            set("/config/lr_schedule/threshold", json!(1.0)),
             "1",
         ),
         (
-            "config.schedule.min_lr",
-            set("/config/schedule", json!({"kind": "cosine", "min_lr": -0.5})),
+            "config.lr_schedule.min_lr",
+            set("/config/lr_schedule", json!({"kind": "cosine", "min_lr": -0.5})),
             "-0.5",
         ),
         (

@@ -49,7 +49,7 @@ fn a_small_resnet_learns_the_handwritten_digits() {
             momentum: 0.9,
             weight_decay: 1e-4,
         },
-        schedule: LrSchedule::Cosine { min_lr: 0.0 },
+        lr_schedule: LrSchedule::Cosine { min_lr: 0.0 },
         augment: BatchOptions::NONE,
         shuffle: true,
         seed: 0,

@@ -208,11 +208,11 @@ impl SetupPanel {
             number(ui, "Weight decay", decay);
             let label = ui.label("Schedule");
             egui::ComboBox::from_id_salt("schedule")
-                .selected_text(c.schedule.name())
+                .selected_text(c.lr_schedule.name())
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut c.schedule, LrSchedule::REFERENCE, "plateau");
-                    ui.selectable_value(&mut c.schedule, LrSchedule::Cosine { min_lr: 0.0 }, "cosine");
-                    ui.selectable_value(&mut c.schedule, LrSchedule::Constant, "constant");
+                    ui.selectable_value(&mut c.lr_schedule, LrSchedule::REFERENCE, "plateau");
+                    ui.selectable_value(&mut c.lr_schedule, LrSchedule::Cosine { min_lr: 0.0 }, "cosine");
+                    ui.selectable_value(&mut c.lr_schedule, LrSchedule::Constant, "constant");
                 })
                 .response
                 .labelled_by(label.id);

@@ -171,7 +171,7 @@ impl TrainArgs {
                 momentum: self.momentum,
                 weight_decay: self.weight_decay,
             },
-            schedule: match self.schedule {
+            lr_schedule: match self.schedule {
                 ScheduleArg::Plateau => LrSchedule::Plateau {
                     factor: self.factor,
                     patience: self.patience,

@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use web_time::Instant;
 
 use super::{KernelCache, Plan};
-use crate::gpu::{Fault, GemmKey, GpuBuffer, GpuContext, GpuError, KernelPolicy, Launch, Variant};
+use crate::gpu::{
+    Fault, GemmKey, GpuBuffer, GpuContext, GpuError, KernelChoices, KernelPolicy, Launch, Variant,
+};
 use crate::model::GemmLaunch;
 use crate::ops::conv2d::{self, Conv2dShape, Direction};
 use crate::ops::matmul::{self, MatmulParams};
@@ -106,14 +108,6 @@ impl CaseShape {
     }
 }
 
-fn direction_name(d: Direction) -> &'static str {
-    match d {
-        Direction::Forward => "forward",
-        Direction::InputGrad => "input grad",
-        Direction::WeightGrad => "weight grad",
-    }
-}
-
 /// Every GEMM-shaped launch of one training step of `model` at `micro_batch` images (as each
 /// layer describes them; input gradients only where a gradient flows).
 fn cases(ctx: &GpuContext, plan: &Plan) -> Vec<Case> {
@@ -148,7 +142,7 @@ fn cases(ctx: &GpuContext, plan: &Plan) -> Vec<Case> {
                     .name()
                     .expect("a layer with GEMMs has parameters")
                     .to_string(),
-                direction: direction_name(gemm.direction()),
+                direction: gemm.direction().name(),
                 key,
                 candidates,
                 shape,
@@ -178,6 +172,12 @@ struct CaseBuffers {
 }
 
 impl CaseBuffers {
+    /// Bytes of the buffers.
+    fn bytes(&self) -> u64 {
+        let buffers = [Some(&self.a), Some(&self.b), Some(&self.c), self.bias.as_ref()];
+        buffers.into_iter().flatten().map(GpuBuffer::size_bytes).sum()
+    }
+
     fn new(ctx: &GpuContext, shape: &CaseShape) -> Self {
         let zeros = |label: &str, len: usize| GpuBuffer::zeros(ctx, label, len.max(1));
         match shape {
@@ -286,22 +286,58 @@ async fn within_scope<T>(
     }
 }
 
-/// Runs a launch of `variant` once on a small sample (its first workgroups), to learn
-/// whether the device accepts it.
-async fn try_variant(
+/// Bytes of check buffers after which the checks of cached choices wait for the device, so
+/// that the buffers of those already run can go.
+const CHECK_FLUSH_BYTES: u64 = 256 << 20;
+
+/// Runs the cached choice of each launch shape that would otherwise be timed once on a small
+/// sample (its first workgroups), each in an error scope of its own, and returns the shapes
+/// whose choice the device rejected (their pipelines are dropped). The checks are submitted
+/// together and awaited at once: one at a time, their round trips to the device cost seconds
+/// in a browser.
+async fn rejected_cached_choices(
     ctx: &GpuContext,
-    buffers: &CaseBuffers,
-    case: &Case,
-    variant: Variant,
-) -> Result<Option<()>, GpuError> {
-    within_scope(ctx, &case.key, variant, async {
+    cases: &[Case],
+    kernels: &KernelChoices,
+) -> Result<Vec<GemmKey>, GpuError> {
+    let mut checked = std::collections::BTreeSet::new();
+    let mut pending = Vec::new();
+    let mut unflushed = 0;
+    for case in cases {
+        let cached = kernels.measured.contains_key(&case.key);
+        if !cached || worth_timing(ctx, &case.candidates).len() < 2 || !checked.insert(case.key.clone()) {
+            continue;
+        }
+        let variant = kernels.pick(&case.key, &case.candidates);
+        let buffers = CaseBuffers::new(ctx, &case.shape);
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut launch = buffers.launch(ctx, &case.shape, variant);
         launch.shrink(sample_fraction(&launch, 0.0));
         ctx.submit("kernel check", &[&launch]);
-        ctx.finish().await?;
-        Ok(((), launch.kernels()))
-    })
-    .await
+        ctx.fault_point(Fault::Candidate(variant));
+        pending.push((case.key.clone(), variant, launch.kernels(), scope.pop()));
+        // The device keeps the buffers until the check has run.
+        unflushed += buffers.bytes();
+        if unflushed > CHECK_FLUSH_BYTES {
+            ctx.finish().await?;
+            unflushed = 0;
+        }
+    }
+    ctx.finish().await?;
+    let mut rejected = Vec::new();
+    for (key, variant, kernels, popped) in pending {
+        if let Some(error) = popped.await {
+            log::warn!(
+                "kernel choice: {key}: the device rejected the cached {variant}, which is timed anew: {}",
+                crate::gpu::describe_error(&error)
+            );
+            for kernel in kernels {
+                ctx.forget_pipeline(kernel);
+            }
+            rejected.push(key);
+        }
+    }
+    Ok(rejected)
 }
 
 /// Seconds of a whole launch of `variant`, estimated from a sample where the launch is long
@@ -383,6 +419,13 @@ pub async fn choose_kernels(
         for (key, variant) in stored {
             kernels.measured.entry(key).or_insert(variant);
         }
+        if tuning == Tuning::Measure {
+            // A cached choice runs once before it is trusted; one the device rejects is timed
+            // anew below.
+            for key in rejected_cached_choices(ctx, &cases, kernels).await? {
+                kernels.measured.remove(&key);
+            }
+        }
     }
     let mut timed: BTreeMap<GemmKey, Vec<(Variant, f64)>> = BTreeMap::new();
     let mut counted = std::collections::BTreeSet::new();
@@ -394,15 +437,6 @@ pub async fn choose_kernels(
         let first_of_shape = counted.insert(case.key.clone());
         let timed_variants = worth_timing(ctx, &case.candidates);
         let measure = auto && tuning == Tuning::Measure && timed_variants.len() > 1;
-        if measure && first_of_shape && kernels.measured.contains_key(&case.key) {
-            // A cached choice runs once before it is trusted; one the device rejects is timed
-            // anew below.
-            let buffers = CaseBuffers::new(ctx, &case.shape);
-            let cached = kernels.pick(&case.key, &case.candidates);
-            if try_variant(ctx, &buffers, case, cached).await?.is_none() {
-                kernels.measured.remove(&case.key);
-            }
-        }
         if measure && !kernels.measured.contains_key(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape);
             let flops = case.shape.flops();

@@ -40,7 +40,9 @@ pub struct TrainConfig {
     pub batch: usize,
     pub epochs: usize,
     pub sgd: SgdConfig,
-    pub schedule: LrSchedule,
+    /// How the learning rate moves over the run (read from older files as `schedule`).
+    #[serde(alias = "schedule")]
+    pub lr_schedule: LrSchedule,
     pub augment: BatchOptions,
     pub shuffle: bool,
     pub seed: u64,
@@ -70,7 +72,7 @@ impl TrainConfig {
             batch: 128,
             epochs: 40,
             sgd: SgdConfig::REFERENCE,
-            schedule: LrSchedule::REFERENCE,
+            lr_schedule: LrSchedule::REFERENCE,
             augment: BatchOptions::REFERENCE,
             shuffle: true,
             seed: 0,

@@ -462,7 +462,7 @@ impl Trainer {
         let monitored = val_loss.unwrap_or(train_loss);
         let base = self.config.sgd.lr as f64;
         let lr = s.lr.step(
-            &self.config.schedule,
+            &self.config.lr_schedule,
             base,
             s.epochs_done,
             self.config.epochs,

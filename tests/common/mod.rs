@@ -220,7 +220,7 @@ pub fn small_config(batch: usize, epochs: usize) -> TrainConfig {
             momentum: 0.9,
             weight_decay: 1e-4,
         },
-        schedule: LrSchedule::REFERENCE,
+        lr_schedule: LrSchedule::REFERENCE,
         augment: BatchOptions {
             hflip: true,
             crop_padding: Some(4),

@@ -19,7 +19,7 @@ pub fn small_and_fast() -> TrainConfig {
             momentum: 0.9,
             weight_decay: 5e-4,
         },
-        schedule: LrSchedule::Cosine { min_lr: 0.0 },
+        lr_schedule: LrSchedule::Cosine { min_lr: 0.0 },
         augment: BatchOptions::REFERENCE,
         validation: 500,
         train_metrics: TrainMetrics::Running,

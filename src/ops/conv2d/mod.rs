@@ -222,6 +222,15 @@ pub enum Direction {
 impl Direction {
     pub const ALL: [Direction; 3] = [Direction::Forward, Direction::InputGrad, Direction::WeightGrad];
 
+    /// "forward", "input grad" or "weight grad", for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::InputGrad => "input grad",
+            Direction::WeightGrad => "weight grad",
+        }
+    }
+
     pub(super) fn op(self) -> GemmOp {
         match self {
             Direction::Forward => GemmOp::ConvForward,

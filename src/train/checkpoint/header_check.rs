@@ -173,7 +173,7 @@ fn check_config(config: &TrainConfig) -> Result<(), OutOfRange> {
         "it must be at least 0 and less than 1",
     )?;
     non_negative("config.sgd.weight_decay", config.sgd.weight_decay)?;
-    match config.schedule {
+    match config.lr_schedule {
         LrSchedule::Constant => {}
         LrSchedule::Plateau {
             factor,
@@ -182,19 +182,19 @@ fn check_config(config: &TrainConfig) -> Result<(), OutOfRange> {
         } => {
             require(
                 factor > 0.0 && factor < 1.0,
-                "config.schedule.factor",
+                "config.lr_schedule.factor",
                 factor,
                 "it must be greater than 0 and less than 1",
             )?;
-            at_most("config.schedule.patience", patience, MAX_EPOCHS)?;
+            at_most("config.lr_schedule.patience", patience, MAX_EPOCHS)?;
             require(
                 (0.0..1.0).contains(&threshold),
-                "config.schedule.threshold",
+                "config.lr_schedule.threshold",
                 threshold,
                 "it must be at least 0 and less than 1",
             )?;
         }
-        LrSchedule::Cosine { min_lr } => non_negative("config.schedule.min_lr", min_lr)?,
+        LrSchedule::Cosine { min_lr } => non_negative("config.lr_schedule.min_lr", min_lr)?,
     }
     // `hflip`, `shuffle`, `seed`, `train_metrics` and `gamma`: every value is valid.
     if let Some(padding) = config.augment.crop_padding {
