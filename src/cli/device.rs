@@ -1,7 +1,7 @@
 //! `info` and `bench`: what the adapter offers, and how fast the convolution kernels run on it.
 
 use resnet_wgpu::bench;
-use resnet_wgpu::gpu::GpuContext;
+use resnet_wgpu::gpu::{GpuContext, KernelPolicy};
 
 pub fn print_info(ctx: &GpuContext) {
     let l = &ctx.limits;
@@ -110,6 +110,7 @@ pub fn run_step_bench(
     ctx: &GpuContext,
     min_seconds: f64,
     only: &str,
+    kernels: KernelPolicy,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use resnet_wgpu::model::{Stem, Variant};
     use resnet_wgpu::train::ModelSpec;
@@ -134,7 +135,7 @@ pub fn run_step_bench(
         ),
     ];
     for (title, spec, batch) in configs.into_iter().filter(|(title, ..)| title.contains(only)) {
-        let t = bench::time_training_step(ctx, &spec.build(), batch, super::kernel_policy(), min_seconds)?;
+        let t = bench::time_training_step(ctx, &spec.build(), batch, kernels, min_seconds)?;
         println!("\n{title}");
         println!(
             "  step {:.3} s, {:.2} images/s, {:.1} GFLOP/s (forward + backward = 3× forward FLOPs)",

@@ -34,23 +34,23 @@ pub struct Cli {
     pub memory: Option<u64>,
 }
 
-/// The kernel policy given on the command line, for every device the command opens.
-static KERNEL_POLICY: std::sync::OnceLock<KernelPolicy> = std::sync::OnceLock::new();
-/// The memory budget given on the command line, in MiB.
-static MEMORY_BUDGET_MIB: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-
-/// How the launches of this command's plans pick their kernel variant (`--kernels`).
-pub fn kernel_policy() -> KernelPolicy {
-    KERNEL_POLICY.get().copied().unwrap_or_default()
+/// What the command line says about the device: how the launches of its plans pick their
+/// kernel variant (`--kernels`), and the memory budget in MiB (`--memory`).
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceOptions {
+    pub kernels: KernelPolicy,
+    pub memory_mib: Option<u64>,
 }
 
-/// Opens the GPU with the command line's memory budget.
-pub fn open_gpu() -> Result<GpuContext, resnet_wgpu::gpu::GpuError> {
-    let ctx = GpuContext::new_blocking()?;
-    if let Some(mib) = MEMORY_BUDGET_MIB.get().copied().flatten() {
-        ctx.set_memory_budget(mib << 20);
+impl DeviceOptions {
+    /// Opens the GPU with the memory budget given.
+    pub fn open_gpu(&self) -> Result<GpuContext, resnet_wgpu::gpu::GpuError> {
+        let ctx = GpuContext::new_blocking()?;
+        if let Some(mib) = self.memory_mib {
+            ctx.set_memory_budget(mib << 20);
+        }
+        Ok(ctx)
     }
-    Ok(ctx)
 }
 
 #[derive(Subcommand)]
@@ -199,8 +199,11 @@ pub fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    KERNEL_POLICY.get_or_init(|| cli.kernels);
-    MEMORY_BUDGET_MIB.get_or_init(|| cli.memory);
+    let device = DeviceOptions {
+        kernels: cli.kernels,
+        memory_mib: cli.memory,
+    };
+    let kernels = device.kernels;
     let Some(command) = cli.command else {
         return Ok(resnet_wgpu::app::run_native(None)?);
     };
@@ -221,8 +224,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .map(|path| resnet_wgpu::app::screenshot::ScreenshotPlan::new(path, train_steps, tab));
             Ok(resnet_wgpu::app::run_native(plan)?)
         }
-        Command::Train(args) => train::run_train(*args),
-        Command::Eval(args) => train::run_eval(args),
+        Command::Train(args) => train::run_train(*args, device),
+        Command::Eval(args) => train::run_eval(args, device),
         Command::Download { to } => {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
@@ -245,16 +248,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
-        Command::Classify(args) => train::run_classify(args),
+        Command::Classify(args) => train::run_classify(args, device),
         Command::Info(args) => {
-            let ctx = open_gpu()?;
+            let ctx = device.open_gpu()?;
             device::print_info(&ctx);
             if let Some(variant) = args.variant {
                 let mut config = resnet_wgpu::train::TrainConfig::reference();
                 config.model = resnet_wgpu::train::ModelSpec::named(variant.into(), args.stem.into());
                 config.batch = args.batch;
                 println!("\n{}, batch {}", config.model.describe(), args.batch);
-                let mut plan = config.plan(&ctx, kernel_policy())?;
+                let mut plan = config.plan(&ctx, kernels)?;
                 println!("{}", plan.memory);
                 let cache = resnet_wgpu::schedule::KernelCache::default_location();
                 let tuning = if args.measure {
@@ -281,9 +284,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             steps,
             config,
         } => {
-            let ctx = open_gpu()?;
+            let ctx = device.open_gpu()?;
             if steps {
-                device::run_step_bench(&ctx, min_seconds, &config)?;
+                device::run_step_bench(&ctx, min_seconds, &config, kernels)?;
             } else {
                 device::run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
             }

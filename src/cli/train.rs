@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use resnet_wgpu::data::{BatchOptions, decode_image};
-use resnet_wgpu::gpu::GpuContext;
+use resnet_wgpu::gpu::{GpuContext, KernelPolicy};
 use resnet_wgpu::model::{GammaInit, Model};
 use resnet_wgpu::ops::sgd::SgdConfig;
 use resnet_wgpu::schedule::{Network, Plan};
@@ -232,9 +232,13 @@ fn validate(config: &TrainConfig) -> Result<(), String> {
 
 /// Plans a configuration and chooses its kernels (measured, or from the cache), saying how
 /// long it took.
-fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<Plan, Box<dyn std::error::Error>> {
+fn prepare_kernels(
+    ctx: &GpuContext,
+    config: &TrainConfig,
+    kernels: KernelPolicy,
+) -> Result<Plan, Box<dyn std::error::Error>> {
     let cache = resnet_wgpu::schedule::KernelCache::default_location();
-    let mut plan = config.plan(ctx, super::kernel_policy())?;
+    let mut plan = config.plan(ctx, kernels)?;
     let report = pollster::block_on(resnet_wgpu::schedule::choose_kernels(
         ctx,
         &mut plan,
@@ -255,14 +259,15 @@ fn prepare_kernels(ctx: &GpuContext, config: &TrainConfig) -> Result<Plan, Box<d
     Ok(plan)
 }
 
-pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run_train(args: TrainArgs, device: super::DeviceOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let kernels = device.kernels;
     let start = std::time::Instant::now();
-    let ctx = super::open_gpu()?;
+    let ctx = device.open_gpu()?;
     let data = args.data.load()?;
     let mut trainer = match &args.resume {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
-            let plan = prepare_kernels(&ctx, &checkpoint.header.config)?;
+            let plan = prepare_kernels(&ctx, &checkpoint.header.config, kernels)?;
             let mut trainer = Trainer::resume_from_plan(
                 &ctx,
                 plan,
@@ -308,7 +313,7 @@ pub fn run_train(args: TrainArgs) -> Result<(), Box<dyn std::error::Error>> {
                 None => None,
             };
             let splits = Splits::new(&data, config.validation);
-            let plan = prepare_kernels(&ctx, &config)?;
+            let plan = prepare_kernels(&ctx, &config, kernels)?;
             Trainer::from_plan(&ctx, plan, config, splits, initial)?
         }
     };
@@ -475,18 +480,20 @@ pub struct EvalArgs {
 fn inference_network(
     ctx: &GpuContext,
     checkpoint: &Checkpoint,
+    kernels: KernelPolicy,
 ) -> Result<Network, Box<dyn std::error::Error>> {
     let model: Model = checkpoint.model().build();
-    let plan = Plan::new(model, 64, Network::limits(ctx), None, super::kernel_policy())?;
+    let plan = Plan::new(model, 64, Network::limits(ctx), None, kernels)?;
     let net = Network::from_plan(ctx, plan, &checkpoint.network.params, SgdConfig::REFERENCE)?;
     net.write_state(ctx, &checkpoint.network);
     Ok(net)
 }
 
-pub fn run_eval(args: EvalArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run_eval(args: EvalArgs, device: super::DeviceOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let kernels = device.kernels;
     let checkpoint = Checkpoint::load(&args.checkpoint)?;
     let data = args.data.load()?;
-    let ctx = super::open_gpu()?;
+    let ctx = device.open_gpu()?;
     let splits = Splits::new(&data, checkpoint.header.config.validation);
     let (name, set) = match args.split {
         SplitArg::Test => ("test", &splits.test),
@@ -508,7 +515,7 @@ pub fn run_eval(args: EvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let net = inference_network(&ctx, &checkpoint)?;
+    let net = inference_network(&ctx, &checkpoint, kernels)?;
     let report = pollster::block_on(evaluate(&ctx, &net, set))?;
     println!(
         "{} after {} epochs, {} set ({} images)\n\n{report}",
@@ -539,7 +546,11 @@ pub struct ClassifyArgs {
     images: Vec<PathBuf>,
 }
 
-pub fn run_classify(args: ClassifyArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run_classify(
+    args: ClassifyArgs,
+    device: super::DeviceOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let kernels = device.kernels;
     let checkpoint = Checkpoint::load(&args.checkpoint)?;
     let mut pixels = Vec::new();
     for path in &args.images {
@@ -547,8 +558,8 @@ pub fn run_classify(args: ClassifyArgs) -> Result<(), Box<dyn std::error::Error>
         let chw = decode_image(&path.display().to_string(), &bytes)?;
         pixels.extend(chw.iter().map(|&b| b as f32 / 255.0));
     }
-    let ctx = super::open_gpu()?;
-    let net = inference_network(&ctx, &checkpoint)?;
+    let ctx = device.open_gpu()?;
+    let net = inference_network(&ctx, &checkpoint, kernels)?;
     let logits = pollster::block_on(net.predict(&ctx, &pixels))?;
     let names = &checkpoint.header.class_names;
     for (path, probabilities) in args
