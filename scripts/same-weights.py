@@ -33,6 +33,8 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     a, b = (tensors(p) for p in sys.argv[1:])
+    if not a or not b:
+        sys.exit("a checkpoint holds no tensors")
     differ = [n for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
     same = len(set(a) & set(b)) - len([n for n in differ if n in a and n in b])
     print(f"{same} of {len(set(a) | set(b))} tensors bit-identical")

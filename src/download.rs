@@ -83,7 +83,7 @@ pub fn download_checked(
     }
     let found = hex(&hasher.finalize());
     if found != md5 {
-        file.discard();
+        drop(file); // the partial download goes
         return Err(DownloadError::Checksum {
             url: url.into(),
             found,

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A step of an atomic write that failed: what it did ("write", "create the folder of", …),
-/// the file it did it to, and the system's error.
+/// the file being written (the target, whose old contents are intact), and the system's error.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} {}: {source}", path.display())]
 pub struct WriteError {
@@ -20,9 +20,11 @@ pub struct WriteError {
 }
 
 /// A file being written beside its target; it takes the target's place only when committed.
-/// Until then the target keeps its old contents (or stays absent).
+/// Until then the target keeps its old contents (or stays absent); one dropped uncommitted (a
+/// failed write, a failed check) is removed.
 pub struct PartialFile {
-    file: File,
+    /// Open until the commit renames it.
+    file: Option<File>,
     partial: PathBuf,
     target: PathBuf,
 }
@@ -34,9 +36,9 @@ impl PartialFile {
             std::fs::create_dir_all(folder).map_err(fail("create the folder of", target))?;
         }
         let partial = partial_path(target);
-        let file = File::create(&partial).map_err(fail("write", &partial))?;
+        let file = File::create(&partial).map_err(fail("write", target))?;
         Ok(Self {
-            file,
+            file: Some(file),
             partial,
             target: target.to_path_buf(),
         })
@@ -44,22 +46,32 @@ impl PartialFile {
 
     /// Appends `bytes` to the temporary file.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
-        self.file.write_all(bytes).map_err(fail("write", &self.partial))
+        let file = self.file.as_mut().expect("open until committed");
+        file.write_all(bytes).map_err(fail("write", &self.target))
     }
 
     /// Flushes the temporary file to disk, renames it over the target, and flushes the folder.
-    pub fn commit(self) -> Result<(), WriteError> {
-        self.file.sync_all().map_err(fail("write", &self.partial))?;
-        drop(self.file);
+    /// Once the rename is done the target holds the new contents: a folder that cannot be
+    /// flushed then is logged, not reported as a failed write.
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        let file = self.file.take().expect("open until committed");
+        file.sync_all().map_err(fail("write", &self.target))?;
+        drop(file);
         std::fs::rename(&self.partial, &self.target)
             .map_err(fail("move the written file to", &self.target))?;
-        sync_folder(&self.target).map_err(fail("flush the folder of", &self.target))
+        if let Err(e) = sync_folder(&self.target) {
+            log::warn!("{}", fail("flush the folder of", &self.target)(e));
+        }
+        Ok(())
     }
+}
 
-    /// Removes the temporary file; the target stays as it was.
-    pub fn discard(self) {
-        drop(self.file);
-        let _ = std::fs::remove_file(&self.partial);
+impl Drop for PartialFile {
+    /// An uncommitted temporary file is removed (after a commit it no longer exists).
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
     }
 }
 
@@ -71,7 +83,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 }
 
 /// The temporary file of `target`: its name with `.partial` appended.
-pub fn partial_path(target: &Path) -> PathBuf {
+fn partial_path(target: &Path) -> PathBuf {
     let mut name = target.as_os_str().to_owned();
     name.push(".partial");
     PathBuf::from(name)
@@ -133,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn a_discarded_write_leaves_the_old_file() {
+    fn a_write_dropped_uncommitted_leaves_the_old_file() {
         let dir = folder("discard");
         let path = dir.join("file.bin");
         write_atomically(&path, b"old").unwrap();
@@ -141,7 +153,7 @@ mod tests {
         file.write_all(b"new, half").unwrap();
         assert!(partial_path(&path).exists());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        file.discard();
+        drop(file);
         assert!(!partial_path(&path).exists());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         std::fs::remove_dir_all(&dir).unwrap();

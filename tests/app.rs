@@ -806,7 +806,8 @@ fn the_heat_map_puts_the_evidence_where_the_square_is() {
 fn the_memory_shown_before_start_is_what_the_run_allocates() {
     use resnet_wgpu::app::DeviceState;
     use resnet_wgpu::gpu::KernelPolicy;
-    use resnet_wgpu::schedule::{Plan, mib};
+    use resnet_wgpu::schedule::mib;
+    use resnet_wgpu::train::TrainConfig;
     let mut h = small_app();
     h.state_mut().config.max_micro_batch = Some(4);
     h.step();
@@ -814,22 +815,12 @@ fn the_memory_shown_before_start_is_what_the_run_allocates() {
         panic!("the device is ready")
     };
     let config = h.state().config.clone();
-    let planned = Plan::new(
-        config.model.build(),
-        config.batch,
-        info.fit,
-        Some(4),
-        KernelPolicy::Auto,
-    )
-    .unwrap();
-    let whole = Plan::new(
-        config.model.build(),
-        config.batch,
-        info.fit,
-        None,
-        KernelPolicy::Auto,
-    )
-    .unwrap();
+    let planned = config.plan_within(info.fit, KernelPolicy::Auto).unwrap();
+    let uncapped = TrainConfig {
+        max_micro_batch: None,
+        ..config
+    };
+    let whole = uncapped.plan_within(info.fit, KernelPolicy::Auto).unwrap();
     assert!(
         planned.memory.total() != whole.memory.total() && planned.micro_batch == 4,
         "the cap changes the plan: {} against {}",

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+rustup target add wasm32-unknown-unknown
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $version"; then
-  rustup target add wasm32-unknown-unknown
   cargo install wasm-bindgen-cli --version "$version"
 fi
 # The `web` profile (Cargo.toml) favours size: the page downloads it.

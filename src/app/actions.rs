@@ -154,11 +154,6 @@ impl App {
         self.setup.estimates.of_run(&self.config, &self.data)
     }
 
-    /// Whether a step of the selected model is being timed.
-    pub fn is_estimating(&self) -> bool {
-        self.setup.estimates.is_timing()
-    }
-
     /// Opens a new device after a failure and continues the run from its last good state.
     pub fn reopen_device(&mut self) {
         self.device_failure = None;

@@ -407,11 +407,10 @@ fn is_archive(name: &str) -> bool {
 }
 
 /// Saves checkpoint bytes to `path` atomically (natively); the error names the file and the
-/// step that failed.
+/// step that failed ("cannot write …: …").
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) fn save_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    crate::fs_atomic::write_atomically(path, bytes)
-        .map_err(|e| format!("cannot save {}: {e}", path.display()))
+    crate::fs_atomic::write_atomically(path, bytes).map_err(|e| e.to_string())
 }
 
 /// Offers bytes as a file download in the browser.

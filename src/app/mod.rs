@@ -40,7 +40,6 @@ use crate::train::TrainConfig;
 use controls::Controls;
 pub use files::{FileKind, LoadedFile};
 use pages::Pages;
-pub use pages::classify::Classified;
 use request::Request;
 pub use run::{RunState, RunView, Starting};
 pub use setup::SetupPanel;

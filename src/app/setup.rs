@@ -7,7 +7,7 @@ mod first_start;
 use crate::data::Cifar10;
 use crate::gpu::KernelPolicy;
 use crate::model::{Stem, Variant};
-use crate::schedule::{Plan, mib};
+use crate::schedule::mib;
 use crate::train::{LrSchedule, TrainConfig, default_validation};
 
 use super::controls::Controls;
@@ -415,33 +415,21 @@ fn memory_section(app: &mut Shared<'_>, ui: &mut egui::Ui) {
         app.requests.push(Request::SetMemoryBudget(budget_mib << 20));
     }
     let info = info.clone();
-    let model = app.config.model.build();
     // The plan the run will make: the same batch, limits and micro-batch cap.
-    let batch = app.config.batch.max(1);
-    let planned = Plan::new(
-        model,
-        batch,
-        info.fit,
-        app.config.max_micro_batch,
-        KernelPolicy::Auto,
-    );
-    match planned {
+    match app.config.plan_within(info.fit, KernelPolicy::Auto) {
         Ok(plan) => {
-            let (m, model) = (plan.memory, plan.model);
+            let m = plan.memory;
             ui.label(format!(
                 "Needs {:.0} MiB of device memory ({:.1} M parameters)",
                 mib(m.total()),
-                model.parameters().iter().map(|p| p.len()).sum::<usize>() as f64 / 1e6
+                plan.model.parameters().iter().map(|p| p.len()).sum::<usize>() as f64 / 1e6
             ));
             if let Some(note) = m.micro_batch_note(info.fit) {
                 ui.label(format!("Each batch {note}"));
             }
         }
-        Err(_) => {
-            ui.colored_label(
-                ui.visuals().error_fg_color,
-                "Too large for this device even one image at a time",
-            );
+        Err(e) => {
+            ui.colored_label(ui.visuals().error_fg_color, e.to_string());
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Timing a training step of a model on the device, for the estimate shown before Start: a
 //! step of a few images, then, where that predicts a short step, one of the whole batch.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::data::Cifar10;
-use crate::gpu::{GpuContext, KernelPolicy};
+use crate::gpu::{GemmKey, GpuContext, KernelPolicy, Variant};
 use crate::schedule::{KernelCache, Tuning, choose_kernels};
 use crate::train::{Splits, TrainConfig, TrainError, Trainer};
 
@@ -34,6 +35,8 @@ pub struct StepProbe<'a> {
     pub data: &'a Arc<Cifar10>,
     pub policy: KernelPolicy,
     pub cache: &'a KernelCache,
+    /// The choices already made on this device (the cache's and the defaults elsewhere).
+    pub known: &'a BTreeMap<GemmKey, Variant>,
 }
 
 impl StepProbe<'_> {
@@ -50,7 +53,8 @@ impl StepProbe<'_> {
     }
 
     /// Seconds per image of a training step at `batch`: the second step where the first is
-    /// short enough to afford one. Kernels are the cache's choices (the defaults elsewhere).
+    /// short enough to afford one. Kernels are those this device already chose, then the cache's
+    /// (the defaults elsewhere).
     async fn seconds_per_image_at(&self, batch: usize) -> Result<f64, TrainError> {
         let ctx = self.ctx;
         let probe = TrainConfig {
@@ -60,6 +64,7 @@ impl StepProbe<'_> {
             ..self.config.clone()
         };
         let mut plan = probe.plan(ctx, self.policy)?;
+        plan.kernels.measured = self.known.clone();
         choose_kernels(ctx, &mut plan, self.cache, Tuning::CacheOnly, |_, _| {}).await?;
         let mut trainer = Trainer::from_plan(ctx, plan, probe, Splits::new(self.data, 0), None)?;
         let mut started = web_time::Instant::now();

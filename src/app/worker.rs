@@ -3,6 +3,7 @@
 //! task in the browser, where each GPU read-back awaits the browser's event loop, so the page
 //! never blocks.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_channel::mpsc::{TryRecvError, UnboundedReceiver, UnboundedSender, unbounded};
@@ -11,7 +12,7 @@ use super::messages::device_info;
 pub use super::messages::{Command, DeviceInfo, Event};
 use super::step_timing::{StepProbe, estimate_key};
 use crate::data::Cifar10;
-use crate::gpu::{GpuContext, GpuError, KernelPolicy};
+use crate::gpu::{GemmKey, GpuContext, GpuError, KernelPolicy, Variant};
 use crate::schedule::{KernelCache, NORMS_READ_SHARE, Plan, Tuning, choose_kernels};
 use crate::train::{Checkpoint, Progress, Splits, TrainConfig, TrainError, Trainer, softmax_rows, top_k};
 
@@ -113,6 +114,9 @@ struct Session {
     kernel_cache: KernelCache,
     /// How the next run's launches pick their kernel variant.
     kernel_policy: KernelPolicy,
+    /// The kernel choices measured or checked on this device so far: a later plan starts from
+    /// them, so that nothing is timed twice on one device even where the cache keeps nothing.
+    known_kernels: BTreeMap<GemmKey, Variant>,
 }
 
 /// The least seconds between two reads of the layer norms while training.
@@ -160,6 +164,7 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
         norms_read: None,
         kernel_cache: KernelCache::default_location(),
         kernel_policy: KernelPolicy::Auto,
+        known_kernels: BTreeMap::new(),
     };
     loop {
         let command = if session.running {
@@ -282,24 +287,20 @@ async fn reopen(old: &GpuContext, session: &mut Session, events: &EventSink) -> 
     let data = session.trainer.take().map(|t| t.data);
     ctx.set_memory_budget(old.memory_budget());
     session.failed = false;
+    session.known_kernels.clear(); // measured on the old device
     events.send(Event::Device(device_info(&ctx)));
-    let (Some(checkpoint), Some(data)) = (session.last_good.as_ref(), data) else {
+    let (Some(config), Some(data)) = (session.last_good.as_ref().map(|c| c.header.config.clone()), data)
+    else {
         return Some(ctx);
     };
-    let prepared = prepare_kernels(
-        &ctx,
-        &checkpoint.header.config,
-        session.kernel_policy,
-        &session.kernel_cache,
-        events,
-    );
-    let plan = match prepared.await {
+    let plan = match prepare_kernels(&ctx, &config, session, events).await {
         Ok(plan) => plan,
         Err(e) => {
             fail(&ctx, session, events, e);
             return Some(ctx);
         }
     };
+    let checkpoint = session.last_good.as_ref().expect("checked above");
     match Trainer::resume_from_plan(&ctx, plan, checkpoint, data) {
         Ok(t) => {
             events.send(started(&t, false));
@@ -343,8 +344,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         } => {
             session.trainer = None; // free the old run's buffers first
             session.last_good = None;
-            let prepared =
-                prepare_kernels(ctx, &config, session.kernel_policy, &session.kernel_cache, events);
+            let prepared = prepare_kernels(ctx, &config, session, events);
             let plan = match prepared.await {
                 Ok(plan) => plan,
                 Err(e) => return fail(ctx, session, events, e),
@@ -362,7 +362,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         }
         Command::Resume { checkpoint, data } => {
             let config = &checkpoint.header.config;
-            let prepared = prepare_kernels(ctx, config, session.kernel_policy, &session.kernel_cache, events);
+            let prepared = prepare_kernels(ctx, config, session, events);
             let plan = match prepared.await {
                 Ok(plan) => plan,
                 Err(e) => return fail(ctx, session, events, e),
@@ -462,16 +462,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             let seconds_per_image = if session.running {
                 Err("a run is going".to_string())
             } else {
-                match measure_step(
-                    ctx,
-                    &config,
-                    &data,
-                    session.kernel_policy,
-                    &session.kernel_cache,
-                    events,
-                )
-                .await
-                {
+                match measure_step(ctx, &config, &data, session, events).await {
                     // The device failed while timing: the run waits for a new one.
                     Err(e) if e.device_failure().is_some() || ctx.is_lost() => {
                         events.send(Event::Estimate {
@@ -499,36 +490,41 @@ async fn measure_step(
     ctx: &GpuContext,
     config: &TrainConfig,
     data: &Arc<Cifar10>,
-    policy: KernelPolicy,
-    cache: &KernelCache,
+    session: &mut Session,
     events: &EventSink,
 ) -> Result<f64, crate::train::TrainError> {
-    prepare_kernels(ctx, config, policy, cache, events).await?;
+    prepare_kernels(ctx, config, session, events).await?;
     StepProbe {
         ctx,
         config,
         data,
-        policy,
-        cache,
+        policy: session.kernel_policy,
+        cache: &session.kernel_cache,
+        known: &session.known_kernels,
     }
     .seconds_per_image()
     .await
 }
 
-/// Plans a configuration and chooses its kernels (measured, or from the cache), reporting
-/// progress.
+/// Plans a configuration and chooses its kernels (from what this device already measured, the
+/// cache, or measured now), reporting progress; the session keeps the choices.
 async fn prepare_kernels(
     ctx: &GpuContext,
     config: &TrainConfig,
-    policy: KernelPolicy,
-    cache: &KernelCache,
+    session: &mut Session,
     events: &EventSink,
 ) -> Result<Plan, crate::train::TrainError> {
-    let mut plan = config.plan(ctx, policy)?;
-    let report = choose_kernels(ctx, &mut plan, cache, Tuning::Measure, |done, total| {
-        events.send(Event::Preparing { done, total })
-    })
+    let mut plan = config.plan(ctx, session.kernel_policy)?;
+    plan.kernels.measured = session.known_kernels.clone();
+    let report = choose_kernels(
+        ctx,
+        &mut plan,
+        &session.kernel_cache,
+        Tuning::Measure,
+        |done, total| events.send(Event::Preparing { done, total }),
+    )
     .await?;
+    session.known_kernels = plan.kernels.measured.clone();
     events.send(Event::Kernels(Box::new(report)));
     Ok(plan)
 }

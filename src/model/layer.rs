@@ -82,20 +82,10 @@ impl Op {
                 name,
                 out_channels,
                 kernel,
-                stride,
-                padding,
                 bias,
+                ..
             } => {
-                let shape = Conv2dShape {
-                    batch: n,
-                    in_channels: c,
-                    in_height: h,
-                    in_width: w,
-                    out_channels: *out_channels,
-                    kernel: [*kernel, *kernel],
-                    stride: [*stride, *stride],
-                    padding: [*padding, *padding],
-                };
+                let shape = self.conv_shape(input).expect("a convolution");
                 d.output = [n, *out_channels, shape.out_height(), shape.out_width()];
                 let fan_in = c * kernel * kernel;
                 let weight_init = match init.torchvision {

@@ -35,10 +35,33 @@ impl MemoryReport {
     /// `batch / micro_batch` micro-batches).
     pub fn new(model: &Model, batch: usize, micro_batch: usize) -> Self {
         let shapes = model.shapes(micro_batch);
+        Self::of_plan(
+            model,
+            batch,
+            micro_batch,
+            &shapes,
+            &GradientPlan::new(model, &shapes),
+        )
+    }
+
+    /// [`MemoryReport::new`] from the tensor shapes at the micro-batch and the gradient slots
+    /// already planned.
+    pub fn of_plan(
+        model: &Model,
+        batch: usize,
+        micro_batch: usize,
+        shapes: &[Shape],
+        gradients: &GradientPlan,
+    ) -> Self {
         let bytes = |len: usize| len.max(1) as u64 * F32;
         let numel = |s: &Shape| s.iter().product::<usize>();
-        let params = model.parameters();
-        let running: u64 = model.batch_norms().iter().map(|(_, c)| 2 * bytes(*c)).sum();
+        let layers = model.describe(micro_batch);
+        let params: Vec<_> = layers.iter().flat_map(|d| &d.params).collect();
+        let running: u64 = layers
+            .iter()
+            .filter_map(|d| d.statistics.as_ref())
+            .map(|(_, c)| 2 * bytes(*c))
+            .sum();
         let parameters = params.iter().map(|p| 3 * bytes(p.len())).sum::<u64>() + running;
         let activations = shapes
             .iter()
@@ -46,9 +69,8 @@ impl MemoryReport {
             .filter(|(_, stored)| *stored)
             .map(|(s, _)| bytes(numel(s)))
             .sum();
-        let plan = GradientPlan::new(model, &shapes);
-        let activation_gradients = plan.slot_len.iter().map(|&l| bytes(l)).sum();
-        let activation_gradients_unshared = plan
+        let activation_gradients = gradients.slot_len.iter().map(|&l| bytes(l)).sum();
+        let activation_gradients_unshared = gradients
             .tensor_slot
             .iter()
             .enumerate()
@@ -57,7 +79,7 @@ impl MemoryReport {
             .sum();
         let mut other =
             bytes(micro_batch) + bytes(2) + bytes(2 * params.len() * crate::ops::sum_of_squares::PARTIALS);
-        for description in model.describe(micro_batch) {
+        for description in &layers {
             if let Some((_, channels)) = description.statistics {
                 other += SAVED_PER_CHANNEL as u64 * bytes(channels);
             }

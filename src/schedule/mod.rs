@@ -32,7 +32,7 @@ pub use gradients::GradientPlan;
 pub use kernel_cache::KernelCache;
 pub use memory::{MemoryReport, mib};
 pub use norms::{LayerNorms, NORMS_READ_SHARE, group_by_layer};
-pub use plan::{DeviceLimits, Plan, within_loop_bounds};
+pub use plan::{DeviceLimits, Plan};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
 use crate::gpu::{Fault, GpuBuffer, GpuContext, GpuError, Launch};

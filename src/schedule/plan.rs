@@ -44,9 +44,10 @@ impl Plan {
             ScheduleError::too_large(name, &model, batch, limits)
         })?;
         let shapes = model.shapes(micro_batch);
+        let gradients = GradientPlan::new(&model, &shapes);
         Ok(Self {
-            memory: MemoryReport::new(&model, batch, micro_batch),
-            gradients: GradientPlan::new(&model, &shapes),
+            memory: MemoryReport::of_plan(&model, batch, micro_batch, &shapes, &gradients),
+            gradients,
             shapes,
             model,
             batch,
@@ -57,11 +58,6 @@ impl Plan {
                 measured: Default::default(),
             },
         })
-    }
-
-    /// "seed50 (imagenet stem)": the model, for messages.
-    pub fn model_name(&self) -> String {
-        format!("{} ({} stem)", self.model.variant.name(), self.model.stem.name())
     }
 }
 
@@ -93,7 +89,7 @@ fn choose_micro_batch(
 
 /// Whether every kernel of a step at `micro_batch` images stays within the loop bound of the
 /// software adapters: a batch norm's values per channel, the loss's rows times classes.
-pub fn within_loop_bounds(model: &Model, micro_batch: usize) -> bool {
+fn within_loop_bounds(model: &Model, micro_batch: usize) -> bool {
     let batch_norms_fit = model.describe(micro_batch).iter().all(|d| {
         let [n, _, h, w] = d.output;
         d.statistics.is_none() || n * h * w <= crate::ops::batch_norm::MAX_PER_CHANNEL

@@ -108,8 +108,8 @@ impl CaseShape {
     }
 }
 
-/// Every GEMM-shaped launch of one training step of `model` at `micro_batch` images (as each
-/// layer describes them; input gradients only where a gradient flows).
+/// Every GEMM-shaped launch of one training step of `plan` (as each layer describes them; input
+/// gradients only where a gradient flows).
 fn cases(ctx: &GpuContext, plan: &Plan) -> Vec<Case> {
     let model = &plan.model;
     let mut out = Vec::new();
@@ -274,15 +274,28 @@ async fn within_scope<T>(
     match rejected {
         None => Ok(Some(value)),
         Some(error) => {
-            log::warn!(
-                "kernel choice: {key}: the device rejected {variant}, which is dropped: {}",
-                crate::gpu::describe_error(&error)
-            );
-            for kernel in kernels {
-                ctx.forget_pipeline(kernel);
-            }
+            drop_rejected(ctx, key, variant, &kernels, &error, "which is dropped");
             Ok(None)
         }
+    }
+}
+
+/// Says that the device rejected `variant` for `key` (and what happens to it), and drops the
+/// pipelines of its `kernels` so that they are never reused.
+fn drop_rejected(
+    ctx: &GpuContext,
+    key: &GemmKey,
+    variant: Variant,
+    kernels: &[crate::shaders::Kernel],
+    error: &wgpu::Error,
+    outcome: &str,
+) {
+    log::warn!(
+        "kernel choice: {key}: the device rejected {variant}, {outcome}: {}",
+        crate::gpu::describe_error(error)
+    );
+    for &kernel in kernels {
+        ctx.forget_pipeline(kernel);
     }
 }
 
@@ -327,13 +340,14 @@ async fn rejected_cached_choices(
     let mut rejected = Vec::new();
     for (key, variant, kernels, popped) in pending {
         if let Some(error) = popped.await {
-            log::warn!(
-                "kernel choice: {key}: the device rejected the cached {variant}, which is timed anew: {}",
-                crate::gpu::describe_error(&error)
+            drop_rejected(
+                ctx,
+                &key,
+                variant,
+                &kernels,
+                &error,
+                "its cached choice, which is timed anew",
             );
-            for kernel in kernels {
-                ctx.forget_pipeline(kernel);
-            }
             rejected.push(key);
         }
     }

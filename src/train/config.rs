@@ -7,7 +7,7 @@ use crate::data::BatchOptions;
 use crate::gpu::{GpuContext, KernelPolicy};
 use crate::model::{GammaInit, Model, Stem, Variant};
 use crate::ops::sgd::SgdConfig;
-use crate::schedule::{Network, Plan, ScheduleError};
+use crate::schedule::{DeviceLimits, Network, Plan, ScheduleError};
 
 /// How training-set loss and error are measured each epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,12 +96,18 @@ impl TrainConfig {
     }
 
     /// The plan of this configuration on `ctx`: its micro-batches, memory and, launches picking
-    /// their variant as `policy` says (nothing measured yet: see [`choose_kernels`]).
+    /// their variant as `policy` says (nothing measured yet: see
+    /// [`crate::schedule::choose_kernels`]).
     pub fn plan(&self, ctx: &GpuContext, policy: KernelPolicy) -> Result<Plan, ScheduleError> {
+        self.plan_within(Network::limits(ctx), policy)
+    }
+
+    /// [`TrainConfig::plan`] for a device of the given limits (what the app shows before a run).
+    pub fn plan_within(&self, limits: DeviceLimits, policy: KernelPolicy) -> Result<Plan, ScheduleError> {
         Plan::new(
             self.model.build(),
             self.batch,
-            Network::limits(ctx),
+            limits,
             self.max_micro_batch,
             policy,
         )

@@ -27,7 +27,8 @@ pub struct ClassifyPage {
     pub classified: Option<Classified>,
     /// The Grad-CAM heat map is drawn over the classified image.
     pub show_heat: bool,
-    /// Textures of the classified images.
+    /// The texture of the image being classified (one at a time: a new image replaces it, even
+    /// one of the same name).
     images: Textures,
     /// Textures of the heat maps of the last classified image, by class.
     heat_maps: Textures,
@@ -47,6 +48,7 @@ impl Default for ClassifyPage {
 impl ClassifyPage {
     /// An image (3×32×32 CHW) sent to be classified: shown at once, its classes once they come.
     pub fn classifying(&mut self, name: String, image: Vec<u8>) {
+        self.images.clear();
         self.classified = Some(Classified {
             name,
             image,

@@ -402,6 +402,8 @@ pub fn weight_grad_with(
     if variant == Variant::SplitK {
         let chunks = split_k_chunks(shape).expect("split-K applies to this weight gradient");
         let k_total = shape.batch * shape.out_height() * shape.out_width();
+        // The partial pass writes its sums whole (the shared store adds the old value only
+        // where `accumulate` is set); the second pass adds into dw where asked.
         let mut params = shape.params(false, false);
         params.k_chunk = k_total.div_ceil(chunks) as u32;
         let grid = [
