@@ -83,9 +83,17 @@ macro_rules! body {
 body!(FLAT, "body_flat");
 body!(GEMM_TILE, "body_gemm_tile");
 body!(GEMM_SUBGROUP, "body_gemm_subgroup");
+body!(BATCH_NORM_TRAIN, "body_batch_norm_train");
+body!(BATCH_NORM_BACKWARD, "body_batch_norm_backward");
 
 impl Body {
-    pub const ALL: &'static [Body] = &[FLAT, GEMM_TILE, GEMM_SUBGROUP];
+    pub const ALL: &'static [Body] = &[
+        FLAT,
+        GEMM_TILE,
+        GEMM_SUBGROUP,
+        BATCH_NORM_TRAIN,
+        BATCH_NORM_BACKWARD,
+    ];
 
     /// The body of a list of none or one.
     const fn one_of(bodies: &[Body]) -> Option<Body> {
@@ -163,9 +171,12 @@ kernels! {
     (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], wide),
     (MatmulTiled, "matmul_tiled", false, [MATMUL], []),
     (BiasGrad, "bias_grad", false, [ACT], []),
-    (BatchNormTrainForward, "batch_norm_train_forward", false, [ACT, BATCH_NORM], []),
+    (BatchNormTrainForward, "batch_norm_train_forward", false, [ACT, BATCH_NORM], [BATCH_NORM_TRAIN]),
     (BatchNormInferenceForward, "batch_norm_inference_forward", false, [ACT, BATCH_NORM], [FLAT]),
-    (BatchNormBackward, "batch_norm_backward", false, [ACT, BATCH_NORM], []),
+    (BatchNormBackward, "batch_norm_backward", false, [ACT, BATCH_NORM], [BATCH_NORM_BACKWARD]),
+    (BatchNormAddReluTrainForward, "batch_norm_add_relu_train_forward", false, [ACT, BATCH_NORM], [BATCH_NORM_TRAIN]),
+    (BatchNormAddReluInferenceForward, "batch_norm_add_relu_inference_forward", false, [ACT, BATCH_NORM], [FLAT]),
+    (BatchNormAddReluBackward, "batch_norm_add_relu_backward", false, [ACT, BATCH_NORM], [BATCH_NORM_BACKWARD]),
     (BatchNormRunningUpdate, "batch_norm_running_update", false, [BATCH_NORM], [FLAT]),
     (ReluForward, "relu_forward", false, [ACT, LEN], [FLAT]),
     (ReluBackward, "relu_backward", false, [ACT, LEN], [FLAT]),

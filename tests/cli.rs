@@ -343,9 +343,15 @@ fn a_memory_budget_splits_the_batch_or_says_what_does_not_fit() {
     let out = run(&["info", "--variant", "seed50", "--batch", "128", "--memory", "100"]);
     assert!(!out.status.success());
     let error = stderr(&out);
+    let model = resnet_wgpu::model::Model::new(
+        resnet_wgpu::model::Variant::Seed50,
+        resnet_wgpu::model::Stem::ImageNet,
+    );
+    let one_image = resnet_wgpu::schedule::MemoryReport::new(&model, 128, 1).total();
+    let needs = format!("needs {:.0} MiB", resnet_wgpu::schedule::mib(one_image));
     assert!(
-        error.contains("budget of 100 MiB") && error.contains("needs 406 MiB") && error.contains("--memory"),
-        "{error}"
+        error.contains("budget of 100 MiB") && error.contains(&needs) && error.contains("--memory"),
+        "{error} (expected: {needs})"
     );
 }
 

@@ -60,7 +60,7 @@ fn a_second_plan_on_the_same_adapter_times_nothing() {
     let convs = small_model()
         .layers
         .iter()
-        .filter(|l| matches!(l.op, resnet_wgpu::model::Op::Conv { .. }))
+        .filter(|l| matches!(l.op, resnet_wgpu::model::Op::Conv(_)))
         .count();
     assert_eq!(first.launches.len(), 3 * convs - 1 + 3, "{first}");
     let second = plan(&cache, Tuning::Measure);

@@ -138,18 +138,9 @@ fn shapes_through_both_stems() {
             };
             match stem {
                 Stem::ImageNet => {
-                    assert_eq!(
-                        after(&|op| matches!(op, Op::Upsample { .. })).1,
-                        [batch, 3, 224, 224]
-                    );
-                    assert_eq!(
-                        after(&|op| matches!(op, Op::Conv { .. })).1,
-                        [batch, 64, 112, 112]
-                    );
-                    assert_eq!(
-                        after(&|op| matches!(op, Op::MaxPool { .. })).1,
-                        [batch, 64, 56, 56]
-                    );
+                    assert_eq!(after(&|op| matches!(op, Op::Upsample(_))).1, [batch, 3, 224, 224]);
+                    assert_eq!(after(&|op| matches!(op, Op::Conv(_))).1, [batch, 64, 112, 112]);
+                    assert_eq!(after(&|op| matches!(op, Op::MaxPool(_))).1, [batch, 64, 56, 56]);
                     assert_eq!(pool_in, [batch, features, 7, 7], "{variant:?}");
                 }
                 Stem::Cifar => {
@@ -157,9 +148,9 @@ fn shapes_through_both_stems() {
                         !model
                             .layers
                             .iter()
-                            .any(|l| matches!(l.op, Op::Upsample { .. } | Op::MaxPool { .. }))
+                            .any(|l| matches!(l.op, Op::Upsample(_) | Op::MaxPool(_)))
                     );
-                    assert_eq!(after(&|op| matches!(op, Op::Conv { .. })).1, [batch, 64, 32, 32]);
+                    assert_eq!(after(&|op| matches!(op, Op::Conv(_))).1, [batch, 64, 32, 32]);
                     assert_eq!(pool_in, [batch, features, 4, 4], "{variant:?}");
                 }
             }
@@ -472,11 +463,11 @@ fn layer_slots_point_at_each_layers_own_parameters() {
             assert_eq!(slots.len(), model.layers.len());
             let (mut used, mut batch_norms, mut pools) = (0, 0, 0);
             for (layer, slot) in model.layers.iter().zip(&slots) {
-                let name = match &layer.op {
-                    Op::Conv { name, .. } | Op::BatchNorm { name } | Op::Linear { name, .. } => name,
-                    _ => {
+                let name = match layer.op.name() {
+                    Some(name) => name,
+                    None => {
                         assert_eq!((slot.weight, slot.bias), (None, None));
-                        if matches!(layer.op, Op::MaxPool { .. }) {
+                        if matches!(layer.op, Op::MaxPool(_)) {
                             assert_eq!(slot.max_pool, Some(pools));
                             pools += 1;
                         }
@@ -490,7 +481,7 @@ fn layer_slots_point_at_each_layers_own_parameters() {
                     assert_eq!(params[bias].name, format!("{name}.bias"));
                     used += 1;
                 }
-                if matches!(layer.op, Op::BatchNorm { .. }) {
+                if matches!(layer.op, Op::BatchNorm(_) | Op::BatchNormAddRelu(_)) {
                     assert_eq!(slot.batch_norm, Some(batch_norms));
                     batch_norms += 1;
                 }

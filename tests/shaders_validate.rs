@@ -199,7 +199,13 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             spatial,
             accumulate
         }),
-        BatchNormTrainForward | BatchNormInferenceForward | BatchNormBackward | BatchNormRunningUpdate => {
+        BatchNormTrainForward
+        | BatchNormInferenceForward
+        | BatchNormBackward
+        | BatchNormRunningUpdate
+        | BatchNormAddReluTrainForward
+        | BatchNormAddReluInferenceForward
+        | BatchNormAddReluBackward => {
             twin!(BatchNormParams {
                 batch,
                 channels,

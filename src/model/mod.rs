@@ -3,11 +3,11 @@
 //! layer `i`. The scheduler and the CPU reference both walk this list; nothing else knows the
 //! architecture.
 
-mod layer;
+pub mod op;
 pub mod reference;
 mod resnet;
 
-pub use layer::{GemmLaunch, InitStyle, LayerDescription};
+pub use op::{GemmLaunch, InitStyle, LayerDescription, Op};
 
 pub use resnet::{
     MAX_BLOCKS_PER_STAGE, MAX_CLASSES, MAX_STAGES, MAX_UPSAMPLE, MAX_WIDTH, ResNetConfig, Stem, Variant,
@@ -17,72 +17,6 @@ use crate::rng::Rng;
 
 /// Index of a tensor: 0 for the input, `i + 1` for the output of layer `i`.
 pub type TensorId = usize;
-
-/// One operation of the network. Parameters are named as in PyTorch's `state_dict`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// Nearest upsampling to `size`×`size`.
-    Upsample {
-        size: usize,
-    },
-    /// Square convolution; parameters `{name}.weight` [Cout, Cin, k, k] and `{name}.bias`.
-    Conv {
-        name: String,
-        out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        bias: bool,
-    },
-    /// Batch norm over channels; `{name}.weight`, `{name}.bias`, `{name}.running_mean`,
-    /// `{name}.running_var`.
-    BatchNorm {
-        name: String,
-    },
-    Relu,
-    /// Max pooling with a square window.
-    MaxPool {
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    },
-    /// Element-wise sum of two tensors of the same shape (the residual join).
-    Add,
-    /// [B, C, H, W] → [B, C, 1, 1].
-    GlobalAvgPool,
-    /// [B, F, 1, 1] → [B, out, 1, 1]; `{name}.weight` [out, F] and `{name}.bias` [out].
-    Linear {
-        name: String,
-        out_features: usize,
-    },
-}
-
-impl Op {
-    /// The convolution this op computes on an input of shape `input`; `None` for other ops.
-    pub fn conv_shape(&self, input: Shape) -> Option<crate::ops::conv2d::Conv2dShape> {
-        let Op::Conv {
-            out_channels,
-            kernel,
-            stride,
-            padding,
-            ..
-        } = *self
-        else {
-            return None;
-        };
-        let [batch, in_channels, in_height, in_width] = input;
-        Some(crate::ops::conv2d::Conv2dShape {
-            batch,
-            in_channels,
-            in_height,
-            in_width,
-            out_channels,
-            kernel: [kernel, kernel],
-            stride: [stride, stride],
-            padding: [padding, padding],
-        })
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
@@ -182,37 +116,6 @@ impl Model {
     /// The output of the network: the logits [B, classes, 1, 1].
     pub fn output(&self) -> TensorId {
         self.layers.len()
-    }
-
-    /// Per layer: whether it is a ReLU that runs inside the batch norm before it (layer i − 1
-    /// is a batch norm whose output only this ReLU reads). The batch norm then writes the
-    /// ReLU's output and its backward masks the ReLU's output gradient, so the normalized
-    /// tensor is neither stored nor read.
-    pub fn relu_fused_into_batch_norm(&self) -> Vec<bool> {
-        let mut readers = vec![0usize; self.layers.len() + 1];
-        for layer in &self.layers {
-            for &t in &layer.inputs {
-                readers[t] += 1;
-            }
-        }
-        (0..self.layers.len())
-            .map(|i| {
-                i > 0
-                    && matches!(self.layers[i].op, Op::Relu)
-                    && self.layers[i].inputs == [i]
-                    && matches!(self.layers[i - 1].op, Op::BatchNorm { .. })
-                    && readers[i] == 1
-            })
-            .collect()
-    }
-
-    /// Whether each tensor is stored on the device: all but the outputs of batch norms whose
-    /// ReLU is fused into them.
-    pub fn stored_tensors(&self) -> Vec<bool> {
-        let fused = self.relu_fused_into_batch_norm();
-        (0..=self.layers.len())
-            .map(|t| !fused.get(t).copied().unwrap_or(false))
-            .collect()
     }
 
     /// Every layer described at a given batch size (see [`Op::describe`]), in order.

@@ -1,7 +1,7 @@
 //! A CPU reference executor of a whole [`Model`] in f64, to check the GPU trainer against.
 //!
-//! It walks the model's layer list exactly as the scheduler does, calling the `*_cpu`
-//! reference of each op ([`crate::ops`]): tensor 0 is the input batch `[B, 3, 32, 32]`,
+//! It walks the model's layer list exactly as the scheduler does, calling each layer op's CPU
+//! reference ([`crate::model::op::LayerOp::forward_cpu`] and `backward_cpu`): tensor 0 is the input batch `[B, 3, 32, 32]`,
 //! tensor `i + 1` the output of layer `i`, the last tensor the logits `[B, K, 1, 1]`.
 //!
 //! One training step ([`train_step`]):
@@ -21,18 +21,16 @@
 //! `[Cout, Cin, k, k]` then its bias `[Cout]` if any; batch-norm weight γ `[C]` then bias β
 //! `[C]`; linear weight `[out, in]` then bias `[out]`.
 
-use super::{Model, Op, Shape};
-use crate::ops::batch_norm::{self, BnShape};
-use crate::ops::conv2d;
-use crate::ops::max_pool::{self, MaxPoolShape};
+use super::op::{CpuKept, CpuLayer, CpuMode};
+use super::{LayerSlots, Model, Shape};
+use crate::ops::batch_norm;
 use crate::ops::sgd::{self, SgdConfig};
-use crate::ops::upsample::{self, UpsampleShape};
-use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, linear, relu};
+use crate::ops::{add, cross_entropy};
 use crate::rng::Rng;
 
-/// The trainer's batch-norm constants ([`batch_norm::DEFAULT_MOMENTUM`], [`batch_norm::DEFAULT_EPS`]) in f64.
-pub const BN_MOMENTUM: f64 = batch_norm::DEFAULT_MOMENTUM as f64;
-pub const BN_EPS: f64 = batch_norm::DEFAULT_EPS as f64;
+pub use super::op::BatchStats;
+/// The trainer's batch-norm constants in f64.
+pub use super::op::{BN_EPS, BN_MOMENTUM};
 
 /// Everything a training run carries from step to step.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,18 +84,6 @@ pub struct StepResult {
     pub grads: Vec<Vec<f64>>,
 }
 
-/// Per-channel statistics of one batch norm in a training forward, each `[C]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BatchStats {
-    pub mean: Vec<f64>,
-    /// Biased: `Σ(x − mean)²/M`.
-    pub var: Vec<f64>,
-    /// `1/sqrt(var + eps)`.
-    pub invstd: Vec<f64>,
-    /// `M = B·H·W`, the values per channel.
-    pub count: usize,
-}
-
 /// The activations of one training-mode forward pass.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trace {
@@ -105,8 +91,8 @@ pub struct Trace {
     pub tensors: Vec<Vec<f64>>,
     /// Batch statistics per batch norm, in [`Model::batch_norms`] order.
     pub batch_stats: Vec<BatchStats>,
-    /// Per layer: the argmax of a max-pool layer (flat index in the input plane), else empty.
-    argmax: Vec<Vec<u32>>,
+    /// Per layer: what its forward kept for its backward (its output is in `tensors`).
+    kept: Vec<CpuKept>,
 }
 
 impl Trace {
@@ -150,21 +136,6 @@ fn check_batch(shapes: &[Shape], images: &[f64], batch: usize) {
     );
 }
 
-fn bn_shape(x: Shape) -> BnShape {
-    let [n, c, h, w] = x;
-    BnShape::new(n, c, h * w)
-}
-
-fn pool_shape(x: Shape, kernel: usize, stride: usize, padding: usize) -> MaxPoolShape {
-    let [n, c, h, w] = x;
-    MaxPoolShape::new(n, c, h, w, kernel, stride, padding)
-}
-
-fn upsample_shape(x: Shape, size: usize) -> UpsampleShape {
-    let [n, c, h, w] = x;
-    UpsampleShape::new(n, c, (h, w), (size, size))
-}
-
 /// How batch norm normalises in a forward pass.
 enum Mode<'a> {
     /// With the batch statistics (recorded in the trace).
@@ -173,8 +144,29 @@ enum Mode<'a> {
     Eval(&'a [(Vec<f64>, Vec<f64>)]),
 }
 
-/// Runs every layer; returns the tensors, the batch statistics (training mode) and the
-/// max-pool argmaxes.
+/// Layer `i`'s tensors: its inputs from `tensors` and its parameters from `params`.
+fn cpu_layer<'a>(
+    model: &Model,
+    i: usize,
+    shapes: &[Shape],
+    tensors: &'a [Vec<f64>],
+    params: &'a [Vec<f64>],
+    slot: &LayerSlots,
+) -> CpuLayer<'a> {
+    let layer = &model.layers[i];
+    CpuLayer {
+        inputs: layer.inputs.iter().map(|&t| &tensors[t][..]).collect(),
+        input_shapes: layer.inputs.iter().map(|&t| shapes[t]).collect(),
+        params: [slot.weight, slot.bias]
+            .into_iter()
+            .flatten()
+            .map(|p| &params[p][..])
+            .collect(),
+    }
+}
+
+/// Runs every layer ([`crate::model::op::LayerOp::forward_cpu`]); returns the tensors and
+/// what each layer kept for its backward.
 fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize, mode: Mode) -> Trace {
     check_params(model, params);
     let shapes = model.shapes(batch);
@@ -182,72 +174,24 @@ fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize,
     let slots = model.layer_slots();
     let mut tensors = Vec::with_capacity(shapes.len());
     tensors.push(images.to_vec());
-    let mut batch_stats = Vec::new();
-    let mut argmax = Vec::with_capacity(model.layers.len());
-    for (layer, slot) in model.layers.iter().zip(&slots) {
-        let xs = shapes[layer.inputs[0]];
-        let x = &tensors[layer.inputs[0]];
-        let weight = || &params[slot.weight.expect("layer has a weight")][..];
-        let bias = || &params[slot.bias.expect("layer has a bias")][..];
-        let mut layer_argmax = Vec::new();
-        let y = match &layer.op {
-            // y[n,c,oh,ow] = x[n,c,⌊oh·IH/OH⌋,⌊ow·IW/OW⌋]
-            Op::Upsample { size } => upsample::forward_cpu(&upsample_shape(xs, *size), x),
-            // y = conv(x, W) + b: [B, Cin, H, W] → [B, Cout, OH, OW]
-            Op::Conv { .. } => {
-                let s = layer.op.conv_shape(xs).expect("a convolution");
-                conv2d::forward_cpu(&s, x, weight(), slot.bias.map(|i| &params[i][..]))
-            }
-            // y = γ·(x − μ)/sqrt(σ² + eps) + β per channel
-            Op::BatchNorm { .. } => {
-                let s = bn_shape(xs);
-                match mode {
-                    Mode::Train => {
-                        let f = batch_norm::train_forward_cpu(x, weight(), bias(), s, BN_EPS);
-                        batch_stats.push(BatchStats {
-                            mean: f.mean,
-                            var: f.var,
-                            invstd: f.invstd,
-                            count: s.per_channel(),
-                        });
-                        f.y
-                    }
-                    Mode::Eval(running) => {
-                        let (mean, var) = &running[slot.batch_norm.expect("batch norm has a slot")];
-                        batch_norm::inference_forward_cpu(x, weight(), bias(), mean, var, s, BN_EPS)
-                    }
-                }
-            }
-            // y = max(x, 0)
-            Op::Relu => relu::forward_cpu(x),
-            // y = max over the window (padding never selected)
-            Op::MaxPool {
-                kernel,
-                stride,
-                padding,
-            } => {
-                let (y, a) = max_pool::forward_cpu(&pool_shape(xs, *kernel, *stride, *padding), x);
-                layer_argmax = a;
-                y
-            }
-            // y = a + b
-            Op::Add => add::forward_cpu(x, &tensors[layer.inputs[1]]),
-            // [B, C, H, W] → [B, C] (= [B, C, 1, 1]), the mean over H·W
-            Op::GlobalAvgPool => global_avg_pool::forward_cpu(xs, x),
-            // [B, F, 1, 1] → [B, out, 1, 1]: y = x·Wᵀ + b
-            Op::Linear { out_features, .. } => {
-                let [n, f, h, w] = xs;
-                assert_eq!(h * w, 1, "reference: a linear layer reads [B, F, 1, 1]");
-                linear::forward_cpu(x, weight(), bias(), n, f, *out_features)
+    let mut kept = Vec::with_capacity(model.layers.len());
+    for (i, (layer, slot)) in model.layers.iter().zip(&slots).enumerate() {
+        let io = cpu_layer(model, i, &shapes, &tensors, params, slot);
+        let cpu_mode = match mode {
+            Mode::Train => CpuMode::Train,
+            Mode::Eval(running) => {
+                CpuMode::Eval(slot.batch_norm.map(|s| (&running[s].0[..], &running[s].1[..])))
             }
         };
+        let (y, layer_kept) = layer.op.layer().forward_cpu(&io, cpu_mode);
         tensors.push(y);
-        argmax.push(layer_argmax);
+        kept.push(layer_kept);
     }
+    let batch_stats = kept.iter().filter_map(|k| k.stats.clone()).collect();
     Trace {
         tensors,
         batch_stats,
-        argmax,
+        kept,
     }
 }
 
@@ -309,68 +253,19 @@ fn run_backward(
         let Some(dy) = grads[i + 1].take() else {
             continue;
         };
-        let xs = shapes[layer.inputs[0]];
-        let x = &trace.tensors[layer.inputs[0]];
-        let y = &trace.tensors[i + 1];
-        let dx = match &layer.op {
-            // dx[n,c,ih,iw] = Σ dy over the output pixels that read (ih, iw)
-            Op::Upsample { size } => upsample::backward_cpu(&upsample_shape(xs, *size), &dy),
-            Op::Conv { .. } => {
-                let s = layer.op.conv_shape(xs).expect("a convolution");
-                let w_slot = slot.weight.expect("conv has a weight");
-                // dW[co,ci,kh,kw] = Σ_{b,oh,ow} dy[b,co,oh,ow]·x[b,ci,oh·s−p+kh,ow·s−p+kw]
-                param_grads[w_slot] = conv2d::weight_grad_cpu(&s, &dy, x);
-                // db[co] = Σ_{b,oh,ow} dy[b,co,oh,ow]
-                if let Some(b_slot) = slot.bias {
-                    param_grads[b_slot] =
-                        bias_grad::backward_cpu(&dy, s.batch, s.out_channels, s.out_height() * s.out_width());
-                }
-                // dx[b,ci,ih,iw] = Σ_{co,kh,kw} W[co,ci,kh,kw]·dy[b,co,oh,ow]
-                conv2d::input_grad_cpu(&s, &dy, &params[w_slot])
-            }
-            // dβ = Σdy, dγ = Σdy·x̂, dx = γ·invstd/M·(M·dy − Σdy − x̂·Σdy·x̂)
-            Op::BatchNorm { .. } => {
-                let (g_slot, b_slot) = (slot.weight.expect("γ"), slot.bias.expect("β"));
-                let stats = &trace.batch_stats[slot.batch_norm.expect("batch norm has a slot")];
-                let b = batch_norm::backward_cpu(
-                    &dy,
-                    x,
-                    &params[g_slot],
-                    &stats.mean,
-                    &stats.invstd,
-                    bn_shape(xs),
-                );
-                param_grads[g_slot] = b.dgamma;
-                param_grads[b_slot] = b.dbeta;
-                b.dx
-            }
-            // dx = dy·[y > 0]
-            Op::Relu => relu::backward_cpu(y, &dy),
-            // dx = Σ dy over the windows whose maximum sits at the element
-            Op::MaxPool {
-                kernel,
-                stride,
-                padding,
-            } => max_pool::backward_cpu(&pool_shape(xs, *kernel, *stride, *padding), &trace.argmax[i], &dy),
-            // da = db = dy; the second input is handled here, the first below
-            Op::Add => {
-                let (da, db) = add::backward_cpu(&dy);
-                accumulate(&mut grads[layer.inputs[1]], db);
-                da
-            }
-            // dx[n,c,h,w] = dy[n,c]/(H·W)
-            Op::GlobalAvgPool => global_avg_pool::backward_cpu(xs, &dy),
-            Op::Linear { out_features, .. } => {
-                let [n, f, _, _] = xs;
-                let out = *out_features;
-                let (w_slot, b_slot) = (slot.weight.expect("fc weight"), slot.bias.expect("fc bias"));
-                param_grads[w_slot] = linear::weight_grad_cpu(&dy, x, n, f, out);
-                // db [out] = Σ_b dy[b, ·]
-                param_grads[b_slot] = bias_grad::backward_cpu(&dy, n, out, 1);
-                linear::input_grad_cpu(&dy, &params[w_slot], n, f, out)
-            }
-        };
-        accumulate(&mut grads[layer.inputs[0]], dx);
+        let io = cpu_layer(model, i, &shapes, &trace.tensors, params, slot);
+        let backward = layer
+            .op
+            .layer()
+            .backward_cpu(&io, &trace.tensors[i + 1], &trace.kept[i], &dy);
+        let owned = [slot.weight, slot.bias].into_iter().flatten();
+        for (p, g) in owned.zip(backward.params) {
+            param_grads[p] = g;
+        }
+        // A tensor read by several layers receives the sum of their contributions.
+        for (&t, g) in layer.inputs.iter().zip(backward.inputs) {
+            accumulate(&mut grads[t], g);
+        }
     }
     let input = grads[0]
         .take()

@@ -2,6 +2,7 @@
 //! ResNet-18/34/50/101/152, each with the ImageNet stem (after 32→224 nearest upsampling) or
 //! the CIFAR stem (3×3 conv on the 32×32 input, no pooling).
 
+use super::op::{BatchNorm, BatchNormAddRelu, Conv, Linear, MaxPool, Upsample};
 use super::{Layer, Model, Op, TensorId};
 
 /// Which network.
@@ -185,28 +186,28 @@ impl Model {
                 // At 32 the upsampling is the identity and is left out.
                 if config.upsample != 32 {
                     x = b.push(
-                        Op::Upsample {
+                        Op::Upsample(Upsample {
                             size: config.upsample,
-                        },
+                        }),
                         vec![x],
                     );
                 }
                 x = b.conv(x, conv1, config.stem_width, 7, 2, 3, seed);
                 x = b.bn_relu(x, bn1);
                 let pool = if seed {
-                    Op::MaxPool {
+                    MaxPool {
                         kernel: 2,
                         stride: 2,
                         padding: 0,
                     }
                 } else {
-                    Op::MaxPool {
+                    MaxPool {
                         kernel: 3,
                         stride: 2,
                         padding: 1,
                     }
                 };
-                x = b.push(pool, vec![x]);
+                x = b.push(Op::MaxPool(pool), vec![x]);
             }
             Stem::Cifar => {
                 x = b.conv(x, conv1, config.stem_width, 3, 1, 1, seed);
@@ -232,10 +233,10 @@ impl Model {
         }
         x = b.push(Op::GlobalAvgPool, vec![x]);
         b.push(
-            Op::Linear {
+            Op::Linear(Linear {
                 name: "fc".into(),
                 out_features: classes,
-            },
+            }),
             vec![x],
         );
         Model {
@@ -255,16 +256,7 @@ struct Builder {
 
 impl Builder {
     fn push(&mut self, op: Op, inputs: Vec<TensorId>) -> TensorId {
-        let c = match &op {
-            Op::Conv { out_channels, .. } => *out_channels,
-            Op::Linear { out_features, .. } => *out_features,
-            Op::Upsample { .. }
-            | Op::BatchNorm { .. }
-            | Op::Relu
-            | Op::MaxPool { .. }
-            | Op::Add
-            | Op::GlobalAvgPool => self.channels[inputs[0]],
-        };
+        let c = op.layer().output_channels(self.channels[inputs[0]]);
         self.layers.push(Layer { op, inputs });
         self.channels.push(c);
         self.layers.len()
@@ -281,24 +273,32 @@ impl Builder {
         padding: usize,
         bias: bool,
     ) -> TensorId {
-        let op = Op::Conv {
+        let op = Op::Conv(Conv {
             name: name.into(),
             out_channels: out,
             kernel,
             stride,
             padding,
             bias,
-        };
+        });
         self.push(op, vec![x])
     }
 
     fn bn(&mut self, x: TensorId, name: &str) -> TensorId {
-        self.push(Op::BatchNorm { name: name.into() }, vec![x])
+        let op = BatchNorm {
+            name: name.into(),
+            relu: false,
+        };
+        self.push(Op::BatchNorm(op), vec![x])
     }
 
+    /// Batch norm then ReLU, run as one layer.
     fn bn_relu(&mut self, x: TensorId, name: &str) -> TensorId {
-        let y = self.bn(x, name);
-        self.push(Op::Relu, vec![y])
+        let op = BatchNorm {
+            name: name.into(),
+            relu: true,
+        };
+        self.push(Op::BatchNorm(op), vec![x])
     }
 
     /// 1×1 → 3×3 (stride) → 1×1 ×4, plus the shortcut, then ReLU. The seed variant has conv
@@ -311,10 +311,8 @@ impl Builder {
         let h = self.conv(h, &format!("{p}.conv2"), width, 3, stride, 1, seed);
         let h = self.bn_relu(h, &format!("{p}.bn2"));
         let h = self.conv(h, &format!("{p}.conv3"), out, 1, 1, 0, seed);
-        let h = self.bn(h, &format!("{p}.bn3"));
         let shortcut = self.shortcut(x, p, out, stride, seed);
-        let sum = self.push(Op::Add, vec![h, shortcut]);
-        self.push(Op::Relu, vec![sum])
+        self.bn_add_relu(h, shortcut, &format!("{p}.bn3"))
     }
 
     /// 3×3 (stride) → 3×3, plus the shortcut, then ReLU (torchvision's BasicBlock).
@@ -322,10 +320,14 @@ impl Builder {
         let h = self.conv(x, &format!("{p}.conv1"), width, 3, stride, 1, false);
         let h = self.bn_relu(h, &format!("{p}.bn1"));
         let h = self.conv(h, &format!("{p}.conv2"), width, 3, 1, 1, false);
-        let h = self.bn(h, &format!("{p}.bn2"));
         let shortcut = self.shortcut(x, p, width, stride, false);
-        let sum = self.push(Op::Add, vec![h, shortcut]);
-        self.push(Op::Relu, vec![sum])
+        self.bn_add_relu(h, shortcut, &format!("{p}.bn2"))
+    }
+
+    /// The end of a block: `relu(bn(h) + shortcut)`, run as one layer.
+    fn bn_add_relu(&mut self, h: TensorId, shortcut: TensorId, name: &str) -> TensorId {
+        let op = BatchNormAddRelu { name: name.into() };
+        self.push(Op::BatchNormAddRelu(op), vec![h, shortcut])
     }
 
     fn shortcut(&mut self, x: TensorId, p: &str, out: usize, stride: usize, seed: bool) -> TensorId {

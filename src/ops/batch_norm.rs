@@ -97,7 +97,7 @@ impl BnShape {
     }
 
     /// Workgroups of the training kernels.
-    fn channel_groups(&self) -> u32 {
+    pub(crate) fn channel_groups(&self) -> u32 {
         self.channels.div_ceil(256 / self.lanes()) as u32
     }
 }
@@ -211,7 +211,12 @@ pub struct BackwardBuffers<'a> {
     pub dbeta: &'a GpuBuffer<f32>,
 }
 
-fn check_lengths(name: &str, shape: BnShape, full: &[&GpuBuffer<f32>], per_channel: &[&GpuBuffer<f32>]) {
+pub(crate) fn check_lengths(
+    name: &str,
+    shape: BnShape,
+    full: &[&GpuBuffer<f32>],
+    per_channel: &[&GpuBuffer<f32>],
+) {
     for b in full {
         assert_eq!(
             b.len(),
@@ -228,7 +233,7 @@ fn check_lengths(name: &str, shape: BnShape, full: &[&GpuBuffer<f32>], per_chann
     }
 }
 
-fn check_saved(shape: BnShape, saved: &GpuBuffer<f32>) {
+pub(crate) fn check_saved(shape: BnShape, saved: &GpuBuffer<f32>) {
     assert_eq!(
         saved.len(),
         SAVED_PER_CHANNEL * shape.channels,

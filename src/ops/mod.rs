@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod batch_norm;
+pub mod batch_norm_add_relu;
 pub mod bias_grad;
 pub mod check;
 pub mod conv2d;

@@ -135,12 +135,8 @@ impl Buffers {
         let activations = plan
             .shapes
             .iter()
-            .zip(model.stored_tensors())
             .enumerate()
-            .map(|(t, (s, stored))| match stored {
-                true => GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)),
-                false => GpuBuffer::zeros(ctx, &format!("activation {t} (not stored: ReLU fused)"), 1),
-            })
+            .map(|(t, s)| GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)))
             .collect();
         let slots = plan
             .gradients

@@ -54,7 +54,7 @@ impl CamSource {
             return None;
         };
         let ends_right = matches!(pool.op, Op::GlobalAvgPool)
-            && matches!(linear.op, Op::Linear { .. })
+            && matches!(linear.op, Op::Linear(_))
             && linear.inputs == [n - 1];
         let weight = model.layer_slots()[n - 1].weight?;
         ends_right.then_some(Self {

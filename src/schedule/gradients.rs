@@ -2,20 +2,18 @@
 
 use std::collections::HashMap;
 
-use crate::model::{Model, Op, Shape};
+use crate::model::{Model, Shape};
 
 /// Gradient buffers ("slots") of the tensors of one backward pass.
 ///
 /// The gradient of a tensor read by several layers is the sum of their contributions. Layers
 /// are planned in reverse; the first contribution (from the last reader) overwrites, later ones
-/// accumulate (only convolutions add into their target, and the planner checks it). A residual
-/// add passes its output gradient to both inputs unchanged, so its inputs share the output's
-/// slot instead of copying it: by the time the block's first convolution adds its contribution
-/// there, every other reader of that slot has run.
-///
-/// A ReLU fused into the batch norm before it (see [`Model::relu_fused_into_batch_norm`]) runs
-/// no backward of its own: its input shares its output's slot, and the batch norm's backward
-/// reads the ReLU's output gradient from there.
+/// accumulate (only layers described with `input_grad_adds`, the convolutions, add into their
+/// target, and the planner checks it). An input that a layer's description lists in
+/// `gradient_passes_to` (both inputs of a residual add) has the output's gradient as the
+/// layer's backward leaves it, so it shares the output's slot instead of receiving a copy: by
+/// the time the block's first convolution adds its contribution there, every other reader of
+/// that slot has run.
 ///
 /// A slot is free again once the backward of the layer that produced each of its tensors has
 /// read it; a later tensor of exactly the same length takes it over (launchers check lengths
@@ -35,10 +33,10 @@ impl GradientPlan {
     pub fn new(model: &Model, shapes: &[Shape]) -> Self {
         let numel = |t: usize| shapes[t].iter().product::<usize>();
         let tensors = shapes.len();
-        let fused = model.relu_fused_into_batch_norm();
+        let descriptions = model.describe(1);
         // A layer that owns parameters needs its output's gradient even if its input has none.
         let mut needs_grad = vec![false; tensors];
-        for (i, (layer, description)) in model.layers.iter().zip(model.describe(1)).enumerate() {
+        for (i, (layer, description)) in model.layers.iter().zip(&descriptions).enumerate() {
             needs_grad[i + 1] = !description.params.is_empty() || layer.inputs.iter().any(|&t| needs_grad[t]);
         }
 
@@ -59,18 +57,20 @@ impl GradientPlan {
             let Some(y_slot) = plan.tensor_slot[y] else {
                 continue; // nothing downstream needs this layer's gradient
             };
+            let description = &descriptions[i];
             for (j, &x) in layer.inputs.iter().enumerate() {
                 if !needs_grad[x] {
                     continue;
                 }
-                let slot = match (plan.tensor_slot[x], &layer.op) {
-                    (None, Op::Add) => y_slot,
-                    (None, Op::Relu) if fused[i] => y_slot,
-                    (None, _) => pool.take(&mut plan.slot_len, numel(x)),
-                    (Some(slot), op) => {
+                let passes = description.gradient_passes_to.contains(&j);
+                let slot = match (plan.tensor_slot[x], passes) {
+                    (None, true) => y_slot,
+                    (None, false) => pool.take(&mut plan.slot_len, numel(x)),
+                    (Some(slot), passes) => {
                         assert!(
-                            matches!(op, Op::Conv { .. }),
-                            "tensor {x} gets gradient from several layers, and layer {i} ({op:?}) cannot add into it"
+                            description.input_grad_adds && !passes && j == 0,
+                            "tensor {x} gets gradient from several layers, and layer {i} ({:?}) cannot add into it",
+                            layer.op
                         );
                         slot
                     }

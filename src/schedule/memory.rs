@@ -63,12 +63,7 @@ impl MemoryReport {
             .map(|(_, c)| 2 * bytes(*c))
             .sum();
         let parameters = params.iter().map(|p| 3 * bytes(p.len())).sum::<u64>() + running;
-        let activations = shapes
-            .iter()
-            .zip(model.stored_tensors())
-            .filter(|(_, stored)| *stored)
-            .map(|(s, _)| bytes(numel(s)))
-            .sum();
+        let activations = shapes.iter().map(|s| bytes(numel(s))).sum();
         let activation_gradients = gradients.slot_len.iter().map(|&l| bytes(l)).sum();
         let activation_gradients_unshared = gradients
             .tensor_slot

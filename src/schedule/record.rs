@@ -1,19 +1,16 @@
 //! Recording a network's launch lists over its allocated buffers: forward (training and
-//! inference), loss, backward layer by layer, and SGD. Recording allocates only the launches'
+//! inference), loss, backward layer by layer (each layer's launches are its op's, see
+//! [`crate::model::op`]), and SGD. Recording allocates only the launches'
 //! small uniform buffers and bind groups; a training step replays the lists.
 
 use super::{Buffers, Plan};
 use crate::gpu::{GpuBuffer, GpuContext, Launch};
-use crate::model::{LayerSlots, Op};
-use crate::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, StepStatistics};
-use crate::ops::conv2d;
+use crate::model::LayerSlots;
+use crate::model::op::{DeviceGrad, DeviceLayer, StatisticsBuffers};
+use crate::ops::batch_norm::{self, BnShape, DEFAULT_MOMENTUM, StepStatistics};
+use crate::ops::cross_entropy;
 use crate::ops::finite_check::{self, NonFinite};
-use crate::ops::linear::LinearGemms;
-use crate::ops::matmul;
-use crate::ops::max_pool::{self, MaxPoolShape};
 use crate::ops::sgd::{self, SgdConfig};
-use crate::ops::upsample::{self, UpsampleShape};
-use crate::ops::{add, bias_grad, cross_entropy, global_avg_pool, relu};
 
 /// Every launch list of a network, recorded once over its buffers.
 pub(super) struct Launches {
@@ -42,7 +39,6 @@ pub(super) fn record(ctx: &GpuContext, plan: &Plan, net: &Buffers, sgd_config: S
         net,
         plan,
         slots: plan.model.layer_slots(),
-        fused_relu: plan.model.relu_fused_into_batch_norm(),
     };
     let sgd = (0..net.params.len())
         .map(|p| {
@@ -76,8 +72,6 @@ struct Recorder<'a> {
     plan: &'a Plan,
     /// Per layer: its parameters, batch-norm and max-pool indices.
     slots: Vec<LayerSlots>,
-    /// Per layer: a ReLU that runs inside the batch norm before it.
-    fused_relu: Vec<bool>,
 }
 
 impl Recorder<'_> {
@@ -85,11 +79,27 @@ impl Recorder<'_> {
         &self.net.slots[k]
     }
 
-    /// Whether layer `i` (a batch norm) runs the ReLU that follows it.
-    fn relu_after(&self, i: usize) -> Relu {
-        match self.fused_relu.get(i + 1) {
-            Some(true) => Relu::Fused,
-            _ => Relu::None,
+    /// Layer `i`'s buffers, as its op's launches take them.
+    fn layer(&self, i: usize) -> DeviceLayer<'_> {
+        let (net, plan) = (self.net, self.plan);
+        let layer = &plan.model.layers[i];
+        let p = self.slots[i];
+        let owned = || [p.weight, p.bias].into_iter().flatten();
+        DeviceLayer {
+            ctx: self.ctx,
+            kernels: &plan.kernels,
+            inputs: layer.inputs.iter().map(|&t| &net.activations[t]).collect(),
+            input_shapes: layer.inputs.iter().map(|&t| plan.shapes[t]).collect(),
+            output: &net.activations[i + 1],
+            output_shape: plan.shapes[i + 1],
+            params: owned().map(|k| &net.params[k]).collect(),
+            grads: owned().map(|k| &net.grads[k]).collect(),
+            statistics: p.batch_norm.map(|s| StatisticsBuffers {
+                running_mean: &net.running[s].0,
+                running_var: &net.running[s].1,
+                saved: &net.saved[s],
+            }),
+            argmax: p.max_pool.map(|k| &net.argmax[k]),
         }
     }
 
@@ -124,7 +134,17 @@ impl Recorder<'_> {
             grad_logits,
         ));
         for i in (0..self.plan.model.layers.len()).rev() {
-            self.backward_layer(i, accumulate, &mut launches);
+            let Some(dy_slot) = self.plan.gradients.tensor_slot[i + 1] else {
+                continue; // nothing downstream needs this layer's gradient
+            };
+            let target = self.plan.gradients.input_grad_target[i];
+            let grad = DeviceGrad {
+                dy: self.slot(dy_slot),
+                dx: target.map(|(slot, add_into)| (self.slot(slot), add_into)),
+                accumulate,
+            };
+            let op = self.plan.model.layers[i].op.layer();
+            launches.extend(op.backward(&self.layer(i), &grad));
         }
         launches
     }
@@ -177,233 +197,13 @@ impl Recorder<'_> {
     /// Forward in training mode (batch statistics, treated as `step` says) or, with `None`,
     /// inference mode (running statistics), up to the logits.
     fn forward(&self, train: Option<StepStatistics>) -> Vec<Launch> {
-        let (ctx, net) = (self.ctx, self.net);
-        let mut launches = Vec::new();
-        for (i, layer) in self.plan.model.layers.iter().enumerate() {
-            if self.fused_relu[i] {
-                continue; // the batch norm before it applied it
-            }
-            let x = &net.activations[layer.inputs[0]];
-            let relu = self.relu_after(i);
-            // A batch norm with its ReLU fused writes the ReLU's output.
-            let y = &net.activations[i + 1 + (relu == Relu::Fused) as usize];
-            let [n, c, h, w] = self.plan.shapes[layer.inputs[0]];
-            let p = self.slots[i];
-            let launch = match &layer.op {
-                Op::Upsample { size } => {
-                    let shape = UpsampleShape::new(n, c, (h, w), (*size, *size));
-                    upsample::forward(ctx, &shape, x, y)
-                }
-                Op::Conv { .. } => {
-                    let shape = layer.op.conv_shape(self.plan.shapes[layer.inputs[0]]).unwrap();
-                    let bias = p.bias.map(|b| &net.params[b]);
-                    conv2d::forward(
-                        ctx,
-                        &self.plan.kernels,
-                        &shape,
-                        x,
-                        &net.params[p.weight.expect("a weight")],
-                        bias,
-                        y,
-                    )
-                }
-                Op::BatchNorm { .. } => {
-                    let s = p.batch_norm.unwrap();
-                    let (rm, rv) = &net.running[s];
-                    let shape = BnShape::new(n, c, h * w);
-                    let (gamma, beta) = (
-                        &net.params[p.weight.expect("a weight")],
-                        &net.params[p.bias.unwrap()],
-                    );
-                    if let Some(step) = train {
-                        let buffers = batch_norm::TrainForwardBuffers {
-                            x,
-                            gamma,
-                            beta,
-                            y,
-                            saved: &net.saved[s],
-                        };
-                        batch_norm::train_forward(
-                            ctx,
-                            shape,
-                            DEFAULT_MOMENTUM,
-                            DEFAULT_EPS,
-                            relu,
-                            step,
-                            &buffers,
-                        )
-                    } else {
-                        let buffers = batch_norm::InferenceForwardBuffers {
-                            x,
-                            gamma,
-                            beta,
-                            running_mean: rm,
-                            running_var: rv,
-                            y,
-                        };
-                        batch_norm::inference_forward(ctx, shape, DEFAULT_EPS, relu, &buffers)
-                    }
-                }
-                Op::Relu => relu::forward(ctx, x, y),
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let shape = MaxPoolShape::new(n, c, h, w, *kernel, *stride, *padding);
-                    let argmax = &net.argmax[p.max_pool.unwrap()];
-                    max_pool::forward(ctx, &shape, x, y, argmax)
-                }
-                Op::Add => add::forward(ctx, x, &net.activations[layer.inputs[1]], y),
-                Op::GlobalAvgPool => global_avg_pool::forward(ctx, [n, c, h, w], x, y),
-                Op::Linear { out_features, .. } => {
-                    let mm = LinearGemms::new(n, c * h * w, *out_features, false);
-                    let bias = Some(&net.params[p.bias.unwrap()]);
-                    matmul::launch(
-                        ctx,
-                        &self.plan.kernels,
-                        &mm.forward,
-                        x,
-                        &net.params[p.weight.expect("a weight")],
-                        bias,
-                        y,
-                    )
-                }
-            };
-            launches.push(launch);
-        }
-        launches
-    }
-
-    /// Backward of layer `i`: its parameter gradients and the gradient of its input.
-    fn backward_layer(&self, i: usize, accumulate: bool, launches: &mut Vec<Launch>) {
-        let (ctx, net) = (self.ctx, self.net);
-        let Some(dy_slot) = self.plan.gradients.tensor_slot[i + 1] else {
-            return;
-        };
-        let layer = &self.plan.model.layers[i];
-        let dy = self.slot(dy_slot);
-        let x = &net.activations[layer.inputs[0]];
-        let [n, c, h, w] = self.plan.shapes[layer.inputs[0]];
-        let target = self.plan.gradients.input_grad_target[i];
-        let dx = target.map(|(slot, _)| self.slot(slot));
-        let p = self.slots[i];
-        if self.fused_relu[i] {
-            return; // the batch norm before it masks the gradient
-        }
-        match &layer.op {
-            Op::Upsample { size } => {
-                if let Some(dx) = dx {
-                    let shape = UpsampleShape::new(n, c, (h, w), (*size, *size));
-                    launches.push(upsample::backward(ctx, &shape, dy, dx));
-                }
-            }
-            Op::Conv { .. } => {
-                let shape = layer.op.conv_shape(self.plan.shapes[layer.inputs[0]]).unwrap();
-                if let Some(b) = p.bias {
-                    let [_, co, oh, ow] = self.plan.shapes[i + 1];
-                    launches.push(bias_grad::backward(
-                        ctx,
-                        (n, co, oh * ow),
-                        dy,
-                        &net.grads[b],
-                        accumulate,
-                    ));
-                }
-                let dw = &net.grads[p.weight.expect("a weight")];
-                launches.push(conv2d::weight_grad(
-                    ctx,
-                    &self.plan.kernels,
-                    &shape,
-                    dy,
-                    x,
-                    dw,
-                    accumulate,
-                ));
-                if let (Some(dx), Some((_, add_into))) = (dx, target) {
-                    let w = &net.params[p.weight.expect("a weight")];
-                    launches.push(conv2d::input_grad(
-                        ctx,
-                        &self.plan.kernels,
-                        &shape,
-                        dy,
-                        w,
-                        dx,
-                        add_into,
-                    ));
-                }
-            }
-            Op::BatchNorm { .. } => {
-                let s = p.batch_norm.unwrap();
-                let buffers = batch_norm::BackwardBuffers {
-                    dy,
-                    x,
-                    gamma: &net.params[p.weight.expect("a weight")],
-                    beta: &net.params[p.bias.unwrap()],
-                    saved: &net.saved[s],
-                    dx: dx.expect("a batch norm's input needs a gradient"),
-                    dgamma: &net.grads[p.weight.expect("a weight")],
-                    dbeta: &net.grads[p.bias.unwrap()],
-                };
-                let shape = BnShape::new(n, c, h * w);
-                let relu = self.relu_after(i);
-                launches.push(batch_norm::backward(ctx, shape, relu, &buffers, accumulate));
-            }
-            Op::Relu => {
-                if let Some(dx) = dx {
-                    launches.push(relu::backward(ctx, &net.activations[i + 1], dy, dx));
-                }
-            }
-            Op::MaxPool {
-                kernel,
-                stride,
-                padding,
-            } => {
-                if let Some(dx) = dx {
-                    let shape = MaxPoolShape::new(n, c, h, w, *kernel, *stride, *padding);
-                    let argmax = &net.argmax[p.max_pool.unwrap()];
-                    launches.push(max_pool::backward(ctx, &shape, argmax, dy, dx));
-                }
-            }
-            // The residual add's inputs share its output gradient slot: nothing to run.
-            Op::Add => {}
-            Op::GlobalAvgPool => {
-                if let Some(dx) = dx {
-                    launches.push(global_avg_pool::backward(ctx, [n, c, h, w], dy, dx));
-                }
-            }
-            Op::Linear { out_features, .. } => {
-                let features = c * h * w;
-                let db = &net.grads[p.bias.unwrap()];
-                launches.push(bias_grad::backward(
-                    ctx,
-                    (n, *out_features, 1),
-                    dy,
-                    db,
-                    accumulate,
-                ));
-                let mm = LinearGemms::new(n, features, *out_features, accumulate);
-                launches.push(matmul::launch(
-                    ctx,
-                    &self.plan.kernels,
-                    &mm.weight_grad,
-                    dy,
-                    x,
-                    None,
-                    &net.grads[p.weight.expect("a weight")],
-                ));
-                if let Some(dx) = dx {
-                    launches.push(matmul::launch(
-                        ctx,
-                        &self.plan.kernels,
-                        &mm.input_grad,
-                        dy,
-                        &net.params[p.weight.expect("a weight")],
-                        None,
-                        dx,
-                    ));
-                }
-            }
-        }
+        (0..self.plan.model.layers.len())
+            .map(|i| {
+                self.plan.model.layers[i]
+                    .op
+                    .layer()
+                    .forward(&self.layer(i), train)
+            })
+            .collect()
     }
 }

@@ -275,15 +275,11 @@ fn take_network(
     fresh_head: Option<&[Vec<f32>]>,
 ) -> Result<ParamsAndRunning, CheckpointError> {
     let expected = expected_tensors(model);
-    let head = model.layers.iter().rev().find_map(|l| match &l.op {
-        crate::model::Op::Linear { name, .. } => Some(name.clone()),
-        crate::model::Op::Upsample { .. }
-        | crate::model::Op::Conv { .. }
-        | crate::model::Op::BatchNorm { .. }
-        | crate::model::Op::Relu
-        | crate::model::Op::MaxPool { .. }
-        | crate::model::Op::Add
-        | crate::model::Op::GlobalAvgPool => None,
+    let head = model.layers.iter().rev().find_map(|l| {
+        let crate::model::Op::Linear(linear) = &l.op else {
+            return None;
+        };
+        Some(linear.name.clone())
     });
     let (mut missing, mut misshaped, mut fresh_names) = (Vec::new(), Vec::new(), Vec::new());
     let mut values = Vec::with_capacity(expected.len());
