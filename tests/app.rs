@@ -120,6 +120,25 @@ fn png_bytes(image: &image::RgbImage) -> Vec<u8> {
     bytes
 }
 
+/// Start pressed while a step is being timed for the estimate sets the timing aside: the run
+/// starts without waiting for it, and no estimate (nor a failed one) is recorded.
+#[test]
+fn start_during_the_estimate_sets_the_estimate_aside() {
+    let mut h = harness();
+    wait_for(&mut h, "the GPU", 60, device_ready);
+    wait_for(&mut h, "the estimate's timing", 30, |a| a.status().estimating);
+    click(&mut h, "Start");
+    h.step();
+    wait_for(&mut h, "the first step", 120, |a| a.status().step_losses >= 1);
+    let status = h.state().status();
+    assert!(
+        !status.estimating && status.estimate.is_none() && status.estimated_images_per_second.is_none(),
+        "the estimate ran before the run: {:?}",
+        status.estimate
+    );
+    assert!(h.query_by_label_contains("No estimate").is_none());
+}
+
 #[test]
 fn sample_data_trains_pauses_stops_and_classifies_a_dropped_image() {
     let mut h = harness();

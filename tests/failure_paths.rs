@@ -34,6 +34,7 @@ fn name(event: &Event) -> String {
         Event::Estimate {
             seconds_per_image, ..
         } => format!("estimate {seconds_per_image:?}"),
+        Event::EstimateSetAside => "estimate set aside".into(),
         Event::DeviceFailed { reason, .. } => format!("device failed: {reason}"),
         Event::Error(text) => format!("error: {text}"),
     }

@@ -83,6 +83,7 @@ impl App {
                 key,
                 seconds_per_image,
             } => self.setup.estimates.measured(key, seconds_per_image),
+            Event::EstimateSetAside => self.setup.estimates.timing_ended(),
             Event::Preparing { done, total } => self.run.preparing = Some((done, total)),
             Event::Kernels(report) => {
                 self.run.preparing = None;

@@ -123,6 +123,8 @@ pub enum Event {
         key: String,
         seconds_per_image: Result<f64, String>,
     },
+    /// The step being timed for the estimate was set aside for a run that was asked for.
+    EstimateSetAside,
     /// The device failed (an error it reported, a lost device): what happened, and where the
     /// run can continue from on a new device (none if no run had started).
     DeviceFailed {

@@ -285,16 +285,14 @@ impl SetupPanel {
                 );
             }
             (None, Some((stage, since))) => {
-                ui.horizontal_wrapped(|ui| {
-                    ui.spinner();
-                    ui.label(format!(
-                        "{}… {:.0} s",
-                        stage.describe(),
-                        since.elapsed().as_secs_f64()
-                    ));
-                });
-                ui.ctx()
-                    .request_repaint_after(std::time::Duration::from_millis(250));
+                // Seconds, redrawn once a second: no spinner, whose redraw at the frame rate
+                // takes a CPU adapter's cores from the step it waits for.
+                ui.label(format!(
+                    "{}… {:.0} s",
+                    stage.describe(),
+                    since.elapsed().as_secs_f64()
+                ));
+                ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
             }
             (None, None) => {}
         }
@@ -346,10 +344,7 @@ impl SetupPanel {
                 ui.label(egui::RichText::new(format!("No estimate: {e}")).weak());
             }
             None if self.estimates.is_timing() => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("timing a step of this network on this device…");
-                });
+                ui.label("timing a step of this network on this device…");
             }
             None => {}
         }

@@ -43,6 +43,8 @@ pub struct Status {
     pub default_choice: Option<String>,
     /// Estimated seconds per epoch and for the whole run (from a step timed on the device).
     pub estimate: Option<[f64; 2]>,
+    /// A step is being timed for the estimate.
+    pub estimating: bool,
     /// Training images per second: as estimated before Start, and as the last step ran.
     pub estimated_images_per_second: Option<f64>,
     pub images_per_second: Option<f64>,
@@ -144,6 +146,7 @@ impl Status {
             device_failed: app.device_failure.is_some(),
             default_choice: app.setup.default_choice.clone(),
             estimate: app.estimate().and_then(Result::ok).map(|(e, r)| [e, r]),
+            estimating: app.setup.estimates.is_timing(),
             estimated_images_per_second: app
                 .setup
                 .estimates

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::data::Cifar10;
 use crate::gpu::{GemmKey, GpuContext, KernelPolicy, Variant};
@@ -37,25 +38,34 @@ pub struct StepProbe<'a> {
     pub cache: &'a KernelCache,
     /// The choices already made on this device (the cache's and the defaults elsewhere).
     pub known: &'a BTreeMap<GemmKey, Variant>,
+    /// Raised when a run is asked for: the timing stops before its next network or step.
+    pub run_asked: &'a AtomicBool,
 }
 
 impl StepProbe<'_> {
     /// Seconds per training image of the model: a step of [`PROBE_IMAGES`] images, then,
     /// where that predicts a short step, a step of the whole batch; each timed after its
-    /// network (and pipelines) are built.
-    pub async fn seconds_per_image(&self) -> Result<f64, TrainError> {
-        let per_image = self.seconds_per_image_at(PROBE_IMAGES).await?;
+    /// network (and pipelines) are built. `None` where a run was asked for meanwhile.
+    pub async fn seconds_per_image(&self) -> Result<Option<f64>, TrainError> {
+        let Some(per_image) = self.seconds_per_image_at(PROBE_IMAGES).await? else {
+            return Ok(None);
+        };
         let batch = self.config.batch.min(self.data.train.len());
         if batch > PROBE_IMAGES && per_image * batch as f64 <= WHOLE_BATCH_SECONDS {
             return self.seconds_per_image_at(batch).await;
         }
-        Ok(per_image)
+        Ok(Some(per_image))
+    }
+
+    /// Whether a run was asked for since the timing began.
+    fn set_aside(&self) -> bool {
+        self.run_asked.load(Ordering::SeqCst)
     }
 
     /// Seconds per image of a training step at `batch`: the second step where the first is
     /// short enough to afford one. Kernels are those this device already chose, then the cache's
     /// (the defaults elsewhere).
-    async fn seconds_per_image_at(&self, batch: usize) -> Result<f64, TrainError> {
+    async fn seconds_per_image_at(&self, batch: usize) -> Result<Option<f64>, TrainError> {
         let ctx = self.ctx;
         let probe = TrainConfig {
             batch,
@@ -66,13 +76,19 @@ impl StepProbe<'_> {
         let mut plan = probe.plan(ctx, self.policy)?;
         plan.kernels.measured = self.known.clone();
         choose_kernels(ctx, &mut plan, self.cache, Tuning::CacheOnly, |_, _| {}).await?;
+        if self.set_aside() {
+            return Ok(None);
+        }
         let mut trainer = Trainer::from_plan(ctx, plan, probe, Splits::new(self.data, 0), None)?;
         let mut started = web_time::Instant::now();
         trainer.step(ctx).await?;
         if started.elapsed().as_secs_f64() < REPEAT_BELOW_SECONDS && self.data.train.len() >= 2 * batch {
+            if self.set_aside() {
+                return Ok(None);
+            }
             started = web_time::Instant::now();
             trainer.step(ctx).await?;
         }
-        Ok(started.elapsed().as_secs_f64() / batch as f64)
+        Ok(Some(started.elapsed().as_secs_f64() / batch as f64))
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_channel::mpsc::{TryRecvError, UnboundedReceiver, UnboundedSender, unbounded};
 
@@ -33,6 +34,9 @@ impl EventSink {
 /// The window's end of the worker.
 pub struct WorkerHandle {
     commands: UnboundedSender<Command>,
+    /// Raised when a run is asked for: a step being timed for the estimate is then set aside,
+    /// so that the run starts without waiting for it.
+    run_asked: Arc<AtomicBool>,
     pub events: UnboundedReceiver<Event>,
     /// The trainer thread, and a channel that disconnects when it ends.
     #[cfg(not(target_arch = "wasm32"))]
@@ -41,6 +45,9 @@ pub struct WorkerHandle {
 
 impl WorkerHandle {
     pub fn send(&self, command: Command) {
+        if matches!(command, Command::Train { .. } | Command::Resume { .. }) {
+            self.run_asked.store(true, Ordering::SeqCst);
+        }
         let _ = self.commands.unbounded_send(command);
     }
 }
@@ -78,6 +85,8 @@ pub fn spawn(repaint: egui::Context) -> WorkerHandle {
     let (commands, command_rx) = unbounded();
     let (sender, events) = unbounded();
     let sink = EventSink { sender, repaint };
+    let run_asked = Arc::new(AtomicBool::new(false));
+    let worker_run_asked = run_asked.clone();
     #[cfg(not(target_arch = "wasm32"))]
     let thread = {
         let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
@@ -85,15 +94,16 @@ pub fn spawn(repaint: egui::Context) -> WorkerHandle {
             .name("trainer".into())
             .spawn(move || {
                 let _ended = ended_tx; // dropped when the worker returns, even by a panic
-                pollster::block_on(run(command_rx, sink))
+                pollster::block_on(run(command_rx, sink, worker_run_asked))
             })
             .expect("the trainer thread starts");
         Some((thread, ended))
     };
     #[cfg(target_arch = "wasm32")]
-    wasm_bindgen_futures::spawn_local(run(command_rx, sink));
+    wasm_bindgen_futures::spawn_local(run(command_rx, sink, worker_run_asked));
     WorkerHandle {
         commands,
+        run_asked,
         events,
         #[cfg(not(target_arch = "wasm32"))]
         thread,
@@ -117,6 +127,9 @@ struct Session {
     /// The kernel choices measured or checked on this device so far: a later plan starts from
     /// them, so that nothing is timed twice on one device even where the cache keeps nothing.
     known_kernels: BTreeMap<GemmKey, Variant>,
+    /// Raised by the window when it asks for a run ([`WorkerHandle::send`]); lowered when the
+    /// run is started.
+    run_asked: Arc<AtomicBool>,
 }
 
 /// The least seconds between two reads of the layer norms while training.
@@ -150,7 +163,7 @@ async fn send_layer_norms(
 }
 
 /// The worker loop: runs commands, and training steps while a run is going.
-async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
+async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink, run_asked: Arc<AtomicBool>) {
     let mut ctx = match GpuContext::new().await {
         Ok(ctx) => ctx,
         Err(e) => return events.send(Event::NoDevice(e.to_string())),
@@ -165,6 +178,7 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink) {
         kernel_cache: KernelCache::default_location(),
         kernel_policy: KernelPolicy::Auto,
         known_kernels: BTreeMap::new(),
+        run_asked,
     };
     loop {
         let command = if session.running {
@@ -342,6 +356,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             data,
             initial,
         } => {
+            session.run_asked.store(false, Ordering::SeqCst);
             session.trainer = None; // free the old run's buffers first
             session.last_good = None;
             let prepared = prepare_kernels(ctx, &config, session, events);
@@ -361,6 +376,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             }
         }
         Command::Resume { checkpoint, data } => {
+            session.run_asked.store(false, Ordering::SeqCst);
             let config = &checkpoint.header.config;
             let prepared = prepare_kernels(ctx, config, session, events);
             let plan = match prepared.await {
@@ -471,7 +487,10 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
                         });
                         return fail(ctx, session, events, e);
                     }
-                    measured => measured.map_err(|e| e.to_string()),
+                    // A run was asked for: it goes first.
+                    Ok(None) => return events.send(Event::EstimateSetAside),
+                    Ok(Some(seconds)) => Ok(seconds),
+                    Err(e) => Err(e.to_string()),
                 }
             };
             events.send(Event::Estimate {
@@ -485,14 +504,17 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
 }
 
 /// Seconds per training image of `config`'s model, its kernels chosen first (see
-/// [`StepProbe::seconds_per_image`]).
+/// [`StepProbe::seconds_per_image`]); `None` where a run was asked for meanwhile.
 async fn measure_step(
     ctx: &GpuContext,
     config: &TrainConfig,
     data: &Arc<Cifar10>,
     session: &mut Session,
     events: &EventSink,
-) -> Result<f64, crate::train::TrainError> {
+) -> Result<Option<f64>, crate::train::TrainError> {
+    if session.run_asked.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
     prepare_kernels(ctx, config, session, events).await?;
     StepProbe {
         ctx,
@@ -501,6 +523,7 @@ async fn measure_step(
         policy: session.kernel_policy,
         cache: &session.kernel_cache,
         known: &session.known_kernels,
+        run_asked: &session.run_asked,
     }
     .seconds_per_image()
     .await

@@ -26,8 +26,8 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-page.on("console", (m) => { if (process.env.VERBOSE) console.log("console:", m.text()); });
 const loaded = Date.now();
+page.on("console", (m) => { if (process.env.VERBOSE) console.log(`console ${((Date.now() - loaded) / 1000).toFixed(1)}:`, m.text()); });
 await page.goto(`http://127.0.0.1:${server.address().port}/`);
 const status = () => page.evaluate(() => (window.resnetStatus ? window.resnetStatus() : {}));
 const since = (t) => ((Date.now() - t) / 1000).toFixed(1);

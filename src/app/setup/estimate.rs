@@ -28,7 +28,7 @@ impl Estimates {
         self.timing = true;
     }
 
-    /// The timed step ended without a result (the device failed).
+    /// The timed step ended without a result (the device failed, or a run was asked for).
     pub fn timing_ended(&mut self) {
         self.timing = false;
     }
