@@ -367,6 +367,12 @@ async fn time_candidate(
     best: Option<(f64, Variant)>,
     fastest_rate: &mut f64,
 ) -> Result<((f64, bool), Vec<crate::shaders::Kernel>), GpuError> {
+    // Some adapters (lavapipe, SwiftShader) compile a pipeline at its first dispatch: one
+    // workgroup of each dispatch first, untimed, keeps that out of the timing.
+    let mut warm_up = buffers.launch(ctx, shape, variant);
+    warm_up.shrink(0.0);
+    ctx.submit("kernel warm-up", &[&warm_up]);
+    ctx.finish().await?;
     if *fastest_rate == 0.0 {
         // A first sample only to learn how fast this device is.
         let mut launch = buffers.launch(ctx, shape, variant);
