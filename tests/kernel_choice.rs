@@ -244,3 +244,39 @@ fn wide_subgroup_kernels_fill_the_devices_subgroups_and_are_timed_where_they_can
         "named, the wide kernels run: {forced}"
     );
 }
+
+/// The launches timed are those the network records: every GEMM-shaped launch of a network
+/// built from the plan is a shape the report lists and runs the variant chosen for it, and
+/// every shape the report lists is launched (the tuner times no copy of the launch list).
+#[test]
+fn the_timed_launches_are_the_ones_the_network_records() {
+    let ctx = gpu();
+    let (_, cache) = cache_in("recorded");
+    let mut plan = Plan::new(
+        small_model(),
+        16,
+        Network::limits(&ctx),
+        Some(8),
+        KernelPolicy::Auto,
+    )
+    .expect("a plan");
+    let report = pollster::block_on(choose_kernels(
+        &ctx,
+        &mut plan,
+        &cache,
+        Tuning::Measure,
+        |_, _| {},
+    ))
+    .expect("kernel choice");
+    let initial = plan.model.initial_parameters(3);
+    let net = Network::from_plan(&ctx, plan, &initial, small_config(16, 1).sgd).expect("a network");
+    let recorded: std::collections::BTreeSet<_> = net.gemm_launches().into_iter().collect();
+    let timed: std::collections::BTreeSet<_> = report
+        .launches
+        .iter()
+        .map(|l| (l.key.clone(), Some(l.variant)))
+        .collect();
+    assert!(!recorded.is_empty());
+    assert_eq!(recorded, timed, "{report}");
+    assert_no_device_error(&ctx, "the network");
+}

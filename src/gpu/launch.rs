@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::{GpuContext, Variant};
+use super::{GemmKey, GpuContext, Variant};
 use crate::shaders::Kernel;
 
 /// The most loop iterations one invocation may run. Mesa's llvmpipe (under lavapipe) counts
@@ -48,6 +48,8 @@ pub struct Launch {
     pub kernel: Kernel,
     /// The variant of a GEMM-shaped launch, as its launcher was asked for.
     pub variant: Option<Variant>,
+    /// The shape key of a GEMM-shaped launch whose variant a plan's kernel choices picked.
+    pub gemm: Option<GemmKey>,
     dispatches: Vec<Dispatch>,
 }
 
@@ -104,6 +106,7 @@ impl Launch {
         Self {
             kernel,
             variant: None,
+            gemm: None,
             dispatches: vec![Dispatch {
                 kernel,
                 pipeline,
@@ -117,6 +120,12 @@ impl Launch {
     /// This launch, marked as running `variant` of a GEMM-shaped op.
     pub fn ran(mut self, variant: Variant) -> Self {
         self.variant = Some(variant);
+        self
+    }
+
+    /// This launch, marked as the GEMM-shaped launch of shape `key` that a plan chose for.
+    pub fn chosen_for(mut self, key: GemmKey) -> Self {
+        self.gemm = Some(key);
         self
     }
 

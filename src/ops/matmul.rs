@@ -137,8 +137,9 @@ pub fn launch(
         params.bias_mode != Bias::None as u32,
         "bias buffer and bias mode disagree"
     );
-    let variant = kernels.pick(&gemm_key(params), &candidates(ctx, params));
-    launch_with(ctx, variant, params, a, b, bias, c)
+    let key = gemm_key(params);
+    let variant = kernels.pick(&key, &candidates(ctx, params));
+    launch_with(ctx, variant, params, a, b, bias, c).chosen_for(key)
 }
 
 /// Values one invocation sums (see [`MAX_REDUCTION`]): the k-loop, rounded up to the portable

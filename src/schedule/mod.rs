@@ -171,6 +171,17 @@ pub struct Network {
 }
 
 impl Network {
+    /// Every GEMM-shaped launch recorded (training and inference) whose variant the plan's
+    /// kernel choices picked: its shape key and the variant it runs.
+    pub fn gemm_launches(&self) -> Vec<(crate::gpu::GemmKey, Option<crate::gpu::Variant>)> {
+        let l = &self.launches;
+        [&l.train_first, &l.train_accumulate, &l.eval]
+            .into_iter()
+            .flatten()
+            .filter_map(|launch| Some((launch.gemm.clone()?, launch.variant)))
+            .collect()
+    }
+
     /// Runs one training step on a batch (images [B, 3, 32, 32] in [0, 1], labels [B]) and
     /// returns its mean loss and correct count, or the error the device reported meanwhile.
     /// Where the loss, a gradient or a batch statistic was not finite, the step changed nothing

@@ -251,7 +251,7 @@ pub fn forward(
     y: &GpuBuffer<f32>,
 ) -> Launch {
     let variant = choose(ctx, kernels, Direction::Forward, shape);
-    forward_with(ctx, variant, shape, x, w, bias, y)
+    forward_with(ctx, variant, shape, x, w, bias, y).chosen_for(launch_key(Direction::Forward, shape))
 }
 
 /// [`forward`] on a given variant, which must apply to the shape ([`applies`]).
@@ -313,6 +313,7 @@ pub fn input_grad(
 ) -> Launch {
     let variant = choose(ctx, kernels, Direction::InputGrad, shape);
     input_grad_with(ctx, variant, shape, dy, w, dx, accumulate)
+        .chosen_for(launch_key(Direction::InputGrad, shape))
 }
 
 /// [`input_grad`] on a given variant, which must apply to the shape ([`applies`]).
@@ -371,6 +372,7 @@ pub fn weight_grad(
 ) -> Launch {
     let variant = choose(ctx, kernels, Direction::WeightGrad, shape);
     weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate)
+        .chosen_for(launch_key(Direction::WeightGrad, shape))
 }
 
 /// [`weight_grad`] on a given variant, which must apply to the shape ([`applies`]).
