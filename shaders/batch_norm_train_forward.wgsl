@@ -16,7 +16,8 @@
 // and lane 0 saves saved[c] = mean and saved[C + c] = invstd for the backward pass, and the
 // step's statistics: the first (or only) micro-batch (step_stats = 0) writes (count, mean, M2)
 // to saved[2C + c], saved[3C + c], saved[4C + c], and each later one (step_stats = 1) merges its
-// own into them with Chan's formula above. batch_norm_running_update.wgsl updates the running
+// own into them with Chan's formula above; a rerun of the forward (step_stats = 2, recomputation)
+// leaves them. batch_norm_running_update.wgsl updates the running
 // statistics from them once per step, after the backward, where the step was finite.
 //
 // Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset) and before

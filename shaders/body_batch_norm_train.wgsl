@@ -82,7 +82,7 @@ fn main(
                 saved[3u * channels + c] = batch_mean;
                 saved[4u * channels + c] = part_m2[first];
             }
-            default: {
+            case 1u: {
                 let na = saved[2u * channels + c];
                 let nb = f32(count);
                 let n = na + nb;
@@ -92,6 +92,8 @@ fn main(
                 saved[3u * channels + c] += delta * share;
                 saved[4u * channels + c] += part_m2[first] + delta * delta * na * share;
             }
+            // A rerun of the forward (recomputation) leaves the step's statistics alone.
+            default: {}
         }
     }
 }

@@ -12,8 +12,8 @@ struct Params {
     relu: u32,
     // Training kernels: invocations per channel, a power of two up to 256.
     lanes: u32,
-    // Training forward: 0 updates the running statistics; with micro-batches, 1 starts the
-    // step's statistics and 2 merges into them (see batch_norm_train_forward.wgsl).
+    // Training forward: 0 starts the step's statistics, 1 merges a later micro-batch's into
+    // them, 2 (a rerun of the forward) leaves them (see batch_norm_train_forward.wgsl).
     step_stats: u32,
     _pad0: u32,
     _pad1: u32,

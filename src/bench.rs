@@ -179,6 +179,7 @@ pub fn time_training_step(
     model: &crate::model::Model,
     batch: usize,
     policy: crate::gpu::KernelPolicy,
+    memory_mode: crate::schedule::MemoryMode,
     min_seconds: f64,
 ) -> Result<StepTiming, crate::schedule::ScheduleError> {
     use crate::ops::sgd::SgdConfig;
@@ -194,7 +195,14 @@ pub fn time_training_step(
         lr: 1e-6,
         ..SgdConfig::REFERENCE
     };
-    let mut plan = crate::schedule::Plan::new(model.clone(), batch, Network::limits(ctx), None, policy)?;
+    let mut plan = crate::schedule::Plan::new(
+        model.clone(),
+        batch,
+        Network::limits(ctx),
+        None,
+        Some(memory_mode),
+        policy,
+    )?;
     let cache = crate::schedule::KernelCache::default_location();
     let kernels = pollster::block_on(crate::schedule::choose_kernels(
         ctx,

@@ -834,12 +834,12 @@ fn the_memory_shown_before_start_is_what_the_run_allocates() {
         panic!("the device is ready")
     };
     let config = h.state().config.clone();
-    let planned = config.plan_within(info.fit, KernelPolicy::Auto).unwrap();
+    let planned = config.plan_within(info.fit, KernelPolicy::Auto, None).unwrap();
     let uncapped = TrainConfig {
         max_micro_batch: None,
         ..config
     };
-    let whole = uncapped.plan_within(info.fit, KernelPolicy::Auto).unwrap();
+    let whole = uncapped.plan_within(info.fit, KernelPolicy::Auto, None).unwrap();
     assert!(
         planned.memory.total() != whole.memory.total() && planned.micro_batch == 4,
         "the cap changes the plan: {} against {}",

@@ -347,7 +347,14 @@ fn a_memory_budget_splits_the_batch_or_says_what_does_not_fit() {
         resnet_wgpu::model::Variant::Seed50,
         resnet_wgpu::model::Stem::ImageNet,
     );
-    let one_image = resnet_wgpu::schedule::MemoryReport::new(&model, 128, 1).total();
+    // One image in the mode that needs least.
+    let one_image = resnet_wgpu::schedule::MemoryReport::new(
+        &model,
+        128,
+        1,
+        resnet_wgpu::schedule::MemoryMode::Recompute,
+    )
+    .total();
     let needs = format!("needs {:.0} MiB", resnet_wgpu::schedule::mib(one_image));
     assert!(
         error.contains("budget of 100 MiB") && error.contains(&needs) && error.contains("--memory"),

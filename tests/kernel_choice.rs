@@ -29,7 +29,7 @@ fn cache_in(name: &str) -> (std::path::PathBuf, KernelCache) {
 
 /// Chooses the kernels of the small model's plan at batch 16 under `policy`.
 fn choose_on(ctx: &GpuContext, policy: KernelPolicy, cache: &KernelCache, tuning: Tuning) -> TuneReport {
-    let mut plan = Plan::new(small_model(), 16, Network::limits(ctx), None, policy).expect("a plan");
+    let mut plan = Plan::new(small_model(), 16, Network::limits(ctx), None, None, policy).expect("a plan");
     let report =
         pollster::block_on(choose_kernels(ctx, &mut plan, cache, tuning, |_, _| {})).expect("kernel choice");
     // The plan holds what was measured for each launch the report says was timed.
@@ -257,6 +257,7 @@ fn the_timed_launches_are_the_ones_the_network_records() {
         16,
         Network::limits(&ctx),
         Some(8),
+        None,
         KernelPolicy::Auto,
     )
     .expect("a plan");

@@ -20,8 +20,15 @@ fn cache_in(name: &str) -> (std::path::PathBuf, KernelCache) {
 }
 
 fn plan(ctx: &GpuContext, cache: &KernelCache) -> TuneReport {
-    let mut plan =
-        Plan::new(small_model(), 16, Network::limits(ctx), None, KernelPolicy::Auto).expect("a plan");
+    let mut plan = Plan::new(
+        small_model(),
+        16,
+        Network::limits(ctx),
+        None,
+        None,
+        KernelPolicy::Auto,
+    )
+    .expect("a plan");
     let report = pollster::block_on(choose_kernels(ctx, &mut plan, cache, Tuning::Measure, |_, _| {}))
         .expect("kernel choice");
     assert_eq!(

@@ -5,7 +5,7 @@ use common::*;
 use resnet_wgpu::data::{BatchOptions, BatchOrder, make_batch, sample_dataset};
 use resnet_wgpu::model::{Model, ResNetConfig, Stem, Variant};
 use resnet_wgpu::ops::sgd::SgdConfig;
-use resnet_wgpu::schedule::Network;
+use resnet_wgpu::schedule::{MemoryMode, Network};
 
 fn tiny(variant: Variant, stem: Stem, bottleneck: bool) -> Model {
     let config = ResNetConfig {
@@ -288,14 +288,15 @@ fn grad_cam_matches_the_cpu_reference_for_every_class() {
 fn gradient_buffers_are_reused_and_memory_is_reported() {
     use resnet_wgpu::gpu::KernelPolicy;
     use resnet_wgpu::schedule::{DeviceLimits, MemoryReport, Plan};
-    // The micro-batch a plan of the model at `batch` within `limits` chooses.
+    // The micro-batch a plan of the model at `batch` within `limits` chooses, every
+    // activation kept (tests/recompute.rs covers the choice of mode).
     let choose_micro_batch = |model: &Model, batch, limits, cap| {
-        Plan::new(model.clone(), batch, limits, cap, KernelPolicy::Auto)
+        Plan::new(model.clone(), batch, limits, cap, Some(MemoryMode::Full), KernelPolicy::Auto)
             .ok()
             .map(|plan| plan.micro_batch)
     };
     let model = Model::new(Variant::Seed50, Stem::ImageNet);
-    let report = MemoryReport::new(&model, 8, 8);
+    let report = MemoryReport::new(&model, 8, 8, MemoryMode::Full);
     assert!(
         report.activation_gradients * 3 < report.activation_gradients_unshared,
         "reuse should cut activation gradients by far more than 3×: {report}"
@@ -311,8 +312,8 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     };
     let micro = choose_micro_batch(&model, 128, binding(128 << 20), None).unwrap();
     assert!(micro < 128 && 128 % micro == 0, "micro-batch {micro}");
-    assert!(MemoryReport::new(&model, 128, micro).largest_buffer <= 128 << 20);
-    assert!(MemoryReport::new(&model, 128, micro * 2).largest_buffer > 128 << 20);
+    assert!(MemoryReport::new(&model, 128, micro, MemoryMode::Full).largest_buffer <= 128 << 20);
+    assert!(MemoryReport::new(&model, 128, micro * 2, MemoryMode::Full).largest_buffer > 128 << 20);
     assert_eq!(
         choose_micro_batch(&model, 128, binding(1 << 20), None),
         None,
@@ -320,17 +321,17 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     );
     // The reference configuration needs more than 5 GiB whole; within a 2 GiB budget (a
     // browser's) and no binding limit, it runs as the largest micro-batches that fit.
-    let whole = MemoryReport::new(&model, 128, 128).total();
+    let whole = MemoryReport::new(&model, 128, 128, MemoryMode::Full).total();
     assert!(whole > 5 << 30, "{whole} bytes");
     let budget = DeviceLimits {
         max_buffer: u64::MAX,
         memory_budget: 2 << 30,
     };
     let micro = choose_micro_batch(&model, 128, budget, None).unwrap();
-    assert!(MemoryReport::new(&model, 128, micro).total() <= 2 << 30);
+    assert!(MemoryReport::new(&model, 128, micro, MemoryMode::Full).total() <= 2 << 30);
     let next = (micro + 1..=128).find(|m| 128 % m == 0).unwrap();
     assert!(
-        MemoryReport::new(&model, 128, next).total() > 2 << 30,
+        MemoryReport::new(&model, 128, next, MemoryMode::Full).total() > 2 << 30,
         "micro {micro} is the largest that fits"
     );
     // And within 6 GiB (the default on a discrete GPU, so that it starts on an 8 GiB card).
@@ -342,7 +343,7 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     println!(
         "reference configuration: {:.0} MiB whole, {:.0} MiB as micro-batches of {micro}",
         whole as f64 / 1048576.0,
-        MemoryReport::new(&model, 128, micro).total() as f64 / 1048576.0
+        MemoryReport::new(&model, 128, micro, MemoryMode::Full).total() as f64 / 1048576.0
     );
     assert!(micro >= 32, "micro-batches of {micro}");
 }

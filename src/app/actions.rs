@@ -23,6 +23,7 @@ impl App {
             #[cfg(not(target_arch = "wasm32"))]
             Request::DownloadCifar10 => self.files.download_cifar10("data"),
             Request::SetMemoryBudget(bytes) => self.worker.send(Command::SetMemoryBudget(bytes)),
+            Request::SetMemoryMode(mode) => self.worker.send(Command::SetMemoryMode(mode)),
             Request::Start => self.start_training(),
             Request::Pause => self.pause(),
             Request::Resume => self.resume(),

@@ -38,6 +38,8 @@ pub enum Command {
     },
     /// How later runs choose their kernels.
     SetKernelPolicy(KernelPolicy),
+    /// The memory mode of later runs (`None`: each plan chooses).
+    SetMemoryMode(Option<crate::schedule::MemoryMode>),
     /// Bytes a network's buffers may take in all, for runs started from now on.
     SetMemoryBudget(u64),
     /// After the device failed: open a new one and continue the run from its last good state
@@ -68,6 +70,8 @@ pub struct DeviceInfo {
     pub features: Vec<(String, bool)>,
     /// The largest buffer it binds and the memory budget (micro-batching thresholds).
     pub fit: crate::schedule::DeviceLimits,
+    /// The memory mode asked for runs on it (`None`: each plan chooses).
+    pub memory_mode: Option<crate::schedule::MemoryMode>,
     /// A CPU adapter (such as lavapipe or SwiftShader): fine for small networks only.
     pub cpu: bool,
 }
@@ -168,6 +172,7 @@ pub fn device_info(ctx: &GpuContext) -> DeviceInfo {
             ("timestamp-query".into(), ctx.features.timestamp_query),
         ],
         fit: crate::schedule::Network::limits(ctx),
+        memory_mode: None,
         cpu: ctx.adapter_info.device_type == wgpu::DeviceType::Cpu,
     }
 }

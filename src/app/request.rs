@@ -20,6 +20,8 @@ pub enum Request {
     DownloadCifar10,
     /// Bytes a network's buffers may take in all, for runs started from now on.
     SetMemoryBudget(u64),
+    /// The memory mode of runs started from now on (`None`: each plan chooses).
+    SetMemoryMode(Option<crate::schedule::MemoryMode>),
     Start,
     Pause,
     Resume,

@@ -7,7 +7,7 @@ mod first_start;
 use crate::data::Cifar10;
 use crate::gpu::KernelPolicy;
 use crate::model::{Stem, Variant};
-use crate::schedule::mib;
+use crate::schedule::{MemoryMode, mib};
 use crate::train::{LrSchedule, TrainConfig, default_validation};
 
 use super::controls::Controls;
@@ -409,9 +409,34 @@ fn memory_section(app: &mut Shared<'_>, ui: &mut egui::Ui) {
         info.fit.memory_budget = budget_mib << 20;
         app.requests.push(Request::SetMemoryBudget(budget_mib << 20));
     }
+    let before = info.memory_mode;
+    ui.horizontal(|ui| {
+        ui.label("Memory mode");
+        let name = |mode: Option<MemoryMode>| mode.map_or("auto", MemoryMode::name);
+        egui::ComboBox::from_id_salt("memory mode")
+            .selected_text(name(info.memory_mode))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut info.memory_mode, None, "auto (the fastest that fits)");
+                for mode in MemoryMode::ALL {
+                    ui.selectable_value(&mut info.memory_mode, Some(mode), mode.name());
+                }
+            })
+            .response
+            .on_hover_text(
+                "full keeps every activation for the backward pass; recompute keeps each residual \
+                 block's input and output and reruns the block's forward before its backward \
+                 (less memory, about one more forward pass a step)",
+            );
+    });
+    if info.memory_mode != before {
+        app.requests.push(Request::SetMemoryMode(info.memory_mode));
+    }
     let info = info.clone();
-    // The plan the run will make: the same batch, limits and micro-batch cap.
-    match app.config.plan_within(info.fit, KernelPolicy::Auto) {
+    // The plan the run will make: the same batch, limits, micro-batch cap and memory mode.
+    match app
+        .config
+        .plan_within(info.fit, KernelPolicy::Auto, info.memory_mode)
+    {
         Ok(plan) => {
             let m = plan.memory;
             ui.label(format!(
@@ -422,6 +447,7 @@ fn memory_section(app: &mut Shared<'_>, ui: &mut egui::Ui) {
             if let Some(note) = m.micro_batch_note(info.fit) {
                 ui.label(format!("Each batch {note}"));
             }
+            ui.label(plan.mode_note());
         }
         Err(e) => {
             ui.colored_label(ui.visuals().error_fg_color, e.to_string());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::data::Cifar10;
 use crate::gpu::{GemmKey, GpuContext, KernelPolicy, Variant};
-use crate::schedule::{KernelCache, Tuning, choose_kernels};
+use crate::schedule::{KernelCache, MemoryMode, Tuning, choose_kernels};
 use crate::train::{Splits, TrainConfig, TrainError, Trainer};
 
 /// Images in the first step timed for an estimate: few, so that even a large network on a
@@ -35,6 +35,8 @@ pub struct StepProbe<'a> {
     pub config: &'a TrainConfig,
     pub data: &'a Arc<Cifar10>,
     pub policy: KernelPolicy,
+    /// The memory mode asked for (`None`: the plan chooses).
+    pub memory_mode: Option<MemoryMode>,
     pub cache: &'a KernelCache,
     /// The choices already made on this device (the cache's and the defaults elsewhere).
     pub known: &'a BTreeMap<GemmKey, Variant>,
@@ -73,7 +75,7 @@ impl StepProbe<'_> {
             validation: 0,
             ..self.config.clone()
         };
-        let mut plan = probe.plan(ctx, self.policy)?;
+        let mut plan = probe.plan(ctx, self.policy, self.memory_mode)?;
         plan.kernels.measured = self.known.clone();
         choose_kernels(ctx, &mut plan, self.cache, Tuning::CacheOnly, |_, _| {}).await?;
         if self.set_aside() {

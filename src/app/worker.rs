@@ -14,7 +14,7 @@ pub use super::messages::{Command, DeviceInfo, Event};
 use super::step_timing::{StepProbe, estimate_key};
 use crate::data::Cifar10;
 use crate::gpu::{GemmKey, GpuContext, GpuError, KernelPolicy, Variant};
-use crate::schedule::{KernelCache, NORMS_READ_SHARE, Plan, Tuning, choose_kernels};
+use crate::schedule::{KernelCache, MemoryMode, NORMS_READ_SHARE, Plan, Tuning, choose_kernels};
 use crate::train::{Checkpoint, Progress, Splits, TrainConfig, TrainError, Trainer, softmax_rows, top_k};
 
 /// Sends events to the window and wakes it to draw them.
@@ -124,6 +124,8 @@ struct Session {
     kernel_cache: KernelCache,
     /// How the next run's launches pick their kernel variant.
     kernel_policy: KernelPolicy,
+    /// The memory mode asked for the next run (`None`: its plan chooses).
+    memory_mode: Option<MemoryMode>,
     /// The kernel choices measured or checked on this device so far: a later plan starts from
     /// them, so that nothing is timed twice on one device even where the cache keeps nothing.
     known_kernels: BTreeMap<GemmKey, Variant>,
@@ -177,6 +179,7 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink, run_as
         norms_read: None,
         kernel_cache: KernelCache::default_location(),
         kernel_policy: KernelPolicy::Auto,
+        memory_mode: None,
         known_kernels: BTreeMap::new(),
         run_asked,
     };
@@ -338,6 +341,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         Command::Pause
         | Command::Stop
         | Command::SetKernelPolicy(_)
+        | Command::SetMemoryMode(_)
         | Command::SetMemoryBudget(_)
         | Command::ReopenDevice
         | Command::LoseDevice
@@ -449,6 +453,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             }
         },
         Command::SetKernelPolicy(policy) => session.kernel_policy = policy,
+        Command::SetMemoryMode(mode) => session.memory_mode = mode,
         Command::SetMemoryBudget(bytes) => ctx.set_memory_budget(bytes),
         Command::Save { keep } => match session.trainer.as_mut() {
             None => events.send(Event::Error("nothing to save yet: train a model first".into())),
@@ -521,6 +526,7 @@ async fn measure_step(
         config,
         data,
         policy: session.kernel_policy,
+        memory_mode: session.memory_mode,
         cache: &session.kernel_cache,
         known: &session.known_kernels,
         run_asked: &session.run_asked,
@@ -537,7 +543,7 @@ async fn prepare_kernels(
     session: &mut Session,
     events: &EventSink,
 ) -> Result<Plan, crate::train::TrainError> {
-    let mut plan = config.plan(ctx, session.kernel_policy)?;
+    let mut plan = config.plan(ctx, session.kernel_policy, session.memory_mode)?;
     plan.kernels.measured = session.known_kernels.clone();
     let report = choose_kernels(
         ctx,

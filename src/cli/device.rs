@@ -2,6 +2,7 @@
 
 use resnet_wgpu::bench;
 use resnet_wgpu::gpu::{GpuContext, KernelPolicy};
+use resnet_wgpu::schedule::MemoryMode;
 
 pub fn print_info(ctx: &GpuContext) {
     let l = &ctx.limits;
@@ -104,14 +105,17 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
 }
 
 /// Images per second of whole training steps for the three reference configurations, their
-/// memory, and where one step's time goes, kernel by kernel.
-/// Only the configurations whose title contains `only` run.
+/// memory, and where one step's time goes, kernel by kernel: in `memory_mode`, or in each mode
+/// side by side (with the step time's ratio to the full mode's). Only the configurations whose
+/// title contains `only` run.
 pub fn run_step_bench(
     ctx: &GpuContext,
     min_seconds: f64,
     only: &str,
     kernels: KernelPolicy,
+    memory_mode: Option<MemoryMode>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let modes = memory_mode.map_or(MemoryMode::ALL.to_vec(), |m| vec![m]);
     use resnet_wgpu::model::{Stem, Variant};
     use resnet_wgpu::train::ModelSpec;
     println!("adapter: {}", ctx.describe());
@@ -134,9 +138,21 @@ pub fn run_step_bench(
             64,
         ),
     ];
-    for (title, spec, batch) in configs.into_iter().filter(|(title, ..)| title.contains(only)) {
-        let t = bench::time_training_step(ctx, &spec.build(), batch, kernels, min_seconds)?;
-        println!("\n{title}");
+    let runs = configs
+        .into_iter()
+        .filter(|(title, ..)| title.contains(only))
+        .flat_map(|config| modes.iter().map(move |&mode| (config.clone(), mode)));
+    let mut full_seconds = None;
+    for ((title, spec, batch), mode) in runs {
+        let t = bench::time_training_step(ctx, &spec.build(), batch, kernels, mode, min_seconds)?;
+        println!("\n{title}, memory mode {}", mode.name());
+        match (mode, full_seconds) {
+            (MemoryMode::Full, _) => full_seconds = Some(t.seconds),
+            (MemoryMode::Recompute, Some(full)) => {
+                println!("  step time {:.2}× the full mode's", t.seconds / full)
+            }
+            (MemoryMode::Recompute, None) => {}
+        }
         println!(
             "  step {:.3} s, {:.2} images/s, {:.1} GFLOP/s (forward + backward = 3× forward FLOPs)",
             t.seconds,

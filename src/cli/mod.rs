@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use resnet_wgpu::data::{Cifar10, load_cifar10, sample_dataset};
 use resnet_wgpu::gpu::{GpuContext, KernelPolicy};
 use resnet_wgpu::model::{Stem, Variant};
+use resnet_wgpu::schedule::MemoryMode;
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +33,17 @@ pub struct Cli {
     /// micro-batches that fit.
     #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     pub memory: Option<u64>,
+    /// How a training step holds its activations: `full` keeps every one for the backward pass,
+    /// `recompute` keeps each residual block's input and output and reruns the block's forward
+    /// before its backward (less memory, about one more forward pass); `auto` takes the fastest
+    /// that runs the batch whole, else the one that allows the largest micro-batch.
+    #[arg(long, global = true, default_value = "auto", value_parser = |text: &str| MemoryMode::parse(text).map(MemoryModeArg))]
+    pub memory_mode: MemoryModeArg,
 }
+
+/// `--memory-mode`: a mode, or `None` for `auto`.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryModeArg(pub Option<MemoryMode>);
 
 /// What the command line says about the device: how the launches of its plans pick their
 /// kernel variant (`--kernels`), and the memory budget in MiB (`--memory`).
@@ -40,6 +51,8 @@ pub struct Cli {
 pub struct DeviceOptions {
     pub kernels: KernelPolicy,
     pub memory_mib: Option<u64>,
+    /// The memory mode asked for (`--memory-mode`; `None`: each plan chooses).
+    pub memory_mode: Option<MemoryMode>,
 }
 
 impl DeviceOptions {
@@ -187,6 +200,10 @@ pub struct InfoArgs {
     /// kernel table shows the cached choices and the defaults).
     #[arg(long)]
     measure: bool,
+    /// Plan for a device that binds at most this many MiB per buffer instead of this one's
+    /// limit (with `--memory` for its budget: the plan for a GPU or a browser, shown here).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_buffer: Option<u64>,
 }
 
 pub fn main() {
@@ -202,6 +219,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let device = DeviceOptions {
         kernels: cli.kernels,
         memory_mib: cli.memory,
+        memory_mode: cli.memory_mode.0,
     };
     let kernels = device.kernels;
     let Some(command) = cli.command else {
@@ -257,8 +275,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 config.model = resnet_wgpu::train::ModelSpec::named(variant.into(), args.stem.into());
                 config.batch = args.batch;
                 println!("\n{}, batch {}", config.model.describe(), args.batch);
-                let mut plan = config.plan(&ctx, kernels)?;
+                let mut limits = resnet_wgpu::schedule::Network::limits(&ctx);
+                if let Some(mib) = args.max_buffer {
+                    limits.max_buffer = mib << 20;
+                }
+                let mut plan = config.plan_within(limits, kernels, device.memory_mode)?;
+                println!(
+                    "planned for buffers of at most {:.0} MiB and a budget of {:.0} MiB",
+                    resnet_wgpu::schedule::mib(limits.max_buffer),
+                    resnet_wgpu::schedule::mib(limits.memory_budget)
+                );
                 println!("{}", plan.memory);
+                println!("  {}", plan.mode_note());
                 let cache = resnet_wgpu::schedule::KernelCache::default_location();
                 let tuning = if args.measure {
                     resnet_wgpu::schedule::Tuning::Measure
@@ -286,7 +314,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             let ctx = device.open_gpu()?;
             if steps {
-                device::run_step_bench(&ctx, min_seconds, &config, kernels)?;
+                device::run_step_bench(&ctx, min_seconds, &config, kernels, device.memory_mode)?;
             } else {
                 device::run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
             }

@@ -235,10 +235,11 @@ fn validate(config: &TrainConfig) -> Result<(), String> {
 fn prepare_kernels(
     ctx: &GpuContext,
     config: &TrainConfig,
-    kernels: KernelPolicy,
+    device: &super::DeviceOptions,
 ) -> Result<Plan, Box<dyn std::error::Error>> {
     let cache = resnet_wgpu::schedule::KernelCache::default_location();
-    let mut plan = config.plan(ctx, kernels)?;
+    let mut plan = config.plan(ctx, device.kernels, device.memory_mode)?;
+    println!("{}", plan.mode_note());
     let report = pollster::block_on(resnet_wgpu::schedule::choose_kernels(
         ctx,
         &mut plan,
@@ -260,14 +261,13 @@ fn prepare_kernels(
 }
 
 pub fn run_train(args: TrainArgs, device: super::DeviceOptions) -> Result<(), Box<dyn std::error::Error>> {
-    let kernels = device.kernels;
     let start = std::time::Instant::now();
     let ctx = device.open_gpu()?;
     let data = args.data.load()?;
     let mut trainer = match &args.resume {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
-            let plan = prepare_kernels(&ctx, &checkpoint.header.config, kernels)?;
+            let plan = prepare_kernels(&ctx, &checkpoint.header.config, &device)?;
             let mut trainer = Trainer::resume_from_plan(
                 &ctx,
                 plan,
@@ -313,7 +313,7 @@ pub fn run_train(args: TrainArgs, device: super::DeviceOptions) -> Result<(), Bo
                 None => None,
             };
             let splits = Splits::new(&data, config.validation);
-            let plan = prepare_kernels(&ctx, &config, kernels)?;
+            let plan = prepare_kernels(&ctx, &config, &device)?;
             Trainer::from_plan(&ctx, plan, config, splits, initial)?
         }
     };
@@ -483,7 +483,7 @@ fn inference_network(
     kernels: KernelPolicy,
 ) -> Result<Network, Box<dyn std::error::Error>> {
     let model: Model = checkpoint.model().build();
-    let plan = Plan::new(model, 64, Network::limits(ctx), None, kernels)?;
+    let plan = Plan::new(model, 64, Network::limits(ctx), None, None, kernels)?;
     let net = Network::from_plan(ctx, plan, &checkpoint.network.params, SgdConfig::REFERENCE)?;
     net.write_state(ctx, &checkpoint.network);
     Ok(net)

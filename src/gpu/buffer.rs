@@ -57,6 +57,21 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
         self.len
     }
 
+    /// Its first `len` elements, in the same memory: a tensor held in a buffer shared with
+    /// longer ones (a recomputed activation in its scratch buffer).
+    pub fn prefix(&self, len: usize) -> Self {
+        assert!(
+            len <= self.len,
+            "a prefix of {len} elements of a buffer of {}",
+            self.len
+        );
+        Self {
+            buffer: self.buffer.clone(),
+            len,
+            _element: PhantomData,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

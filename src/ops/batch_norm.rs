@@ -113,6 +113,9 @@ pub enum StepStatistics {
     Start,
     /// A later micro-batch: merge its statistics into `saved[2C..5C]`.
     Merge,
+    /// A rerun of a forward already counted (recomputation): save the batch's mean and
+    /// invstd for the backward again, and leave `saved[2C..5C]` alone.
+    Rerun,
 }
 
 /// The uniform of the batch-norm kernels (48 bytes).

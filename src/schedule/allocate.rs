@@ -3,7 +3,7 @@
 //! recorded over them ([`super::record`]).
 
 use super::record::{self, Launches};
-use super::{DeviceLimits, Network, Plan, ScheduleError};
+use super::{DeviceLimits, Network, Plan, ScheduleError, Storage};
 use crate::gpu::{GpuBuffer, GpuContext, KernelPolicy};
 use crate::model::{Model, Shape};
 use crate::ops::batch_norm;
@@ -17,7 +17,8 @@ pub struct Buffers {
     pub momentum: Vec<GpuBuffer<f32>>,
     /// Running mean and variance of each batch norm, in `Model::batch_norms()` order.
     pub running: Vec<(GpuBuffer<f32>, GpuBuffer<f32>)>,
-    /// Activations, indexed by tensor id (0 is the input micro-batch).
+    /// Activations, indexed by tensor id (0 is the input micro-batch); a recomputed one is the
+    /// start of its scratch buffer (see [`super::ActivationPlan`]).
     pub activations: Vec<GpuBuffer<f32>>,
     pub labels: GpuBuffer<u32>,
     /// The step's status record: the last micro-batch's loss and correct count, and the step's
@@ -44,7 +45,7 @@ impl Network {
         initial: &[Vec<f32>],
         sgd_config: SgdConfig,
     ) -> Result<Self, ScheduleError> {
-        let plan = Plan::new(model, batch, Self::limits(ctx), None, KernelPolicy::Auto)?;
+        let plan = Plan::new(model, batch, Self::limits(ctx), None, None, KernelPolicy::Auto)?;
         Self::from_plan(ctx, plan, initial, sgd_config)
     }
 
@@ -77,9 +78,7 @@ impl Network {
                 got: initial.len(),
             });
         }
-        let refused = |plan: &Plan, reason: String| {
-            ScheduleError::device(&plan.model, plan.batch, plan.micro_batch, plan.limits, reason)
-        };
+        let refused = |plan: &Plan, reason: String| ScheduleError::device(plan, reason);
         // Natively the scope answers at once; in the browser its answer would come later, so
         // an allocation failure there reaches the device's error slot (`ctx.check`) instead.
         #[cfg(not(target_arch = "wasm32"))]
@@ -132,11 +131,22 @@ impl Buffers {
                 )
             })
             .collect();
+        let scratch: Vec<GpuBuffer<f32>> = plan
+            .activations
+            .scratch_len
+            .iter()
+            .enumerate()
+            .map(|(k, &len)| GpuBuffer::zeros(ctx, &format!("recomputed activation {k}"), len))
+            .collect();
         let activations = plan
             .shapes
             .iter()
+            .zip(&plan.activations.storage)
             .enumerate()
-            .map(|(t, s)| GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)))
+            .map(|(t, (s, storage))| match storage {
+                Storage::Kept => GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)),
+                Storage::Scratch(k) => scratch[*k].prefix(numel(s)),
+            })
             .collect();
         let slots = plan
             .gradients

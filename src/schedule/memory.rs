@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::GradientPlan;
+use super::activations::{ActivationPlan, MemoryMode, Storage};
 use crate::model::{Model, Shape};
 use crate::ops::batch_norm::SAVED_PER_CHANNEL;
 use crate::schedule::DeviceLimits;
@@ -15,9 +16,12 @@ pub struct MemoryReport {
     /// Images in one batch, and in each micro-batch run on the device.
     pub batch: usize,
     pub micro_batch: usize,
+    /// Whether activations are all kept or the blocks' recomputed.
+    pub mode: MemoryMode,
     /// Parameters, their gradients and momentum, and batch-norm running statistics.
     pub parameters: u64,
-    /// Every layer's output (kept for the backward pass).
+    /// The layers' outputs: those kept for the backward pass, and the scratch buffers of the
+    /// recomputed ones.
     pub activations: u64,
     /// Gradients of activations, after reuse.
     pub activation_gradients: u64,
@@ -32,8 +36,8 @@ pub struct MemoryReport {
 
 impl MemoryReport {
     /// Plans `model` at micro-batch `micro_batch` (the device runs `batch` as
-    /// `batch / micro_batch` micro-batches).
-    pub fn new(model: &Model, batch: usize, micro_batch: usize) -> Self {
+    /// `batch / micro_batch` micro-batches) in memory mode `mode`.
+    pub fn new(model: &Model, batch: usize, micro_batch: usize, mode: MemoryMode) -> Self {
         let shapes = model.shapes(micro_batch);
         Self::of_plan(
             model,
@@ -41,6 +45,7 @@ impl MemoryReport {
             micro_batch,
             &shapes,
             &GradientPlan::new(model, &shapes),
+            &ActivationPlan::new(model, &shapes, mode),
         )
     }
 
@@ -52,6 +57,7 @@ impl MemoryReport {
         micro_batch: usize,
         shapes: &[Shape],
         gradients: &GradientPlan,
+        activations: &ActivationPlan,
     ) -> Self {
         let bytes = |len: usize| len.max(1) as u64 * F32;
         let numel = |s: &Shape| s.iter().product::<usize>();
@@ -63,7 +69,13 @@ impl MemoryReport {
             .map(|(_, c)| 2 * bytes(*c))
             .sum();
         let parameters = params.iter().map(|p| 3 * bytes(p.len())).sum::<u64>() + running;
-        let activations = shapes.iter().map(|s| bytes(numel(s))).sum();
+        let kept = shapes
+            .iter()
+            .zip(&activations.storage)
+            .filter(|(_, storage)| **storage == Storage::Kept)
+            .map(|(s, _)| bytes(numel(s)));
+        let scratch = activations.scratch_len.iter().map(|&len| bytes(len));
+        let activations_bytes = kept.chain(scratch).sum();
         let activation_gradients = gradients.slot_len.iter().map(|&l| bytes(l)).sum();
         let activation_gradients_unshared = gradients
             .tensor_slot
@@ -91,8 +103,9 @@ impl MemoryReport {
         Self {
             batch,
             micro_batch,
+            mode: activations.mode,
             parameters,
-            activations,
+            activations: activations_bytes,
             activation_gradients,
             activation_gradients_unshared,
             other,
@@ -142,7 +155,15 @@ impl fmt::Display for MemoryReport {
             "  parameters, gradients, momentum, running stats: {:.1} MiB",
             mib(self.parameters)
         )?;
-        writeln!(f, "  activations: {:.1} MiB", mib(self.activations))?;
+        writeln!(
+            f,
+            "  activations: {:.1} MiB ({})",
+            mib(self.activations),
+            match self.mode {
+                MemoryMode::Full => "all kept",
+                MemoryMode::Recompute => "blocks recomputed in the backward",
+            }
+        )?;
         writeln!(
             f,
             "  activation gradients: {:.1} MiB (reuse saves {:.1} MiB)",

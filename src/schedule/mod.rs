@@ -16,6 +16,7 @@
 //! flags it too), and the SGD and running-statistic updates change nothing in a flagged step
 //! ([`crate::ops::finite_check`]). The host learns it from the same read as the loss.
 
+mod activations;
 mod allocate;
 mod grad_cam;
 mod gradients;
@@ -26,6 +27,7 @@ mod plan;
 mod record;
 mod tune;
 
+pub use activations::{ActivationPlan, MemoryMode, Storage};
 pub use allocate::Buffers;
 pub use grad_cam::{CamSource, ClassMaps, grad_cam_cpu};
 pub use gradients::GradientPlan;
@@ -81,18 +83,14 @@ impl ScheduleError {
     /// [`ScheduleError::Device`] for a plan of `model` at `batch` in micro-batches of
     /// `micro_batch` that the device refused with `reason`: names the next smaller micro-batch
     /// (a divisor of the batch) and what it needs.
-    pub fn device(
-        model: &Model,
-        batch: usize,
-        micro_batch: usize,
-        limits: DeviceLimits,
-        reason: String,
-    ) -> Self {
-        let need = MemoryReport::new(model, batch, micro_batch).total();
+    pub fn device(plan: &Plan, reason: String) -> Self {
+        let (model, batch, micro_batch, limits) = (&plan.model, plan.batch, plan.micro_batch, plan.limits);
+        let mode = plan.activations.mode;
+        let need = plan.memory.total();
         let smaller = (1..micro_batch).rev().find(|d| batch.is_multiple_of(*d));
         let instead = match smaller {
             Some(d) => {
-                let need_d = MemoryReport::new(model, batch, d).total();
+                let need_d = MemoryReport::new(model, batch, d, mode).total();
                 format!(
                     "Micro-batches of {d} would need {:.0} MiB: set --micro-batch {d} or a \
                      budget of at most {} MiB (--memory), or choose a smaller batch or model",
@@ -112,9 +110,16 @@ impl ScheduleError {
         }
     }
 
-    /// [`ScheduleError::TooLarge`] for `model` (named `name`) at one image per micro-batch.
-    pub fn too_large(name: String, model: &Model, batch: usize, limits: DeviceLimits) -> Self {
-        let one = MemoryReport::new(model, batch, 1);
+    /// [`ScheduleError::TooLarge`] for `model` (named `name`) at one image per micro-batch in
+    /// memory mode `mode`.
+    pub fn too_large(
+        name: String,
+        model: &Model,
+        batch: usize,
+        limits: DeviceLimits,
+        mode: MemoryMode,
+    ) -> Self {
+        let one = MemoryReport::new(model, batch, 1, mode);
         ScheduleError::TooLarge {
             model: name,
             need_buffer: mib(one.largest_buffer),

@@ -2,6 +2,7 @@
 //! takes and the kernel variant of every GEMM-shaped launch. The network is built from it
 //! whole; the app and the command line show it.
 
+use super::activations::{ActivationPlan, MemoryMode};
 use super::{GradientPlan, MemoryReport, ScheduleError};
 use crate::gpu::{KernelChoices, KernelPolicy};
 use crate::model::{Model, Shape};
@@ -17,6 +18,13 @@ pub struct Plan {
     pub shapes: Vec<Shape>,
     /// Which buffer holds each activation gradient in the backward pass.
     pub gradients: GradientPlan,
+    /// Where each activation lives: kept, or recomputed in a block's scratch buffers.
+    pub activations: ActivationPlan,
+    /// Whether the memory mode was asked for, rather than chosen here.
+    pub mode_given: bool,
+    /// Each memory mode tried and the largest micro-batch it allows (`None`: not even one
+    /// image fits): what the choice of mode was made from.
+    pub mode_options: Vec<(MemoryMode, Option<usize>)>,
     /// What the plan was made to fit.
     pub limits: DeviceLimits,
     pub memory: MemoryReport,
@@ -27,27 +35,50 @@ pub struct Plan {
 
 impl Plan {
     /// Plans `model` at `batch` images within `limits`, in micro-batches of at most
-    /// `max_micro_batch` (and smaller where a buffer would not fit), launches picking their
-    /// variant as `policy` says.
+    /// `max_micro_batch` (and smaller where a buffer would not fit), in memory mode `mode`
+    /// (`None`: the fastest that runs the batch whole, else the one that allows the largest
+    /// micro-batch), launches picking their variant as `policy` says.
     pub fn new(
         model: Model,
         batch: usize,
         limits: DeviceLimits,
         max_micro_batch: Option<usize>,
+        mode: Option<MemoryMode>,
         policy: KernelPolicy,
     ) -> Result<Self, ScheduleError> {
         if batch == 0 {
             return Err(ScheduleError::EmptyBatch);
         }
-        let micro_batch = choose_micro_batch(&model, batch, limits, max_micro_batch).ok_or_else(|| {
+        let tried: Vec<MemoryMode> = match mode {
+            Some(m) => vec![m],
+            None => MemoryMode::ALL.to_vec(),
+        };
+        let mode_options: Vec<(MemoryMode, Option<usize>)> = tried
+            .iter()
+            .map(|&m| (m, choose_micro_batch(&model, batch, limits, max_micro_batch, m)))
+            .collect();
+        // The largest micro-batch; of two modes that allow the same, the faster (listed first).
+        let best = mode_options
+            .iter()
+            .filter_map(|&(m, micro)| Some((micro?, m)))
+            .fold(None, |best: Option<(usize, MemoryMode)>, (micro, m)| match best {
+                Some((b, _)) if b >= micro => best,
+                _ => Some((micro, m)),
+            });
+        let Some((micro_batch, mode_chosen)) = best else {
             let name = format!("{} ({} stem)", model.variant.name(), model.stem.name());
-            ScheduleError::too_large(name, &model, batch, limits)
-        })?;
+            let last = *tried.last().expect("a mode");
+            return Err(ScheduleError::too_large(name, &model, batch, limits, last));
+        };
         let shapes = model.shapes(micro_batch);
         let gradients = GradientPlan::new(&model, &shapes);
+        let activations = ActivationPlan::new(&model, &shapes, mode_chosen);
         Ok(Self {
-            memory: MemoryReport::of_plan(&model, batch, micro_batch, &shapes, &gradients),
+            memory: MemoryReport::of_plan(&model, batch, micro_batch, &shapes, &gradients, &activations),
             gradients,
+            activations,
+            mode_given: mode.is_some(),
+            mode_options,
             shapes,
             model,
             batch,
@@ -58,6 +89,28 @@ impl Plan {
                 measured: Default::default(),
             },
         })
+    }
+}
+
+impl Plan {
+    /// The memory mode and why: "memory mode recompute: keeping every activation would run
+    /// micro-batches of 16 at most", the one wording for every screen.
+    pub fn mode_note(&self) -> String {
+        let mode = self.activations.mode;
+        let why = match (self.mode_given, mode) {
+            (true, _) => "as asked".to_string(),
+            (false, MemoryMode::Full) => "every activation kept from the forward to the backward".to_string(),
+            (false, MemoryMode::Recompute) => {
+                let full = self.mode_options.iter().find(|(m, _)| *m == MemoryMode::Full);
+                match full.and_then(|(_, micro)| *micro) {
+                    Some(m) => format!(
+                        "each block's forward reruns before its backward, since keeping every activation would run micro-batches of {m} at most"
+                    ),
+                    None => "each block's forward reruns before its backward, since keeping every activation would not fit one image".to_string(),
+                }
+            }
+        };
+        format!("memory mode {}: {why}", mode.name())
     }
 }
 
@@ -77,10 +130,11 @@ fn choose_micro_batch(
     batch: usize,
     limits: DeviceLimits,
     max_micro_batch: Option<usize>,
+    mode: MemoryMode,
 ) -> Option<usize> {
     let cap = max_micro_batch.unwrap_or(batch).min(batch);
     (1..=cap).rev().filter(|&m| batch.is_multiple_of(m)).find(|&m| {
-        let report = MemoryReport::new(model, batch, m);
+        let report = MemoryReport::new(model, batch, m, mode);
         report.largest_buffer <= limits.max_buffer
             && report.total() <= limits.memory_budget
             && within_loop_bounds(model, m)

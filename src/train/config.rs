@@ -7,7 +7,7 @@ use crate::data::BatchOptions;
 use crate::gpu::{GpuContext, KernelPolicy};
 use crate::model::{GammaInit, Model, Stem, Variant};
 use crate::ops::sgd::SgdConfig;
-use crate::schedule::{DeviceLimits, Network, Plan, ScheduleError};
+use crate::schedule::{DeviceLimits, MemoryMode, Network, Plan, ScheduleError};
 
 /// How training-set loss and error are measured each epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,17 +98,29 @@ impl TrainConfig {
     /// The plan of this configuration on `ctx`: its micro-batches, memory and, launches picking
     /// their variant as `policy` says (nothing measured yet: see
     /// [`crate::schedule::choose_kernels`]).
-    pub fn plan(&self, ctx: &GpuContext, policy: KernelPolicy) -> Result<Plan, ScheduleError> {
-        self.plan_within(Network::limits(ctx), policy)
+    pub fn plan(
+        &self,
+        ctx: &GpuContext,
+        policy: KernelPolicy,
+        mode: Option<MemoryMode>,
+    ) -> Result<Plan, ScheduleError> {
+        self.plan_within(Network::limits(ctx), policy, mode)
     }
 
     /// [`TrainConfig::plan`] for a device of the given limits (what the app shows before a run).
-    pub fn plan_within(&self, limits: DeviceLimits, policy: KernelPolicy) -> Result<Plan, ScheduleError> {
+    /// `mode` is the memory mode asked for (`None`: the plan chooses).
+    pub fn plan_within(
+        &self,
+        limits: DeviceLimits,
+        policy: KernelPolicy,
+        mode: Option<MemoryMode>,
+    ) -> Result<Plan, ScheduleError> {
         Plan::new(
             self.model.build(),
             self.batch,
             limits,
             self.max_micro_batch,
+            mode,
             policy,
         )
     }

@@ -180,7 +180,7 @@ impl Trainer {
         data: Splits,
         initial: Option<NetworkState>,
     ) -> Result<Self, TrainError> {
-        let plan = config.plan(ctx, KernelPolicy::Auto)?;
+        let plan = config.plan(ctx, KernelPolicy::Auto, None)?;
         Self::from_plan(ctx, plan, config, data, initial)
     }
 
@@ -203,7 +203,7 @@ impl Trainer {
     /// Continues a saved run on `data` (normally the same data it was trained on); refused
     /// where the run's position lies beyond an epoch of `data`. Kernels as in [`Trainer::new`].
     pub fn resume(ctx: &GpuContext, checkpoint: &Checkpoint, data: Splits) -> Result<Self, TrainError> {
-        let plan = checkpoint.header.config.plan(ctx, KernelPolicy::Auto)?;
+        let plan = checkpoint.header.config.plan(ctx, KernelPolicy::Auto, None)?;
         Self::resume_from_plan(ctx, plan, checkpoint, data)
     }
 

@@ -52,7 +52,7 @@ pub fn network(
     sgd: SgdConfig,
 ) -> resnet_wgpu::schedule::Network {
     use resnet_wgpu::schedule::{Network, Plan};
-    let plan = Plan::new(model, batch, Network::limits(ctx), Some(micro), policy).expect("a plan");
+    let plan = Plan::new(model, batch, Network::limits(ctx), Some(micro), None, policy).expect("a plan");
     Network::from_plan(ctx, plan, values, sgd).expect("a network")
 }
 
