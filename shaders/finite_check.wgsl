@@ -6,7 +6,8 @@
 //   (bits(x) & 0x7f800000) == 0x7f800000
 // tested on the bits, since WGSL lets a compiler assume that float arithmetic sees no NaN
 // or infinity (a test like x != x may be folded away).
-// One invocation per value. The SGD update and the running-statistics update read the flags
+// One invocation per four values (buffers are padded with zeros to whole vec4s, and zero is
+// finite). The SGD update and the running-statistics update read the flags
 // and leave their buffers untouched when any is set, so a step is applied whole or not at all.
 //
 // Joined before body_flat.wgsl (the entry point, which calls elements and element below).
@@ -22,15 +23,16 @@ const STATUS_FLAGS: u32 = 2u;
 const EXPONENT: u32 = 0x7f800000u;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> values: array<f32>;
+@group(0) @binding(1) var<storage, read> values: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> status: array<atomic<u32>>;
 
 fn elements() -> u32 {
-    return params.len;
+    return (params.len + 3u) / 4u;
 }
 
 fn element(i: u32) {
-    if (bitcast<u32>(values[i]) & EXPONENT) == EXPONENT {
+    let exponents = bitcast<vec4<u32>>(values[i]) & vec4<u32>(EXPONENT);
+    if any(exponents == vec4<u32>(EXPONENT)) {
         atomicOr(&status[STATUS_FLAGS], params.flag);
     }
 }

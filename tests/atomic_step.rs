@@ -183,8 +183,9 @@ fn run_check(ctx: &GpuContext, values: &[f32], flag: u32, start: u32) -> u32 {
 fn the_finite_check_flags_infinities_and_nans_anywhere_and_nothing_else() {
     let ctx = gpu();
     let mut rng = Rng::new(9);
-    // Past one workgroup of 256 and past a 65,535-workgroup row of the grid.
-    for len in [1, 255, 257, 70_001, 256 * 65_535 + 300] {
+    // Lengths that are not multiples of four (an invocation checks four values), past one
+    // workgroup of 256 invocations, and a long buffer.
+    for len in [1, 3, 255, 1025, 70_001, 256 * 65_535 + 301] {
         let mut values: Vec<f32> = (0..len).map(|_| rng.uniform(-1e30, 1e30) as f32).collect();
         // Finite extremes: the largest, the smallest normal and a subnormal.
         values[0] = f32::MAX;

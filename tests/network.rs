@@ -291,9 +291,16 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     // The micro-batch a plan of the model at `batch` within `limits` chooses, every
     // activation kept (tests/recompute.rs covers the choice of mode).
     let choose_micro_batch = |model: &Model, batch, limits, cap| {
-        Plan::new(model.clone(), batch, limits, cap, Some(MemoryMode::Full), KernelPolicy::Auto)
-            .ok()
-            .map(|plan| plan.micro_batch)
+        Plan::new(
+            model.clone(),
+            batch,
+            limits,
+            cap,
+            Some(MemoryMode::Full),
+            KernelPolicy::Auto,
+        )
+        .ok()
+        .map(|plan| plan.micro_batch)
     };
     let model = Model::new(Variant::Seed50, Stem::ImageNet);
     let report = MemoryReport::new(&model, 8, 8, MemoryMode::Full);
@@ -393,4 +400,36 @@ fn layer_norms_are_those_of_the_weights_and_gradients_of_the_last_step() {
             assert!((g - w).abs() <= 1e-4 * w, "{} {what} norm {g} vs {w}", got.layer);
         }
     }
+}
+
+/// Parameters pack into arenas of at most the binding limit, each range starting at a
+/// multiple of 256 bytes, none overlapping another, every parameter placed once; the memory
+/// report counts the arenas' elements.
+#[test]
+fn parameters_pack_into_aligned_arenas_within_the_binding_limit() {
+    use resnet_wgpu::schedule::ParameterLayout;
+    let lens = [64 * 3 * 9, 64, 64, 5, 1, 4096, 70_000, 3, 128 * 64 * 9];
+    let max_bytes = 300_000;
+    let layout = ParameterLayout::new(&lens, max_bytes);
+    assert_eq!(layout.place.len(), lens.len());
+    assert!(layout.arena_len.len() > 1, "{layout:?}");
+    for (k, &len) in layout.arena_len.iter().enumerate() {
+        assert!(len * 4 <= max_bytes as usize, "arena {k} of {len} elements");
+        let mut ranges: Vec<(usize, usize)> = (layout.place.iter().zip(&lens))
+            .filter(|((arena, _), _)| *arena == k)
+            .map(|(&(_, start), &len)| (start, start + len))
+            .collect();
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "ranges overlap: {ranges:?}");
+        }
+        for (start, end) in ranges {
+            assert!(
+                start % 64 == 0 && end <= len,
+                "range {start}..{end} in an arena of {len}"
+            );
+        }
+    }
+    let slots: usize = lens.iter().map(|&l| ParameterLayout::slot_len(l)).sum();
+    assert_eq!(layout.arena_len.iter().sum::<usize>(), slots);
 }

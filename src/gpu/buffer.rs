@@ -2,13 +2,19 @@ use std::marker::PhantomData;
 
 use super::{GpuContext, GpuError};
 
-/// A storage buffer holding `len` values of `T`. Its size is rounded up to whole 16-byte
-/// blocks (zero-filled past `len`), so that kernels may read and write it as `vec4`s.
+/// A storage buffer holding `len` values of `T`, or such a range of a larger buffer (starting
+/// `offset` bytes in). Its size is rounded up to whole 16-byte blocks (zero-filled past `len`),
+/// so that kernels may read and write it as `vec4`s.
 pub struct GpuBuffer<T: bytemuck::Pod> {
     pub buffer: wgpu::Buffer,
+    offset: u64,
     len: usize,
     _element: PhantomData<T>,
 }
+
+/// Where a range of a buffer may start when bound: WebGPU's largest
+/// `minStorageBufferOffsetAlignment`, so it holds on every device.
+pub const BINDING_ALIGNMENT_BYTES: u64 = 256;
 
 /// Buffer sizes are multiples of a `vec4<f32>`.
 const VEC4_BYTES: u64 = 16;
@@ -28,6 +34,7 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
         });
         Self {
             buffer,
+            offset: 0,
             len,
             _element: PhantomData,
         }
@@ -49,7 +56,7 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
         );
         if !values.is_empty() {
             ctx.queue
-                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(values));
+                .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(values));
         }
     }
 
@@ -65,10 +72,33 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
             "a prefix of {len} elements of a buffer of {}",
             self.len
         );
+        self.range(0, len)
+    }
+
+    /// `len` elements from element `start`, in the same memory; `start` must keep the range's
+    /// bytes at a multiple of [`BINDING_ALIGNMENT_BYTES`].
+    pub fn range(&self, start: usize, len: usize) -> Self {
+        let offset = self.offset + (start * std::mem::size_of::<T>()) as u64;
+        assert!(
+            start + len <= self.len && offset.is_multiple_of(BINDING_ALIGNMENT_BYTES),
+            "elements {start}..{} of a buffer of {} (bound ranges start at multiples of {BINDING_ALIGNMENT_BYTES} bytes)",
+            start + len,
+            self.len
+        );
         Self {
             buffer: self.buffer.clone(),
+            offset,
             len,
             _element: PhantomData,
+        }
+    }
+
+    /// The binding of its range.
+    pub fn bind(&self) -> wgpu::BufferBinding<'_> {
+        wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.size_bytes()),
         }
     }
 
@@ -126,7 +156,13 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
                 });
                 for &(i, offset) in members {
                     let source = buffers[i];
-                    encoder.copy_buffer_to_buffer(&source.buffer, 0, &staging, offset, source.size_bytes());
+                    encoder.copy_buffer_to_buffer(
+                        &source.buffer,
+                        source.offset,
+                        &staging,
+                        offset,
+                        source.size_bytes(),
+                    );
                 }
                 staging
             })

@@ -68,7 +68,7 @@ impl Launch {
         ctx: &GpuContext,
         kernel: Kernel,
         params: &P,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[wgpu::BufferBinding<'_>],
         workgroups: [u32; 3],
     ) -> Self {
         for (axis, &count) in workgroups.iter().enumerate() {
@@ -95,7 +95,7 @@ impl Launch {
         for (i, buffer) in buffers.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
-                resource: buffer.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(buffer.clone()),
             });
         }
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -173,7 +173,7 @@ impl Launch {
         ctx: &GpuContext,
         kernel: Kernel,
         params: &P,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[wgpu::BufferBinding<'_>],
         count: u32,
     ) -> Self {
         let [x, y] = grid_2d(count);

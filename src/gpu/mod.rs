@@ -9,7 +9,7 @@ mod context;
 mod launch;
 mod usage;
 
-pub use buffer::GpuBuffer;
+pub use buffer::{BINDING_ALIGNMENT_BYTES, GpuBuffer};
 pub use choice::{GemmKey, GemmOp, KernelChoices, KernelPolicy, Variant};
 pub use context::{Fault, GpuContext, GpuError, OptionalFeatures, describe_error};
 pub use launch::{

@@ -44,7 +44,7 @@ pub fn forward(ctx: &GpuContext, a: &GpuBuffer<f32>, b: &GpuBuffer<f32>, out: &G
         ctx,
         Kernel::Add,
         &AddParams::new(a.len()),
-        &[&a.buffer, &b.buffer, &out.buffer],
+        &[a.bind(), b.bind(), out.bind()],
         flat_workgroups(a.len()),
     )
 }

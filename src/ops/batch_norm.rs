@@ -265,11 +265,11 @@ pub fn train_forward(
             ..BatchNormParams::new(shape, momentum, eps).with_relu(relu)
         },
         &[
-            &b.x.buffer,
-            &b.gamma.buffer,
-            &b.beta.buffer,
-            &b.y.buffer,
-            &b.saved.buffer,
+            b.x.bind(),
+            b.gamma.bind(),
+            b.beta.bind(),
+            b.y.bind(),
+            b.saved.bind(),
         ],
         shape.channel_groups(),
     )
@@ -314,10 +314,10 @@ pub fn running_update(ctx: &GpuContext, shape: BnShape, momentum: f32, b: &Runni
         Kernel::BatchNormRunningUpdate,
         &BatchNormParams::new(shape, momentum, 0.0),
         &[
-            &saved.buffer,
-            &running_mean.buffer,
-            &running_var.buffer,
-            &status.buffer,
+            saved.bind(),
+            running_mean.bind(),
+            running_var.bind(),
+            status.bind(),
         ],
         flat_workgroups(shape.channels),
     )
@@ -342,12 +342,12 @@ pub fn inference_forward(
         Kernel::BatchNormInferenceForward,
         &BatchNormParams::new(shape, 0.0, eps).with_relu(relu),
         &[
-            &b.x.buffer,
-            &b.gamma.buffer,
-            &b.beta.buffer,
-            &b.running_mean.buffer,
-            &b.running_var.buffer,
-            &b.y.buffer,
+            b.x.bind(),
+            b.gamma.bind(),
+            b.beta.bind(),
+            b.running_mean.bind(),
+            b.running_var.bind(),
+            b.y.bind(),
         ],
         flat_workgroups(shape.len()),
     )
@@ -377,14 +377,14 @@ pub fn backward(
             ..BatchNormParams::new(shape, 0.0, 0.0).with_relu(relu)
         },
         &[
-            &b.dy.buffer,
-            &b.x.buffer,
-            &b.gamma.buffer,
-            &b.beta.buffer,
-            &b.saved.buffer,
-            &b.dx.buffer,
-            &b.dgamma.buffer,
-            &b.dbeta.buffer,
+            b.dy.bind(),
+            b.x.bind(),
+            b.gamma.bind(),
+            b.beta.bind(),
+            b.saved.bind(),
+            b.dx.bind(),
+            b.dgamma.bind(),
+            b.dbeta.bind(),
         ],
         shape.channel_groups(),
     )

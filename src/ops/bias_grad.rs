@@ -52,7 +52,7 @@ pub fn backward(
         ctx,
         Kernel::BiasGrad,
         &BiasGradParams::new(batch, channels, spatial, accumulate),
-        &[&dy.buffer, &db.buffer],
+        &[dy.bind(), db.bind()],
         channels as u32,
     )
 }

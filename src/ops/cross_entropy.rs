@@ -83,7 +83,7 @@ pub fn forward(
         ctx,
         Kernel::CrossEntropyForward,
         &CrossEntropyParams::new(batch, classes, batch),
-        &[&logits.buffer, &labels.buffer, &status.buffer],
+        &[logits.bind(), labels.bind(), status.bind()],
         [1, 1, 1],
     )
 }
@@ -109,7 +109,7 @@ pub fn backward(
         ctx,
         Kernel::CrossEntropyBackward,
         &CrossEntropyParams::new(batch, classes, divisor),
-        &[&logits.buffer, &labels.buffer, &dlogits.buffer],
+        &[logits.bind(), labels.bind(), dlogits.bind()],
         (batch as u32).div_ceil(256),
     )
 }

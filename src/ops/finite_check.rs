@@ -89,8 +89,8 @@ pub fn check(ctx: &GpuContext, values: &GpuBuffer<f32>, flag: u32, status: &GpuB
             _pad0: 0,
             _pad1: 0,
         },
-        &[&values.buffer, &status.buffer],
-        flat_workgroups(values.len()),
+        &[values.bind(), status.bind()],
+        flat_workgroups(values.len().div_ceil(4)),
     )
 }
 

@@ -52,7 +52,7 @@ pub fn forward(ctx: &GpuContext, shape: [usize; 4], x: &GpuBuffer<f32>, y: &GpuB
         ctx,
         Kernel::GlobalAvgPoolForward,
         &GlobalAvgPoolParams::new(shape),
-        &[&x.buffer, &y.buffer],
+        &[x.bind(), y.bind()],
         flat_workgroups(n * c),
     )
 }
@@ -74,7 +74,7 @@ pub fn backward(ctx: &GpuContext, shape: [usize; 4], dy: &GpuBuffer<f32>, dx: &G
         ctx,
         Kernel::GlobalAvgPoolBackward,
         &GlobalAvgPoolParams::new(shape),
-        &[&dy.buffer, &dx.buffer],
+        &[dy.bind(), dx.bind()],
         flat_workgroups(dx.len()),
     )
 }

@@ -252,12 +252,12 @@ pub fn launch_with(
         Variant::Tiled => (Kernel::MatmulTiled, 128, 128),
         Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
     };
-    let bias = bias.map_or(ctx.placeholder(), |b| &b.buffer);
+    let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());
     Launch::new(
         ctx,
         kernel,
         params,
-        &[&a.buffer, &b.buffer, bias, &c.buffer],
+        &[a.bind(), b.bind(), bias, c.bind()],
         [params.n.div_ceil(tile_n), params.m.div_ceil(tile_m), z],
     )
     .ran(variant)
@@ -292,7 +292,12 @@ fn split_k(
         ctx,
         kernel,
         &p,
-        &[&a.buffer, &b.buffer, ctx.placeholder(), &partial.buffer],
+        &[
+            a.bind(),
+            b.bind(),
+            ctx.placeholder().as_entire_buffer_binding(),
+            partial.bind(),
+        ],
         [p.n.div_ceil(tile_n), p.m.div_ceil(tile_m), chunks as u32],
     );
     let total = crate::ops::split_k::sum(ctx, &partial, chunks, len, c, params.accumulate == 1);

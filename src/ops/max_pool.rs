@@ -145,7 +145,7 @@ pub fn forward(
         ctx,
         Kernel::MaxPoolForward,
         &shape.params(),
-        &[&x.buffer, &y.buffer, &argmax.buffer],
+        &[x.bind(), y.bind(), argmax.bind()],
         flat_workgroups(shape.output_len()),
     )
 }
@@ -178,7 +178,7 @@ pub fn backward(
         ctx,
         Kernel::MaxPoolBackward,
         &shape.params(),
-        &[&argmax.buffer, &dy.buffer, &dx.buffer],
+        &[argmax.bind(), dy.bind(), dx.bind()],
         flat_workgroups(shape.input_len()),
     )
 }

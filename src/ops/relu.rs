@@ -26,7 +26,7 @@ pub fn forward(ctx: &GpuContext, x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Laun
         ctx,
         Kernel::ReluForward,
         &LenParams::new(x.len()),
-        &[&x.buffer, &y.buffer],
+        &[x.bind(), y.bind()],
         flat_workgroups(x.len()),
     )
 }
@@ -38,7 +38,7 @@ pub fn backward(ctx: &GpuContext, y: &GpuBuffer<f32>, dy: &GpuBuffer<f32>, dx: &
         ctx,
         Kernel::ReluBackward,
         &LenParams::new(y.len()),
-        &[&y.buffer, &dy.buffer, &dx.buffer],
+        &[y.bind(), dy.bind(), dx.bind()],
         flat_workgroups(y.len()),
     )
 }

@@ -79,7 +79,7 @@ pub fn update(ctx: &GpuContext, config: SgdConfig, b: &SgdBuffers) -> Launch {
         ctx,
         Kernel::SgdUpdate,
         &SgdParams::new(w.len(), config),
-        &[&grad.buffer, &w.buffer, &v.buffer, &status.buffer],
+        &[grad.bind(), w.bind(), v.bind(), status.bind()],
         flat_workgroups(w.len().div_ceil(4)),
     )
 }

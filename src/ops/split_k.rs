@@ -43,7 +43,7 @@ pub fn sum(
         ctx,
         Kernel::SplitKSum,
         &params,
-        &[&partial.buffer, &out.buffer],
+        &[partial.bind(), out.bind()],
         flat_workgroups(len),
     )
 }

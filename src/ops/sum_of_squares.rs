@@ -38,7 +38,7 @@ pub fn launch(ctx: &GpuContext, x: &GpuBuffer<f32>, out: &GpuBuffer<f32>, slot: 
         ctx,
         Kernel::SumOfSquares,
         &params,
-        &[&x.buffer, &out.buffer],
+        &[x.bind(), out.bind()],
         [PARTIALS as u32, 1, 1],
     )
 }

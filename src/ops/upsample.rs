@@ -104,7 +104,7 @@ pub fn forward(ctx: &GpuContext, shape: &UpsampleShape, x: &GpuBuffer<f32>, y: &
         ctx,
         Kernel::UpsampleNearestForward,
         &shape.params(),
-        &[&x.buffer, &y.buffer],
+        &[x.bind(), y.bind()],
         flat_workgroups(shape.output_len()),
     )
 }
@@ -125,7 +125,7 @@ pub fn backward(ctx: &GpuContext, shape: &UpsampleShape, dy: &GpuBuffer<f32>, dx
         ctx,
         Kernel::UpsampleNearestBackward,
         &shape.params(),
-        &[&dy.buffer, &dx.buffer],
+        &[dy.bind(), dx.bind()],
         flat_workgroups(shape.input_len()),
     )
 }

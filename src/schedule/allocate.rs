@@ -11,10 +11,16 @@ use crate::ops::sgd::SgdConfig;
 
 /// Every buffer of a network.
 pub struct Buffers {
-    /// Parameters, their gradients and SGD momentum buffers, in `Model::parameters()` order.
+    /// Parameters, their gradients and SGD momentum buffers, in `Model::parameters()` order:
+    /// ranges of the arenas below ([`super::ParameterLayout`]).
     pub params: Vec<GpuBuffer<f32>>,
     pub grads: Vec<GpuBuffer<f32>>,
     pub momentum: Vec<GpuBuffer<f32>>,
+    /// The arenas of parameters, gradients and momentum, of one layout (SGD and the
+    /// gradients' finiteness check run over them whole).
+    pub param_arenas: Vec<GpuBuffer<f32>>,
+    pub grad_arenas: Vec<GpuBuffer<f32>>,
+    pub momentum_arenas: Vec<GpuBuffer<f32>>,
     /// Running mean and variance of each batch norm, in `Model::batch_norms()` order.
     pub running: Vec<(GpuBuffer<f32>, GpuBuffer<f32>)>,
     /// Activations, indexed by tensor id (0 is the input micro-batch); a recomputed one is the
@@ -108,19 +114,27 @@ impl Buffers {
         let model = &plan.model;
         let specs = model.parameters();
         let numel = |s: &Shape| s.iter().product::<usize>();
-        let params = specs
-            .iter()
-            .zip(initial)
-            .map(|(spec, values)| GpuBuffer::from_slice(ctx, &spec.name, values))
-            .collect();
-        let grads = specs
-            .iter()
-            .map(|s| GpuBuffer::zeros(ctx, &format!("grad {}", s.name), s.len()))
-            .collect();
-        let momentum = specs
-            .iter()
-            .map(|s| GpuBuffer::zeros(ctx, &format!("momentum {}", s.name), s.len()))
-            .collect();
+        let layout = &plan.parameters;
+        let arenas = |what: &str| -> Vec<GpuBuffer<f32>> {
+            (layout.arena_len.iter().enumerate())
+                .map(|(k, &len)| GpuBuffer::zeros(ctx, &format!("{what} {k}"), len))
+                .collect()
+        };
+        let (param_arenas, grad_arenas, momentum_arenas) =
+            (arenas("parameters"), arenas("gradients"), arenas("momentum"));
+        let ranges = |arenas: &[GpuBuffer<f32>]| -> Vec<GpuBuffer<f32>> {
+            (specs.iter().zip(&layout.place))
+                .map(|(spec, &(arena, start))| arenas[arena].range(start, spec.len()))
+                .collect()
+        };
+        let (params, grads, momentum) = (
+            ranges(&param_arenas),
+            ranges(&grad_arenas),
+            ranges(&momentum_arenas),
+        );
+        for (p, values) in params.iter().zip(initial) {
+            p.write(ctx, values);
+        }
         let running = model
             .batch_norms()
             .iter()
@@ -173,6 +187,9 @@ impl Buffers {
             params,
             grads,
             momentum,
+            param_arenas,
+            grad_arenas,
+            momentum_arenas,
             running,
             activations,
             labels: GpuBuffer::zeros(ctx, "labels", plan.micro_batch),

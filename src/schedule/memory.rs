@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::GradientPlan;
 use super::activations::{ActivationPlan, MemoryMode, Storage};
+use super::{GradientPlan, ParameterLayout};
 use crate::model::{Model, Shape};
 use crate::ops::batch_norm::SAVED_PER_CHANNEL;
 use crate::schedule::DeviceLimits;
@@ -68,7 +68,11 @@ impl MemoryReport {
             .filter_map(|d| d.statistics.as_ref())
             .map(|(_, c)| 2 * bytes(*c))
             .sum();
-        let parameters = params.iter().map(|p| 3 * bytes(p.len())).sum::<u64>() + running;
+        // Parameters, gradients and momentum: three arenas of each parameter's slot.
+        let slots = params
+            .iter()
+            .map(|p| ParameterLayout::slot_len(p.len()) as u64 * F32);
+        let parameters = 3 * slots.sum::<u64>() + running;
         let kept = shapes
             .iter()
             .zip(&activations.storage)

@@ -23,6 +23,7 @@ mod gradients;
 mod kernel_cache;
 mod memory;
 mod norms;
+mod parameters;
 mod plan;
 mod record;
 mod tune;
@@ -34,6 +35,7 @@ pub use gradients::GradientPlan;
 pub use kernel_cache::KernelCache;
 pub use memory::{MemoryReport, mib};
 pub use norms::{LayerNorms, NORMS_READ_SHARE, group_by_layer};
+pub use parameters::ParameterLayout;
 pub use plan::{DeviceLimits, Plan};
 pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
 
@@ -269,8 +271,8 @@ impl Network {
     /// Changes the learning rate (and the other SGD settings) of later steps.
     pub fn set_sgd(&mut self, ctx: &GpuContext, config: SgdConfig) {
         self.sgd_config = config;
-        for (launch, p) in self.launches.sgd.iter().zip(&self.buffers.params) {
-            launch.set_params(ctx, &sgd::SgdParams::new(p.len(), config));
+        for (launch, arena) in self.launches.sgd.iter().zip(&self.buffers.param_arenas) {
+            launch.set_params(ctx, &sgd::SgdParams::new(arena.len(), config));
         }
     }
 

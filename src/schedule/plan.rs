@@ -3,7 +3,7 @@
 //! whole; the app and the command line show it.
 
 use super::activations::{ActivationPlan, MemoryMode};
-use super::{GradientPlan, MemoryReport, ScheduleError};
+use super::{GradientPlan, MemoryReport, ParameterLayout, ScheduleError};
 use crate::gpu::{KernelChoices, KernelPolicy};
 use crate::model::{Model, Shape};
 
@@ -20,6 +20,8 @@ pub struct Plan {
     pub gradients: GradientPlan,
     /// Where each activation lives: kept, or recomputed in a block's scratch buffers.
     pub activations: ActivationPlan,
+    /// Where parameters, their gradients and momentum live: ranges of a few arenas.
+    pub parameters: ParameterLayout,
     /// Whether the memory mode was asked for, rather than chosen here.
     pub mode_given: bool,
     /// Each memory mode tried and the largest micro-batch it allows (`None`: not even one
@@ -77,6 +79,10 @@ impl Plan {
             memory: MemoryReport::of_plan(&model, batch, micro_batch, &shapes, &gradients, &activations),
             gradients,
             activations,
+            parameters: ParameterLayout::new(
+                &model.parameters().iter().map(|p| p.len()).collect::<Vec<_>>(),
+                limits.max_buffer,
+            ),
             mode_given: mode.is_some(),
             mode_options,
             shapes,

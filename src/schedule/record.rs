@@ -40,12 +40,13 @@ pub(super) fn record(ctx: &GpuContext, plan: &Plan, net: &Buffers, sgd_config: S
         plan,
         slots: plan.model.layer_slots(),
     };
-    let sgd = (0..net.params.len())
-        .map(|p| {
+    // One launch per arena: every parameter at once.
+    let sgd = (0..net.param_arenas.len())
+        .map(|k| {
             let buffers = sgd::SgdBuffers {
-                grad: &net.grads[p],
-                w: &net.params[p],
-                v: &net.momentum[p],
+                grad: &net.grad_arenas[k],
+                w: &net.param_arenas[k],
+                v: &net.momentum_arenas[k],
                 status: &net.status,
             };
             sgd::update(ctx, sgd_config, &buffers)
@@ -154,12 +155,13 @@ impl Recorder<'_> {
         launches
     }
 
-    /// The step's finiteness checks, after its last backward: every parameter gradient, and
-    /// every batch norm's statistics of the step (what the running statistics move towards).
+    /// The step's finiteness checks, after its last backward: every parameter gradient (one
+    /// launch per arena), and every batch norm's statistics of the step (what the running
+    /// statistics move towards).
     fn finite_checks(&self) -> Vec<Launch> {
         let net = self.net;
         let gradients = net
-            .grads
+            .grad_arenas
             .iter()
             .map(|g| finite_check::check(self.ctx, g, NonFinite::GRADIENT, &net.status));
         let statistics = net

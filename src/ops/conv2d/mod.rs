@@ -289,15 +289,8 @@ pub fn forward_with(
         shape.out_channels,
         shape.batch * shape.out_height() * shape.out_width(),
     );
-    let bias = bias.map_or(ctx.placeholder(), |b| &b.buffer);
-    Launch::new(
-        ctx,
-        kernel,
-        &params,
-        &[&x.buffer, &w.buffer, bias, &y.buffer],
-        grid,
-    )
-    .ran(variant)
+    let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());
+    Launch::new(ctx, kernel, &params, &[x.bind(), w.bind(), bias, y.bind()], grid).ran(variant)
 }
 
 /// `dx (+)= ∂L/∂x` from `dy`; with `accumulate` the result is added to what `dx` holds (a
@@ -356,7 +349,7 @@ pub fn input_grad_with(
             unreachable!("checked above: {variant} runs GEMM-shaped convolutions only")
         }
     };
-    Launch::new(ctx, kernel, &params, &[&dy.buffer, &w.buffer, &dx.buffer], grid).ran(variant)
+    Launch::new(ctx, kernel, &params, &[dy.bind(), w.bind(), dx.bind()], grid).ran(variant)
 }
 
 /// `dw (+)= ∂L/∂w` from `dy` and the layer's input `x`; with `accumulate` the result is added
@@ -426,7 +419,7 @@ pub fn weight_grad_with(
         ctx,
         Kernel::Conv2dWeightGrad,
         &params,
-        &[&dy.buffer, &x.buffer, &dw.buffer],
+        &[dy.bind(), x.bind(), dw.bind()],
         grid,
     )
     .ran(variant)
@@ -457,7 +450,7 @@ fn subgroup_weight_grad(
     let mut params = shape.params(false, accumulate && chunks == 1);
     params.k_chunk = (images_per_chunk * shape.out_height() * shape.out_width()) as u32;
     if chunks == 1 {
-        let buffers = [&dy.buffer, &x.buffer, &dw.buffer];
+        let buffers = [dy.bind(), x.bind(), dw.bind()];
         return Launch::new(ctx, kernel, &params, &buffers, grid);
     }
     weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate)
@@ -480,7 +473,7 @@ fn weight_grad_in_chunks(
     accumulate: bool,
 ) -> Launch {
     let partial = ctx.scratch(chunks * shape.weight_len());
-    let buffers = [&dy.buffer, &x.buffer, &partial.buffer];
+    let buffers = [dy.bind(), x.bind(), partial.bind()];
     let partials = Launch::new(ctx, kernel, params, &buffers, grid);
     partials.then(split_k::sum(
         ctx,
