@@ -20,7 +20,7 @@ fn name(event: &Event) -> String {
     match event {
         Event::Device(_) => "device".into(),
         Event::Preparing { .. } => "preparing".into(),
-        Event::Kernels(_) => "kernels".into(),
+        Event::Kernels { .. } => "kernels".into(),
         Event::NoDevice(why) => format!("no device: {why}"),
         Event::Started { global_step, .. } => format!("started at step {global_step}"),
         Event::Step(s) => format!("step {}", s.global_step),

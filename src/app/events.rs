@@ -85,10 +85,11 @@ impl App {
             } => self.setup.estimates.measured(key, seconds_per_image),
             Event::EstimateSetAside => self.setup.estimates.timing_ended(),
             Event::Preparing { done, total } => self.run.preparing = Some((done, total)),
-            Event::Kernels(report) => {
+            Event::Kernels { report, for_run } => {
                 self.run.preparing = None;
                 self.pages.device.kernels = Some(*report);
-                if self.run.starting.is_some() {
+                // The estimate's kernels, chosen while a start waited, do not move the start on.
+                if for_run && self.run.starting.is_some() {
                     self.run.starting = Some((Starting::BuildingNetwork, web_time::Instant::now()));
                 }
             }

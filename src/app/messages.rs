@@ -84,8 +84,12 @@ pub enum Event {
         done: usize,
         total: usize,
     },
-    /// The kernels chosen for the run about to start.
-    Kernels(Box<TuneReport>),
+    /// The kernels chosen for the run about to start (`for_run`), or for the step timed for
+    /// the estimate.
+    Kernels {
+        report: Box<TuneReport>,
+        for_run: bool,
+    },
     /// No usable GPU: the message says why and what to do.
     NoDevice(String),
     Started {

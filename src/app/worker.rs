@@ -310,7 +310,7 @@ async fn reopen(old: &GpuContext, session: &mut Session, events: &EventSink) -> 
     else {
         return Some(ctx);
     };
-    let plan = match prepare_kernels(&ctx, &config, session, events).await {
+    let plan = match prepare_kernels(&ctx, &config, session, events, true).await {
         Ok(plan) => plan,
         Err(e) => {
             fail(&ctx, session, events, e);
@@ -363,7 +363,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             session.run_asked.store(false, Ordering::SeqCst);
             session.trainer = None; // free the old run's buffers first
             session.last_good = None;
-            let prepared = prepare_kernels(ctx, &config, session, events);
+            let prepared = prepare_kernels(ctx, &config, session, events, true);
             let plan = match prepared.await {
                 Ok(plan) => plan,
                 Err(e) => return fail(ctx, session, events, e),
@@ -382,7 +382,7 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         Command::Resume { checkpoint, data } => {
             session.run_asked.store(false, Ordering::SeqCst);
             let config = &checkpoint.header.config;
-            let prepared = prepare_kernels(ctx, config, session, events);
+            let prepared = prepare_kernels(ctx, config, session, events, true);
             let plan = match prepared.await {
                 Ok(plan) => plan,
                 Err(e) => return fail(ctx, session, events, e),
@@ -520,7 +520,7 @@ async fn measure_step(
     if session.run_asked.load(Ordering::SeqCst) {
         return Ok(None);
     }
-    prepare_kernels(ctx, config, session, events).await?;
+    prepare_kernels(ctx, config, session, events, false).await?;
     StepProbe {
         ctx,
         config,
@@ -536,12 +536,14 @@ async fn measure_step(
 }
 
 /// Plans a configuration and chooses its kernels (from what this device already measured, the
-/// cache, or measured now), reporting progress; the session keeps the choices.
+/// cache, or measured now), reporting progress; the session keeps the choices. `for_run`: for
+/// a run about to start, not for the step timed for the estimate.
 async fn prepare_kernels(
     ctx: &GpuContext,
     config: &TrainConfig,
     session: &mut Session,
     events: &EventSink,
+    for_run: bool,
 ) -> Result<Plan, crate::train::TrainError> {
     let mut plan = config.plan(ctx, session.kernel_policy, session.memory_mode)?;
     plan.kernels.measured = session.known_kernels.clone();
@@ -554,7 +556,10 @@ async fn prepare_kernels(
     )
     .await?;
     session.known_kernels = plan.kernels.measured.clone();
-    events.send(Event::Kernels(Box::new(report)));
+    events.send(Event::Kernels {
+        report: Box::new(report),
+        for_run,
+    });
     Ok(plan)
 }
 
