@@ -142,7 +142,8 @@ pub enum Event {
     Error(String),
 }
 
-pub fn device_info(ctx: &GpuContext) -> DeviceInfo {
+/// What the window shows of `ctx`, with the memory mode asked for runs on it.
+pub fn device_info(ctx: &GpuContext, memory_mode: Option<crate::schedule::MemoryMode>) -> DeviceInfo {
     let l = &ctx.limits;
     let mib = |b: u64| format!("{} MiB", b >> 20);
     DeviceInfo {
@@ -176,7 +177,7 @@ pub fn device_info(ctx: &GpuContext) -> DeviceInfo {
             ("timestamp-query".into(), ctx.features.timestamp_query),
         ],
         fit: crate::schedule::Network::limits(ctx),
-        memory_mode: None,
+        memory_mode,
         cpu: ctx.adapter_info.device_type == wgpu::DeviceType::Cpu,
     }
 }

@@ -170,7 +170,7 @@ async fn run(mut commands: UnboundedReceiver<Command>, events: EventSink, run_as
         Ok(ctx) => ctx,
         Err(e) => return events.send(Event::NoDevice(e.to_string())),
     };
-    events.send(Event::Device(device_info(&ctx)));
+    events.send(Event::Device(device_info(&ctx, None)));
     let mut session = Session {
         trainer: None,
         running: false,
@@ -305,7 +305,8 @@ async fn reopen(old: &GpuContext, session: &mut Session, events: &EventSink) -> 
     ctx.set_memory_budget(old.memory_budget());
     session.failed = false;
     session.known_kernels.clear(); // measured on the old device
-    events.send(Event::Device(device_info(&ctx)));
+    // The settings carry over to the new device.
+    events.send(Event::Device(device_info(&ctx, session.memory_mode)));
     let (Some(config), Some(data)) = (session.last_good.as_ref().map(|c| c.header.config.clone()), data)
     else {
         return Some(ctx);
