@@ -255,3 +255,47 @@ fn a_device_error_reading_the_norms_of_a_step_that_was_not_finite_fails_the_run(
     w.send(Command::Continue);
     w.expect_failure_and_recovery("the norms after a step that was not finite");
 }
+
+/// A run asked for while the device is marked failed is refused, and leaves nothing behind that
+/// would set later estimates aside: after the device is reopened, an estimate is timed.
+#[test]
+fn a_start_refused_on_a_failed_device_does_not_set_later_estimates_aside() {
+    let mut w = Worker::new(SUBGROUP);
+    w.run_two_steps();
+    w.send(Command::ArmFault(Fault::Step));
+    w.send(Command::Continue);
+    w.wait("the failure", |e| matches!(e, Event::DeviceFailed { .. }));
+    w.send(Command::Train {
+        config: Worker::config(),
+        data: w.data.clone(),
+        initial: None,
+    });
+    w.wait(
+        "the refusal",
+        |e| matches!(e, Event::Error(text) if text.contains("reopen it first")),
+    );
+    w.send(Command::ReopenDevice);
+    w.wait("the run on the reopened device", |e| {
+        matches!(e, Event::Started { .. })
+    });
+    w.send(Command::Pause);
+    w.wait("the pause", |e| matches!(e, Event::Paused));
+    w.send(Command::Estimate {
+        config: Worker::config(),
+        data: w.data.clone(),
+    });
+    let answer = w.wait("the estimate", |e| {
+        matches!(e, Event::Estimate { .. } | Event::EstimateSetAside)
+    });
+    assert!(
+        matches!(
+            answer,
+            Event::Estimate {
+                seconds_per_image: Ok(_),
+                ..
+            }
+        ),
+        "seen: {:?}",
+        w.seen
+    );
+}

@@ -350,6 +350,10 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
         | Command::PoisonNextStep
         | Command::SetKernelCache(_) => false,
     };
+    if matches!(command, Command::Train { .. } | Command::Resume { .. }) {
+        // The run asked for is handled now: started, or refused just below.
+        session.run_asked.store(false, Ordering::SeqCst);
+    }
     if session.failed && device_work {
         return events.send(Event::Error(
             "the GPU failed: reopen it first (the button above the pages)".into(),
@@ -361,7 +365,6 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             data,
             initial,
         } => {
-            session.run_asked.store(false, Ordering::SeqCst);
             session.trainer = None; // free the old run's buffers first
             session.last_good = None;
             let prepared = prepare_kernels(ctx, &config, session, events, true);
@@ -381,7 +384,6 @@ async fn handle(ctx: &GpuContext, command: Command, session: &mut Session, event
             }
         }
         Command::Resume { checkpoint, data } => {
-            session.run_asked.store(false, Ordering::SeqCst);
             let config = &checkpoint.header.config;
             let prepared = prepare_kernels(ctx, config, session, events, true);
             let plan = match prepared.await {

@@ -135,14 +135,14 @@ impl Recorder<'_> {
             grad_logits,
         ));
         for i in (0..self.plan.model.layers.len()).rev() {
+            let Some(dy_slot) = self.plan.gradients.tensor_slot[i + 1] else {
+                continue; // nothing downstream needs this layer's gradient
+            };
             // A recomputed block's intermediates, again, before its backward.
             for &j in &self.plan.activations.rerun_before[i] {
                 let op = self.plan.model.layers[j].op.layer();
                 launches.push(op.forward(&self.layer(j), Some(StepStatistics::Rerun)));
             }
-            let Some(dy_slot) = self.plan.gradients.tensor_slot[i + 1] else {
-                continue; // nothing downstream needs this layer's gradient
-            };
             let target = self.plan.gradients.input_grad_target[i];
             let grad = DeviceGrad {
                 dy: self.slot(dy_slot),
