@@ -29,11 +29,6 @@ const BN_SHAPES: &[(usize, usize, usize)] = &[
     (2, 66_000, 2),
 ];
 
-/// Tolerance for a sum of `count` values of order 1 accumulated in f32.
-fn sum_atol(count: usize) -> f64 {
-    1e-4 * (count as f64 / 1_000.0).sqrt().max(1.0)
-}
-
 /// A BN layer on the GPU with all its buffers.
 struct BnLayer {
     shape: BnShape,

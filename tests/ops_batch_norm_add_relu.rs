@@ -140,7 +140,7 @@ fn batch_norm_add_relu_matches_reference() {
         // The mask is the GPU's own (y > 0 in f32): where bn(x) + s lies within f32 rounding of
         // zero, the f64 reference could decide the other way.
         let (r, g) = op::backward_cpu(&dy, &to_f64(&y), &x, &gamma, &f.mean, &f.invstd, shape);
-        let atol = 1e-4 * (shape.per_channel() as f64 / 1_000.0).sqrt().max(1.0);
+        let atol = sum_atol(shape.per_channel());
         assert_close(
             &format!("{name}: dx"),
             &b.dx.read_blocking(&ctx),

@@ -129,8 +129,8 @@ struct Session {
     /// The kernel choices measured or checked on this device so far: a later plan starts from
     /// them, so that nothing is timed twice on one device even where the cache keeps nothing.
     known_kernels: BTreeMap<GemmKey, Variant>,
-    /// Raised by the window when it asks for a run ([`WorkerHandle::send`]); lowered when the
-    /// run is started.
+    /// Raised by the window when it asks for a run ([`WorkerHandle::send`]); lowered when that
+    /// Train or Resume is handled (started or refused).
     run_asked: Arc<AtomicBool>,
 }
 

@@ -14,7 +14,7 @@
 //! the batch norm's bodies, so the arithmetic is the same operations in the same order.
 
 use super::batch_norm::{self, BatchNormParams, BnShape, check_lengths, check_saved};
-use super::relu;
+use super::{add, relu};
 use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
 use crate::shaders::Kernel;
 
@@ -172,10 +172,9 @@ pub fn inference_forward_cpu(
     add_relu_cpu(&v, shortcut)
 }
 
-/// `max(v + s, 0)`.
+/// `max(v + s, 0)`: the add's and the ReLU's references.
 fn add_relu_cpu(v: &[f64], shortcut: &[f64]) -> Vec<f64> {
-    assert_eq!(v.len(), shortcut.len());
-    v.iter().zip(shortcut).map(|(a, s)| (a + s).max(0.0)).collect()
+    relu::forward_cpu(&add::forward_cpu(v, shortcut))
 }
 
 /// CPU reference of the backward from the forward's output `y`: the batch norm's gradients

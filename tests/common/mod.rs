@@ -242,3 +242,8 @@ pub fn small_config(batch: usize, epochs: usize) -> TrainConfig {
 pub fn kernel_cache_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("resnet-wgpu-test-kernels-{}", std::process::id()))
 }
+
+/// Tolerance for a sum of `count` values of order 1 accumulated in f32.
+pub fn sum_atol(count: usize) -> f64 {
+    1e-4 * (count as f64 / 1_000.0).sqrt().max(1.0)
+}
