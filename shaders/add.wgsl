@@ -6,7 +6,7 @@
 // two gradients are summed with this same kernel. `out` must be a third buffer, distinct from
 // `a` and `b`.
 //
-// Joined after prelude_act.wgsl and prelude_len.wgsl (act, Params, elements) and before
+// Joined after prelude_len.wgsl (Params, elements) and before
 // body_flat.wgsl (the entry point, which calls element below).
 
 @group(0) @binding(1) var<storage, read> a: array<act>;
@@ -14,5 +14,5 @@
 @group(0) @binding(3) var<storage, read_write> out: array<act>;
 
 fn element(i: u32) {
-    out[i] = a[i] + b[i];
+    out[i] = act(f32(a[i]) + f32(b[i]));
 }

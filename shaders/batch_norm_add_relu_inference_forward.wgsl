@@ -3,7 +3,7 @@
 //   y = max(γ[c] · (x − running_mean[c]) / sqrt(running_var[c] + eps) + β[c] + s, 0)
 // One invocation per element.
 //
-// Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params) and before
+// Joined after prelude_batch_norm.wgsl (Params) and before
 // body_flat.wgsl (the entry point, which calls elements and element below).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;
@@ -21,6 +21,6 @@ fn elements() -> u32 {
 fn element(i: u32) {
     let c = (i / params.spatial) % params.channels;
     let invstd = 1.0 / sqrt(running_var[c] + params.eps);
-    let v = (x[i] - running_mean[c]) * (gamma[c] * invstd) + beta[c];
-    y[i] = max(v + shortcut[i], 0.0);
+    let v = (f32(x[i]) - running_mean[c]) * (gamma[c] * invstd) + beta[c];
+    y[i] = act(max(v + f32(shortcut[i]), 0.0));
 }

@@ -4,7 +4,7 @@
 // The statistics and saved values are those of batch_norm_train_forward.wgsl; neither the
 // normalized tensor nor the sum is stored.
 //
-// Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset) and before
+// Joined after prelude_batch_norm.wgsl (Params, offset) and before
 // body_batch_norm_train.wgsl (the entry point, which calls store_output below).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;
@@ -15,5 +15,5 @@
 @group(0) @binding(6) var<storage, read> shortcut: array<act>;
 
 fn store_output(j: u32, v: f32) {
-    y[j] = max(v + shortcut[j], 0.0);
+    y[j] = act(max(v + f32(shortcut[j]), 0.0));
 }

@@ -14,22 +14,22 @@
 // dgamma and dbeta are overwritten, or added to when `accumulate` is 1 (gradient accumulation
 // over micro-batches); dx is always overwritten.
 //
-// Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset) and before
+// Joined after prelude_batch_norm.wgsl (Params, offset) and before
 // body_batch_norm_backward.wgsl (the entry point, which calls the hooks below).
 
-@group(0) @binding(1) var<storage, read> dy: array<act>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<act>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read> saved: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dx: array<act>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
 
 // The gradient reaching the normalization: dy, masked by the fused ReLU where there is one.
 fn incoming(j: u32, mean: f32, scale: f32, shift: f32) -> f32 {
     let g = dy[j];
-    if params.relu == 1u && (x[j] - mean) * scale + shift <= 0.0 {
+    if params.relu == 1u && (f32(x[j]) - mean) * scale + shift <= 0.0 {
         return 0.0;
     }
     return g;

@@ -2,7 +2,7 @@
 //   y = γ[c] · (x − running_mean[c]) / sqrt(running_var[c] + eps) + β[c],  y = max(y, 0) with `relu`
 // One invocation per element.
 //
-// Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params) and before
+// Joined after prelude_batch_norm.wgsl (Params) and before
 // body_flat.wgsl (the entry point, which calls elements and element below).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;
@@ -19,6 +19,6 @@ fn elements() -> u32 {
 fn element(i: u32) {
     let c = (i / params.spatial) % params.channels;
     let invstd = 1.0 / sqrt(running_var[c] + params.eps);
-    let v = (x[i] - running_mean[c]) * (gamma[c] * invstd) + beta[c];
-    y[i] = select(v, max(v, 0.0), params.relu == 1u);
+    let v = (f32(x[i]) - running_mean[c]) * (gamma[c] * invstd) + beta[c];
+    y[i] = act(select(v, max(v, 0.0), params.relu == 1u));
 }

@@ -20,7 +20,7 @@
 // leaves them. batch_norm_running_update.wgsl updates the running
 // statistics from them once per step, after the backward, where the step was finite.
 //
-// Joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset) and before
+// Joined after prelude_batch_norm.wgsl (Params, offset) and before
 // body_batch_norm_train.wgsl (the entry point, which calls store_output below).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;
@@ -31,5 +31,5 @@
 
 // y = v, or max(v, 0) with the ReLU fused in.
 fn store_output(j: u32, v: f32) {
-    y[j] = select(v, max(v, 0.0), params.relu == 1u);
+    y[j] = act(select(v, max(v, 0.0), params.relu == 1u));
 }

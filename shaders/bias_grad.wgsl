@@ -5,8 +5,6 @@
 // C > 65,535) loops over the channel's N·P elements, then a fixed tree reduction in workgroup
 // memory: no atomics, the same result every run. db is overwritten, or added to when
 // `accumulate` is 1 (gradient accumulation over micro-batches).
-//
-// Joined after prelude_act.wgsl (act).
 
 struct Params {
     batch: u32,
@@ -16,7 +14,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> dy: array<act>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 
 const WORKGROUP: u32 = 256u;

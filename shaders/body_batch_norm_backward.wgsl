@@ -6,7 +6,7 @@
 // dbeta and
 //   incoming(j, mean, scale, shift) -> f32   element j's g (scale = γ · invstd, shift = β)
 //   keep_incoming(j, g)                      called once per element in the first pass
-// and is joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset).
+// and is joined after prelude_batch_norm.wgsl (Params, offset).
 
 const WORKGROUP: u32 = 256u;
 
@@ -39,7 +39,7 @@ fn main(
             let g = incoming(j, mean, scale, shift);
             keep_incoming(j, g);
             sum_dy += g;
-            sum_dy_xhat += g * ((x[j] - mean) * invstd);
+            sum_dy_xhat += g * ((f32(x[j]) - mean) * invstd);
         }
     }
     partial_dy[lane] = sum_dy;
@@ -70,7 +70,7 @@ fn main(
     let mean_dy_xhat = total_dy_xhat / f32(count);
     for (var i = sub; i < count; i += lanes) {
         let j = offset(c, i);
-        let xhat = (x[j] - mean) * invstd;
+        let xhat = (f32(x[j]) - mean) * invstd;
         dx[j] = scale * (incoming(j, mean, scale, shift) - mean_dy - xhat * mean_dy_xhat);
     }
 }

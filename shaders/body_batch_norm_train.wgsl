@@ -5,7 +5,7 @@
 //
 // The kernel joined before this file supplies the bindings x, gamma, beta, saved and
 //   store_output(j: u32, v: f32)   writes element j's output from its normalized value v
-// and is joined after prelude_act.wgsl and prelude_batch_norm.wgsl (act, Params, offset).
+// and is joined after prelude_batch_norm.wgsl (Params, offset).
 
 const WORKGROUP: u32 = 256u;
 
@@ -32,7 +32,7 @@ fn main(
     var m2 = 0.0;
     if in_range {
         for (var i = sub; i < count; i += lanes) {
-            let v = x[offset(c, i)];
+            let v = f32(x[offset(c, i)]);
             seen += 1.0;
             let d = v - mean;
             mean += d / seen;
@@ -69,7 +69,7 @@ fn main(
     let shift = beta[c];
     for (var i = sub; i < count; i += lanes) {
         let j = offset(c, i);
-        store_output(j, (x[j] - batch_mean) * scale + shift);
+        store_output(j, (f32(x[j]) - batch_mean) * scale + shift);
     }
 
     if sub == 0u {

@@ -4,8 +4,8 @@
 // GEMM view: A = w as [M = Cout, K = Cin·KH·KW], B = x gathered as [K, N = B·OH·OW], with no
 // im2col buffer. Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
 //
-// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_forward.wgsl (act,
-// params, input_offset, bindings, store_row) and before body_gemm_tile.wgsl (the entry point
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_forward.wgsl
+// (params, input_offset, bindings, store_row) and before body_gemm_tile.wgsl (the entry point
 // and tile loop, which call the functions below).
 
 // One GEMM (z = 0), summed over the whole of K.
@@ -30,5 +30,5 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     if at == OUTSIDE {
         return 0.0;
     }
-    return x[at];
+    return f32(x[at]);
 }

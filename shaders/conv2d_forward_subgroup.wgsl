@@ -9,8 +9,8 @@
 // the other 14 weights from its subgroup (see body_gemm_subgroup.wgsl).
 // Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
 //
-// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_forward.wgsl (act,
-// params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_forward.wgsl
+// (params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
 // accumulators, which call sum_block below).
 
 fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
@@ -50,7 +50,7 @@ fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
         let iw = iw0 + vec4<u32>(kw);
         let ok = row_ok & (iw < vec4<u32>(params.in_width));
         let at = select(vec4<u32>(0u), row_at + iw, ok);
-        let bv = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
+        let bv = select(vec4<f32>(0.0), vec4<f32>(f32(x[at.x]), f32(x[at.y]), f32(x[at.z]), f32(x[at.w])), ok);
         accumulate(w[w_lo], w[w_hi], bv);
         kw += 1u;
         w_lo += 1u;

@@ -5,8 +5,8 @@
 // GEMM view: A = w read as [M = Cin, K = Cout·KH·KW], B = dy gathered as [K, N = B·H·W], with
 // no im2col buffer. Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
 //
-// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl (act,
-// params, bindings, store_row) and before body_gemm_tile.wgsl (the entry point and tile loop,
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl
+// (params, bindings, store_row) and before body_gemm_tile.wgsl (the entry point and tile loop,
 // which call the functions below).
 
 // One GEMM (z = 0), summed over the whole of K.

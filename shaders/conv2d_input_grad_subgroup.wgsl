@@ -15,8 +15,8 @@
 // (j < 4), loads 2 weights per tap and receives the other 14 from its subgroup (see
 // body_gemm_subgroup.wgsl).
 //
-// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl (act,
-// params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl
+// (params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
 // accumulators, which call sum_block below).
 
 fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {

@@ -5,8 +5,8 @@
 // Each output is summed by one invocation in a fixed order: the same result run after run.
 // Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
 //
-// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_weight_grad.wgsl (act,
-// params, bindings, load_a, load_b, store_row) and before body_gemm_tile.wgsl (the entry point
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_weight_grad.wgsl
+// (params, bindings, load_a, load_b, store_row) and before body_gemm_tile.wgsl (the entry point
 // and tile loop, which call them and place_tile below).
 
 // One GEMM (z = 0), summed over the whole of K into dw itself (chunk 0).

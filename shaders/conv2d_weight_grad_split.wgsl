@@ -7,8 +7,8 @@
 // then adds the slices in order into dw. No atomics: the same result run after run. Grid:
 // tiles of N on x, tiles of M on y, chunks on z.
 //
-// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_weight_grad.wgsl (act,
-// params, bindings, load_a, load_b, store_row) and before body_gemm_tile.wgsl (the entry point
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_weight_grad.wgsl
+// (params, bindings, load_a, load_b, store_row) and before body_gemm_tile.wgsl (the entry point
 // and tile loop, which call them and place_tile below).
 
 // One GEMM (z = 0); z slice s of the grid sums chunk s of K.

@@ -16,8 +16,8 @@
 // per k, and receives the other 14 values of dy from its subgroup (see
 // body_gemm_subgroup.wgsl).
 //
-// Joined after prelude_act.wgsl, prelude_conv2d.wgsl and prelude_conv2d_weight_grad.wgsl (act,
-// params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_weight_grad.wgsl
+// (params, bindings, store_row) and before body_gemm_subgroup.wgsl (the entry point and the
 // accumulators, which call sum_block below).
 
 fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
@@ -56,7 +56,7 @@ fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
                 let iw = vec4<u32>(ow * params.stride_w - params.pad_w) + kw;
                 let ok = row_ok & (iw < vec4<u32>(params.in_width));
                 let at = select(vec4<u32>(0u), row_at + iw, ok);
-                let bv = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
+                let bv = select(vec4<f32>(0.0), vec4<f32>(f32(x[at.x]), f32(x[at.y]), f32(x[at.z]), f32(x[at.w])), ok);
                 accumulate(dy[dy_lo], dy[dy_hi], bv);
                 dy_lo += 1u;
                 dy_hi += 1u;

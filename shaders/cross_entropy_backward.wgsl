@@ -4,10 +4,10 @@
 // with softmax computed stably as exp(z − max z) / Σ exp(z − max z).
 // One invocation per row.
 //
-// Joined after prelude_act.wgsl and prelude_cross_entropy.wgsl (act, Params, logits, labels)
+// Joined after prelude_cross_entropy.wgsl (Params, logits, labels)
 // and before body_flat.wgsl (the entry point, which calls elements and element below).
 
-@group(0) @binding(3) var<storage, read_write> dlogits: array<act>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
 
 fn elements() -> u32 {
     return params.batch;
@@ -16,18 +16,18 @@ fn elements() -> u32 {
 fn element(b: u32) {
     let classes = params.classes;
     let row = b * classes;
-    var best = logits[row];
+    var best = f32(logits[row]);
     for (var k = 1u; k < classes; k++) {
-        best = max(best, logits[row + k]);
+        best = max(best, f32(logits[row + k]));
     }
     var sum = 0.0;
     for (var k = 0u; k < classes; k++) {
-        sum += exp(logits[row + k] - best);
+        sum += exp(f32(logits[row + k]) - best);
     }
     let label = labels[b];
     let inv_batch = 1.0 / f32(params.divisor);
     for (var k = 0u; k < classes; k++) {
-        let p = exp(logits[row + k] - best) / sum;
+        let p = exp(f32(logits[row + k]) - best) / sum;
         dlogits[row + k] = (p - select(0.0, 1.0, k == label)) * inv_batch;
     }
 }

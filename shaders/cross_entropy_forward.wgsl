@@ -12,7 +12,7 @@
 // One workgroup of 256: lane l takes rows l, l + 256, …, then fixed tree reductions in
 // workgroup memory (deterministic). Dispatch exactly one workgroup.
 //
-// Joined after prelude_act.wgsl and prelude_cross_entropy.wgsl (act, Params, logits, labels).
+// Joined after prelude_cross_entropy.wgsl (Params, logits, labels).
 
 @group(0) @binding(3) var<storage, read_write> status: array<u32>;
 
@@ -31,10 +31,10 @@ fn main(@builtin(local_invocation_index) lane: u32) {
     var hits = 0u;
     for (var b = lane; b < params.batch; b += WORKGROUP) {
         let row = b * classes;
-        var best = logits[row];
+        var best = f32(logits[row]);
         var best_k = 0u;
         for (var k = 1u; k < classes; k++) {
-            let v = logits[row + k];
+            let v = f32(logits[row + k]);
             if v > best {
                 best = v;
                 best_k = k;
@@ -42,10 +42,10 @@ fn main(@builtin(local_invocation_index) lane: u32) {
         }
         var sum = 0.0;
         for (var k = 0u; k < classes; k++) {
-            sum += exp(logits[row + k] - best);
+            sum += exp(f32(logits[row + k]) - best);
         }
         let label = labels[b];
-        loss += best + log(sum) - logits[row + label];
+        loss += best + log(sum) - f32(logits[row + label]);
         hits += select(0u, 1u, best_k == label);
     }
     partial_loss[lane] = loss;

@@ -2,11 +2,11 @@
 //
 // One invocation per input element.
 //
-// Joined after prelude_act.wgsl and prelude_global_avg_pool.wgsl (act, Params) and before
+// Joined after prelude_global_avg_pool.wgsl (Params) and before
 // body_flat.wgsl (the entry point, which calls elements and element below).
 
-@group(0) @binding(1) var<storage, read> dy: array<act>;
-@group(0) @binding(2) var<storage, read_write> dx: array<act>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 
 fn elements() -> u32 {
     return params.planes * params.hw;

@@ -2,7 +2,7 @@
 //
 // One invocation per plane sums its values in order, then divides by hw: deterministic.
 //
-// Joined after prelude_act.wgsl and prelude_global_avg_pool.wgsl (act, Params) and before
+// Joined after prelude_global_avg_pool.wgsl (Params) and before
 // body_flat.wgsl (the entry point, which calls elements and element below).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;
@@ -16,7 +16,7 @@ fn element(p: u32) {
     let base = p * params.hw;
     var sum = 0.0;
     for (var k = 0u; k < params.hw; k++) {
-        sum += x[base + k];
+        sum += f32(x[base + k]);
     }
-    y[p] = sum / f32(params.hw);
+    y[p] = act(sum / f32(params.hw));
 }

@@ -26,8 +26,8 @@ fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
         var a_hi = z * params.a_batch + row_hi * params.a_row;
         var b_at = z * params.b_batch + safe_columns * params.b_col;
         for (var k = 0u; k < params.k; k++) {
-            let bv = vec4<f32>(b[b_at.x], b[b_at.y], b[b_at.z], b[b_at.w]);
-            accumulate(a[a_lo], a[a_hi], bv);
+            let bv = vec4<f32>(f32(b[b_at.x]), f32(b[b_at.y]), f32(b[b_at.z]), f32(b[b_at.w]));
+            accumulate(f32(a[a_lo]), f32(a[a_hi]), bv);
             a_lo += params.a_k;
             a_hi += params.a_k;
             b_at += vec4<u32>(params.b_k);

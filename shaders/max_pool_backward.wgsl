@@ -7,13 +7,13 @@
 // ceil((ih + pad - kernel + 1) / stride) <= oh <= floor((ih + pad) / stride), clipped to
 // [0, out_h - 1]; columns likewise.
 //
-// Joined after prelude_act.wgsl, prelude_planes.wgsl and prelude_max_pool.wgsl (act,
-// plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
+// Joined after prelude_planes.wgsl and prelude_max_pool.wgsl
+// (plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
 // and element below).
 
 @group(0) @binding(1) var<storage, read> argmax: array<u32>;
-@group(0) @binding(2) var<storage, read> dy: array<act>;
-@group(0) @binding(3) var<storage, read_write> dx: array<act>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
 // The first output index whose window (starting at o*stride - pad) reaches input index `i`.
 fn first_window(i: u32) -> u32 {

@@ -6,8 +6,8 @@
 // is taken as the maximum, the last one in window order if there are several).
 // The launcher guarantees pad <= kernel / 2, so every window holds at least one real element.
 //
-// Joined after prelude_act.wgsl, prelude_planes.wgsl and prelude_max_pool.wgsl (act,
-// plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
+// Joined after prelude_planes.wgsl and prelude_max_pool.wgsl
+// (plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
 // and element below).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;
@@ -34,17 +34,17 @@ fn element(i: u32) {
 
     let base = plane * params.in_h * params.in_w;
     var best_index = h_start * params.in_w + w_start;
-    var best = x[base + best_index];
+    var best = f32(x[base + best_index]);
     for (var h = h_start; h < h_end; h++) {
         for (var w = w_start; w < w_end; w++) {
             let index = h * params.in_w + w;
-            let v = x[base + index];
+            let v = f32(x[base + index]);
             if v > best || v != v {
                 best = v;
                 best_index = index;
             }
         }
     }
-    y[i] = best;
+    y[i] = act(best);
     argmax[i] = best_index;
 }

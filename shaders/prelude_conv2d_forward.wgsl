@@ -2,7 +2,7 @@
 // store of results. As a GEMM, y = A · B with A = w as [M = Cout, K = Cin·KH·KW] and B = x
 // gathered as [K, N = B·OH·OW]: column n = (b, oh, ow) of row co is y[b, co, oh, ow].
 //
-// Builds on prelude_act.wgsl (act) and prelude_conv2d.wgsl (params).
+// Builds on prelude_conv2d.wgsl (params).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -25,9 +25,9 @@ fn store_row(slice: u32, co: u32, columns: vec4<u32>, sums: vec4<f32>) {
             }
             let at = ((n / out_pixels) * params.out_channels + co) * out_pixels + n % out_pixels;
             if params.accumulate == 1u {
-                value += y[at];
+                value += f32(y[at]);
             }
-            y[at] = value;
+            y[at] = act(value);
         }
     }
 }

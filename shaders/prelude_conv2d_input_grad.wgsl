@@ -2,11 +2,11 @@
 // and the store of results. As a GEMM, dx = A · B with A = w read as [M = Cin, K = Cout·KH·KW]
 // and B = dy gathered as [K, N = B·H·W]: column n = (b, ih, iw) of row ci is dx[b, ci, ih, iw].
 //
-// Builds on prelude_act.wgsl (act) and prelude_conv2d.wgsl (params).
+// Builds on prelude_conv2d.wgsl (params).
 
-@group(0) @binding(1) var<storage, read> dy: array<act>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<act>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
 // Writes row ci of the GEMM at 4 columns (those below N), adding the old value when
 // accumulating. The input gradient is never split: `slice` is not used.

@@ -3,9 +3,9 @@
 // read as [M = Cout, K = B·OH·OW] and B = x gathered as [K, N = Cin·KH·KW]: column
 // n = (ci, kh, kw) of row co is dw[co, ci, kh, kw].
 //
-// Builds on prelude_act.wgsl (act) and prelude_conv2d.wgsl (params, input_offset).
+// Builds on prelude_conv2d.wgsl (params, input_offset).
 
-@group(0) @binding(1) var<storage, read> dy: array<act>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<act>;
 // dw [Cout, Cin·KH·KW], or where the reduction is cut into chunks, their partial sums
 // [chunks, Cout, Cin·KH·KW] for split_k_sum.wgsl to add.
@@ -27,7 +27,7 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     if at == OUTSIDE {
         return 0.0;
     }
-    return x[at];
+    return f32(x[at]);
 }
 
 // Writes row co of the GEMM at 4 columns (those below N) into chunk `chunk` of dw, adding the

@@ -1,7 +1,6 @@
 // Shared by the softmax cross-entropy kernels (cross_entropy_*.wgsl) over logits[B, K]
 // (K classes) and labels[B] (u32, < K): their parameters and inputs.
 //
-// Builds on prelude_act.wgsl (act).
 
 struct Params {
     batch: u32,

@@ -29,10 +29,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<a_elem>;
+@group(0) @binding(2) var<storage, read> b: array<b_elem>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<c_elem>;
 
 // The batch indices [first, end) that z slice `slice` of the grid sums over: its own index,
 // or with `reduce_batch` its chunk of z_chunk images. Results go to C[slice].
@@ -49,7 +49,7 @@ fn load_a(z: u32, row: u32, k: u32) -> f32 {
     if row >= params.m || k >= params.k {
         return 0.0;
     }
-    return a[z * params.a_batch + row * params.a_row + k * params.a_k];
+    return f32(a[z * params.a_batch + row * params.a_row + k * params.a_k]);
 }
 
 // B[z, k, column], zero outside the matrix.
@@ -57,7 +57,7 @@ fn load_b(z: u32, k: u32, column: u32) -> f32 {
     if column >= params.n || k >= params.k {
         return 0.0;
     }
-    return b[z * params.b_batch + k * params.b_k + column * params.b_col];
+    return f32(b[z * params.b_batch + k * params.b_k + column * params.b_col]);
 }
 
 // Writes one row of results (4 columns), adding bias and the old value as asked.
@@ -76,9 +76,9 @@ fn store_row(z: u32, row: u32, columns: vec4<u32>, values: vec4<f32>) {
             }
             let at = z * params.c_batch + row * params.c_row + column;
             if params.accumulate == 1u {
-                value += c[at];
+                value += f32(c[at]);
             }
-            c[at] = value;
+            c[at] = c_elem(value);
         }
     }
 }

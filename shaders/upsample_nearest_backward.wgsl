@@ -6,12 +6,12 @@
 // ih*out_h <= oh*in_h < (ih+1)*out_h, i.e. for oh from ceil(ih*out_h/in_h) to
 // ceil((ih+1)*out_h/in_h) - 1; columns likewise. One invocation per input element.
 //
-// Joined after prelude_act.wgsl, prelude_planes.wgsl and prelude_upsample.wgsl (act,
-// plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
+// Joined after prelude_planes.wgsl and prelude_upsample.wgsl
+// (plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
 // and element below).
 
-@group(0) @binding(1) var<storage, read> dy: array<act>;
-@group(0) @binding(2) var<storage, read_write> dx: array<act>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 
 // ceil(a / b) for b > 0.
 fn ceil_div(a: u32, b: u32) -> u32 {

@@ -4,8 +4,8 @@
 //
 // One invocation per output element.
 //
-// Joined after prelude_act.wgsl, prelude_planes.wgsl and prelude_upsample.wgsl (act,
-// plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
+// Joined after prelude_planes.wgsl and prelude_upsample.wgsl
+// (plane_position, Params) and before body_flat.wgsl (the entry point, which calls elements
 // and element below).
 
 @group(0) @binding(1) var<storage, read> x: array<act>;

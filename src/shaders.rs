@@ -2,14 +2,21 @@
 //!
 //! A kernel's module is joined from three kinds of file, in this order:
 //! - preludes, `shaders/prelude_*.wgsl`: declarations that several kernels share (a parameter
-//!   struct, the element type of activations, bindings, load and store helpers). Each is
-//!   valid WGSL on its own, or after the preludes it builds on (its `needs`);
+//!   struct, bindings, load and store helpers). Each is valid WGSL after the element aliases
+//!   (below) and the preludes it builds on (its `needs`);
 //! - the kernel's own file;
 //! - at most one body, `shaders/body_*.wgsl`: the entry point and loop that several kernels
 //!   share. A body calls hooks (functions such as `load_a`, `store_row`, `element`) that the
 //!   kernel's own file or its preludes declare; WGSL declarations may come in any order.
 //!
 //! A kernel names its preludes and body here, and the loader joins them around its own text.
+//!
+//! A kernel also names the element aliases its tensor bindings use: `act` for activations in
+//! the convolution and element-wise kernels, `a_elem`, `b_elem` and `c_elem` for the GEMM
+//! kernels' operands. The loader declares each as `f32` or `f16` ([`Precision`]) before the
+//! preludes, so that one text serves both storage precisions; the kernels convert what they
+//! load to `f32` and round what they store, so that arithmetic and accumulation stay in f32.
+//! Parameters, their gradients and activation gradients are always `array<f32>`.
 
 /// A file of shared declarations, joined before the kernels that name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,23 +38,21 @@ macro_rules! prelude {
     };
 }
 
-prelude!(ACT, "prelude_act", []);
 prelude!(LEN, "prelude_len", []);
 prelude!(PLANES, "prelude_planes", []);
 prelude!(CONV2D, "prelude_conv2d", []);
-prelude!(CONV2D_FORWARD, "prelude_conv2d_forward", [ACT, CONV2D]);
-prelude!(CONV2D_INPUT_GRAD, "prelude_conv2d_input_grad", [ACT, CONV2D]);
-prelude!(CONV2D_WEIGHT_GRAD, "prelude_conv2d_weight_grad", [ACT, CONV2D]);
+prelude!(CONV2D_FORWARD, "prelude_conv2d_forward", [CONV2D]);
+prelude!(CONV2D_INPUT_GRAD, "prelude_conv2d_input_grad", [CONV2D]);
+prelude!(CONV2D_WEIGHT_GRAD, "prelude_conv2d_weight_grad", [CONV2D]);
 prelude!(MATMUL, "prelude_matmul", []);
 prelude!(BATCH_NORM, "prelude_batch_norm", []);
 prelude!(MAX_POOL, "prelude_max_pool", []);
 prelude!(UPSAMPLE, "prelude_upsample", []);
 prelude!(GLOBAL_AVG_POOL, "prelude_global_avg_pool", []);
-prelude!(CROSS_ENTROPY, "prelude_cross_entropy", [ACT]);
+prelude!(CROSS_ENTROPY, "prelude_cross_entropy", []);
 
 impl Prelude {
     pub const ALL: &'static [Prelude] = &[
-        ACT,
         LEN,
         PLANES,
         CONV2D,
@@ -105,12 +110,13 @@ impl Body {
 }
 
 /// Declares the `Kernel` enum and its source table from
-/// `(Variant, "file stem", subgroups, [preludes], [body])`, or `(…, wide)` for a kernel that
+/// `(Variant, "file stem", subgroups, [preludes], [body], [element aliases])`, or `(…, wide)`
+/// for a kernel that
 /// runs a file's text with its `LANES` override set to the device's subgroup width
 /// ([`crate::gpu::GpuContext::wide_lanes`]); such a kernel's name is the file stem + `_wide`.
 /// `[body]` is empty for a kernel whose own file declares its entry point.
 macro_rules! kernels {
-    ($(($variant:ident, $file:literal, $subgroups:literal, [$($prelude:ident),*], [$($body:ident)?] $(, $wide:ident)?)),* $(,)?) => {
+    ($(($variant:ident, $file:literal, $subgroups:literal, [$($prelude:ident),*], [$($body:ident)?], [$($alias:ident),*] $(, $wide:ident)?)),* $(,)?) => {
         /// A compute kernel: one `.wgsl` file in `shaders/` with a `main` entry point (its own
         /// or its body's).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -146,6 +152,12 @@ macro_rules! kernels {
                 match self { $(Kernel::$variant => Body::one_of(&[$($body)?])),* }
             }
 
+            /// The element aliases of its tensor bindings, each declared `f32` or `f16` by the
+            /// loader.
+            pub const fn aliases(self) -> &'static [&'static str] {
+                match self { $(Kernel::$variant => &[$(stringify!($alias)),*]),* }
+            }
+
             /// Whether the kernel uses subgroup operations (and so needs `Features::SUBGROUP`).
             pub const fn uses_subgroups(self) -> bool {
                 match self { $(Kernel::$variant => $subgroups),* }
@@ -155,46 +167,150 @@ macro_rules! kernels {
 }
 
 kernels! {
-    (Conv2dForward, "conv2d_forward", false, [ACT, CONV2D, CONV2D_FORWARD], [GEMM_TILE]),
-    (Conv2dForwardSubgroup, "conv2d_forward_subgroup", true, [ACT, CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP]),
-    (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup", true, [ACT, CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], wide),
-    (Conv2dInputGrad, "conv2d_input_grad", false, [ACT, CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILE]),
-    (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [ACT, CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP]),
-    (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [ACT, CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], wide),
-    (Conv2dWeightGrad, "conv2d_weight_grad", false, [ACT, CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE]),
-    (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [ACT, CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP]),
-    (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [ACT, CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], wide),
-    (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [ACT, CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE]),
-    (SplitKSum, "split_k_sum", false, [], [FLAT]),
-    (Matmul, "matmul", false, [MATMUL], [GEMM_TILE]),
-    (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP]),
-    (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], wide),
-    (MatmulTiled, "matmul_tiled", false, [MATMUL], []),
-    (BiasGrad, "bias_grad", false, [ACT], []),
-    (BatchNormTrainForward, "batch_norm_train_forward", false, [ACT, BATCH_NORM], [BATCH_NORM_TRAIN]),
-    (BatchNormInferenceForward, "batch_norm_inference_forward", false, [ACT, BATCH_NORM], [FLAT]),
-    (BatchNormBackward, "batch_norm_backward", false, [ACT, BATCH_NORM], [BATCH_NORM_BACKWARD]),
-    (BatchNormAddReluTrainForward, "batch_norm_add_relu_train_forward", false, [ACT, BATCH_NORM], [BATCH_NORM_TRAIN]),
-    (BatchNormAddReluInferenceForward, "batch_norm_add_relu_inference_forward", false, [ACT, BATCH_NORM], [FLAT]),
-    (BatchNormAddReluBackward, "batch_norm_add_relu_backward", false, [ACT, BATCH_NORM], [BATCH_NORM_BACKWARD]),
-    (BatchNormRunningUpdate, "batch_norm_running_update", false, [BATCH_NORM], [FLAT]),
-    (ReluForward, "relu_forward", false, [ACT, LEN], [FLAT]),
-    (ReluBackward, "relu_backward", false, [ACT, LEN], [FLAT]),
-    (Add, "add", false, [ACT, LEN], [FLAT]),
-    (MaxPoolForward, "max_pool_forward", false, [ACT, PLANES, MAX_POOL], [FLAT]),
-    (MaxPoolBackward, "max_pool_backward", false, [ACT, PLANES, MAX_POOL], [FLAT]),
-    (GlobalAvgPoolForward, "global_avg_pool_forward", false, [ACT, GLOBAL_AVG_POOL], [FLAT]),
-    (GlobalAvgPoolBackward, "global_avg_pool_backward", false, [ACT, GLOBAL_AVG_POOL], [FLAT]),
-    (UpsampleNearestForward, "upsample_nearest_forward", false, [ACT, PLANES, UPSAMPLE], [FLAT]),
-    (UpsampleNearestBackward, "upsample_nearest_backward", false, [ACT, PLANES, UPSAMPLE], [FLAT]),
-    (CrossEntropyForward, "cross_entropy_forward", false, [ACT, CROSS_ENTROPY], []),
-    (CrossEntropyBackward, "cross_entropy_backward", false, [ACT, CROSS_ENTROPY], [FLAT]),
-    (SgdUpdate, "sgd_update", false, [], [FLAT]),
-    (SumOfSquares, "sum_of_squares", false, [], []),
-    (FiniteCheck, "finite_check", false, [], [FLAT]),
+    (Conv2dForward, "conv2d_forward", false, [CONV2D, CONV2D_FORWARD], [GEMM_TILE], [act]),
+    (Conv2dForwardSubgroup, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act]),
+    (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act], wide),
+    (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
+    (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], []),
+    (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
+    (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
+    (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
+    (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
+    (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
+    (SplitKSum, "split_k_sum", false, [], [FLAT], []),
+    (Matmul, "matmul", false, [MATMUL], [GEMM_TILE], [a_elem, b_elem, c_elem]),
+    (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem]),
+    (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem], wide),
+    (MatmulTiled, "matmul_tiled", false, [MATMUL], [], [a_elem, b_elem, c_elem]),
+    (BiasGrad, "bias_grad", false, [], [], []),
+    (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM], [BATCH_NORM_TRAIN], [act]),
+    (BatchNormInferenceForward, "batch_norm_inference_forward", false, [BATCH_NORM], [FLAT], [act]),
+    (BatchNormBackward, "batch_norm_backward", false, [BATCH_NORM], [BATCH_NORM_BACKWARD], [act]),
+    (BatchNormAddReluTrainForward, "batch_norm_add_relu_train_forward", false, [BATCH_NORM], [BATCH_NORM_TRAIN], [act]),
+    (BatchNormAddReluInferenceForward, "batch_norm_add_relu_inference_forward", false, [BATCH_NORM], [FLAT], [act]),
+    (BatchNormAddReluBackward, "batch_norm_add_relu_backward", false, [BATCH_NORM], [BATCH_NORM_BACKWARD], [act]),
+    (BatchNormRunningUpdate, "batch_norm_running_update", false, [BATCH_NORM], [FLAT], []),
+    (ReluForward, "relu_forward", false, [LEN], [FLAT], [act]),
+    (ReluBackward, "relu_backward", false, [LEN], [FLAT], [act]),
+    (Add, "add", false, [LEN], [FLAT], [act]),
+    (MaxPoolForward, "max_pool_forward", false, [PLANES, MAX_POOL], [FLAT], [act]),
+    (MaxPoolBackward, "max_pool_backward", false, [PLANES, MAX_POOL], [FLAT], []),
+    (GlobalAvgPoolForward, "global_avg_pool_forward", false, [GLOBAL_AVG_POOL], [FLAT], [act]),
+    (GlobalAvgPoolBackward, "global_avg_pool_backward", false, [GLOBAL_AVG_POOL], [FLAT], []),
+    (UpsampleNearestForward, "upsample_nearest_forward", false, [PLANES, UPSAMPLE], [FLAT], [act]),
+    (UpsampleNearestBackward, "upsample_nearest_backward", false, [PLANES, UPSAMPLE], [FLAT], []),
+    (CrossEntropyForward, "cross_entropy_forward", false, [CROSS_ENTROPY], [], [act]),
+    (CrossEntropyBackward, "cross_entropy_backward", false, [CROSS_ENTROPY], [FLAT], [act]),
+    (SgdUpdate, "sgd_update", false, [], [FLAT], []),
+    (SumOfSquares, "sum_of_squares", false, [], [], []),
+    (FiniteCheck, "finite_check", false, [], [FLAT], []),
+}
+
+/// How a tensor's values are stored on the device. Kernels read f16 values into f32, compute
+/// and accumulate in f32, and round to f16 only what they store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    /// IEEE half precision; needs the device's `shader-f16` feature.
+    F16,
+}
+
+impl Precision {
+    /// The WGSL type of one stored value.
+    pub const fn wgsl(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// Bytes of one stored value.
+    pub const fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+}
+
+/// Every element alias a kernel may declare.
+pub const ELEMENT_ALIASES: [&str; 4] = ["act", "a_elem", "b_elem", "c_elem"];
+
+/// The most element aliases a kernel declares (the GEMM kernels' three operands).
+const MAX_ALIASES: usize = 3;
+
+/// A kernel compiled for the precision of its tensors: one per element alias it declares
+/// ([`Kernel::aliases`]). What a pipeline is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shader {
+    pub kernel: Kernel,
+    precisions: [Precision; MAX_ALIASES],
 }
 
 impl Kernel {
+    /// The kernel of a launch whose tensors are all f32 by nature (parameters, gradients):
+    /// one that declares no element alias.
+    pub fn plain(self) -> Shader {
+        self.stored(&[])
+    }
+
+    /// The kernel compiled for `precisions`, one per element alias it declares, in order.
+    pub fn stored(self, precisions: &[Precision]) -> Shader {
+        assert_eq!(
+            precisions.len(),
+            self.aliases().len(),
+            "{}: one precision for each of its element aliases {:?}",
+            self.name(),
+            self.aliases()
+        );
+        let mut all = [Precision::F32; MAX_ALIASES];
+        all[..precisions.len()].copy_from_slice(precisions);
+        Shader {
+            kernel: self,
+            precisions: all,
+        }
+    }
+}
+
+impl Kernel {
+    /// The kernel compiled for every combination of precisions of its element aliases.
+    pub fn every_shader(self) -> Vec<Shader> {
+        let aliases = self.aliases().len();
+        (0..1usize << aliases)
+            .map(|bits| {
+                let precisions: Vec<Precision> = (0..aliases)
+                    .map(|i| match bits >> i & 1 {
+                        0 => Precision::F32,
+                        _ => Precision::F16,
+                    })
+                    .collect();
+                self.stored(&precisions)
+            })
+            .collect()
+    }
+}
+
+impl Shader {
+    /// The precision of each element alias, in the order of [`Kernel::aliases`].
+    pub fn precisions(&self) -> &[Precision] {
+        &self.precisions[..self.kernel.aliases().len()]
+    }
+
+    /// Whether any tensor is f16 (the device needs `shader-f16`).
+    pub fn uses_f16(&self) -> bool {
+        self.precisions().contains(&Precision::F16)
+    }
+
+    /// The kernel's name, with `_f16` after it where any tensor is f16: the label of its wgpu
+    /// objects.
+    pub fn label(&self) -> String {
+        match self.uses_f16() {
+            true => format!("{}_f16", self.kernel.name()),
+            false => self.kernel.name().to_string(),
+        }
+    }
+
     /// The source exactly as the device receives it: its preludes, its own text, then its
     /// body. Browsers require the `subgroups` extension to be enabled in the text, while naga
     /// (native) rejects the directive and accepts the built-ins once the device has
@@ -204,18 +320,26 @@ impl Kernel {
     }
 
     /// The joined source for the browser (`web` true: with `enable subgroups;` where the
-    /// kernel uses subgroups) or for native devices.
+    /// kernel uses subgroups) or for native devices: `enable f16;` where a tensor is f16, the
+    /// element aliases, the preludes, the kernel's own text and its body.
     pub fn joined_source(self, web: bool) -> String {
+        let kernel = self.kernel;
         let mut text = String::new();
-        if web && self.uses_subgroups() {
+        if self.uses_f16() {
+            text.push_str("enable f16;\n");
+        }
+        if web && kernel.uses_subgroups() {
             text.push_str("enable subgroups;\n");
         }
-        for prelude in self.preludes() {
+        for (alias, precision) in kernel.aliases().iter().zip(self.precisions()) {
+            text.push_str(&format!("alias {alias} = {};\n", precision.wgsl()));
+        }
+        for prelude in kernel.preludes() {
             text.push_str(prelude.source);
             text.push('\n');
         }
-        text.push_str(self.source());
-        if let Some(body) = self.body() {
+        text.push_str(kernel.source());
+        if let Some(body) = kernel.body() {
             text.push('\n');
             text.push_str(body.source);
         }

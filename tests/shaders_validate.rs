@@ -12,17 +12,19 @@ use resnet_wgpu::ops::{
     finite_check::FiniteCheckParams, global_avg_pool::GlobalAvgPoolParams, max_pool::MaxPoolParams,
     relu::LenParams, sgd::SgdParams, sum_of_squares::SumOfSquaresParams, upsample::UpsampleParams,
 };
-use resnet_wgpu::shaders::{Body, Kernel, Prelude};
+use resnet_wgpu::shaders::{Body, ELEMENT_ALIASES, Kernel, Precision, Prelude};
 
-/// Parses and validates WGSL text (with subgroup operations allowed where asked).
+/// Parses and validates WGSL text (with subgroup operations and f16 allowed where asked).
 fn validate(name: &str, text: &str, subgroups: bool) -> Result<naga::Module, String> {
     let module =
         naga::front::wgsl::parse_str(text).map_err(|e| format!("{name}: {}", e.emit_to_string(text)))?;
-    let capabilities = if subgroups {
-        naga::valid::Capabilities::SUBGROUP
-    } else {
-        naga::valid::Capabilities::empty()
-    };
+    let mut capabilities = naga::valid::Capabilities::empty();
+    if subgroups {
+        capabilities |= naga::valid::Capabilities::SUBGROUP;
+    }
+    if text.starts_with("enable f16;") {
+        capabilities |= naga::valid::Capabilities::SHADER_FLOAT16;
+    }
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
     if subgroups {
         validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
@@ -39,7 +41,11 @@ fn every_prelude_validates_after_what_it_needs() {
     let failures: Vec<String> = Prelude::ALL
         .iter()
         .filter_map(|p| {
-            let mut text: String = p.needs.iter().map(|n| format!("{}\n", n.source)).collect();
+            let mut text: String = ELEMENT_ALIASES
+                .iter()
+                .map(|a| format!("alias {a} = f32;\n"))
+                .collect();
+            text.extend(p.needs.iter().map(|n| format!("{}\n", n.source)));
             text.push_str(p.source);
             validate(p.name, &text, false).err()
         })
@@ -69,29 +75,47 @@ fn every_kernel_names_what_its_preludes_need_before_them() {
 fn every_kernel_validates_as_the_device_receives_it() {
     let mut failures = Vec::new();
     for &kernel in Kernel::ALL {
-        // The native text; the browser's differs only by `enable subgroups;`, which naga
-        // does not parse.
-        let text = kernel.joined_source(false);
-        let browser = kernel.joined_source(true);
-        assert_eq!(
-            browser.replacen("enable subgroups;\n", "", 1),
-            text,
-            "{}: the browser's text differs by more than its `enable subgroups;`",
-            kernel.name()
-        );
-        match validate(kernel.name(), &text, kernel.uses_subgroups()) {
-            Ok(module) => {
-                if !module.entry_points.iter().any(|ep| ep.name == "main") {
-                    failures.push(format!("{}: no `main` entry point", kernel.name()));
-                }
-            }
-            Err(e) => failures.push(e),
-        }
-        if kernel.uses_subgroups() {
+        for alias in kernel.aliases() {
             assert!(
-                kernel.joined_source(true).starts_with("enable subgroups;\n"),
-                "{}: the browser needs the subgroups extension enabled",
+                ELEMENT_ALIASES.contains(alias),
+                "{}: unknown alias {alias}",
                 kernel.name()
+            );
+        }
+        // At every precision of its tensors: f32 throughout, f16 activations, and (for the
+        // GEMM kernels) each mix of f32 and f16 operands.
+        for shader in kernel.every_shader() {
+            let name = shader.label();
+            // The native text; the browser's differs only by `enable subgroups;`, which naga
+            // does not parse.
+            let text = shader.joined_source(false);
+            let browser = shader.joined_source(true);
+            assert_eq!(
+                browser.replacen("enable subgroups;\n", "", 1),
+                text,
+                "{name}: the browser's text differs by more than its `enable subgroups;`"
+            );
+            match validate(&name, &text, kernel.uses_subgroups()) {
+                Ok(module) => {
+                    if !module.entry_points.iter().any(|ep| ep.name == "main") {
+                        failures.push(format!("{name}: no `main` entry point"));
+                    }
+                }
+                Err(e) => failures.push(e),
+            }
+            if kernel.uses_subgroups() {
+                assert!(
+                    browser
+                        .lines()
+                        .take_while(|line| line.starts_with("enable "))
+                        .any(|line| line == "enable subgroups;"),
+                    "{name}: the browser needs the subgroups extension enabled"
+                );
+            }
+            assert_eq!(
+                text.starts_with("enable f16;\n"),
+                shader.precisions().contains(&Precision::F16),
+                "{name}: `enable f16;` exactly where a tensor is f16"
             );
         }
     }
@@ -258,7 +282,9 @@ fn twin_of(kernel: Kernel) -> RustTwin {
 fn every_parameter_struct_matches_its_rust_twin() {
     let mut failures = Vec::new();
     for &kernel in Kernel::ALL {
-        let text = kernel.joined_source(false);
+        let text = kernel
+            .stored(&vec![Precision::F32; kernel.aliases().len()])
+            .joined_source(false);
         let module = validate(kernel.name(), &text, kernel.uses_subgroups()).expect("valid kernel");
         let uniform = module
             .global_variables

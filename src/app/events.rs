@@ -133,6 +133,7 @@ impl App {
                     DeviceState::Starting | DeviceState::Missing(_) => crate::schedule::DeviceLimits {
                         max_buffer: memory.largest_buffer,
                         memory_budget: memory.total(),
+                        shader_f16: memory.mode.precision() == crate::shaders::Precision::F16,
                     },
                 };
                 let split = memory

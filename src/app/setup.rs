@@ -8,6 +8,7 @@ use crate::data::Cifar10;
 use crate::gpu::KernelPolicy;
 use crate::model::{Stem, Variant};
 use crate::schedule::{MemoryMode, mib};
+use crate::shaders::Precision;
 use crate::train::{LrSchedule, TrainConfig, default_validation};
 
 use super::controls::Controls;
@@ -418,14 +419,21 @@ fn memory_section(app: &mut Shared<'_>, ui: &mut egui::Ui) {
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut info.memory_mode, None, "auto (the fastest that fits)");
                 for mode in MemoryMode::ALL {
-                    ui.selectable_value(&mut info.memory_mode, Some(mode), mode.name());
+                    let offered = info.fit.shader_f16 || mode.precision() == Precision::F32;
+                    ui.add_enabled_ui(offered, |ui| {
+                        ui.selectable_value(&mut info.memory_mode, Some(mode), mode.name())
+                            .on_disabled_hover_text(
+                                "f16 storage needs shader-f16, which this device does not offer",
+                            );
+                    });
                 }
             })
             .response
             .on_hover_text(
                 "full keeps every activation for the backward pass; recompute keeps each residual \
                  block's input and output and reruns the block's forward before its backward \
-                 (less memory, about one more forward pass a step)",
+                 (less memory, about one more forward pass a step); f16 and recompute-f16 store \
+                 activations as f16 (half the memory, where the device offers shader-f16)",
             );
     });
     if info.memory_mode != before {

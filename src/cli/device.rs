@@ -115,7 +115,11 @@ pub fn run_step_bench(
     kernels: KernelPolicy,
     memory_mode: Option<MemoryMode>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let modes = memory_mode.map_or(MemoryMode::ALL.to_vec(), |m| vec![m]);
+    // Every mode this device runs (the f16 ones need shader-f16), or the one asked for.
+    let offered = MemoryMode::ALL
+        .into_iter()
+        .filter(|m| ctx.features.shader_f16 || m.precision() == resnet_wgpu::shaders::Precision::F32);
+    let modes = memory_mode.map_or(offered.collect(), |m| vec![m]);
     use resnet_wgpu::model::{Stem, Variant};
     use resnet_wgpu::train::ModelSpec;
     println!("adapter: {}", ctx.describe());
@@ -148,10 +152,10 @@ pub fn run_step_bench(
         println!("\n{title}, memory mode {}", mode.name());
         match (mode, full_seconds) {
             (MemoryMode::Full, _) => full_seconds = Some(t.seconds),
-            (MemoryMode::Recompute, Some(full)) => {
+            (MemoryMode::F16 | MemoryMode::Recompute | MemoryMode::RecomputeF16, Some(full)) => {
                 println!("  step time {:.2}× the full mode's", t.seconds / full)
             }
-            (MemoryMode::Recompute, None) => {}
+            (MemoryMode::F16 | MemoryMode::Recompute | MemoryMode::RecomputeF16, None) => {}
         }
         println!(
             "  step {:.3} s, {:.2} images/s, {:.1} GFLOP/s (forward + backward = 3× forward FLOPs)",

@@ -35,8 +35,10 @@ pub struct Cli {
     pub memory: Option<u64>,
     /// How a training step holds its activations: `full` keeps every one for the backward pass,
     /// `recompute` keeps each residual block's input and output and reruns the block's forward
-    /// before its backward (less memory, about one more forward pass); `auto` takes the fastest
-    /// that runs the batch whole, else the one that allows the largest micro-batch.
+    /// before its backward (less memory, about one more forward pass); `f16` and
+    /// `recompute-f16` store activations as f16 (half the memory; needs shader-f16); `auto`
+    /// takes the fastest that runs the batch whole, else the one that allows the largest
+    /// micro-batch.
     #[arg(long, global = true, default_value = "auto", value_parser = |text: &str| MemoryMode::parse(text).map(MemoryModeArg))]
     pub memory_mode: MemoryModeArg,
 }
@@ -204,6 +206,10 @@ pub struct InfoArgs {
     /// limit (with `--memory` for its budget: the plan for a GPU or a browser, shown here).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_buffer: Option<u64>,
+    /// Plan for a device that offers shader-f16 (`true`: the f16 memory modes may run) or not
+    /// (`false`: a browser on SwiftShader, say) instead of this one.
+    #[arg(long, value_name = "true|false")]
+    shader_f16: Option<bool>,
 }
 
 pub fn main() {
@@ -279,11 +285,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 if let Some(mib) = args.max_buffer {
                     limits.max_buffer = mib << 20;
                 }
+                if let Some(offered) = args.shader_f16 {
+                    limits.shader_f16 = offered;
+                }
                 let mut plan = config.plan_within(limits, kernels, device.memory_mode)?;
                 println!(
-                    "planned for buffers of at most {:.0} MiB and a budget of {:.0} MiB",
+                    "planned for buffers of at most {:.0} MiB and a budget of {:.0} MiB, {} shader-f16",
                     resnet_wgpu::schedule::mib(limits.max_buffer),
-                    resnet_wgpu::schedule::mib(limits.memory_budget)
+                    resnet_wgpu::schedule::mib(limits.memory_budget),
+                    if limits.shader_f16 { "with" } else { "without" }
                 );
                 println!("{}", plan.memory);
                 println!("  {}", plan.mode_note());

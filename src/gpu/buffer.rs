@@ -1,15 +1,59 @@
 use std::marker::PhantomData;
 
 use super::{GpuContext, GpuError};
+use crate::shaders::Precision;
 
 /// A storage buffer holding `len` values of `T`, or such a range of a larger buffer (starting
 /// `offset` bytes in). Its size is rounded up to whole 16-byte blocks (zero-filled past `len`),
 /// so that kernels may read and write it as `vec4`s.
+///
+/// A buffer of f32 values may store them as f16 (an activation in a half-precision plan): it
+/// still has `len` values, reads and writes convert, and the kernels bound to it are compiled
+/// for its [`Precision`].
 pub struct GpuBuffer<T: bytemuck::Pod> {
     pub buffer: wgpu::Buffer,
     offset: u64,
     len: usize,
+    /// `F32`: each value stored as `T` itself; `F16` (only where `T` is f32): as f16.
+    precision: Precision,
     _element: PhantomData<T>,
+}
+
+impl GpuBuffer<f32> {
+    /// A zero-filled buffer of `len` f32 values stored at `precision`.
+    pub fn zeros_stored(ctx: &GpuContext, label: &str, len: usize, precision: Precision) -> Self {
+        Self::zeros_with(ctx, label, len, precision)
+    }
+}
+
+/// The one precision of tensors that a kernel binds together (its `act` alias): panics where
+/// they differ, as a plan stores every activation at one precision.
+pub fn same_precision(buffers: &[&GpuBuffer<f32>]) -> Precision {
+    let first = buffers.first().map_or(Precision::F32, |b| b.precision);
+    assert!(
+        buffers.iter().all(|b| b.precision == first),
+        "activations bound together differ in precision"
+    );
+    first
+}
+
+/// Panics unless every buffer stores f32: the gradients and parameters a kernel binds as
+/// `array<f32>` whatever the precision of activations.
+pub fn assert_f32(buffers: &[&GpuBuffer<f32>]) {
+    assert!(
+        buffers.iter().all(|b| b.precision == Precision::F32),
+        "a gradient or parameter buffer not stored as f32"
+    );
+}
+
+/// f32 values rounded to the nearest f16 (ties to even), as bit patterns.
+pub fn to_f16_bits(values: &[f32]) -> Vec<u16> {
+    values.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect()
+}
+
+/// f16 bit patterns as f32 values (exact).
+pub fn from_f16_bits(bits: &[u16]) -> Vec<f32> {
+    bits.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect()
 }
 
 /// Where a range of a buffer may start when bound: WebGPU's largest
@@ -26,9 +70,13 @@ const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl<T: bytemuck::Pod> GpuBuffer<T> {
     /// A zero-filled buffer of `len` elements (at least one, as empty bindings are invalid).
     pub fn zeros(ctx: &GpuContext, label: &str, len: usize) -> Self {
+        Self::zeros_with(ctx, label, len, Precision::F32)
+    }
+
+    fn zeros_with(ctx: &GpuContext, label: &str, len: usize, precision: Precision) -> Self {
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: Self::byte_size(len),
+            size: Self::byte_size(len, precision),
             usage: STORAGE_USAGE,
             mapped_at_creation: false,
         });
@@ -36,7 +84,21 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
             buffer,
             offset: 0,
             len,
+            precision,
             _element: PhantomData,
+        }
+    }
+
+    /// How its values are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Bytes of one stored value.
+    fn value_bytes(&self) -> usize {
+        match self.precision {
+            Precision::F32 => std::mem::size_of::<T>(),
+            Precision::F16 => Precision::F16.bytes(),
         }
     }
 
@@ -54,9 +116,23 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
             self.len,
             "write of the wrong length into a GPU buffer"
         );
-        if !values.is_empty() {
-            ctx.queue
-                .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(values));
+        if values.is_empty() {
+            return;
+        }
+        match self.precision {
+            Precision::F32 => ctx
+                .queue
+                .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(values)),
+            Precision::F16 => {
+                let mut halves = to_f16_bits(bytemuck::cast_slice(values));
+                // Copies are whole 4-byte words: an odd count writes one zero past the end,
+                // into the 16-byte rounding of the buffer's size.
+                if halves.len() % 2 == 1 {
+                    halves.push(0);
+                }
+                ctx.queue
+                    .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(&halves));
+            }
         }
     }
 
@@ -78,7 +154,7 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
     /// `len` elements from element `start`, in the same memory; `start` must keep the range's
     /// bytes at a multiple of [`BINDING_ALIGNMENT_BYTES`].
     pub fn range(&self, start: usize, len: usize) -> Self {
-        let offset = self.offset + (start * std::mem::size_of::<T>()) as u64;
+        let offset = self.offset + (start * self.value_bytes()) as u64;
         assert!(
             start + len <= self.len && offset.is_multiple_of(BINDING_ALIGNMENT_BYTES),
             "elements {start}..{} of a buffer of {} (bound ranges start at multiples of {BINDING_ALIGNMENT_BYTES} bytes)",
@@ -89,6 +165,7 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
             buffer: self.buffer.clone(),
             offset,
             len,
+            precision: self.precision,
             _element: PhantomData,
         }
     }
@@ -107,11 +184,15 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
     }
 
     pub fn size_bytes(&self) -> u64 {
-        Self::byte_size(self.len)
+        Self::byte_size(self.len, self.precision)
     }
 
-    fn byte_size(len: usize) -> u64 {
-        ((len.max(1) * std::mem::size_of::<T>()) as u64).next_multiple_of(VEC4_BYTES)
+    fn byte_size(len: usize, precision: Precision) -> u64 {
+        let value = match precision {
+            Precision::F32 => std::mem::size_of::<T>(),
+            Precision::F16 => Precision::F16.bytes(),
+        };
+        ((len.max(1) * value) as u64).next_multiple_of(VEC4_BYTES)
     }
 
     /// Copies the buffer back to the CPU. Works natively and in the browser: the map callback
@@ -194,7 +275,14 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
                     .map_err(|e| GpuError::ReadBack(e.to_string()))?;
                 for &(i, offset) in members {
                     let bytes = &view[offset as usize..(offset + buffers[i].size_bytes()) as usize];
-                    values[i] = bytemuck::cast_slice::<u8, T>(bytes)[..buffers[i].len].to_vec();
+                    let len = buffers[i].len;
+                    values[i] = match buffers[i].precision {
+                        Precision::F32 => bytemuck::cast_slice::<u8, T>(bytes)[..len].to_vec(),
+                        Precision::F16 => {
+                            let floats = from_f16_bits(&bytemuck::cast_slice::<u8, u16>(bytes)[..len]);
+                            bytemuck::cast_slice::<f32, T>(&floats).to_vec()
+                        }
+                    };
                 }
             }
             staging.unmap();

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use super::GpuBuffer;
 use super::choice::Variant;
-use crate::shaders::Kernel;
+use crate::shaders::Shader;
 
 /// Why the GPU could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ pub struct GpuContext {
     /// Scratch space shared by split-K launches (each launch's partial sums are consumed by
     /// its own second dispatch before the next launch writes): the largest asked for so far.
     scratch: Mutex<Option<Arc<GpuBuffer<f32>>>>,
-    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<Shader, Arc<wgpu::ComputePipeline>>>,
     /// A small read-only storage buffer bound where an optional input (a bias) is absent.
     placeholder: wgpu::Buffer,
     /// The first error the device reported on its own (validation, out of memory, device
@@ -353,22 +353,25 @@ impl GpuContext {
         &self.placeholder
     }
 
-    /// The compute pipeline of a kernel, built on first use and cached afterwards.
-    pub fn pipeline(&self, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
+    /// The compute pipeline of a kernel at its tensors' precisions, built on first use and
+    /// cached afterwards.
+    pub fn pipeline(&self, shader: Shader) -> Arc<wgpu::ComputePipeline> {
+        let kernel = shader.kernel;
+        let label = shader.label();
         let mut cache = self.pipelines.lock().expect("pipeline cache poisoned");
         cache
-            .entry(kernel)
+            .entry(shader)
             .or_insert_with(|| {
                 let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(kernel.name()),
-                    source: wgpu::ShaderSource::Wgsl(kernel.source_for_device().into()),
+                    label: Some(&label),
+                    source: wgpu::ShaderSource::Wgsl(shader.source_for_device().into()),
                 });
                 let lanes = [("LANES", f64::from(self.wide_lanes))];
                 let constants: &[(&str, f64)] = if kernel.is_wide() { &lanes } else { &[] };
                 Arc::new(
                     self.device
                         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(kernel.name()),
+                            label: Some(&label),
                             layout: None,
                             module: &module,
                             entry_point: Some("main"),
@@ -385,11 +388,11 @@ impl GpuContext {
 
     /// Drops a kernel's cached pipeline (one the device rejected), so that the next use
     /// builds it anew.
-    pub fn forget_pipeline(&self, kernel: Kernel) {
+    pub fn forget_pipeline(&self, shader: Shader) {
         self.pipelines
             .lock()
             .expect("pipeline cache poisoned")
-            .remove(&kernel);
+            .remove(&shader);
     }
 
     /// A one-line description of the adapter: name, backend and type.

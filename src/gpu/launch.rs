@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::{GemmKey, GpuContext, Variant};
-use crate::shaders::Kernel;
+use crate::shaders::{Kernel, Shader};
 
 /// The most loop iterations one invocation may run. Mesa's llvmpipe (under lavapipe) counts
 /// the iterations of every loop of an invocation together and ends all of them after 65,535,
@@ -54,7 +54,7 @@ pub struct Launch {
 }
 
 struct Dispatch {
-    kernel: Kernel,
+    shader: Shader,
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     /// The kernel's parameter struct, bound as a uniform.
@@ -66,11 +66,12 @@ impl Launch {
     /// Binds `params` as a uniform at binding 0 and `buffers` at bindings 1, 2, … in order.
     pub fn new<P: bytemuck::Pod>(
         ctx: &GpuContext,
-        kernel: Kernel,
+        shader: Shader,
         params: &P,
         buffers: &[wgpu::BufferBinding<'_>],
         workgroups: [u32; 3],
     ) -> Self {
+        let kernel = shader.kernel;
         for (axis, &count) in workgroups.iter().enumerate() {
             assert!(
                 count <= ctx.limits.max_compute_workgroups_per_dimension,
@@ -79,7 +80,7 @@ impl Launch {
                 ctx.limits.max_compute_workgroups_per_dimension
             );
         }
-        let pipeline = ctx.pipeline(kernel);
+        let pipeline = ctx.pipeline(shader);
         let params_buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(kernel.name()),
             size: (std::mem::size_of::<P>() as u64).max(16).next_multiple_of(16),
@@ -108,7 +109,7 @@ impl Launch {
             variant: None,
             gemm: None,
             dispatches: vec![Dispatch {
-                kernel,
+                shader,
                 pipeline,
                 bind_group,
                 params: params_buffer,
@@ -135,9 +136,9 @@ impl Launch {
         self
     }
 
-    /// The kernel of each dispatch.
-    pub fn kernels(&self) -> Vec<Kernel> {
-        self.dispatches.iter().map(|d| d.kernel).collect()
+    /// The kernel (at its tensors' precisions) of each dispatch.
+    pub fn shaders(&self) -> Vec<Shader> {
+        self.dispatches.iter().map(|d| d.shader).collect()
     }
 
     /// The workgroup grid of each dispatch.
@@ -171,13 +172,13 @@ impl Launch {
     /// A launch over `count` workgroups laid out by [`grid_2d`].
     pub fn linear<P: bytemuck::Pod>(
         ctx: &GpuContext,
-        kernel: Kernel,
+        shader: Shader,
         params: &P,
         buffers: &[wgpu::BufferBinding<'_>],
         count: u32,
     ) -> Self {
         let [x, y] = grid_2d(count);
-        Self::new(ctx, kernel, params, buffers, [x, y, 1])
+        Self::new(ctx, shader, params, buffers, [x, y, 1])
     }
 
     /// Replaces the first dispatch's parameter struct (a new learning rate, say) without

@@ -9,7 +9,9 @@ mod context;
 mod launch;
 mod usage;
 
-pub use buffer::{BINDING_ALIGNMENT_BYTES, GpuBuffer};
+pub use buffer::{
+    BINDING_ALIGNMENT_BYTES, GpuBuffer, assert_f32, from_f16_bits, same_precision, to_f16_bits,
+};
 pub use choice::{GemmKey, GemmOp, KernelChoices, KernelPolicy, Variant};
 pub use context::{Fault, GpuContext, GpuError, OptionalFeatures, describe_error};
 pub use launch::{

@@ -6,7 +6,7 @@
 //! two gradients are summed with this same kernel: `forward(ctx, &grad_main, &grad_shortcut,
 //! &grad_sum)`. The output must be a third buffer, distinct from both inputs.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups, same_precision};
 use crate::shaders::Kernel;
 
 /// Parameters of `add.wgsl` (16 bytes; `Params` in `prelude_len.wgsl`).
@@ -42,7 +42,7 @@ pub fn forward(ctx: &GpuContext, a: &GpuBuffer<f32>, b: &GpuBuffer<f32>, out: &G
     );
     Launch::linear(
         ctx,
-        Kernel::Add,
+        Kernel::Add.stored(&[same_precision(&[a, b, out])]),
         &AddParams::new(a.len()),
         &[a.bind(), b.bind(), out.bind()],
         flat_workgroups(a.len()),

@@ -27,7 +27,9 @@
 //! are identical run to run. Gradients are overwritten, not accumulated.
 
 use super::finite_check::STATUS_LEN;
-use crate::gpu::{GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, flat_workgroups};
+use crate::gpu::{
+    GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, assert_f32, flat_workgroups, same_precision,
+};
 use crate::shaders::Kernel;
 
 /// Weight of the new batch statistic in the running averages (PyTorch's default), the one
@@ -259,7 +261,7 @@ pub fn train_forward(
     check_saved(shape, b.saved);
     Launch::linear(
         ctx,
-        Kernel::BatchNormTrainForward,
+        Kernel::BatchNormTrainForward.stored(&[same_precision(&[b.x, b.y])]),
         &BatchNormParams {
             step_stats: step as u32,
             ..BatchNormParams::new(shape, momentum, eps).with_relu(relu)
@@ -311,7 +313,7 @@ pub fn running_update(ctx: &GpuContext, shape: BnShape, momentum: f32, b: &Runni
     check_saved(shape, saved);
     Launch::linear(
         ctx,
-        Kernel::BatchNormRunningUpdate,
+        Kernel::BatchNormRunningUpdate.plain(),
         &BatchNormParams::new(shape, momentum, 0.0),
         &[
             saved.bind(),
@@ -339,7 +341,7 @@ pub fn inference_forward(
     );
     Launch::linear(
         ctx,
-        Kernel::BatchNormInferenceForward,
+        Kernel::BatchNormInferenceForward.stored(&[same_precision(&[b.x, b.y])]),
         &BatchNormParams::new(shape, 0.0, eps).with_relu(relu),
         &[
             b.x.bind(),
@@ -369,9 +371,10 @@ pub fn backward(
         &[b.gamma, b.beta, b.dgamma, b.dbeta],
     );
     check_saved(shape, b.saved);
+    assert_f32(&[b.dy, b.dx]);
     Launch::linear(
         ctx,
-        Kernel::BatchNormBackward,
+        Kernel::BatchNormBackward.stored(&[b.x.precision()]),
         &BatchNormParams {
             accumulate: accumulate as u32,
             ..BatchNormParams::new(shape, 0.0, 0.0).with_relu(relu)

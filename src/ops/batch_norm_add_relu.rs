@@ -15,7 +15,7 @@
 
 use super::batch_norm::{self, BatchNormParams, BnShape, check_lengths, check_saved};
 use super::{add, relu};
-use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, assert_f32, flat_workgroups, same_precision};
 use crate::shaders::Kernel;
 
 pub struct TrainForwardBuffers<'a> {
@@ -68,7 +68,7 @@ pub fn train_forward(
     check_saved(shape, b.saved);
     Launch::linear(
         ctx,
-        Kernel::BatchNormAddReluTrainForward,
+        Kernel::BatchNormAddReluTrainForward.stored(&[same_precision(&[b.x, b.shortcut, b.y])]),
         &BatchNormParams {
             step_stats: step as u32,
             ..BatchNormParams::new(shape, momentum, eps)
@@ -94,7 +94,7 @@ pub fn inference_forward(ctx: &GpuContext, shape: BnShape, eps: f32, b: &Inferen
     );
     Launch::linear(
         ctx,
-        Kernel::BatchNormAddReluInferenceForward,
+        Kernel::BatchNormAddReluInferenceForward.stored(&[same_precision(&[b.x, b.shortcut, b.y])]),
         &BatchNormParams::new(shape, 0.0, eps),
         &[
             b.x.bind(),
@@ -119,9 +119,10 @@ pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers, accumulat
         &[b.gamma, b.beta, b.dgamma, b.dbeta],
     );
     check_saved(shape, b.saved);
+    assert_f32(&[b.dy, b.dx]);
     Launch::linear(
         ctx,
-        Kernel::BatchNormAddReluBackward,
+        Kernel::BatchNormAddReluBackward.stored(&[same_precision(&[b.x, b.y])]),
         &BatchNormParams {
             accumulate: accumulate as u32,
             ..BatchNormParams::new(shape, 0.0, 0.0)

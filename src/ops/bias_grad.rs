@@ -50,7 +50,7 @@ pub fn backward(
     assert_eq!(db.len(), channels, "bias grad: db has the wrong length");
     Launch::linear(
         ctx,
-        Kernel::BiasGrad,
+        Kernel::BiasGrad.plain(),
         &BiasGradParams::new(batch, channels, spatial, accumulate),
         &[dy.bind(), db.bind()],
         channels as u32,

@@ -81,7 +81,7 @@ pub fn forward(
     );
     Launch::new(
         ctx,
-        Kernel::CrossEntropyForward,
+        Kernel::CrossEntropyForward.stored(&[logits.precision()]),
         &CrossEntropyParams::new(batch, classes, batch),
         &[logits.bind(), labels.bind(), status.bind()],
         [1, 1, 1],
@@ -107,7 +107,7 @@ pub fn backward(
     );
     Launch::linear(
         ctx,
-        Kernel::CrossEntropyBackward,
+        Kernel::CrossEntropyBackward.stored(&[logits.precision()]),
         &CrossEntropyParams::new(batch, classes, divisor),
         &[logits.bind(), labels.bind(), dlogits.bind()],
         (batch as u32).div_ceil(256),

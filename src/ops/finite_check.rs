@@ -82,7 +82,7 @@ pub fn check(ctx: &GpuContext, values: &GpuBuffer<f32>, flag: u32, status: &GpuB
     );
     Launch::linear(
         ctx,
-        Kernel::FiniteCheck,
+        Kernel::FiniteCheck.plain(),
         &FiniteCheckParams {
             len: values.len() as u32,
             flag,

@@ -4,7 +4,7 @@
 //! Backward: `dx[n,c,h,w] = dy[n,c] / (H·W)`.
 //! On the GPU the forward pass sums each plane in order in one invocation: deterministic.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups, same_precision};
 use crate::shaders::Kernel;
 
 /// Parameters of `global_avg_pool_forward.wgsl` and `global_avg_pool_backward.wgsl`
@@ -50,7 +50,7 @@ pub fn forward(ctx: &GpuContext, shape: [usize; 4], x: &GpuBuffer<f32>, y: &GpuB
     );
     Launch::linear(
         ctx,
-        Kernel::GlobalAvgPoolForward,
+        Kernel::GlobalAvgPoolForward.stored(&[same_precision(&[x, y])]),
         &GlobalAvgPoolParams::new(shape),
         &[x.bind(), y.bind()],
         flat_workgroups(n * c),
@@ -72,7 +72,7 @@ pub fn backward(ctx: &GpuContext, shape: [usize; 4], dy: &GpuBuffer<f32>, dx: &G
     );
     Launch::linear(
         ctx,
-        Kernel::GlobalAvgPoolBackward,
+        Kernel::GlobalAvgPoolBackward.plain(),
         &GlobalAvgPoolParams::new(shape),
         &[dy.bind(), dx.bind()],
         flat_workgroups(dx.len()),

@@ -5,7 +5,9 @@
 //! A, B and C are addressed through strides, so a transposed operand costs nothing. With
 //! `reduce_batch` the batch index is summed too (weight gradients over a minibatch).
 
-use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, MAX_REDUCTION, Variant};
+use crate::gpu::{
+    GemmKey, GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, MAX_REDUCTION, Variant, assert_f32,
+};
 use crate::shaders::Kernel;
 
 /// Where a bias is added.
@@ -255,7 +257,7 @@ pub fn launch_with(
     let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());
     Launch::new(
         ctx,
-        kernel,
+        kernel.stored(&[a.precision(), b.precision(), c.precision()]),
         params,
         &[a.bind(), b.bind(), bias, c.bind()],
         [params.n.div_ceil(tile_n), params.m.div_ceil(tile_m), z],
@@ -275,6 +277,7 @@ fn split_k(
     c: &GpuBuffer<f32>,
 ) -> Launch {
     assert!(bias.is_none(), "split-K GEMMs take no bias");
+    assert_f32(&[c]);
     let chunks = split_k_chunks(params).expect("split-K applies to this GEMM");
     let len = params.c_len();
     let partial = ctx.scratch(chunks * len);
@@ -290,7 +293,7 @@ fn split_k(
     };
     let partials = Launch::new(
         ctx,
-        kernel,
+        kernel.stored(&[a.precision(), b.precision(), partial.precision()]),
         &p,
         &[
             a.bind(),

@@ -11,7 +11,7 @@
 //! computes it as a gather, one invocation per input element over the windows containing it,
 //! so no atomics are needed and the result is deterministic.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups, same_precision};
 use crate::shaders::Kernel;
 
 /// Parameters of `max_pool_forward.wgsl` and `max_pool_backward.wgsl` (32 bytes), declared once
@@ -143,7 +143,7 @@ pub fn forward(
     );
     Launch::linear(
         ctx,
-        Kernel::MaxPoolForward,
+        Kernel::MaxPoolForward.stored(&[same_precision(&[x, y])]),
         &shape.params(),
         &[x.bind(), y.bind(), argmax.bind()],
         flat_workgroups(shape.output_len()),
@@ -176,7 +176,7 @@ pub fn backward(
     );
     Launch::linear(
         ctx,
-        Kernel::MaxPoolBackward,
+        Kernel::MaxPoolBackward.plain(),
         &shape.params(),
         &[argmax.bind(), dy.bind(), dx.bind()],
         flat_workgroups(shape.input_len()),

@@ -1,6 +1,6 @@
 //! ReLU: `y = max(x, 0)`; backward `dx = dy · [y > 0]`.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups, same_precision};
 use crate::shaders::Kernel;
 
 /// Parameters of the element-wise kernels that only need a length.
@@ -24,7 +24,7 @@ pub fn forward(ctx: &GpuContext, x: &GpuBuffer<f32>, y: &GpuBuffer<f32>) -> Laun
     assert_eq!(x.len(), y.len());
     Launch::linear(
         ctx,
-        Kernel::ReluForward,
+        Kernel::ReluForward.stored(&[same_precision(&[x, y])]),
         &LenParams::new(x.len()),
         &[x.bind(), y.bind()],
         flat_workgroups(x.len()),
@@ -36,7 +36,7 @@ pub fn backward(ctx: &GpuContext, y: &GpuBuffer<f32>, dy: &GpuBuffer<f32>, dx: &
     assert!(y.len() == dy.len() && dy.len() == dx.len());
     Launch::linear(
         ctx,
-        Kernel::ReluBackward,
+        Kernel::ReluBackward.stored(&[y.precision()]),
         &LenParams::new(y.len()),
         &[y.bind(), dy.bind(), dx.bind()],
         flat_workgroups(y.len()),

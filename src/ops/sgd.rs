@@ -77,7 +77,7 @@ pub fn update(ctx: &GpuContext, config: SgdConfig, b: &SgdBuffers) -> Launch {
     );
     Launch::linear(
         ctx,
-        Kernel::SgdUpdate,
+        Kernel::SgdUpdate.plain(),
         &SgdParams::new(w.len(), config),
         &[grad.bind(), w.bind(), v.bind(), status.bind()],
         flat_workgroups(w.len().div_ceil(4)),

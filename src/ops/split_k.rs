@@ -41,7 +41,7 @@ pub fn sum(
     };
     Launch::linear(
         ctx,
-        Kernel::SplitKSum,
+        Kernel::SplitKSum.plain(),
         &params,
         &[partial.bind(), out.bind()],
         flat_workgroups(len),

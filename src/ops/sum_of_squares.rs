@@ -36,7 +36,7 @@ pub fn launch(ctx: &GpuContext, x: &GpuBuffer<f32>, out: &GpuBuffer<f32>, slot: 
     };
     Launch::new(
         ctx,
-        Kernel::SumOfSquares,
+        Kernel::SumOfSquares.plain(),
         &params,
         &[x.bind(), out.bind()],
         [PARTIALS as u32, 1, 1],

@@ -7,7 +7,7 @@
 //! rows `⌈ih·OH/IH⌉ ≤ oh < ⌈(ih+1)·OH/IH⌉` and columns likewise. The GPU computes it as a
 //! gather, one invocation per input pixel: no atomics, deterministic.
 
-use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups};
+use crate::gpu::{GpuBuffer, GpuContext, Launch, flat_workgroups, same_precision};
 use crate::shaders::Kernel;
 
 /// Parameters of `upsample_nearest_forward.wgsl` and `upsample_nearest_backward.wgsl`
@@ -102,7 +102,7 @@ pub fn forward(ctx: &GpuContext, shape: &UpsampleShape, x: &GpuBuffer<f32>, y: &
     );
     Launch::linear(
         ctx,
-        Kernel::UpsampleNearestForward,
+        Kernel::UpsampleNearestForward.stored(&[same_precision(&[x, y])]),
         &shape.params(),
         &[x.bind(), y.bind()],
         flat_workgroups(shape.output_len()),
@@ -123,7 +123,7 @@ pub fn backward(ctx: &GpuContext, shape: &UpsampleShape, dy: &GpuBuffer<f32>, dx
     );
     Launch::linear(
         ctx,
-        Kernel::UpsampleNearestBackward,
+        Kernel::UpsampleNearestBackward.plain(),
         &shape.params(),
         &[dy.bind(), dx.bind()],
         flat_workgroups(shape.input_len()),

@@ -1,5 +1,5 @@
-//! Where each activation of a training step lives: kept for the whole step, or, under
-//! recomputation, in a scratch buffer that every residual block shares and that a rerun of the
+//! Where each activation of a training step lives, and at which precision: kept for the whole
+//! step, or, under recomputation, in a scratch buffer that every residual block shares and that a rerun of the
 //! block's forward fills again just before the block's backward (Chen et al. 2016, *Training
 //! Deep Nets with Sublinear Memory Cost*; `torch.utils.checkpoint`).
 //!
@@ -12,29 +12,78 @@
 //! kept) before its backward, with the same kernels on the same inputs, so the tensors are
 //! bit-identical to the forward pass's. A rerun batch norm saves the same statistics again and
 //! leaves the step's statistics, and so the running statistics, alone.
+//!
+//! In the f16 modes every activation (the layers' inputs and outputs, kept or recomputed) is
+//! stored as f16 where the device offers `shader-f16`; kernels compute in f32. Parameters,
+//! their gradients, momentum and the gradients of activations stay f32.
 
 use crate::model::{Model, Shape};
+use crate::shaders::Precision;
 
-/// Whether a step keeps every activation or recomputes the blocks' intermediates.
+/// How a step holds its activations: all kept or the blocks' intermediates recomputed, each
+/// stored as f32 or as f16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum MemoryMode {
-    /// Every activation kept from the forward to the backward.
+    /// Every activation kept, as f32, from the forward to the backward.
+    #[serde(rename = "full")]
     Full,
+    /// Every activation kept, stored as f16.
+    #[serde(rename = "f16")]
+    F16,
     /// Only each block's input and output kept; a block's forward reruns before its backward
     /// (about one more forward pass a step).
+    #[serde(rename = "recompute")]
     Recompute,
+    /// Recomputation, with every activation stored as f16.
+    #[serde(rename = "recompute-f16")]
+    RecomputeF16,
 }
 
 impl MemoryMode {
     /// From the fastest to the one that needs least memory: the order in which a plan tries
     /// them.
-    pub const ALL: [MemoryMode; 2] = [MemoryMode::Full, MemoryMode::Recompute];
+    pub const ALL: [MemoryMode; 4] = [
+        MemoryMode::Full,
+        MemoryMode::F16,
+        MemoryMode::Recompute,
+        MemoryMode::RecomputeF16,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             MemoryMode::Full => "full",
+            MemoryMode::F16 => "f16",
             MemoryMode::Recompute => "recompute",
+            MemoryMode::RecomputeF16 => "recompute-f16",
+        }
+    }
+
+    /// Whether the blocks' forwards rerun before their backwards.
+    pub fn recomputes(self) -> bool {
+        match self {
+            MemoryMode::Full | MemoryMode::F16 => false,
+            MemoryMode::Recompute | MemoryMode::RecomputeF16 => true,
+        }
+    }
+
+    /// How activations are stored.
+    pub fn precision(self) -> Precision {
+        match self {
+            MemoryMode::Full | MemoryMode::Recompute => Precision::F32,
+            MemoryMode::F16 | MemoryMode::RecomputeF16 => Precision::F16,
+        }
+    }
+
+    /// What the mode does, for notes: "every activation kept", "activations stored as f16 and
+    /// each block's forward rerun before its backward"…
+    pub fn describe(self) -> &'static str {
+        match self {
+            MemoryMode::Full => "every activation kept from the forward to the backward",
+            MemoryMode::F16 => "every activation kept, stored as f16",
+            MemoryMode::Recompute => "each block's forward reruns before its backward",
+            MemoryMode::RecomputeF16 => {
+                "activations stored as f16, and each block's forward reruns before its backward"
+            }
         }
     }
 
@@ -46,7 +95,9 @@ impl MemoryMode {
                 .into_iter()
                 .find(|m| m.name() == text)
                 .map(Some)
-                .ok_or_else(|| format!("unknown memory mode `{text}`: use auto, full or recompute")),
+                .ok_or_else(|| {
+                    format!("unknown memory mode `{text}`: use auto, full, f16, recompute or recompute-f16")
+                }),
         }
     }
 }
@@ -82,7 +133,7 @@ impl ActivationPlan {
             scratch_len: Vec::new(),
             rerun_before: vec![Vec::new(); layers],
         };
-        if mode == MemoryMode::Full {
+        if !mode.recomputes() {
             return plan;
         }
         let mut readers = vec![0usize; layers + 1];

@@ -66,6 +66,7 @@ impl Network {
         DeviceLimits {
             max_buffer: Self::buffer_limit(ctx),
             memory_budget: ctx.memory_budget(),
+            shader_f16: ctx.features.shader_f16,
         }
     }
 
@@ -145,12 +146,15 @@ impl Buffers {
                 )
             })
             .collect();
+        let precision = plan.activations.mode.precision();
         let scratch: Vec<GpuBuffer<f32>> = plan
             .activations
             .scratch_len
             .iter()
             .enumerate()
-            .map(|(k, &len)| GpuBuffer::zeros(ctx, &format!("recomputed activation {k}"), len))
+            .map(|(k, &len)| {
+                GpuBuffer::zeros_stored(ctx, &format!("recomputed activation {k}"), len, precision)
+            })
             .collect();
         let activations = plan
             .shapes
@@ -158,7 +162,9 @@ impl Buffers {
             .zip(&plan.activations.storage)
             .enumerate()
             .map(|(t, (s, storage))| match storage {
-                Storage::Kept => GpuBuffer::zeros(ctx, &format!("activation {t}"), numel(s)),
+                Storage::Kept => {
+                    GpuBuffer::zeros_stored(ctx, &format!("activation {t}"), numel(s), precision)
+                }
                 Storage::Scratch(k) => scratch[*k].prefix(numel(s)),
             })
             .collect();

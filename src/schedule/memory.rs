@@ -16,12 +16,12 @@ pub struct MemoryReport {
     /// Images in one batch, and in each micro-batch run on the device.
     pub batch: usize,
     pub micro_batch: usize,
-    /// Whether activations are all kept or the blocks' recomputed.
+    /// Whether activations are all kept or the blocks' recomputed, and their precision.
     pub mode: MemoryMode,
     /// Parameters, their gradients and momentum, and batch-norm running statistics.
     pub parameters: u64,
-    /// The layers' outputs: those kept for the backward pass, and the scratch buffers of the
-    /// recomputed ones.
+    /// The layers' outputs, at the mode's precision: those kept for the backward pass, and the
+    /// scratch buffers of the recomputed ones.
     pub activations: u64,
     /// Gradients of activations, after reuse.
     pub activation_gradients: u64,
@@ -60,6 +60,7 @@ impl MemoryReport {
         activations: &ActivationPlan,
     ) -> Self {
         let bytes = |len: usize| len.max(1) as u64 * F32;
+        let activation_bytes = |len: usize| (len.max(1) * activations.mode.precision().bytes()) as u64;
         let numel = |s: &Shape| s.iter().product::<usize>();
         let layers = model.describe(micro_batch);
         let params: Vec<_> = layers.iter().flat_map(|d| &d.params).collect();
@@ -77,9 +78,9 @@ impl MemoryReport {
             .iter()
             .zip(&activations.storage)
             .filter(|(_, storage)| **storage == Storage::Kept)
-            .map(|(s, _)| bytes(numel(s)));
-        let scratch = activations.scratch_len.iter().map(|&len| bytes(len));
-        let activations_bytes = kept.chain(scratch).sum();
+            .map(|(s, _)| activation_bytes(numel(s)));
+        let scratch = activations.scratch_len.iter().map(|&len| activation_bytes(len));
+        let activation_buffers: Vec<u64> = kept.chain(scratch).collect();
         let activation_gradients = gradients.slot_len.iter().map(|&l| bytes(l)).sum();
         let activation_gradients_unshared = gradients
             .tensor_slot
@@ -98,9 +99,8 @@ impl MemoryReport {
                 other += bytes(len);
             }
         }
-        let largest_buffer = shapes
-            .iter()
-            .map(|s| bytes(numel(s)))
+        let largest_buffer = (activation_buffers.iter().copied())
+            .chain(gradients.slot_len.iter().map(|&l| bytes(l)))
             .chain(params.iter().map(|p| bytes(p.len())))
             .max()
             .unwrap_or(0);
@@ -109,7 +109,7 @@ impl MemoryReport {
             micro_batch,
             mode: activations.mode,
             parameters,
-            activations: activations_bytes,
+            activations: activation_buffers.iter().sum(),
             activation_gradients,
             activation_gradients_unshared,
             other,
@@ -161,12 +161,10 @@ impl fmt::Display for MemoryReport {
         )?;
         writeln!(
             f,
-            "  activations: {:.1} MiB ({})",
+            "  activations: {:.1} MiB ({}: {})",
             mib(self.activations),
-            match self.mode {
-                MemoryMode::Full => "all kept",
-                MemoryMode::Recompute => "blocks recomputed in the backward",
-            }
+            self.mode.name(),
+            self.mode.describe()
         )?;
         writeln!(
             f,

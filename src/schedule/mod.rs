@@ -63,6 +63,11 @@ pub enum ScheduleError {
     },
     #[error("batch size must be at least 1")]
     EmptyBatch,
+    #[error(
+        "memory mode {mode} stores activations as f16, which needs the device's shader-f16 \
+         feature, and this device does not offer it: choose full or recompute (or auto)"
+    )]
+    NoF16 { mode: &'static str },
     #[error("{expected} initial tensors expected (one per parameter), got {got}")]
     WrongParameters { expected: usize, got: usize },
     #[error(

@@ -6,6 +6,7 @@ use super::activations::{ActivationPlan, MemoryMode};
 use super::{GradientPlan, MemoryReport, ParameterLayout, ScheduleError};
 use crate::gpu::{KernelChoices, KernelPolicy};
 use crate::model::{Model, Shape};
+use crate::shaders::Precision;
 
 /// Everything decided about running `model` at `batch` images a step on a device.
 #[derive(Clone, Debug)]
@@ -51,9 +52,11 @@ impl Plan {
         if batch == 0 {
             return Err(ScheduleError::EmptyBatch);
         }
+        let offered = |m: &MemoryMode| limits.shader_f16 || m.precision() == Precision::F32;
         let tried: Vec<MemoryMode> = match mode {
+            Some(m) if !offered(&m) => return Err(ScheduleError::NoF16 { mode: m.name() }),
             Some(m) => vec![m],
-            None => MemoryMode::ALL.to_vec(),
+            None => MemoryMode::ALL.into_iter().filter(offered).collect(),
         };
         let mode_options: Vec<(MemoryMode, Option<usize>)> = tried
             .iter()
@@ -99,24 +102,33 @@ impl Plan {
 }
 
 impl Plan {
-    /// The memory mode and why: "memory mode recompute: keeping every activation would run
-    /// micro-batches of 16 at most", the one wording for every screen.
+    /// The memory mode and why: "memory mode recompute: each block's forward reruns before
+    /// its backward, since full would run micro-batches of 16 at most", the one wording for
+    /// every screen.
     pub fn mode_note(&self) -> String {
         let mode = self.activations.mode;
-        let why = match (self.mode_given, mode) {
-            (true, _) => "as asked".to_string(),
-            (false, MemoryMode::Full) => "every activation kept from the forward to the backward".to_string(),
-            (false, MemoryMode::Recompute) => {
-                let full = self.mode_options.iter().find(|(m, _)| *m == MemoryMode::Full);
-                match full.and_then(|(_, micro)| *micro) {
-                    Some(m) => format!(
-                        "each block's forward reruns before its backward, since keeping every activation would run micro-batches of {m} at most"
-                    ),
-                    None => "each block's forward reruns before its backward, since keeping every activation would not fit one image".to_string(),
-                }
+        let mut note = format!("memory mode {}: {}", mode.name(), mode.describe());
+        if self.mode_given {
+            note.push_str(", as asked");
+            return note;
+        }
+        // The cheaper modes tried, and the largest micro-batch any of them allows.
+        let cheaper: Vec<&(MemoryMode, Option<usize>)> =
+            self.mode_options.iter().take_while(|(m, _)| *m != mode).collect();
+        if let Some(best) = cheaper.iter().max_by_key(|(_, micro)| *micro) {
+            let names: Vec<&str> = cheaper.iter().map(|(m, _)| m.name()).collect();
+            match best.1 {
+                Some(m) => note.push_str(&format!(
+                    ", since {} would run micro-batches of {m} at most",
+                    names.join(" or ")
+                )),
+                None => note.push_str(&format!(", since {} would not fit one image", names.join(" or "))),
             }
-        };
-        format!("memory mode {}: {why}", mode.name())
+        }
+        if !self.limits.shader_f16 {
+            note.push_str("; f16 storage needs shader-f16, which this device does not offer");
+        }
+        note
     }
 }
 
@@ -126,6 +138,8 @@ impl Plan {
 pub struct DeviceLimits {
     pub max_buffer: u64,
     pub memory_budget: u64,
+    /// Whether the device offers `shader-f16` (and so the f16 memory modes).
+    pub shader_f16: bool,
 }
 
 /// The largest micro-batch that divides `batch` and whose buffers fit `limits` (the largest

@@ -264,7 +264,7 @@ async fn within_scope<T>(
     ctx: &GpuContext,
     key: &GemmKey,
     variant: Variant,
-    timing: impl std::future::Future<Output = Result<(T, Vec<crate::shaders::Kernel>), GpuError>>,
+    timing: impl std::future::Future<Output = Result<(T, Vec<crate::shaders::Shader>), GpuError>>,
 ) -> Result<Option<T>, GpuError> {
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let outcome = timing.await;
@@ -281,12 +281,12 @@ async fn within_scope<T>(
 }
 
 /// Says that the device rejected `variant` for `key` (and what happens to it), and drops the
-/// pipelines of its `kernels` so that they are never reused.
+/// pipelines of its `shaders` so that they are never reused.
 fn drop_rejected(
     ctx: &GpuContext,
     key: &GemmKey,
     variant: Variant,
-    kernels: &[crate::shaders::Kernel],
+    shaders: &[crate::shaders::Shader],
     error: &wgpu::Error,
     outcome: &str,
 ) {
@@ -294,8 +294,8 @@ fn drop_rejected(
         "kernel choice: {key}: the device rejected {variant}, {outcome}: {}",
         crate::gpu::describe_error(error)
     );
-    for &kernel in kernels {
-        ctx.forget_pipeline(kernel);
+    for &shader in shaders {
+        ctx.forget_pipeline(shader);
     }
 }
 
@@ -328,7 +328,7 @@ async fn rejected_cached_choices(
         launch.shrink(sample_fraction(&launch, 0.0));
         ctx.submit("kernel check", &[&launch]);
         ctx.fault_point(Fault::Candidate(variant));
-        pending.push((case.key.clone(), variant, launch.kernels(), scope.pop()));
+        pending.push((case.key.clone(), variant, launch.shaders(), scope.pop()));
         // The device keeps the buffers until the check has run.
         unflushed += buffers.bytes();
         if unflushed > CHECK_FLUSH_BYTES {
@@ -366,7 +366,7 @@ async fn time_candidate(
     flops: f64,
     best: Option<(f64, Variant)>,
     fastest_rate: &mut f64,
-) -> Result<((f64, bool), Vec<crate::shaders::Kernel>), GpuError> {
+) -> Result<((f64, bool), Vec<crate::shaders::Shader>), GpuError> {
     // Some adapters (lavapipe, SwiftShader) compile a pipeline at its first dispatch: one
     // workgroup of each dispatch first, untimed, keeps that out of the timing.
     let mut warm_up = buffers.launch(ctx, shape, variant);
@@ -388,14 +388,14 @@ async fn time_candidate(
         let kept = probe.shrink(sample_fraction(&probe, fraction / 16.0));
         let seconds = time_launch(ctx, &probe, 0.0).await? / kept;
         if seconds > 1.5 * best_seconds {
-            return Ok(((seconds, false), probe.kernels()));
+            return Ok(((seconds, false), probe.shaders()));
         }
     }
     let mut launch = buffers.launch(ctx, shape, variant);
     let kept = launch.shrink(sample_fraction(&launch, fraction));
     let seconds = time_launch(ctx, &launch, best_seconds * kept).await? / kept;
     *fastest_rate = fastest_rate.max(flops / seconds);
-    Ok(((seconds, true), launch.kernels()))
+    Ok(((seconds, true), launch.shaders()))
 }
 
 /// Whether [`choose_kernels`] may time launch shapes it has no measurement for.

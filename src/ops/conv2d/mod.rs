@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use crate::gpu::{GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, Variant};
+use crate::gpu::{GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, Variant, assert_f32, same_precision};
 use crate::ops::matmul;
 use crate::ops::split_k;
 use crate::shaders::Kernel;
@@ -290,6 +290,7 @@ pub fn forward_with(
         shape.batch * shape.out_height() * shape.out_width(),
     );
     let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());
+    let kernel = kernel.stored(&[same_precision(&[x, y])]);
     Launch::new(ctx, kernel, &params, &[x.bind(), w.bind(), bias, y.bind()], grid).ran(variant)
 }
 
@@ -349,7 +350,15 @@ pub fn input_grad_with(
             unreachable!("checked above: {variant} runs GEMM-shaped convolutions only")
         }
     };
-    Launch::new(ctx, kernel, &params, &[dy.bind(), w.bind(), dx.bind()], grid).ran(variant)
+    assert_f32(&[dy, dx]);
+    Launch::new(
+        ctx,
+        kernel.plain(),
+        &params,
+        &[dy.bind(), w.bind(), dx.bind()],
+        grid,
+    )
+    .ran(variant)
 }
 
 /// `dw (+)= ∂L/∂w` from `dy` and the layer's input `x`; with `accumulate` the result is added
@@ -382,6 +391,7 @@ pub fn weight_grad_with(
     assert_eq!(x.len(), shape.input_len(), "conv2d weight grad: input size");
     assert_eq!(dw.len(), shape.weight_len(), "conv2d weight grad: dw size");
     assert_applies(ctx, Direction::WeightGrad, shape, variant);
+    assert_f32(&[dy, dw]);
     if shape.runs_as_gemm() {
         return matmul::launch_with(
             ctx,
@@ -417,7 +427,7 @@ pub fn weight_grad_with(
     let grid = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
     Launch::new(
         ctx,
-        Kernel::Conv2dWeightGrad,
+        Kernel::Conv2dWeightGrad.stored(&[x.precision()]),
         &params,
         &[dy.bind(), x.bind(), dw.bind()],
         grid,
@@ -451,7 +461,7 @@ fn subgroup_weight_grad(
     params.k_chunk = (images_per_chunk * shape.out_height() * shape.out_width()) as u32;
     if chunks == 1 {
         let buffers = [dy.bind(), x.bind(), dw.bind()];
-        return Launch::new(ctx, kernel, &params, &buffers, grid);
+        return Launch::new(ctx, kernel.stored(&[x.precision()]), &params, &buffers, grid);
     }
     weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate)
 }
@@ -474,7 +484,7 @@ fn weight_grad_in_chunks(
 ) -> Launch {
     let partial = ctx.scratch(chunks * shape.weight_len());
     let buffers = [dy.bind(), x.bind(), partial.bind()];
-    let partials = Launch::new(ctx, kernel, params, &buffers, grid);
+    let partials = Launch::new(ctx, kernel.stored(&[x.precision()]), params, &buffers, grid);
     partials.then(split_k::sum(
         ctx,
         &partial,
