@@ -316,6 +316,7 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     let binding = |max_buffer| DeviceLimits {
         max_buffer,
         memory_budget: u64::MAX,
+        shader_f16: false,
     };
     let micro = choose_micro_batch(&model, 128, binding(128 << 20), None).unwrap();
     assert!(micro < 128 && 128 % micro == 0, "micro-batch {micro}");
@@ -333,6 +334,7 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     let budget = DeviceLimits {
         max_buffer: u64::MAX,
         memory_budget: 2 << 30,
+        shader_f16: false,
     };
     let micro = choose_micro_batch(&model, 128, budget, None).unwrap();
     assert!(MemoryReport::new(&model, 128, micro, MemoryMode::Full).total() <= 2 << 30);
@@ -345,6 +347,7 @@ fn gradient_buffers_are_reused_and_memory_is_reported() {
     let gpu = DeviceLimits {
         max_buffer: u64::MAX,
         memory_budget: 6 << 30,
+        shader_f16: false,
     };
     let micro = choose_micro_batch(&model, 128, gpu, None).unwrap();
     println!(

@@ -4,8 +4,10 @@
 mod common;
 use common::*;
 use resnet_wgpu::data::{BatchOptions, Cifar10, load_cifar10, sample_dataset};
+use resnet_wgpu::gpu::KernelPolicy;
 use resnet_wgpu::model::{Stem, Variant};
 use resnet_wgpu::ops::sgd::SgdConfig;
+use resnet_wgpu::schedule::MemoryMode;
 use resnet_wgpu::train::checkpoint::load_weights;
 use resnet_wgpu::train::{
     Checkpoint, CheckpointError, LrSchedule, ModelSpec, Progress, Splits, TrainConfig, TrainError,
@@ -31,11 +33,9 @@ fn digits() -> Cifar10 {
     load_cifar10(digits_dir()).expect("the digits load")
 }
 
-#[test]
-fn a_small_resnet_learns_the_handwritten_digits() {
-    let ctx = gpu();
-    let data = digits();
-    let config = TrainConfig {
+/// The digits run: a small ResNet, 6 epochs at batch 32.
+fn digits_config() -> TrainConfig {
+    TrainConfig {
         // The smallest network that shows it: three stages of 8/16/32 channels reach about 98 %
         // in 6 epochs.
         model: small_spec(&[8, 16, 32], &[1, 1, 1]),
@@ -59,16 +59,44 @@ fn a_small_resnet_learns_the_handwritten_digits() {
         max_micro_batch: None,
         gamma: None,
         on_nonfinite: resnet_wgpu::train::OnNonFinite::Stop,
-    };
-    let mut trainer = Trainer::new(&ctx, config, Splits::new(&data, 0), None).unwrap();
-    let epochs = run_to_end(&ctx, &mut trainer);
+    }
+}
+
+/// Trains the digits run in `mode`; returns the test accuracy.
+fn digits_accuracy(ctx: &resnet_wgpu::gpu::GpuContext, mode: MemoryMode) -> f64 {
+    let data = digits();
+    let config = digits_config();
+    let plan = config.plan(ctx, KernelPolicy::Auto, Some(mode)).unwrap();
+    let mut trainer = Trainer::from_plan(ctx, plan, config, Splits::new(&data, 0), None).unwrap();
+    let epochs = run_to_end(ctx, &mut trainer);
     assert_eq!(epochs.len(), 6);
-    let report = pollster::block_on(trainer.evaluate(&ctx, &data.test)).unwrap();
-    println!("digits after 6 epochs:\n{report}");
+    let report = pollster::block_on(trainer.evaluate(ctx, &data.test)).unwrap();
+    println!("digits after 6 epochs, memory mode {}:\n{report}", mode.name());
     assert!(
         report.accuracy >= 0.93,
-        "test accuracy {:.4} below 0.93; epochs: {epochs:#?}",
+        "memory mode {}: test accuracy {:.4} below 0.93; epochs: {epochs:#?}",
+        mode.name(),
         report.accuracy
+    );
+    report.accuracy
+}
+
+/// A small ResNet learns the digits, with activations stored as f32 and as f16, the two within
+/// a point of test accuracy.
+#[test]
+fn a_small_resnet_learns_the_handwritten_digits_with_f32_and_f16_activations() {
+    let ctx = gpu();
+    assert!(
+        ctx.features.shader_f16,
+        "this adapter offers no shader-f16 to test f16 storage on"
+    );
+    let (full, half) = (
+        digits_accuracy(&ctx, MemoryMode::Full),
+        digits_accuracy(&ctx, MemoryMode::F16),
+    );
+    assert!(
+        (full - half).abs() <= 0.01,
+        "test accuracy {half:.4} with f16 storage, {full:.4} with f32"
     );
 }
 

@@ -27,6 +27,7 @@ use crate::ops::batch_norm;
 use crate::ops::sgd::{self, SgdConfig};
 use crate::ops::{add, cross_entropy};
 use crate::rng::Rng;
+use crate::shaders::Precision;
 
 pub use super::op::BatchStats;
 /// The trainer's batch-norm constants in f64.
@@ -165,15 +166,34 @@ fn cpu_layer<'a>(
     }
 }
 
-/// Runs every layer ([`crate::model::op::LayerOp::forward_cpu`]); returns the tensors and
-/// what each layer kept for its backward.
-fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize, mode: Mode) -> Trace {
+/// `values` as a device holds them at `precision`: as they are (the reference's f64 stands
+/// for f32), or each rounded to the nearest f16.
+fn stored(values: Vec<f64>, precision: Precision) -> Vec<f64> {
+    match precision {
+        Precision::F32 => values,
+        Precision::F16 => values
+            .into_iter()
+            .map(|v| half::f16::from_f64(v).to_f64())
+            .collect(),
+    }
+}
+
+/// Runs every layer ([`crate::model::op::LayerOp::forward_cpu`]) with every tensor stored at
+/// `precision`; returns the tensors and what each layer kept for its backward.
+fn run_forward(
+    model: &Model,
+    params: &[Vec<f64>],
+    images: &[f64],
+    batch: usize,
+    mode: Mode,
+    precision: Precision,
+) -> Trace {
     check_params(model, params);
     let shapes = model.shapes(batch);
     check_batch(&shapes, images, batch);
     let slots = model.layer_slots();
     let mut tensors = Vec::with_capacity(shapes.len());
-    tensors.push(images.to_vec());
+    tensors.push(stored(images.to_vec(), precision));
     let mut kept = Vec::with_capacity(model.layers.len());
     for (i, (layer, slot)) in model.layers.iter().zip(&slots).enumerate() {
         let io = cpu_layer(model, i, &shapes, &tensors, params, slot);
@@ -184,7 +204,7 @@ fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize,
             }
         };
         let (y, layer_kept) = layer.op.layer().forward_cpu(&io, cpu_mode);
-        tensors.push(y);
+        tensors.push(stored(y, precision));
         kept.push(layer_kept);
     }
     let batch_stats = kept.iter().filter_map(|k| k.stats.clone()).collect();
@@ -197,7 +217,18 @@ fn run_forward(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize,
 
 /// The training-mode forward pass (batch statistics), touching no state.
 pub fn forward_train(model: &Model, params: &[Vec<f64>], images: &[f64], batch: usize) -> Trace {
-    run_forward(model, params, images, batch, Mode::Train)
+    forward_train_stored(model, params, images, batch, Precision::F32)
+}
+
+/// [`forward_train`] with every tensor stored at `precision` (see [`gradients_stored`]).
+pub fn forward_train_stored(
+    model: &Model,
+    params: &[Vec<f64>],
+    images: &[f64],
+    batch: usize,
+    precision: Precision,
+) -> Trace {
+    run_forward(model, params, images, batch, Mode::Train, precision)
 }
 
 /// The inference forward with the running statistics: logits `[B, K]` (= `[B, K, 1, 1]`).
@@ -213,7 +244,14 @@ pub fn forward_eval_trace(model: &Model, state: &ReferenceState, images: &[f64],
         model.batch_norms().len(),
         "reference: running statistics per batch norm"
     );
-    run_forward(model, &state.params, images, batch, Mode::Eval(&state.running))
+    run_forward(
+        model,
+        &state.params,
+        images,
+        batch,
+        Mode::Eval(&state.running),
+        Precision::F32,
+    )
 }
 
 /// The training-mode loss `L` alone (for finite differences), touching no state.
@@ -281,8 +319,22 @@ pub fn gradients(
     labels: &[u32],
     batch: usize,
 ) -> Gradients {
+    gradients_stored(model, params, images, labels, batch, Precision::F32)
+}
+
+/// [`gradients`] with every activation stored at `precision`, as a device in an f16 memory
+/// mode holds them: the input and each layer's output rounded to f16, the arithmetic in f64
+/// (gradients are not rounded: the device keeps them in f32).
+pub fn gradients_stored(
+    model: &Model,
+    params: &[Vec<f64>],
+    images: &[f64],
+    labels: &[u32],
+    batch: usize,
+    precision: Precision,
+) -> Gradients {
     assert_eq!(labels.len(), batch, "reference: one label per image");
-    let trace = forward_train(model, params, images, batch);
+    let trace = forward_train_stored(model, params, images, batch, precision);
     let [loss, correct] = cross_entropy::forward_cpu(trace.logits(), labels, model.classes);
     let (params, input) = run_backward(model, params, &trace, labels, batch);
     Gradients {
