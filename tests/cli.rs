@@ -347,14 +347,12 @@ fn a_memory_budget_splits_the_batch_or_says_what_does_not_fit() {
         resnet_wgpu::model::Variant::Seed50,
         resnet_wgpu::model::Stem::ImageNet,
     );
-    // One image in the mode that needs least.
-    let one_image = resnet_wgpu::schedule::MemoryReport::new(
-        &model,
-        128,
-        1,
-        resnet_wgpu::schedule::MemoryMode::Recompute,
-    )
-    .total();
+    // One image in the mode that needs least on this device.
+    let least = match common::gpu().features.shader_f16 {
+        true => resnet_wgpu::schedule::MemoryMode::RecomputeF16,
+        false => resnet_wgpu::schedule::MemoryMode::Recompute,
+    };
+    let one_image = resnet_wgpu::schedule::MemoryReport::new(&model, 128, 1, least).total();
     let needs = format!("needs {:.0} MiB", resnet_wgpu::schedule::mib(one_image));
     assert!(
         error.contains("budget of 100 MiB") && error.contains(&needs) && error.contains("--memory"),
