@@ -10,7 +10,7 @@ use common::*;
 use resnet_wgpu::gpu::GpuContext;
 use resnet_wgpu::gpu::{KernelPolicy, Variant};
 use resnet_wgpu::model::{Model, Stem, Variant as ModelVariant};
-use resnet_wgpu::schedule::{KernelCache, Network, Plan, TuneReport, Tuning, choose_kernels};
+use resnet_wgpu::schedule::{KernelCache, MemoryMode, Network, Plan, TuneReport, Tuning, choose_kernels};
 
 fn small_model() -> Model {
     let mut config = ModelVariant::ResNet18.config();
@@ -247,37 +247,51 @@ fn wide_subgroup_kernels_fill_the_devices_subgroups_and_are_timed_where_they_can
 
 /// The launches timed are those the network records: every GEMM-shaped launch of a network
 /// built from the plan is a shape the report lists and runs the variant chosen for it, and
-/// every shape the report lists is launched (the tuner times no copy of the launch list).
+/// every shape the report lists is launched (the tuner times no copy of the launch list), with
+/// activations stored as f32 and as f16 (whose launches are timed at f16, under keys of their
+/// own).
 #[test]
 fn the_timed_launches_are_the_ones_the_network_records() {
     let ctx = gpu();
     let (_, cache) = cache_in("recorded");
-    let mut plan = Plan::new(
-        small_model(),
-        16,
-        Network::limits(&ctx),
-        Some(8),
-        None,
-        KernelPolicy::Auto,
-    )
-    .expect("a plan");
-    let report = pollster::block_on(choose_kernels(
-        &ctx,
-        &mut plan,
-        &cache,
-        Tuning::Measure,
-        |_, _| {},
-    ))
-    .expect("kernel choice");
-    let initial = plan.model.initial_parameters(3);
-    let net = Network::from_plan(&ctx, plan, &initial, small_config(16, 1).sgd).expect("a network");
-    let recorded: std::collections::BTreeSet<_> = net.gemm_launches().into_iter().collect();
-    let timed: std::collections::BTreeSet<_> = report
-        .launches
-        .iter()
-        .map(|l| (l.key.clone(), Some(l.variant)))
-        .collect();
-    assert!(!recorded.is_empty());
-    assert_eq!(recorded, timed, "{report}");
-    assert_no_device_error(&ctx, "the network");
+    let mut keys = Vec::new();
+    for mode in [MemoryMode::Full, MemoryMode::F16] {
+        let mut plan = Plan::new(
+            small_model(),
+            16,
+            Network::limits(&ctx),
+            Some(8),
+            Some(mode),
+            KernelPolicy::Auto,
+        )
+        .expect("a plan");
+        let report = pollster::block_on(choose_kernels(
+            &ctx,
+            &mut plan,
+            &cache,
+            Tuning::Measure,
+            |_, _| {},
+        ))
+        .expect("kernel choice");
+        assert!(report.measured > 0, "{}: nothing timed: {report}", mode.name());
+        let initial = plan.model.initial_parameters(3);
+        let net = Network::from_plan(&ctx, plan, &initial, small_config(16, 1).sgd).expect("a network");
+        let recorded: std::collections::BTreeSet<_> = net.gemm_launches().into_iter().collect();
+        let timed: std::collections::BTreeSet<_> = report
+            .launches
+            .iter()
+            .map(|l| (l.key.clone(), Some(l.variant)))
+            .collect();
+        assert!(!recorded.is_empty());
+        assert_eq!(recorded, timed, "{}: {report}", mode.name());
+        assert_no_device_error(&ctx, "the network");
+        keys.push(
+            timed
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect::<std::collections::BTreeSet<_>>(),
+        );
+    }
+    // The forward and weight-gradient launches bind activations: their f16 keys are others.
+    assert!(keys[0] != keys[1] && !keys[1].is_subset(&keys[0]), "{keys:?}");
 }

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::shaders::Precision;
+
 /// One way of running a GEMM-shaped launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -125,6 +127,16 @@ pub struct GemmKey(pub String);
 impl GemmKey {
     pub fn new(op: GemmOp, shape: impl fmt::Display) -> Self {
         GemmKey(format!("{} {shape}", op.name()))
+    }
+
+    /// The key of the launch whose three tensors (as its launcher takes them) are stored at
+    /// `operands`: ` f16` after the shape where any is f16 (its kernels convert, and may rank
+    /// differently), the shape alone otherwise.
+    pub fn at(self, operands: [Precision; 3]) -> Self {
+        match operands.contains(&Precision::F16) {
+            true => GemmKey(format!("{} f16", self.0)),
+            false => self,
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::gpu::{
     GemmKey, GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, MAX_REDUCTION, Variant, assert_f32,
 };
-use crate::shaders::Kernel;
+use crate::shaders::{Kernel, Precision};
 
 /// Where a bias is added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub fn launch(
         params.bias_mode != Bias::None as u32,
         "bias buffer and bias mode disagree"
     );
-    let key = gemm_key(params);
+    let key = gemm_key(params, [a.precision(), b.precision(), c.precision()]);
     let variant = kernels.pick(&key, &candidates(ctx, params));
     launch_with(ctx, variant, params, a, b, bias, c).chosen_for(key)
 }
@@ -202,7 +202,7 @@ pub fn split_k_chunks(p: &MatmulParams) -> Option<usize> {
 
 /// The launch shape the kernel choice is made for: sizes and strides (bias and accumulation
 /// change no timing that matters).
-pub fn gemm_key(p: &MatmulParams) -> GemmKey {
+pub fn gemm_key(p: &MatmulParams, operands: [Precision; 3]) -> GemmKey {
     GemmKey::new(
         GemmOp::Matmul,
         format_args!(
@@ -222,6 +222,7 @@ pub fn gemm_key(p: &MatmulParams) -> GemmKey {
             if p.reduce_batch == 1 { " summed" } else { "" }
         ),
     )
+    .at(operands)
 }
 
 /// [`launch`] with a given variant, which must apply to the GEMM ([`applies`]).
@@ -237,7 +238,7 @@ pub fn launch_with(
     assert!(
         applies(ctx, params, variant),
         "{}: the {variant} kernels do not apply to this GEMM on this adapter (these do: {})",
-        gemm_key(params),
+        gemm_key(params, [a.precision(), b.precision(), c.precision()]),
         candidates(ctx, params)
             .iter()
             .map(|v| v.name())

@@ -28,6 +28,7 @@ use crate::gpu::{
 use crate::model::GemmLaunch;
 use crate::ops::conv2d::{self, Conv2dShape, Direction};
 use crate::ops::matmul::{self, MatmulParams};
+use crate::shaders::Precision;
 
 /// One GEMM-shaped launch of a network and the variant it runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +92,8 @@ struct Case {
     key: GemmKey,
     candidates: Vec<Variant>,
     shape: CaseShape,
+    /// How its three tensors are stored (see [`Direction::operands`]).
+    operands: [Precision; 3],
 }
 
 enum CaseShape {
@@ -124,14 +127,15 @@ fn cases(ctx: &GpuContext, plan: &Plan) -> Vec<Case> {
             if gemm.direction() == Direction::InputGrad && !needs_input_grad {
                 continue;
             }
+            let operands = gemm.direction().operands(plan.activations.mode.precision());
             let (key, candidates, shape) = match gemm {
                 GemmLaunch::Conv(d, s) => (
-                    conv2d::launch_key(d, &s),
+                    conv2d::launch_key(d, &s, operands),
                     conv2d::candidates(ctx, d, &s),
                     CaseShape::Conv(d, s),
                 ),
                 GemmLaunch::Matmul(_, p) => (
-                    matmul::gemm_key(&p),
+                    matmul::gemm_key(&p, operands),
                     matmul::candidates(ctx, &p),
                     CaseShape::Matmul(p),
                 ),
@@ -146,6 +150,7 @@ fn cases(ctx: &GpuContext, plan: &Plan) -> Vec<Case> {
                 key,
                 candidates,
                 shape,
+                operands,
             });
         }
     }
@@ -178,8 +183,11 @@ impl CaseBuffers {
         buffers.into_iter().flatten().map(GpuBuffer::size_bytes).sum()
     }
 
-    fn new(ctx: &GpuContext, shape: &CaseShape) -> Self {
+    fn new(ctx: &GpuContext, shape: &CaseShape, operands: [Precision; 3]) -> Self {
         let zeros = |label: &str, len: usize| GpuBuffer::zeros(ctx, label, len.max(1));
+        let [a_at, b_at, c_at] = operands;
+        let stored =
+            |label: &str, len: usize, precision| GpuBuffer::zeros_stored(ctx, label, len.max(1), precision);
         match shape {
             CaseShape::Conv(d, s) => {
                 let (a, b, c) = match d {
@@ -188,16 +196,16 @@ impl CaseBuffers {
                     Direction::WeightGrad => (s.output_len(), s.input_len(), s.weight_len()),
                 };
                 Self {
-                    a: zeros("tuning input", a),
-                    b: zeros("tuning operand", b),
-                    c: zeros("tuning output", c),
+                    a: stored("tuning input", a, a_at),
+                    b: stored("tuning operand", b, b_at),
+                    c: stored("tuning output", c, c_at),
                     bias: None,
                 }
             }
             CaseShape::Matmul(p) => Self {
-                a: zeros("tuning A", p.a_len()),
-                b: zeros("tuning B", p.b_len()),
-                c: zeros("tuning C", p.c_len()),
+                a: stored("tuning A", p.a_len(), a_at),
+                b: stored("tuning B", p.b_len(), b_at),
+                c: stored("tuning C", p.c_len(), c_at),
                 bias: (p.bias_mode != 0).then(|| zeros("tuning bias", p.m.max(p.n) as usize)),
             },
         }
@@ -322,7 +330,7 @@ async fn rejected_cached_choices(
             continue;
         }
         let variant = kernels.pick(&case.key, &case.candidates);
-        let buffers = CaseBuffers::new(ctx, &case.shape);
+        let buffers = CaseBuffers::new(ctx, &case.shape, case.operands);
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut launch = buffers.launch(ctx, &case.shape, variant);
         launch.shrink(sample_fraction(&launch, 0.0));
@@ -458,7 +466,7 @@ pub async fn choose_kernels(
         let timed_variants = worth_timing(ctx, &case.candidates);
         let measure = auto && tuning == Tuning::Measure && timed_variants.len() > 1;
         if measure && !kernels.measured.contains_key(&case.key) {
-            let buffers = CaseBuffers::new(ctx, &case.shape);
+            let buffers = CaseBuffers::new(ctx, &case.shape, case.operands);
             let flops = case.shape.flops();
             let mut best: Option<(f64, Variant)> = None;
             let mut timings = Vec::new();

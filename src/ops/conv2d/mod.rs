@@ -16,7 +16,7 @@ use std::ops::Range;
 use crate::gpu::{GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, Variant, assert_f32, same_precision};
 use crate::ops::matmul;
 use crate::ops::split_k;
-use crate::shaders::Kernel;
+use crate::shaders::{Kernel, Precision};
 
 mod variants;
 
@@ -222,6 +222,18 @@ pub enum Direction {
 impl Direction {
     pub const ALL: [Direction; 3] = [Direction::Forward, Direction::InputGrad, Direction::WeightGrad];
 
+    /// How the launch's three tensors, in the order its launcher takes them (forward: x, w,
+    /// y; input gradient: dy, w, dx; weight gradient: dy, x, dw; a linear layer's alike), are
+    /// stored where activations are stored at `activations`: gradients and weights are f32.
+    pub fn operands(self, activations: Precision) -> [Precision; 3] {
+        let f32 = Precision::F32;
+        match self {
+            Direction::Forward => [activations, f32, activations],
+            Direction::InputGrad => [f32, f32, f32],
+            Direction::WeightGrad => [f32, activations, f32],
+        }
+    }
+
     /// "forward", "input grad" or "weight grad", for reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -250,8 +262,13 @@ pub fn forward(
     bias: Option<&GpuBuffer<f32>>,
     y: &GpuBuffer<f32>,
 ) -> Launch {
-    let variant = choose(ctx, kernels, Direction::Forward, shape);
-    forward_with(ctx, variant, shape, x, w, bias, y).chosen_for(launch_key(Direction::Forward, shape))
+    let key = launch_key(
+        Direction::Forward,
+        shape,
+        [x.precision(), w.precision(), y.precision()],
+    );
+    let variant = choose(ctx, kernels, Direction::Forward, shape, &key);
+    forward_with(ctx, variant, shape, x, w, bias, y).chosen_for(key)
 }
 
 /// [`forward`] on a given variant, which must apply to the shape ([`applies`]).
@@ -305,9 +322,13 @@ pub fn input_grad(
     dx: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
-    let variant = choose(ctx, kernels, Direction::InputGrad, shape);
-    input_grad_with(ctx, variant, shape, dy, w, dx, accumulate)
-        .chosen_for(launch_key(Direction::InputGrad, shape))
+    let key = launch_key(
+        Direction::InputGrad,
+        shape,
+        [dy.precision(), w.precision(), dx.precision()],
+    );
+    let variant = choose(ctx, kernels, Direction::InputGrad, shape, &key);
+    input_grad_with(ctx, variant, shape, dy, w, dx, accumulate).chosen_for(key)
 }
 
 /// [`input_grad`] on a given variant, which must apply to the shape ([`applies`]).
@@ -372,9 +393,13 @@ pub fn weight_grad(
     dw: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
-    let variant = choose(ctx, kernels, Direction::WeightGrad, shape);
-    weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate)
-        .chosen_for(launch_key(Direction::WeightGrad, shape))
+    let key = launch_key(
+        Direction::WeightGrad,
+        shape,
+        [dy.precision(), x.precision(), dw.precision()],
+    );
+    let variant = choose(ctx, kernels, Direction::WeightGrad, shape, &key);
+    weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate).chosen_for(key)
 }
 
 /// [`weight_grad`] on a given variant, which must apply to the shape ([`applies`]).

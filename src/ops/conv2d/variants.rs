@@ -4,7 +4,7 @@
 use super::{Conv2dShape, Direction};
 use crate::gpu::{GemmKey, GpuContext, KernelChoices, MAX_REDUCTION, Variant};
 use crate::ops::matmul::{self, Bias, MatmulParams};
-use crate::shaders::Kernel;
+use crate::shaders::{Kernel, Precision};
 
 /// Forward as per-image GEMMs: y[b] [Cout, P] = w [Cout, Cin] · x[b] [Cin, P].
 pub(super) fn forward_gemm(shape: &Conv2dShape, has_bias: bool) -> MatmulParams {
@@ -40,13 +40,14 @@ pub(super) fn weight_grad_gemm(shape: &Conv2dShape, accumulate: bool) -> MatmulP
 
 /// The launch shape whose kernel choice a direction of this convolution uses: the GEMM's
 /// where it runs as a GEMM, else the convolution's own.
-pub fn launch_key(direction: Direction, shape: &Conv2dShape) -> GemmKey {
+pub fn launch_key(direction: Direction, shape: &Conv2dShape, operands: [Precision; 3]) -> GemmKey {
     if shape.runs_as_gemm() {
-        return matmul::gemm_key(&match direction {
+        let gemm = match direction {
             Direction::Forward => forward_gemm(shape, false),
             Direction::InputGrad => input_grad_gemm(shape, false),
             Direction::WeightGrad => weight_grad_gemm(shape, false),
-        });
+        };
+        return matmul::gemm_key(&gemm, operands);
     }
     let s = shape;
     GemmKey::new(
@@ -66,6 +67,7 @@ pub fn launch_key(direction: Direction, shape: &Conv2dShape) -> GemmKey {
             s.padding[1]
         ),
     )
+    .at(operands)
 }
 
 /// The variants of a direction of this convolution, whatever the adapter offers, in order of
@@ -118,7 +120,7 @@ pub(super) fn assert_applies(ctx: &GpuContext, direction: Direction, shape: &Con
     assert!(
         applies(ctx, direction, shape, variant),
         "{}: the {variant} kernels do not apply to this launch on this adapter (these do: {})",
-        launch_key(direction, shape),
+        launch_key(direction, shape, [Precision::F32; 3]),
         candidates(ctx, direction, shape)
             .iter()
             .map(|v| v.name())
@@ -152,8 +154,9 @@ pub(super) fn choose(
     kernels: &KernelChoices,
     direction: Direction,
     shape: &Conv2dShape,
+    key: &GemmKey,
 ) -> Variant {
-    kernels.pick(&launch_key(direction, shape), &candidates(ctx, direction, shape))
+    kernels.pick(key, &candidates(ctx, direction, shape))
 }
 
 /// Tile sizes (M, N) of the implicit-GEMM kernels of a variant: 4 columns per lane on the
