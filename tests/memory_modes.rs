@@ -346,3 +346,51 @@ fn an_f16_step_matches_the_reference_with_its_stored_tensors_rounded_to_f16() {
         );
     }
 }
+
+/// With activations stored as f16, inference (the logits of any number of images) and Grad-CAM
+/// run on the f16 buffers and agree with f32 storage's within f16's rounding.
+#[test]
+fn inference_and_grad_cam_run_on_f16_activations() {
+    let ctx = gpu();
+    assert!(
+        ctx.features.shader_f16,
+        "this adapter offers no shader-f16 to test f16 storage on"
+    );
+    let model = small(Variant::ResNet18, Stem::Cifar);
+    let values = model.initial_parameters(60);
+    let images = Rng::new(61).uniform_vec(7 * 3 * 32 * 32, 0.0, 1.0);
+    let run = |mode| {
+        let plan = Plan::new(
+            model.clone(),
+            4,
+            Network::limits(&ctx),
+            None,
+            Some(mode),
+            KernelPolicy::Auto,
+        )
+        .expect("a plan");
+        let net = Network::from_plan(&ctx, plan, &values, small_config(4, 1).sgd).expect("a network");
+        let logits = pollster::block_on(net.predict(&ctx, &images)).expect("logits");
+        let cam = pollster::block_on(net.grad_cam(&ctx, &images[..3 * 32 * 32]))
+            .expect("grad-cam")
+            .expect("a pooled last stage");
+        assert_no_device_error(&ctx, mode.name());
+        (logits, cam)
+    };
+    let (logits32, cam32) = run(MemoryMode::Full);
+    let (logits16, cam16) = run(MemoryMode::F16);
+    assert_eq!(logits16.len(), 7 * 10);
+    assert_close("logits", &logits16, &to_f64(&logits32), 2e-3, 1e-2);
+    assert!(
+        logits16 != logits32,
+        "the f16 network computed exactly what f32's did"
+    );
+    let scale = cam32.maps.iter().fold(0.0f32, |m, &v| m.max(v)) as f64;
+    assert_close(
+        "grad-cam maps",
+        &cam16.maps,
+        &to_f64(&cam32.maps),
+        1e-2 * scale,
+        1e-2,
+    );
+}
