@@ -66,6 +66,66 @@ fn assert_half_close(ctx: &GpuContext, name: &str, out: &GpuBuffer<f32>, referen
     assert_close(name, &values, reference, atol, F16_RTOL);
 }
 
+/// What a batch norm's kernels write (y and the inference y as f16, the rest f32, all NaN
+/// until written), and its output gradient `dy` (which the fused op overwrites).
+struct Outputs {
+    y: GpuBuffer<f32>,
+    y_inference: GpuBuffer<f32>,
+    saved: GpuBuffer<f32>,
+    dyb: GpuBuffer<f32>,
+    dx: GpuBuffer<f32>,
+    dgamma: GpuBuffer<f32>,
+    dbeta: GpuBuffer<f32>,
+}
+
+impl Outputs {
+    fn new(ctx: &GpuContext, shape: BnShape, dy: &[f32]) -> Self {
+        let (len, c) = (shape.len(), shape.channels);
+        Self {
+            y: half_poisoned(ctx, "y", len),
+            y_inference: half_poisoned(ctx, "y inference", len),
+            saved: zeros(ctx, "saved", SAVED_PER_CHANNEL * c),
+            dyb: upload(ctx, "dy", dy),
+            dx: poisoned(ctx, "dx", len),
+            dgamma: poisoned(ctx, "dγ", c),
+            dbeta: poisoned(ctx, "dβ", c),
+        }
+    }
+}
+
+/// Checks a batch norm's dx, dγ and dβ (f32) against the reference's, summed over `count`
+/// values a channel.
+fn assert_batch_norm_grads(
+    ctx: &GpuContext,
+    what: &str,
+    [dx, dgamma, dbeta]: [&GpuBuffer<f32>; 3],
+    reference: &batch_norm::BackwardCpu,
+    count: usize,
+) {
+    assert_close(
+        &format!("{what}: dx"),
+        &dx.read_blocking(ctx),
+        &reference.dx,
+        1e-4,
+        1e-3,
+    );
+    let sums = sum_atol(count);
+    assert_close(
+        &format!("{what}: dγ"),
+        &dgamma.read_blocking(ctx),
+        &reference.dgamma,
+        sums,
+        1e-4,
+    );
+    assert_close(
+        &format!("{what}: dβ"),
+        &dbeta.read_blocking(ctx),
+        &reference.dbeta,
+        sums,
+        1e-4,
+    );
+}
+
 #[allow(clippy::too_many_arguments)]
 fn conv(batch: usize, cin: usize, h: usize, cout: usize, k: usize, s: usize, p: usize) -> Conv2dShape {
     Conv2dShape {
@@ -195,17 +255,15 @@ fn batch_norms_with_f16_activations_match_the_reference() {
         let reference = batch_norm::train_forward_cpu(&x, &gamma, &beta, shape, eps);
 
         for relu_mode in [Relu::None, Relu::Fused] {
-            let (y, saved, dyb) = (
-                half_poisoned(&ctx, "y", len),
-                zeros(&ctx, "saved", SAVED_PER_CHANNEL * c),
-                upload(&ctx, "dy", &dy),
-            );
-            let (dx, dgamma, dbeta) = (
-                poisoned(&ctx, "dx", len),
-                poisoned(&ctx, "dγ", c),
-                poisoned(&ctx, "dβ", c),
-            );
-            let y_inference = half_poisoned(&ctx, "y inference", len);
+            let Outputs {
+                y,
+                y_inference,
+                saved,
+                dyb,
+                dx,
+                dgamma,
+                dbeta,
+            } = Outputs::new(&ctx, shape, &dy);
             let train = batch_norm::TrainForwardBuffers {
                 x: &xb,
                 gamma: &gb,
@@ -293,42 +351,19 @@ fn batch_norms_with_f16_activations_match_the_reference() {
             let mean = &saved_values[..c];
             let invstd = &saved_values[c..2 * c];
             let grads = batch_norm::backward_cpu(&incoming, &x, &gamma, mean, invstd, shape);
-            assert_close(
-                &format!("{what}: dx"),
-                &dx.read_blocking(&ctx),
-                &grads.dx,
-                1e-4,
-                1e-3,
-            );
-            let sums = sum_atol(count);
-            assert_close(
-                &format!("{what}: dγ"),
-                &dgamma.read_blocking(&ctx),
-                &grads.dgamma,
-                sums,
-                1e-4,
-            );
-            assert_close(
-                &format!("{what}: dβ"),
-                &dbeta.read_blocking(&ctx),
-                &grads.dbeta,
-                sums,
-                1e-4,
-            );
+            assert_batch_norm_grads(&ctx, &what, [&dx, &dgamma, &dbeta], &grads, count);
         }
 
         // The end of a residual block.
-        let (y, saved, dyb) = (
-            half_poisoned(&ctx, "y", len),
-            zeros(&ctx, "saved", SAVED_PER_CHANNEL * c),
-            upload(&ctx, "dy", &dy),
-        );
-        let (dx, dgamma, dbeta) = (
-            poisoned(&ctx, "dx", len),
-            poisoned(&ctx, "dγ", c),
-            poisoned(&ctx, "dβ", c),
-        );
-        let y_inference = half_poisoned(&ctx, "y inference", len);
+        let Outputs {
+            y,
+            y_inference,
+            saved,
+            dyb,
+            dx,
+            dgamma,
+            dbeta,
+        } = Outputs::new(&ctx, shape, &dy);
         let what = format!("batch norm + add + ReLU {name}");
         let forward = batch_norm_add_relu::train_forward(
             &ctx,
@@ -415,28 +450,7 @@ fn batch_norms_with_f16_activations_match_the_reference() {
             0.0,
             0.0,
         );
-        assert_close(
-            &format!("{what}: dx"),
-            &dx.read_blocking(&ctx),
-            &grads.dx,
-            1e-4,
-            1e-3,
-        );
-        let sums = sum_atol(count);
-        assert_close(
-            &format!("{what}: dγ"),
-            &dgamma.read_blocking(&ctx),
-            &grads.dgamma,
-            sums,
-            1e-4,
-        );
-        assert_close(
-            &format!("{what}: dβ"),
-            &dbeta.read_blocking(&ctx),
-            &grads.dbeta,
-            sums,
-            1e-4,
-        );
+        assert_batch_norm_grads(&ctx, &what, [&dx, &dgamma, &dbeta], &grads, count);
     }
 }
 

@@ -262,12 +262,7 @@ pub fn forward(
     bias: Option<&GpuBuffer<f32>>,
     y: &GpuBuffer<f32>,
 ) -> Launch {
-    let key = launch_key(
-        Direction::Forward,
-        shape,
-        [x.precision(), w.precision(), y.precision()],
-    );
-    let variant = choose(ctx, kernels, Direction::Forward, shape, &key);
+    let (key, variant) = choose(ctx, kernels, Direction::Forward, shape, [x, w, y]);
     forward_with(ctx, variant, shape, x, w, bias, y).chosen_for(key)
 }
 
@@ -322,12 +317,7 @@ pub fn input_grad(
     dx: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
-    let key = launch_key(
-        Direction::InputGrad,
-        shape,
-        [dy.precision(), w.precision(), dx.precision()],
-    );
-    let variant = choose(ctx, kernels, Direction::InputGrad, shape, &key);
+    let (key, variant) = choose(ctx, kernels, Direction::InputGrad, shape, [dy, w, dx]);
     input_grad_with(ctx, variant, shape, dy, w, dx, accumulate).chosen_for(key)
 }
 
@@ -393,12 +383,7 @@ pub fn weight_grad(
     dw: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
-    let key = launch_key(
-        Direction::WeightGrad,
-        shape,
-        [dy.precision(), x.precision(), dw.precision()],
-    );
-    let variant = choose(ctx, kernels, Direction::WeightGrad, shape, &key);
+    let (key, variant) = choose(ctx, kernels, Direction::WeightGrad, shape, [dy, x, dw]);
     weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate).chosen_for(key)
 }
 

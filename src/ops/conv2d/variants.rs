@@ -2,7 +2,7 @@
 //! and grids they use.
 
 use super::{Conv2dShape, Direction};
-use crate::gpu::{GemmKey, GpuContext, KernelChoices, MAX_REDUCTION, Variant};
+use crate::gpu::{GemmKey, GpuBuffer, GpuContext, KernelChoices, MAX_REDUCTION, Variant};
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::shaders::{Kernel, Precision};
 
@@ -148,15 +148,18 @@ pub(super) fn weight_grad_reduction(shape: &Conv2dShape) -> usize {
     shape.batch * shape.out_height() * shape.out_width()
 }
 
-/// The variant `kernels` picks for a direction of this convolution on this adapter.
+/// The key of a direction of this convolution over these three tensors (as its launcher takes
+/// them), and the variant `kernels` picks for it on this adapter.
 pub(super) fn choose(
     ctx: &GpuContext,
     kernels: &KernelChoices,
     direction: Direction,
     shape: &Conv2dShape,
-    key: &GemmKey,
-) -> Variant {
-    kernels.pick(key, &candidates(ctx, direction, shape))
+    [a, b, c]: [&GpuBuffer<f32>; 3],
+) -> (GemmKey, Variant) {
+    let key = launch_key(direction, shape, [a.precision(), b.precision(), c.precision()]);
+    let variant = kernels.pick(&key, &candidates(ctx, direction, shape));
+    (key, variant)
 }
 
 /// Tile sizes (M, N) of the implicit-GEMM kernels of a variant: 4 columns per lane on the
