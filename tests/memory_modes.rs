@@ -219,7 +219,7 @@ fn the_plan_stores_activations_as_f16_where_the_device_offers_it_and_that_runs_m
     assert_eq!(without.activations.mode, MemoryMode::Recompute);
     assert!(without.micro_batch < 128);
     assert!(
-        without.mode_note().contains("does not offer"),
+        without.mode_note().contains("does not offer shader-f16"),
         "{}",
         without.mode_note()
     );

@@ -125,8 +125,8 @@ impl Plan {
                 None => note.push_str(&format!(", since {} would not fit one image", names.join(" or "))),
             }
         }
-        if !self.limits.shader_f16 && self.micro_batch < self.batch {
-            note.push_str("; storing activations as f16 (half their memory) needs shader-f16, which this device does not offer");
+        if !self.limits.shader_f16 {
+            note.push_str(" (no f16 storage: the device does not offer shader-f16)");
         }
         note
     }
