@@ -5,9 +5,13 @@
 // and every result is summed by one invocation in a fixed order: z, then k.
 //
 // The kernel joined before this file supplies:
-//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies
+//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies (its columns
+//                                                    from n0, a multiple of TILE)
 //   load_a(z, m, k) -> f32, load_b(z, k, n) -> f32     A and B, zero outside the matrices
 //   store_row(slice, m, columns, values)              stores 4 results of row m
+
+// The side of a workgroup's tile of C (place_tile's columns start at multiples of it).
+const TILE: u32 = 64u;
 
 // Where a workgroup's 64×64 tile of C lies: rows from workgroup_id.y · 64, columns from n0,
 // summed over z in [batches.x, batches.y) and k in [ks.x, ks.y), written to grid slice

@@ -1,17 +1,18 @@
-// 2-D convolution forward as an implicit GEMM, portable variant (no subgroups):
+// 2-D convolution forward as an implicit GEMM, portable and tiled variants (no subgroups):
 //   y[b, co, oh, ow] = bias[co] + Σ_{ci, kh, kw} w[co, ci, kh, kw] · x[b, ci, oh·sh − ph + kh, ow·sw − pw + kw]
 // x [B, Cin, H, W], w [Cout, Cin, KH, KW], y [B, Cout, OH, OW]; padding reads zeros.
 // GEMM view: A = w as [M = Cout, K = Cin·KH·KW], B = x gathered as [K, N = B·OH·OW], with no
 // im2col buffer. Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
 //
-// Joined after prelude_conv2d.wgsl and prelude_conv2d_forward.wgsl
-// (params, input_offset, bindings, store_row) and before body_gemm_tile.wgsl (the entry point
-// and tile loop, which call the functions below).
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_forward.wgsl (params, input_offset,
+// bindings, store_row) and before body_gemm_tile.wgsl or body_gemm_tiled.wgsl (the entry point
+// and tile loop of the 64×64 portable or the 128×128 tiled variant, which call the functions
+// below).
 
 // One GEMM (z = 0), summed over the whole of K.
 fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
     let k_total = params.in_channels * params.kernel_h * params.kernel_w;
-    return Tile((tile.x + tile.z * grid.x) * 64u, vec2<u32>(0u, 1u), vec2<u32>(0u, k_total), 0u);
+    return Tile((tile.x + tile.z * grid.x) * TILE, vec2<u32>(0u, 1u), vec2<u32>(0u, k_total), 0u);
 }
 
 // A[co, k] = w[co, k], zero outside.

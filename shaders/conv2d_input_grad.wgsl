@@ -1,18 +1,19 @@
-// 2-D convolution input gradient as an implicit GEMM, portable variant (no subgroups):
+// 2-D convolution input gradient as an implicit GEMM, portable and tiled variants (no
+// subgroups):
 //   dx[b, ci, ih, iw] = Σ_{co, kh, kw} w[co, ci, kh, kw] · dy[b, co, oh, ow]
 //   over the (kh, kw) with oh = (ih + ph − kh) / sh and ow = (iw + pw − kw) / sw exact and in range.
 // dy [B, Cout, OH, OW], w [Cout, Cin, KH, KW], dx [B, Cin, H, W].
 // GEMM view: A = w read as [M = Cin, K = Cout·KH·KW], B = dy gathered as [K, N = B·H·W], with
 // no im2col buffer. Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
 //
-// Joined after prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl
-// (params, bindings, store_row) and before body_gemm_tile.wgsl (the entry point and tile loop,
-// which call the functions below).
+// Joined after prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl (params, bindings,
+// store_row) and before body_gemm_tile.wgsl or body_gemm_tiled.wgsl (the entry point and tile
+// loop of the 64×64 portable or the 128×128 tiled variant, which call the functions below).
 
 // One GEMM (z = 0), summed over the whole of K.
 fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
     let k_total = params.out_channels * params.kernel_h * params.kernel_w;
-    return Tile((tile.x + tile.z * grid.x) * 64u, vec2<u32>(0u, 1u), vec2<u32>(0u, k_total), 0u);
+    return Tile((tile.x + tile.z * grid.x) * TILE, vec2<u32>(0u, 1u), vec2<u32>(0u, k_total), 0u);
 }
 
 // A[ci, k] = w[co, ci, kh, kw] for k = (co, kh, kw), zero outside.

@@ -16,5 +16,5 @@ fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
     let k_total = params.batch * params.out_height * params.out_width;
     let k_first = tile.z * params.k_chunk;
     let k_end = min(k_first + params.k_chunk, k_total);
-    return Tile(tile.x * 64u, vec2<u32>(0u, 1u), vec2<u32>(k_first, k_end), tile.z);
+    return Tile(tile.x * TILE, vec2<u32>(0u, 1u), vec2<u32>(k_first, k_end), tile.z);
 }

@@ -88,6 +88,7 @@ macro_rules! body {
 body!(FLAT, "body_flat");
 body!(GEMM_TILE, "body_gemm_tile");
 body!(GEMM_SUBGROUP, "body_gemm_subgroup");
+body!(GEMM_TILED, "body_gemm_tiled");
 body!(BATCH_NORM_TRAIN, "body_batch_norm_train");
 body!(BATCH_NORM_BACKWARD, "body_batch_norm_backward");
 
@@ -96,6 +97,7 @@ impl Body {
         FLAT,
         GEMM_TILE,
         GEMM_SUBGROUP,
+        GEMM_TILED,
         BATCH_NORM_TRAIN,
         BATCH_NORM_BACKWARD,
     ];
@@ -109,14 +111,26 @@ impl Body {
     }
 }
 
+/// The file stem of a kernel's text: its own name, or the file it shares with another kernel
+/// (`"name" <= "file"`: the same hooks joined with another body).
+macro_rules! file_of {
+    ($name:literal) => {
+        $name
+    };
+    ($name:literal, $file:literal) => {
+        $file
+    };
+}
+
 /// Declares the `Kernel` enum and its source table from
-/// `(Variant, "file stem", subgroups, [preludes], [body], [element aliases])`, or `(…, wide)`
-/// for a kernel that
+/// `(Variant, "name", subgroups, [preludes], [body], [element aliases])`, where the kernel's
+/// text is `shaders/<name>.wgsl`, or `"name" <= "file stem"` for a kernel whose text another
+/// kernel shares (joined with another body); `(…, wide)` for a kernel that
 /// runs a file's text with its `LANES` override set to the device's subgroup width
 /// ([`crate::gpu::GpuContext::wide_lanes`]); such a kernel's name is the file stem + `_wide`.
 /// `[body]` is empty for a kernel whose own file declares its entry point.
 macro_rules! kernels {
-    ($(($variant:ident, $file:literal, $subgroups:literal, [$($prelude:ident),*], [$($body:ident)?], [$($alias:ident),*] $(, $wide:ident)?)),* $(,)?) => {
+    ($(($variant:ident, $file:literal $(<= $shared:literal)?, $subgroups:literal, [$($prelude:ident),*], [$($body:ident)?], [$($alias:ident),*] $(, $wide:ident)?)),* $(,)?) => {
         /// A compute kernel: one `.wgsl` file in `shaders/` with a `main` entry point (its own
         /// or its body's).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -139,7 +153,13 @@ macro_rules! kernels {
             /// The kernel's own WGSL text exactly as it is on disk (without its preludes and
             /// body).
             pub const fn source(self) -> &'static str {
-                match self { $(Kernel::$variant => include_str!(concat!("../shaders/", $file, ".wgsl"))),* }
+                match self { $(Kernel::$variant => include_str!(concat!("../shaders/", file_of!($file $(, $shared)?), ".wgsl"))),* }
+            }
+
+            /// The stem of the file that holds its text (its name's, unless it shares another
+            /// kernel's).
+            pub const fn file(self) -> &'static str {
+                match self { $(Kernel::$variant => file_of!($file $(, $shared)?)),* }
             }
 
             /// The preludes joined before the kernel's text, in order.
@@ -170,18 +190,21 @@ kernels! {
     (Conv2dForward, "conv2d_forward", false, [CONV2D, CONV2D_FORWARD], [GEMM_TILE], [act]),
     (Conv2dForwardSubgroup, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act]),
     (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act], wide),
+    (Conv2dForwardTiled, "conv2d_forward_tiled" <= "conv2d_forward", false, [CONV2D, CONV2D_FORWARD], [GEMM_TILED], [act]),
     (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
     (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], []),
     (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
+    (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILED], []),
     (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
     (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
+    (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act]),
     (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (SplitKSum, "split_k_sum", false, [], [FLAT], []),
     (Matmul, "matmul", false, [MATMUL], [GEMM_TILE], [a_elem, b_elem, c_elem]),
     (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem]),
     (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem], wide),
-    (MatmulTiled, "matmul_tiled", false, [MATMUL], [], [a_elem, b_elem, c_elem]),
+    (MatmulTiled, "matmul_tiled" <= "matmul", false, [MATMUL], [GEMM_TILED], [a_elem, b_elem, c_elem]),
     (BiasGrad, "bias_grad", false, [], [], []),
     (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM], [BATCH_NORM_TRAIN], [act]),
     (BatchNormInferenceForward, "batch_norm_inference_forward", false, [BATCH_NORM], [FLAT], [act]),

@@ -503,7 +503,7 @@ fn conv_weight_gradients_near_the_loop_limit_sum_every_value() {
 }
 
 #[test]
-#[should_panic(expected = "the tiled kernels do not apply to this launch")]
+#[should_panic(expected = "the split-k kernels do not apply to this launch")]
 fn a_variant_that_does_not_apply_is_refused_by_name() {
     let ctx = gpu();
     let s = shape(1, 3, 5, 5, 2, [3, 3], [1, 1], [1, 1]);
@@ -512,5 +512,5 @@ fn a_variant_that_does_not_apply_is_refused_by_name() {
         zeros(&ctx, "w", s.weight_len()),
         zeros(&ctx, "y", s.output_len()),
     );
-    let _ = conv2d::forward_with(&ctx, Variant::Tiled, &s, &x, &w, None, &y);
+    let _ = conv2d::forward_with(&ctx, Variant::SplitK, &s, &x, &w, None, &y);
 }

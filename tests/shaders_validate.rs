@@ -133,7 +133,7 @@ fn every_shader_file_is_in_the_table() {
             .unwrap_or_default()
             .to_string();
         assert!(
-            Kernel::ALL.iter().any(|k| k.name() == stem)
+            Kernel::ALL.iter().any(|k| k.file() == stem)
                 || Prelude::ALL.iter().any(|p| p.name == stem)
                 || Body::ALL.iter().any(|b| b.name == stem),
             "{} is not listed in src/shaders.rs",
@@ -166,12 +166,15 @@ fn twin_of(kernel: Kernel) -> RustTwin {
         Conv2dForward
         | Conv2dForwardSubgroup
         | Conv2dForwardSubgroupWide
+        | Conv2dForwardTiled
         | Conv2dInputGrad
         | Conv2dInputGradSubgroup
         | Conv2dInputGradSubgroupWide
+        | Conv2dInputGradTiled
         | Conv2dWeightGrad
         | Conv2dWeightGradSubgroup
         | Conv2dWeightGradSubgroupWide
+        | Conv2dWeightGradTiled
         | Conv2dWeightGradSplit => twin!(Conv2dParams {
             batch,
             in_channels,

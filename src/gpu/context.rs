@@ -306,6 +306,15 @@ impl GpuContext {
         self.adapter_info.subgroup_max_size > 8
     }
 
+    /// Whether the tiled (128×128, GPU-class) convolution kernels are worth timing: on GPUs,
+    /// not on CPU adapters, where each invocation's 8×8 block and the staging in workgroup
+    /// memory do not pay. Measured on lavapipe (AVX-512): no ResNet-50 layer shape, in any
+    /// direction, runs fastest on them, and the tiled GEMM reaches 0.64× the subgroup GEMM's
+    /// rate; they run there only when asked for by name.
+    pub fn tiled_convolutions_worth_timing(&self) -> bool {
+        self.adapter_info.device_type != wgpu::DeviceType::Cpu
+    }
+
     /// Bytes that a network's buffers may take in all: a plan runs its batch as micro-batches
     /// small enough to fit. WebGPU does not say how much memory a device has, so this is a
     /// default per kind of adapter ([`default_memory_budget`]) that a person may change

@@ -157,14 +157,20 @@ fn cases(ctx: &GpuContext, plan: &Plan) -> Vec<Case> {
     out
 }
 
-/// The candidates worth timing on this adapter: all but the wide subgroup kernels where the
-/// adapter's subgroups are 8 lanes wide (see [`GpuContext::wide_worth_timing`]).
-fn worth_timing(ctx: &GpuContext, candidates: &[Variant]) -> Vec<Variant> {
+/// The candidates of a case worth timing on this adapter: all but the wide subgroup kernels
+/// where the adapter's subgroups are 8 lanes wide (see [`GpuContext::wide_worth_timing`]), and
+/// the tiled kernels of a convolution that does not run as a GEMM on a CPU adapter (see
+/// [`GpuContext::tiled_convolutions_worth_timing`]).
+fn worth_timing(ctx: &GpuContext, case: &Case) -> Vec<Variant> {
     let wide_too = ctx.wide_worth_timing();
-    candidates
+    let tiled_too = match &case.shape {
+        CaseShape::Conv(_, s) => s.runs_as_gemm() || ctx.tiled_convolutions_worth_timing(),
+        CaseShape::Matmul(_) => true,
+    };
+    case.candidates
         .iter()
         .copied()
-        .filter(|&v| v != Variant::SubgroupWide || wide_too)
+        .filter(|&v| (v != Variant::SubgroupWide || wide_too) && (v != Variant::Tiled || tiled_too))
         .collect()
 }
 
@@ -326,7 +332,7 @@ async fn rejected_cached_choices(
     let mut unflushed = 0;
     for case in cases {
         let cached = kernels.measured.contains_key(&case.key);
-        if !cached || worth_timing(ctx, &case.candidates).len() < 2 || !checked.insert(case.key.clone()) {
+        if !cached || worth_timing(ctx, case).len() < 2 || !checked.insert(case.key.clone()) {
             continue;
         }
         let variant = kernels.pick(&case.key, &case.candidates);
@@ -463,7 +469,7 @@ pub async fn choose_kernels(
     for (done, case) in cases.iter().enumerate() {
         progress(done, cases.len());
         let first_of_shape = counted.insert(case.key.clone());
-        let timed_variants = worth_timing(ctx, &case.candidates);
+        let timed_variants = worth_timing(ctx, case);
         let measure = auto && tuning == Tuning::Measure && timed_variants.len() > 1;
         if measure && !kernels.measured.contains_key(&case.key) {
             let buffers = CaseBuffers::new(ctx, &case.shape, case.operands);

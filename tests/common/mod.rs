@@ -76,13 +76,26 @@ pub fn assert_no_device_error(ctx: &GpuContext, what: &str) {
     }
 }
 
-/// Asserts that `launch` runs `variant`, as its launcher was asked.
+/// Asserts that `launch` runs `variant`, as its launcher was asked: marked so, and its first
+/// kernel that variant's (the body of its tile loop, its subgroup width; split-K adds its
+/// partial sums in a second dispatch).
 pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &str) {
+    use resnet_wgpu::shaders::{GEMM_TILE, GEMM_TILED};
     assert_eq!(
         launch.variant,
         Some(variant),
         "{what}: the launch runs another variant"
     );
+    let shaders = launch.shaders();
+    let first = shaders[0].kernel;
+    let runs = match variant {
+        Variant::Portable => first.body() == Some(GEMM_TILE),
+        Variant::Subgroup => first.uses_subgroups() && !first.is_wide(),
+        Variant::SubgroupWide => first.is_wide(),
+        Variant::Tiled => first.body() == Some(GEMM_TILED),
+        Variant::SplitK => shaders.len() == 2,
+    };
+    assert!(runs, "{what}: {variant} launched {}", first.name());
 }
 
 /// A buffer full of NaN, so that any element a kernel fails to write shows up in comparisons.

@@ -291,9 +291,8 @@ pub fn forward_with(
             Kernel::Conv2dForwardSubgroupWide,
         ),
         Variant::Portable => Kernel::Conv2dForward,
-        Variant::Tiled | Variant::SplitK => {
-            unreachable!("checked above: {variant} runs GEMM-shaped convolutions only")
-        }
+        Variant::Tiled => Kernel::Conv2dForwardTiled,
+        Variant::SplitK => unreachable!("checked above: split-K runs weight gradients only"),
     };
     let grid = implicit_gemm_grid(
         ctx,
@@ -357,9 +356,11 @@ pub fn input_grad_with(
             Kernel::Conv2dInputGrad,
             implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
         ),
-        Variant::Tiled | Variant::SplitK => {
-            unreachable!("checked above: {variant} runs GEMM-shaped convolutions only")
-        }
+        Variant::Tiled => (
+            Kernel::Conv2dInputGradTiled,
+            implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
+        ),
+        Variant::SplitK => unreachable!("checked above: split-K runs weight gradients only"),
     };
     assert_f32(&[dy, dx]);
     Launch::new(
@@ -435,9 +436,16 @@ pub fn weight_grad_with(
     }
     let params = shape.params(false, accumulate);
     let grid = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
+    let kernel = match variant {
+        Variant::Portable => Kernel::Conv2dWeightGrad,
+        Variant::Tiled => Kernel::Conv2dWeightGradTiled,
+        Variant::Subgroup | Variant::SubgroupWide | Variant::SplitK => {
+            unreachable!("launched above")
+        }
+    };
     Launch::new(
         ctx,
-        Kernel::Conv2dWeightGrad.stored(&[x.precision()]),
+        kernel.stored(&[x.precision()]),
         &params,
         &[dy.bind(), x.bind(), dw.bind()],
         grid,

@@ -81,11 +81,16 @@ pub fn variants(direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
         });
     }
     if direction != Direction::WeightGrad {
-        return vec![Variant::Portable, Variant::Subgroup, Variant::SubgroupWide];
+        return vec![
+            Variant::Portable,
+            Variant::Subgroup,
+            Variant::SubgroupWide,
+            Variant::Tiled,
+        ];
     }
     let mut all = Vec::new();
     if weight_grad_reduction(shape) <= MAX_REDUCTION {
-        all.push(Variant::Portable);
+        all.extend([Variant::Portable, Variant::Tiled]);
     }
     if subgroup_weight_grad_chunks(shape).is_some() {
         all.extend([Variant::Subgroup, Variant::SubgroupWide]);
@@ -168,7 +173,8 @@ pub(super) fn tile(ctx: &GpuContext, variant: Variant) -> (usize, usize) {
     match variant {
         Variant::Subgroup => (16, 32),
         Variant::SubgroupWide => (16, 4 * ctx.wide_lanes as usize),
-        _ => (64, 64),
+        Variant::Tiled => (128, 128),
+        Variant::Portable | Variant::SplitK => (64, 64),
     }
 }
 
