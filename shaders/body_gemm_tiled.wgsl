@@ -9,11 +9,14 @@
 // workgroup memory). Every result is summed by one invocation in a fixed order: z, then k.
 //
 // The kernel joined before this file supplies the hooks of body_gemm_tile.wgsl, which it may
-// share with that body:
+// share with that body (whose entry point never calls the stage_* hooks):
 //   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies (its columns
 //                                                    from n0, a multiple of TILE)
-//   load_a(z, m, k) -> f32, load_b(z, k, n) -> f32     A and B, zero outside the matrices
-//                                                    (k = NO_K is outside)
+//   stage_a(z, m0, k, index) -> vec4<f32>            A[z, m0 + 4·(index % 32) + {0..3}, k]
+//   stage_b(z, n0, k, index) -> vec4<f32>            B[z, k, n0 + 4·(index % 32) + {0..3}]
+//                                                    (both zero outside the matrices; k = NO_K
+//                                                    is outside; an invocation stages the same
+//                                                    rows and columns at k rising by SLICE)
 //   store_row(slice, m, columns, values)              stores 4 results of row m
 
 const TILE: u32 = 128u;
@@ -44,18 +47,6 @@ fn slice_k(ks: vec2<u32>, s: u32, index: u32) -> u32 {
     return select(NO_K, k, k < ks.y);
 }
 
-// The 4 rows of A (and 4 columns of B) that invocation `index` stages at reduction index k:
-// slot index % 32 of the slice.
-fn fetch_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
-    let row = m0 + (index % 32u) * 4u;
-    return vec4<f32>(load_a(z, row, k), load_a(z, row + 1u, k), load_a(z, row + 2u, k), load_a(z, row + 3u, k));
-}
-
-fn fetch_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
-    let column = n0 + (index % 32u) * 4u;
-    return vec4<f32>(load_b(z, k, column), load_b(z, k, column + 1u), load_b(z, k, column + 2u), load_b(z, k, column + 3u));
-}
-
 @compute @workgroup_size(16, 16)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
@@ -76,16 +67,16 @@ fn main(
     let slices = (max(place.ks.y, place.ks.x) - place.ks.x + SLICE - 1u) / SLICE;
     var buffer = 0u;
     for (var z = place.batches.x; z < place.batches.y; z++) {
-        var next_a = fetch_a(z, m0, slice_k(place.ks, 0u, index), index);
-        var next_b = fetch_b(z, n0, slice_k(place.ks, 0u, index), index);
+        var next_a = stage_a(z, m0, slice_k(place.ks, 0u, index), index);
+        var next_b = stage_b(z, n0, slice_k(place.ks, 0u, index), index);
         for (var s = 0u; s < slices; s++) {
             a_tile[buffer * 256u + index] = next_a;
             b_tile[buffer * 256u + index] = next_b;
             workgroupBarrier();
             if s + 1u < slices {
                 let k = slice_k(place.ks, s + 1u, index);
-                next_a = fetch_a(z, m0, k, index);
-                next_b = fetch_b(z, n0, k, index);
+                next_a = stage_a(z, m0, k, index);
+                next_b = stage_b(z, n0, k, index);
             }
             for (var kk = 0u; kk < SLICE; kk++) {
                 let base = buffer * 256u + kk * 32u;

@@ -33,3 +33,62 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     }
     return f32(x[at]);
 }
+
+// The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable body does not call
+// them). A: 4 rows of w at tap k.
+fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
+    let co = m0 + (index % 32u) * 4u;
+    return vec4<f32>(load_a(z, co, k), load_a(z, co + 1u, k), load_a(z, co + 2u, k), load_a(z, co + 3u, k));
+}
+
+// B: x at tap k of 4 output pixels. An invocation stages the same 4 pixels at k rising by
+// SLICE, so it decodes their coordinates and the first tap on its first call only; after
+// that the tap (ci, kh, kw) steps forward by carries, with no division per value.
+var<private> staged_k: u32 = OUTSIDE; // the k of `tap`; OUTSIDE before the first call
+var<private> tap: vec3<u32>; // (ci, kh, kw) of staged_k
+var<private> pixel_base: vec4<u32>; // offset of x[b, 0, 0, 0] per pixel; OUTSIDE past B·OH·OW
+var<private> pixel_h: vec4<u32>; // oh·sh − ph per pixel (wrapping below zero, so that padding
+var<private> pixel_w: vec4<u32>; // compares as out of range); ow·sw − pw
+
+fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
+    let k_total = params.in_channels * params.kernel_h * params.kernel_w;
+    if k >= k_total {
+        return vec4<f32>(0.0);
+    }
+    if staged_k == OUTSIDE {
+        let out_pixels = params.out_height * params.out_width;
+        let image_len = params.in_channels * params.in_height * params.in_width;
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + (index % 32u) * 4u + j;
+            let in_image = n % out_pixels;
+            pixel_base[j] = select(OUTSIDE, (n / out_pixels) * image_len, n < params.batch * out_pixels);
+            pixel_h[j] = (in_image / params.out_width) * params.stride_h - params.pad_h;
+            pixel_w[j] = (in_image % params.out_width) * params.stride_w - params.pad_w;
+        }
+        let taps = params.kernel_h * params.kernel_w;
+        tap = vec3<u32>(k / taps, (k % taps) / params.kernel_w, k % params.kernel_w);
+    } else {
+        // kw advances by k − staged_k, carried into kh, then ci.
+        var kw = tap.z + (k - staged_k);
+        while kw >= params.kernel_w {
+            kw -= params.kernel_w;
+            tap.y += 1u;
+            if tap.y == params.kernel_h {
+                tap.y = 0u;
+                tap.x += 1u;
+            }
+        }
+        tap.z = kw;
+    }
+    staged_k = k;
+    let plane = params.in_height * params.in_width;
+    var values = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let ih = pixel_h[j] + tap.y;
+        let iw = pixel_w[j] + tap.z;
+        if pixel_base[j] != OUTSIDE && ih < params.in_height && iw < params.in_width {
+            values[j] = f32(x[pixel_base[j] + tap.x * plane + ih * params.in_width + iw]);
+        }
+    }
+    return values;
+}

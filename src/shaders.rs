@@ -5,9 +5,10 @@
 //!   struct, bindings, load and store helpers). Each is valid WGSL after the element aliases
 //!   (below) and the preludes it builds on (its `needs`);
 //! - the kernel's own file;
-//! - at most one body, `shaders/body_*.wgsl`: the entry point and loop that several kernels
-//!   share. A body calls hooks (functions such as `load_a`, `store_row`, `element`) that the
-//!   kernel's own file or its preludes declare; WGSL declarations may come in any order.
+//! - bodies, `shaders/body_*.wgsl`: the entry point and loop that several kernels share, and
+//!   after it, where several kernels share them, hooks of that loop. A body calls hooks
+//!   (functions such as `load_a`, `store_row`, `element`) that the kernel's own file, its
+//!   preludes or a later body declare; WGSL declarations may come in any order.
 //!
 //! A kernel names its preludes and body here, and the loader joins them around its own text.
 //!
@@ -89,6 +90,7 @@ body!(FLAT, "body_flat");
 body!(GEMM_TILE, "body_gemm_tile");
 body!(GEMM_SUBGROUP, "body_gemm_subgroup");
 body!(GEMM_TILED, "body_gemm_tiled");
+body!(STAGE_PLAIN, "body_stage_plain");
 body!(BATCH_NORM_TRAIN, "body_batch_norm_train");
 body!(BATCH_NORM_BACKWARD, "body_batch_norm_backward");
 
@@ -98,17 +100,10 @@ impl Body {
         GEMM_TILE,
         GEMM_SUBGROUP,
         GEMM_TILED,
+        STAGE_PLAIN,
         BATCH_NORM_TRAIN,
         BATCH_NORM_BACKWARD,
     ];
-
-    /// The body of a list of none or one.
-    const fn one_of(bodies: &[Body]) -> Option<Body> {
-        match bodies {
-            [body] => Some(*body),
-            _ => None,
-        }
-    }
 }
 
 /// The file stem of a kernel's text: its own name, or the file it shares with another kernel
@@ -130,7 +125,7 @@ macro_rules! file_of {
 /// ([`crate::gpu::GpuContext::wide_lanes`]); such a kernel's name is the file stem + `_wide`.
 /// `[body]` is empty for a kernel whose own file declares its entry point.
 macro_rules! kernels {
-    ($(($variant:ident, $file:literal $(<= $shared:literal)?, $subgroups:literal, [$($prelude:ident),*], [$($body:ident)?], [$($alias:ident),*] $(, $wide:ident)?)),* $(,)?) => {
+    ($(($variant:ident, $file:literal $(<= $shared:literal)?, $subgroups:literal, [$($prelude:ident),*], [$($body:ident),*], [$($alias:ident),*] $(, $wide:ident)?)),* $(,)?) => {
         /// A compute kernel: one `.wgsl` file in `shaders/` with a `main` entry point (its own
         /// or its body's).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -167,9 +162,10 @@ macro_rules! kernels {
                 match self { $(Kernel::$variant => &[$($prelude),*]),* }
             }
 
-            /// The body joined after the kernel's text, if any.
-            pub const fn body(self) -> Option<Body> {
-                match self { $(Kernel::$variant => Body::one_of(&[$($body)?])),* }
+            /// The bodies joined after the kernel's text, in order: its entry point's, and
+            /// the hooks that several kernels share for it.
+            pub const fn bodies(self) -> &'static [Body] {
+                match self { $(Kernel::$variant => &[$($body),*]),* }
             }
 
             /// The element aliases of its tensor bindings, each declared `f32` or `f16` by the
@@ -194,17 +190,17 @@ kernels! {
     (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
     (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], []),
     (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
-    (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILED], []),
+    (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILED, STAGE_PLAIN], []),
     (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
     (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
-    (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act]),
+    (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILED, STAGE_PLAIN], [act]),
     (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (SplitKSum, "split_k_sum", false, [], [FLAT], []),
     (Matmul, "matmul", false, [MATMUL], [GEMM_TILE], [a_elem, b_elem, c_elem]),
     (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem]),
     (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem], wide),
-    (MatmulTiled, "matmul_tiled" <= "matmul", false, [MATMUL], [GEMM_TILED], [a_elem, b_elem, c_elem]),
+    (MatmulTiled, "matmul_tiled" <= "matmul", false, [MATMUL], [GEMM_TILED, STAGE_PLAIN], [a_elem, b_elem, c_elem]),
     (BiasGrad, "bias_grad", false, [], [], []),
     (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM], [BATCH_NORM_TRAIN], [act]),
     (BatchNormInferenceForward, "batch_norm_inference_forward", false, [BATCH_NORM], [FLAT], [act]),
@@ -362,7 +358,7 @@ impl Shader {
             text.push('\n');
         }
         text.push_str(kernel.source());
-        if let Some(body) = kernel.body() {
+        for body in kernel.bodies() {
             text.push('\n');
             text.push_str(body.source);
         }

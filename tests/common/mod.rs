@@ -89,10 +89,10 @@ pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &st
     let shaders = launch.shaders();
     let first = shaders[0].kernel;
     let runs = match variant {
-        Variant::Portable => first.body() == Some(GEMM_TILE),
+        Variant::Portable => first.bodies().first() == Some(&GEMM_TILE),
         Variant::Subgroup => first.uses_subgroups() && !first.is_wide(),
         Variant::SubgroupWide => first.is_wide(),
-        Variant::Tiled => first.body() == Some(GEMM_TILED),
+        Variant::Tiled => first.bodies().first() == Some(&GEMM_TILED),
         Variant::SplitK => shaders.len() == 2,
     };
     assert!(runs, "{what}: {variant} launched {}", first.name());
