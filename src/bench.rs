@@ -146,6 +146,49 @@ pub fn resnet50_conv_shapes(batch: usize, input: usize, cifar_stem: bool) -> Vec
     shapes
 }
 
+/// One kernel's share of a training step: its launches' time and work, summed.
+#[derive(Clone, Debug, Default)]
+pub struct KernelTime {
+    pub name: &'static str,
+    pub seconds: f64,
+    pub launches: usize,
+    /// Floating-point operations (GEMM-shaped launches; 0 for the others).
+    pub flops: f64,
+    /// Compulsory traffic: the bytes of every buffer bound, each once.
+    pub bytes: f64,
+}
+
+impl KernelTime {
+    pub fn gflops(&self) -> f64 {
+        self.flops / self.seconds / 1e9
+    }
+
+    pub fn gbs(&self) -> f64 {
+        self.bytes / self.seconds / 1e9
+    }
+}
+
+/// An adapter's peak rates: fp32 GFLOP/s and memory GB/s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Peak {
+    pub gflops: f64,
+    pub gbs: f64,
+}
+
+/// Datasheet peaks (fp32 without tensor cores, memory bandwidth) of GPUs whose name the
+/// adapter's contains; `None` for others (give `--peak-gflops` and `--peak-gbs`).
+pub fn known_peak(adapter: &str) -> Option<(&'static str, Peak)> {
+    const KNOWN: [(&str, Peak); 6] = [
+        ("H200", Peak { gflops: 67_000.0, gbs: 4_800.0 }),
+        ("H100 PCIe", Peak { gflops: 51_000.0, gbs: 2_000.0 }),
+        ("H100", Peak { gflops: 67_000.0, gbs: 3_350.0 }),
+        ("A100", Peak { gflops: 19_500.0, gbs: 2_039.0 }),
+        ("Tesla T4", Peak { gflops: 8_100.0, gbs: 320.0 }),
+        ("RTX 4090", Peak { gflops: 82_600.0, gbs: 1_008.0 }),
+    ];
+    KNOWN.into_iter().find(|(name, _)| adapter.contains(name))
+}
+
 /// A timed training step of a whole network.
 pub struct StepTiming {
     /// Median seconds of one step.
@@ -153,8 +196,8 @@ pub struct StepTiming {
     /// Training FLOPs (3× the forward's) per second.
     pub gflops: f64,
     pub memory: crate::schedule::MemoryReport,
-    /// (kernel, seconds, launches) summed over one step, slowest first.
-    pub by_kernel: Vec<(&'static str, f64, usize)>,
+    /// Each kernel's time and work summed over one step, slowest first.
+    pub by_kernel: Vec<KernelTime>,
     /// Whether `by_kernel` is GPU time from timestamp queries; otherwise each launch was timed
     /// alone on the CPU clock, submission and wait included.
     pub gpu_timestamps: bool,
@@ -168,7 +211,7 @@ pub struct StepTiming {
 
 impl StepTiming {
     pub fn kernel_total(&self) -> f64 {
-        self.by_kernel.iter().map(|k| k.1).sum()
+        self.by_kernel.iter().map(|k| k.seconds).sum()
     }
 }
 
@@ -231,7 +274,7 @@ pub fn time_training_step(
     });
     let launches: Vec<&Launch> = net.step_launches().collect();
     let gpu_times = gpu_launch_times(ctx, &launches);
-    let mut by_kernel: Vec<(&'static str, f64, usize)> = Vec::new();
+    let mut by_kernel: Vec<KernelTime> = Vec::new();
     for (i, launch) in launches.iter().enumerate() {
         let t = match &gpu_times {
             Some(times) => times[i],
@@ -241,15 +284,24 @@ pub fn time_training_step(
                 run.elapsed().as_secs_f64()
             }
         };
-        match by_kernel.iter_mut().find(|k| k.0 == launch.kernel.name()) {
-            Some(k) => {
-                k.1 += t;
-                k.2 += 1;
+        let name = launch.kernel.name();
+        let index = match by_kernel.iter().position(|k| k.name == name) {
+            Some(index) => index,
+            None => {
+                by_kernel.push(KernelTime {
+                    name,
+                    ..KernelTime::default()
+                });
+                by_kernel.len() - 1
             }
-            None => by_kernel.push((launch.kernel.name(), t, 1)),
-        }
+        };
+        let k = &mut by_kernel[index];
+        k.seconds += t;
+        k.launches += 1;
+        k.flops += launch.flops;
+        k.bytes += launch.bytes;
     }
-    by_kernel.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_kernel.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     Ok(StepTiming {
         seconds,
         gflops: 3.0 * model.forward_flops_per_image() * batch as f64 / seconds / 1e9,

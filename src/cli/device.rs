@@ -105,16 +105,34 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
 }
 
 /// Images per second of whole training steps for the three reference configurations, their
-/// memory, and where one step's time goes, kernel by kernel: in `memory_mode`, or in each mode
-/// side by side (with the step time's ratio to the full mode's). Only the configurations whose
-/// title contains `only` run.
+/// memory, and where one step's time goes, kernel by kernel (time, the GB/s of its compulsory
+/// traffic, the GFLOP/s of GEMM-shaped kernels and, given the adapter's `peak` or where a table
+/// knows it, their fractions of it): in `memory_mode`, or in each mode side by side (with the
+/// step time's ratio to the full mode's). Only the configurations whose title contains `only`
+/// run.
 pub fn run_step_bench(
     ctx: &GpuContext,
     min_seconds: f64,
     only: &str,
     kernels: KernelPolicy,
     memory_mode: Option<MemoryMode>,
+    peak: Option<resnet_wgpu::bench::Peak>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let known = resnet_wgpu::bench::known_peak(&ctx.adapter_info.name);
+    let peak = match (peak, known) {
+        (Some(given), _) => {
+            println!("peak: {:.0} GFLOP/s fp32, {:.0} GB/s (as given)", given.gflops, given.gbs);
+            Some(given)
+        }
+        (None, Some((name, peak))) => {
+            println!(
+                "peak: {:.0} GFLOP/s fp32, {:.0} GB/s (datasheet figures of the {name}; --peak-gflops and --peak-gbs change them)",
+                peak.gflops, peak.gbs
+            );
+            Some(peak)
+        }
+        (None, None) => None,
+    };
     // Every mode this device runs (the f16 ones need shader-f16), or the one asked for.
     let offered = MemoryMode::ALL
         .into_iter()
@@ -177,12 +195,25 @@ pub fn run_step_bench(
             "no timestamp queries here: each launch timed alone on the CPU clock, submission included"
         };
         println!("  per kernel ({how}; sum {:.3} s):", t.kernel_total());
-        for (kernel, seconds, count) in t.by_kernel.iter().take(12) {
-            println!(
-                "    {kernel:<32} {count:>4} launches {:>8.1} ms {:>5.1} %",
-                seconds * 1e3,
-                100.0 * seconds / t.kernel_total()
+        for k in t.by_kernel.iter().take(12) {
+            let mut line = format!(
+                "    {:<32} {:>4} launches {:>8.1} ms {:>5.1} % {:>8.1} GB/s",
+                k.name,
+                k.launches,
+                k.seconds * 1e3,
+                100.0 * k.seconds / t.kernel_total(),
+                k.gbs()
             );
+            if k.flops > 0.0 {
+                line.push_str(&format!(" {:>8.1} GFLOP/s", k.gflops()));
+            }
+            if let Some(peak) = peak {
+                line.push_str(&format!(" | {:>5.1} % of peak bandwidth", 100.0 * k.gbs() / peak.gbs));
+                if k.flops > 0.0 {
+                    line.push_str(&format!(", {:>5.1} % of peak fp32", 100.0 * k.gflops() / peak.gflops));
+                }
+            }
+            println!("{line}");
         }
     }
     Ok(())

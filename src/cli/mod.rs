@@ -117,6 +117,13 @@ pub enum Command {
         /// With --steps: only the configurations whose title contains this text (e.g. "32 px").
         #[arg(long, default_value = "")]
         config: String,
+        /// With --steps: the adapter's peak fp32 GFLOP/s, to print each kernel's fraction of it
+        /// (known GPUs have theirs from a table of datasheet figures).
+        #[arg(long, value_name = "GFLOPS", requires = "peak_gbs")]
+        peak_gflops: Option<f64>,
+        /// With --steps: the adapter's peak memory bandwidth in GB/s.
+        #[arg(long, value_name = "GBS", requires = "peak_gflops")]
+        peak_gbs: Option<f64>,
     },
 }
 
@@ -321,10 +328,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             layer,
             steps,
             config,
+            peak_gflops,
+            peak_gbs,
         } => {
             let ctx = device.open_gpu()?;
             if steps {
-                device::run_step_bench(&ctx, min_seconds, &config, kernels, device.memory_mode)?;
+                let given = peak_gflops.zip(peak_gbs).map(|(gflops, gbs)| resnet_wgpu::bench::Peak { gflops, gbs });
+                device::run_step_bench(&ctx, min_seconds, &config, kernels, device.memory_mode, given)?;
             } else {
                 device::run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
             }

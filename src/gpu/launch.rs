@@ -50,6 +50,11 @@ pub struct Launch {
     pub variant: Option<Variant>,
     /// The shape key of a GEMM-shaped launch whose variant a plan's kernel choices picked.
     pub gemm: Option<GemmKey>,
+    /// Floating-point operations of a GEMM-shaped launch (2 per multiply-add; 0 elsewhere).
+    pub flops: f64,
+    /// Its compulsory memory traffic: the bytes of every buffer its dispatches bind, each
+    /// read or written once (its uniforms aside).
+    pub bytes: f64,
     dispatches: Vec<Dispatch>,
 }
 
@@ -99,6 +104,10 @@ impl Launch {
                 resource: wgpu::BindingResource::Buffer(buffer.clone()),
             });
         }
+        let bytes = buffers
+            .iter()
+            .map(|b| b.size.map_or(b.buffer.size() - b.offset, |s| s.get()) as f64)
+            .sum();
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.name()),
             layout: &pipeline.get_bind_group_layout(0),
@@ -108,6 +117,8 @@ impl Launch {
             kernel,
             variant: None,
             gemm: None,
+            flops: 0.0,
+            bytes,
             dispatches: vec![Dispatch {
                 shader,
                 pipeline,
@@ -132,7 +143,15 @@ impl Launch {
 
     /// This launch followed by `next`, recorded in that order.
     pub fn then(mut self, next: Launch) -> Self {
+        self.flops += next.flops;
+        self.bytes += next.bytes;
         self.dispatches.extend(next.dispatches);
+        self
+    }
+
+    /// This launch, marked as doing `flops` floating-point operations.
+    pub fn counting(mut self, flops: f64) -> Self {
+        self.flops = flops;
         self
     }
 

@@ -141,7 +141,9 @@ pub fn launch(
     );
     let key = gemm_key(params, [a.precision(), b.precision(), c.precision()]);
     let variant = kernels.pick(&key, &candidates(ctx, params));
-    launch_with(ctx, variant, params, a, b, bias, c).chosen_for(key)
+    launch_with(ctx, variant, params, a, b, bias, c)
+        .chosen_for(key)
+        .counting(params.flops())
 }
 
 /// Values one invocation sums (see [`MAX_REDUCTION`]): the k-loop, rounded up to the portable

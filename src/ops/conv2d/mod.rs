@@ -263,7 +263,9 @@ pub fn forward(
     y: &GpuBuffer<f32>,
 ) -> Launch {
     let (key, variant) = choose(ctx, kernels, Direction::Forward, shape, [x, w, y]);
-    forward_with(ctx, variant, shape, x, w, bias, y).chosen_for(key)
+    forward_with(ctx, variant, shape, x, w, bias, y)
+        .chosen_for(key)
+        .counting(shape.flops())
 }
 
 /// [`forward`] on a given variant, which must apply to the shape ([`applies`]).
@@ -317,7 +319,9 @@ pub fn input_grad(
     accumulate: bool,
 ) -> Launch {
     let (key, variant) = choose(ctx, kernels, Direction::InputGrad, shape, [dy, w, dx]);
-    input_grad_with(ctx, variant, shape, dy, w, dx, accumulate).chosen_for(key)
+    input_grad_with(ctx, variant, shape, dy, w, dx, accumulate)
+        .chosen_for(key)
+        .counting(shape.flops())
 }
 
 /// [`input_grad`] on a given variant, which must apply to the shape ([`applies`]).
@@ -385,7 +389,9 @@ pub fn weight_grad(
     accumulate: bool,
 ) -> Launch {
     let (key, variant) = choose(ctx, kernels, Direction::WeightGrad, shape, [dy, x, dw]);
-    weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate).chosen_for(key)
+    weight_grad_with(ctx, variant, shape, dy, x, dw, accumulate)
+        .chosen_for(key)
+        .counting(shape.flops())
 }
 
 /// [`weight_grad`] on a given variant, which must apply to the shape ([`applies`]).
