@@ -179,12 +179,48 @@ pub struct Peak {
 /// adapter's contains; `None` for others (give `--peak-gflops` and `--peak-gbs`).
 pub fn known_peak(adapter: &str) -> Option<(&'static str, Peak)> {
     const KNOWN: [(&str, Peak); 6] = [
-        ("H200", Peak { gflops: 67_000.0, gbs: 4_800.0 }),
-        ("H100 PCIe", Peak { gflops: 51_000.0, gbs: 2_000.0 }),
-        ("H100", Peak { gflops: 67_000.0, gbs: 3_350.0 }),
-        ("A100", Peak { gflops: 19_500.0, gbs: 2_039.0 }),
-        ("Tesla T4", Peak { gflops: 8_100.0, gbs: 320.0 }),
-        ("RTX 4090", Peak { gflops: 82_600.0, gbs: 1_008.0 }),
+        (
+            "H200",
+            Peak {
+                gflops: 67_000.0,
+                gbs: 4_800.0,
+            },
+        ),
+        (
+            "H100 PCIe",
+            Peak {
+                gflops: 51_000.0,
+                gbs: 2_000.0,
+            },
+        ),
+        (
+            "H100",
+            Peak {
+                gflops: 67_000.0,
+                gbs: 3_350.0,
+            },
+        ),
+        (
+            "A100",
+            Peak {
+                gflops: 19_500.0,
+                gbs: 2_039.0,
+            },
+        ),
+        (
+            "Tesla T4",
+            Peak {
+                gflops: 8_100.0,
+                gbs: 320.0,
+            },
+        ),
+        (
+            "RTX 4090",
+            Peak {
+                gflops: 82_600.0,
+                gbs: 1_008.0,
+            },
+        ),
     ];
     KNOWN.into_iter().find(|(name, _)| adapter.contains(name))
 }

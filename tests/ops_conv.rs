@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use resnet_wgpu::gpu::{GpuContext, Variant};
+use resnet_wgpu::gpu::{GpuContext, MAX_REDUCTION, Variant};
 use resnet_wgpu::ops::conv2d::{self, Conv2dShape, Direction};
 
 #[allow(clippy::too_many_arguments)]
@@ -426,7 +426,10 @@ fn conv_split_k_weight_gradients_match_reference_and_repeat_exactly() {
         Conv2dShape::square(16, 3, 32, 64, 3, 1, 1),
     ];
     for (i, s) in shapes.into_iter().enumerate() {
-        assert!(conv2d::split_k_chunks(&s).is_some(), "{s:?} should split");
+        assert!(
+            conv2d::split_k_chunks(&s, ctx.reduction_bound()).is_some(),
+            "{s:?} should split"
+        );
         assert_eq!(
             check_all(&ctx, s, 300 + i as u64, Variant::SplitK),
             1,
@@ -462,7 +465,15 @@ fn conv_weight_gradients_near_the_loop_limit_sum_every_value() {
         shape(1, 1, 220, 230, 2, [3, 3], [1, 1], [1, 1]),
         shape(60, 2, 32, 32, 3, [3, 3], [1, 1], [1, 1]),
     ];
-    assert_eq!(conv2d::subgroup_weight_grad_chunks(&shapes[2]), Some(2));
+    assert_eq!(
+        ctx.reduction_bound(),
+        Some(MAX_REDUCTION),
+        "lavapipe bounds its loops"
+    );
+    assert_eq!(
+        conv2d::subgroup_weight_grad_chunks(&shapes[2], ctx.reduction_bound()),
+        Some(2)
+    );
     for (i, s) in shapes.into_iter().enumerate() {
         let offered = conv2d::candidates(&ctx, Direction::WeightGrad, &s);
         assert_eq!(
@@ -513,4 +524,44 @@ fn a_variant_that_does_not_apply_is_refused_by_name() {
         zeros(&ctx, "y", s.output_len()),
     );
     let _ = conv2d::forward_with(&ctx, Variant::SplitK, &s, &x, &w, None, &y);
+}
+
+/// The loop bound applies only where the adapter has it: with llvmpipe's bound a weight
+/// gradient past it runs split into chunks (or, on the subgroup kernel, in chunks of whole
+/// images) and nothing else; without a bound (a GPU) every variant runs it whole, and split-K
+/// splits by the work alone, as one more candidate to time.
+#[test]
+fn the_reduction_bound_splits_only_where_the_adapter_has_one() {
+    let long = shape(60, 2, 64, 64, 3, [3, 3], [1, 1], [1, 1]);
+    assert!(60 * 64 * 64 > MAX_REDUCTION);
+    let bounded = conv2d::variants(Direction::WeightGrad, &long, Some(MAX_REDUCTION));
+    assert!(
+        !bounded.contains(&Variant::Portable) && !bounded.contains(&Variant::Tiled),
+        "{bounded:?}"
+    );
+    assert!(conv2d::subgroup_weight_grad_chunks(&long, Some(MAX_REDUCTION)) > Some(1));
+    let free = conv2d::variants(Direction::WeightGrad, &long, None);
+    for variant in [
+        Variant::Portable,
+        Variant::Subgroup,
+        Variant::Tiled,
+        Variant::SplitK,
+    ] {
+        assert!(free.contains(&variant), "{variant} without a bound: {free:?}");
+    }
+    assert_eq!(conv2d::subgroup_weight_grad_chunks(&long, None), Some(1));
+    let by_bound = conv2d::split_k_chunks(&long, Some(MAX_REDUCTION)).expect("split");
+    assert!(
+        by_bound * 32_768 >= 60 * 64 * 64,
+        "chunks of at most 32,768 values"
+    );
+    let by_work = conv2d::split_k_chunks(&long, None).expect("split by work");
+    assert!(by_work <= by_bound.max(64), "{by_work} chunks");
+    // Forward and input gradient reductions are short: the bound changes nothing there.
+    for direction in [Direction::Forward, Direction::InputGrad] {
+        assert_eq!(
+            conv2d::variants(direction, &long, Some(MAX_REDUCTION)),
+            conv2d::variants(direction, &long, None)
+        );
+    }
 }

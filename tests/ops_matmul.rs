@@ -192,7 +192,14 @@ fn matmul_split_k_over_the_batch_matches_reference() {
         p.b_batch = (cin * pixels) as u32;
         p.b_k = 1;
         p.b_col = pixels as u32;
-        assert!(matmul::split_k_chunks(&p).is_some());
+        assert!(matmul::split_k_chunks(&p, ctx.reduction_bound()).is_some());
+        // Without a loop bound (a GPU) the GEMM runs whole in every variant, split-K one of
+        // them.
+        let free = matmul::variants(&p, None);
+        assert!(
+            free.contains(&Variant::Portable) && free.contains(&Variant::SplitK),
+            "{free:?}"
+        );
         assert_eq!(
             matmul::candidates(&ctx, &p) == [Variant::SplitK],
             batch * pixels > resnet_wgpu::gpu::MAX_REDUCTION

@@ -121,7 +121,10 @@ pub fn run_step_bench(
     let known = resnet_wgpu::bench::known_peak(&ctx.adapter_info.name);
     let peak = match (peak, known) {
         (Some(given), _) => {
-            println!("peak: {:.0} GFLOP/s fp32, {:.0} GB/s (as given)", given.gflops, given.gbs);
+            println!(
+                "peak: {:.0} GFLOP/s fp32, {:.0} GB/s (as given)",
+                given.gflops, given.gbs
+            );
             Some(given)
         }
         (None, Some((name, peak))) => {
@@ -208,9 +211,15 @@ pub fn run_step_bench(
                 line.push_str(&format!(" {:>8.1} GFLOP/s", k.gflops()));
             }
             if let Some(peak) = peak {
-                line.push_str(&format!(" | {:>5.1} % of peak bandwidth", 100.0 * k.gbs() / peak.gbs));
+                line.push_str(&format!(
+                    " | {:>5.1} % of peak bandwidth",
+                    100.0 * k.gbs() / peak.gbs
+                ));
                 if k.flops > 0.0 {
-                    line.push_str(&format!(", {:>5.1} % of peak fp32", 100.0 * k.gflops() / peak.gflops));
+                    line.push_str(&format!(
+                        ", {:>5.1} % of peak fp32",
+                        100.0 * k.gflops() / peak.gflops
+                    ));
                 }
             }
             println!("{line}");

@@ -333,7 +333,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             let ctx = device.open_gpu()?;
             if steps {
-                let given = peak_gflops.zip(peak_gbs).map(|(gflops, gbs)| resnet_wgpu::bench::Peak { gflops, gbs });
+                let given = peak_gflops
+                    .zip(peak_gbs)
+                    .map(|(gflops, gbs)| resnet_wgpu::bench::Peak { gflops, gbs });
                 device::run_step_bench(&ctx, min_seconds, &config, kernels, device.memory_mode, given)?;
             } else {
                 device::run_bench(&ctx, gemm_size, min_seconds, quick, &layer);

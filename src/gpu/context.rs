@@ -306,6 +306,15 @@ impl GpuContext {
         self.adapter_info.subgroup_max_size > 8
     }
 
+    /// The most values one invocation of a GEMM-shaped kernel may sum on this adapter:
+    /// [`MAX_REDUCTION`](super::MAX_REDUCTION) on a CPU adapter (llvmpipe ends every loop of
+    /// an invocation after 65,535 iterations in all, without an error; SwiftShader is assumed
+    /// alike), unbounded (`None`) elsewhere, where long reductions run whole or split by
+    /// measurement.
+    pub fn reduction_bound(&self) -> Option<usize> {
+        (self.adapter_info.device_type == wgpu::DeviceType::Cpu).then_some(super::MAX_REDUCTION)
+    }
+
     /// Whether the tiled (128×128, GPU-class) convolution kernels are worth timing: on GPUs,
     /// not on CPU adapters, where each invocation's 8×8 block and the staging in workgroup
     /// memory do not pay. Measured on lavapipe (AVX-512): no ResNet-50 layer shape, in any

@@ -5,9 +5,7 @@
 //! A, B and C are addressed through strides, so a transposed operand costs nothing. With
 //! `reduce_batch` the batch index is summed too (weight gradients over a minibatch).
 
-use crate::gpu::{
-    GemmKey, GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, MAX_REDUCTION, Variant, assert_f32,
-};
+use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, Variant, assert_f32};
 use crate::shaders::{Kernel, Precision};
 
 /// Where a bias is added.
@@ -146,19 +144,20 @@ pub fn launch(
         .counting(params.flops())
 }
 
-/// Values one invocation sums (see [`MAX_REDUCTION`]): the k-loop, rounded up to the portable
+/// Values one invocation sums (see [`MAX_REDUCTION`](crate::gpu::MAX_REDUCTION)): the k-loop, rounded up to the portable
 /// tile's 16, and one more per image for the loop over images.
 fn loop_iterations(p: &MatmulParams, images: usize) -> usize {
     images * ((p.k as usize).next_multiple_of(16) + 1)
 }
 
 /// The variants of the GEMM, whatever the adapter offers: all, except where one invocation
-/// would loop past [`MAX_REDUCTION`], where only split-K does (and none where split-K does not
-/// apply either: such a GEMM cannot be launched, see [`launch`]).
-pub fn variants(p: &MatmulParams) -> Vec<Variant> {
+/// would loop past the adapter's reduction `bound` ([`GpuContext::reduction_bound`]), where
+/// only split-K does (and none where split-K does not apply either: such a GEMM cannot be
+/// launched, see [`launch`]).
+pub fn variants(p: &MatmulParams, bound: Option<usize>) -> Vec<Variant> {
     let summed = if p.reduce_batch == 1 { p.batch as usize } else { 1 };
-    let split = split_k_chunks(p).is_some();
-    if loop_iterations(p, summed) > MAX_REDUCTION {
+    let split = split_k_chunks(p, bound).is_some();
+    if loop_iterations(p, summed) > bound.unwrap_or(usize::MAX) {
         return if split { vec![Variant::SplitK] } else { Vec::new() };
     }
     let mut all = vec![
@@ -176,24 +175,25 @@ pub fn variants(p: &MatmulParams) -> Vec<Variant> {
 /// The variants of the GEMM that run on this adapter, in order of preference when nothing was
 /// measured.
 pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
-    ctx.applicable(&variants(p))
+    ctx.applicable(&variants(p, ctx.reduction_bound()))
 }
 
 /// Whether `variant` can run the GEMM on this adapter.
 pub fn applies(ctx: &GpuContext, p: &MatmulParams, variant: Variant) -> bool {
-    ctx.runs(variant) && variants(p).contains(&variant)
+    ctx.runs(variant) && variants(p, ctx.reduction_bound()).contains(&variant)
 }
 
 /// How many chunks a batch-summed GEMM with contiguous rows of C splits its batch into: enough
-/// that no invocation loops past [`MAX_REDUCTION`], and otherwise enough for about 512
-/// workgroups in all, at most 64; partial results of at most 64 M floats. `None` where it does
-/// not apply.
-pub fn split_k_chunks(p: &MatmulParams) -> Option<usize> {
+/// that no invocation loops past the reduction `bound` where the adapter has one, and
+/// otherwise enough for about 512 workgroups in all, at most 64; partial results of at most
+/// 64 M floats. `None` where it does not apply.
+pub fn split_k_chunks(p: &MatmulParams, bound: Option<usize>) -> Option<usize> {
     let batch = p.batch as usize;
-    if p.reduce_batch != 1 || batch < 2 || p.c_row != p.n || loop_iterations(p, 1) > MAX_REDUCTION {
+    let per_image = loop_iterations(p, 1);
+    if p.reduce_batch != 1 || batch < 2 || p.c_row != p.n || per_image > bound.unwrap_or(usize::MAX) {
         return None;
     }
-    let needed = batch.div_ceil(MAX_REDUCTION / loop_iterations(p, 1));
+    let needed = bound.map_or(1, |b| batch.div_ceil(b / per_image));
     let tiles = (p.m as usize).div_ceil(64) * (p.n as usize).div_ceil(64);
     let by_work = 512usize.div_ceil(tiles).min(64);
     let chunks = needed.max(by_work).min(batch);
@@ -281,7 +281,7 @@ fn split_k(
 ) -> Launch {
     assert!(bias.is_none(), "split-K GEMMs take no bias");
     assert_f32(&[c]);
-    let chunks = split_k_chunks(params).expect("split-K applies to this GEMM");
+    let chunks = split_k_chunks(params, ctx.reduction_bound()).expect("split-K applies to this GEMM");
     let len = params.c_len();
     let partial = ctx.scratch(chunks * len);
     let mut p = *params;

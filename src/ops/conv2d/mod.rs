@@ -422,7 +422,8 @@ pub fn weight_grad_with(
     }
     let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
     if variant == Variant::SplitK {
-        let chunks = split_k_chunks(shape).expect("split-K applies to this weight gradient");
+        let chunks =
+            split_k_chunks(shape, ctx.reduction_bound()).expect("split-K applies to this weight gradient");
         let k_total = shape.batch * shape.out_height() * shape.out_width();
         // The partial pass writes its sums whole (the shared store adds the old value only
         // where `accumulate` is set); the second pass adds into dw where asked.
@@ -470,7 +471,8 @@ fn subgroup_weight_grad(
     dw: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
-    let chunks = subgroup_weight_grad_chunks(shape).expect("the subgroup weight gradient applies");
+    let chunks = subgroup_weight_grad_chunks(shape, ctx.reduction_bound())
+        .expect("the subgroup weight gradient applies");
     let images_per_chunk = shape.batch.div_ceil(chunks);
     let chunks = shape.batch.div_ceil(images_per_chunk);
     let [x_tiles, m_tiles, wraps] =

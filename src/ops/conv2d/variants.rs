@@ -2,7 +2,7 @@
 //! and grids they use.
 
 use super::{Conv2dShape, Direction};
-use crate::gpu::{GemmKey, GpuBuffer, GpuContext, KernelChoices, MAX_REDUCTION, Variant};
+use crate::gpu::{GemmKey, GpuBuffer, GpuContext, KernelChoices, Variant};
 use crate::ops::matmul::{self, Bias, MatmulParams};
 use crate::shaders::{Kernel, Precision};
 
@@ -72,13 +72,14 @@ pub fn launch_key(direction: Direction, shape: &Conv2dShape, operands: [Precisio
 
 /// The variants of a direction of this convolution, whatever the adapter offers, in order of
 /// preference when nothing was measured.
-pub fn variants(direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
+pub fn variants(direction: Direction, shape: &Conv2dShape, bound: Option<usize>) -> Vec<Variant> {
     if shape.runs_as_gemm() {
-        return matmul::variants(&match direction {
+        let gemm = match direction {
             Direction::Forward => forward_gemm(shape, false),
             Direction::InputGrad => input_grad_gemm(shape, false),
             Direction::WeightGrad => weight_grad_gemm(shape, false),
-        });
+        };
+        return matmul::variants(&gemm, bound);
     }
     if direction != Direction::WeightGrad {
         return vec![
@@ -89,13 +90,13 @@ pub fn variants(direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
         ];
     }
     let mut all = Vec::new();
-    if weight_grad_reduction(shape) <= MAX_REDUCTION {
+    if weight_grad_reduction(shape) <= bound.unwrap_or(usize::MAX) {
         all.extend([Variant::Portable, Variant::Tiled]);
     }
-    if subgroup_weight_grad_chunks(shape).is_some() {
+    if subgroup_weight_grad_chunks(shape, bound).is_some() {
         all.extend([Variant::Subgroup, Variant::SubgroupWide]);
     }
-    if split_k_chunks(shape).is_some() {
+    if split_k_chunks(shape, bound).is_some() {
         all.push(Variant::SplitK);
     }
     all
@@ -104,7 +105,7 @@ pub fn variants(direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
 /// The variants of a direction of this convolution that run on this adapter, in order of
 /// preference when nothing was measured.
 pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -> Vec<Variant> {
-    let all = ctx.applicable(&variants(direction, shape));
+    let all = ctx.applicable(&variants(direction, shape, ctx.reduction_bound()));
     if all.is_empty() {
         // Nothing splits this reduction here (more than 65,535 column tiles, or no subgroups):
         // the portable kernel sums it whole, which llvmpipe cuts short past MAX_REDUCTION.
@@ -117,7 +118,8 @@ pub fn candidates(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape) -
 /// [`variants`] (or the portable fallback of [`candidates`]) whose operations the adapter has.
 pub fn applies(ctx: &GpuContext, direction: Direction, shape: &Conv2dShape, variant: Variant) -> bool {
     ctx.runs(variant)
-        && (variants(direction, shape).contains(&variant) || candidates(ctx, direction, shape) == [variant])
+        && (variants(direction, shape, ctx.reduction_bound()).contains(&variant)
+            || candidates(ctx, direction, shape) == [variant])
 }
 
 /// Panics with the launch and the variants that apply where a caller asks for one that does not.
@@ -135,12 +137,13 @@ pub(super) fn assert_applies(ctx: &GpuContext, direction: Direction, shape: &Con
 }
 
 /// How many chunks of whole images the subgroup weight gradient sums separately so that no
-/// invocation loops past [`MAX_REDUCTION`] (its loops run B·OH·OW + B·OH + B times in all):
-/// 1 where the whole batch fits. `None` where one image alone is too long, or the partial sums
-/// would take more than 64 M floats.
-pub fn subgroup_weight_grad_chunks(shape: &Conv2dShape) -> Option<usize> {
+/// invocation loops past the reduction `bound` where the adapter has one (its loops run
+/// B·OH·OW + B·OH + B times in all): 1 where the whole batch fits, and always where there is no
+/// bound. `None` where one image alone is too long, or the partial sums would take more than
+/// 64 M floats.
+pub fn subgroup_weight_grad_chunks(shape: &Conv2dShape, bound: Option<usize>) -> Option<usize> {
     let per_image = shape.out_height() * shape.out_width() + shape.out_height() + 1;
-    let images_per_chunk = MAX_REDUCTION / per_image;
+    let images_per_chunk = bound.map_or(shape.batch, |b| b / per_image);
     if images_per_chunk == 0 {
         return None;
     }
@@ -197,18 +200,19 @@ pub(super) fn implicit_gemm_grid(ctx: &GpuContext, variant: Variant, m: usize, n
     [n_tiles.div_ceil(wraps), m.div_ceil(tile_m) as u32, wraps]
 }
 
-/// How many chunks a split-K weight gradient cuts its reduction (K = B·OH·OW) into: enough
-/// that no chunk is longer than 32,768 values (within [`MAX_REDUCTION`]), and otherwise enough for about 512 workgroups in all with chunks
-/// of at least 1,024 values, at most 64 chunks; partial sums of at most 64 M floats. `None`
-/// where splitting does not apply (one chunk, or more than 65,535 column tiles).
-pub fn split_k_chunks(shape: &Conv2dShape) -> Option<usize> {
+/// How many chunks a split-K weight gradient cuts its reduction (K = B·OH·OW) into: where the
+/// adapter has a reduction `bound`, enough that no chunk is longer than 32,768 values (within
+/// [`MAX_REDUCTION`](crate::gpu::MAX_REDUCTION)); and otherwise enough for about 512 workgroups in all with chunks of at
+/// least 1,024 values, at most 64 chunks; partial sums of at most 64 M floats. `None` where
+/// splitting does not apply (one chunk, or more than 65,535 column tiles).
+pub fn split_k_chunks(shape: &Conv2dShape, bound: Option<usize>) -> Option<usize> {
     let k_total = weight_grad_reduction(shape);
     let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
     if columns.div_ceil(64) > 65_535 {
         return None;
     }
     let tiles = columns.div_ceil(64) * shape.out_channels.div_ceil(64);
-    let needed = k_total.div_ceil(MAX_SPLIT_CHUNK);
+    let needed = bound.map_or(1, |_| k_total.div_ceil(MAX_SPLIT_CHUNK));
     let by_work = 512usize.div_ceil(tiles).min(k_total / 1024).min(64);
     let chunks = needed.max(by_work);
     (chunks >= 2 && chunks * shape.weight_len() <= 64 << 20).then_some(chunks)
