@@ -533,7 +533,7 @@ fn a_variant_that_does_not_apply_is_refused_by_name() {
 #[test]
 fn the_reduction_bound_splits_only_where_the_adapter_has_one() {
     let long = shape(60, 2, 64, 64, 3, [3, 3], [1, 1], [1, 1]);
-    assert!(60 * 64 * 64 > MAX_REDUCTION);
+    const { assert!(60 * 64 * 64 > MAX_REDUCTION) };
     let bounded = conv2d::variants(Direction::WeightGrad, &long, Some(MAX_REDUCTION));
     assert!(
         !bounded.contains(&Variant::Portable) && !bounded.contains(&Variant::Tiled),
