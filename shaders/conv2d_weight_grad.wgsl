@@ -16,3 +16,86 @@ fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
     let k_total = params.batch * params.out_height * params.out_width;
     return Tile((tile.x + tile.z * grid.x) * TILE, vec2<u32>(0u, 1u), vec2<u32>(0u, k_total), 0u);
 }
+
+// The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable body does not call
+// them). An invocation stages the same 4 rows (output channels) of A and 4 columns (taps) of B
+// at k = (b, oh, ow) rising by SLICE: it decodes its taps and the first pixel on its first
+// call only, and after that steps the pixel forward by carries, with no division per value.
+var<private> staged_k: u32 = OUTSIDE; // the k of `pixel`; OUTSIDE before the first call
+var<private> pixel: vec3<u32>; // (b, oh, ow) of staged_k
+var<private> taps_decoded: bool = false;
+var<private> taps: array<vec3<u32>, 4>; // (ci, kh, kw) per column
+var<private> tap_live: vec4<bool>; // whether the column is below Cin·KH·KW
+
+// Moves `pixel` to reduction index k (k ≥ staged_k, or the first k) and returns whether k is
+// below K = B·OH·OW. Both staging hooks call it with the same k: the second call keeps it.
+fn step_pixel(k: u32) -> bool {
+    let out_pixels = params.out_height * params.out_width;
+    if k >= params.batch * out_pixels {
+        return false;
+    }
+    if staged_k == OUTSIDE {
+        let p = k % out_pixels;
+        pixel = vec3<u32>(k / out_pixels, p / params.out_width, p % params.out_width);
+    } else if k != staged_k {
+        // ow advances by k − staged_k, carried into oh, then b.
+        var ow = pixel.z + (k - staged_k);
+        while ow >= params.out_width {
+            ow -= params.out_width;
+            pixel.y += 1u;
+            if pixel.y == params.out_height {
+                pixel.y = 0u;
+                pixel.x += 1u;
+            }
+        }
+        pixel.z = ow;
+    }
+    staged_k = k;
+    return true;
+}
+
+// A: dy[b, co, oh, ow] of 4 output channels at pixel k.
+fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
+    var values = vec4<f32>(0.0);
+    if !step_pixel(k) {
+        return values;
+    }
+    let out_pixels = params.out_height * params.out_width;
+    let at = pixel.y * params.out_width + pixel.z;
+    for (var j = 0u; j < 4u; j++) {
+        let co = m0 + (index % 32u) * 4u + j;
+        if co < params.out_channels {
+            values[j] = dy[(pixel.x * params.out_channels + co) * out_pixels + at];
+        }
+    }
+    return values;
+}
+
+// B: x at 4 taps of pixel k, zero in the padding.
+fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
+    var values = vec4<f32>(0.0);
+    if !taps_decoded {
+        let window = params.kernel_h * params.kernel_w;
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + (index % 32u) * 4u + j;
+            tap_live[j] = n < params.in_channels * window;
+            taps[j] = vec3<u32>(n / window, (n % window) / params.kernel_w, n % params.kernel_w);
+        }
+        taps_decoded = true;
+    }
+    if !step_pixel(k) {
+        return values;
+    }
+    let oh = pixel.y * params.stride_h - params.pad_h;
+    let ow = pixel.z * params.stride_w - params.pad_w;
+    for (var j = 0u; j < 4u; j++) {
+        // Unsigned wrap-around makes negative coordinates compare as out of range.
+        let ih = oh + taps[j].y;
+        let iw = ow + taps[j].z;
+        if tap_live[j] && ih < params.in_height && iw < params.in_width {
+            let plane = (pixel.x * params.in_channels + taps[j].x) * params.in_height;
+            values[j] = f32(x[(plane + ih) * params.in_width + iw]);
+        }
+    }
+    return values;
+}

@@ -194,7 +194,7 @@ kernels! {
     (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
     (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
-    (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILED, STAGE_PLAIN], [act]),
+    (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act]),
     (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (SplitKSum, "split_k_sum", false, [], [FLAT], []),
     (Matmul, "matmul", false, [MATMUL], [GEMM_TILE], [a_elem, b_elem, c_elem]),
