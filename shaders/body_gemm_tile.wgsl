@@ -5,26 +5,14 @@
 // and every result is summed by one invocation in a fixed order: z, then k.
 //
 // The kernel joined before this file supplies:
-//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies (its columns
-//                                                    from n0, a multiple of TILE)
+//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies (Tile and
+//                                                    NO_K: prelude_tile.wgsl), its columns
+//                                                    from n0, a multiple of TILE
 //   load_a(z, m, k) -> f32, load_b(z, k, n) -> f32     A and B, zero outside the matrices
 //   store_row(slice, m, columns, values)              stores 4 results of row m
 
 // The side of a workgroup's tile of C (place_tile's columns start at multiples of it).
 const TILE: u32 = 64u;
-
-// Where a workgroup's 64×64 tile of C lies: rows from workgroup_id.y · 64, columns from n0,
-// summed over z in [batches.x, batches.y) and k in [ks.x, ks.y), written to grid slice
-// `slice` (a split reduction's chunk, or a batch index).
-struct Tile {
-    n0: u32,
-    batches: vec2<u32>,
-    ks: vec2<u32>,
-    slice: u32,
-}
-
-// A reduction index past every K: A and B read zero there.
-const NO_K: u32 = 0xffffffffu;
 
 // a_tile[kk * 64 + mm] = A[z, m0 + mm, k0 + kk]; b_tile[kk * 64 + nn] = B[z, k0 + kk, n0 + nn].
 var<workgroup> a_tile: array<f32, 1024>;

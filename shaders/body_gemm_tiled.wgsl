@@ -10,8 +10,9 @@
 //
 // The kernel joined before this file supplies the hooks of body_gemm_tile.wgsl, which it may
 // share with that body (whose entry point never calls the stage_* hooks):
-//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies (its columns
-//                                                    from n0, a multiple of TILE)
+//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies (Tile and
+//                                                    NO_K: prelude_tile.wgsl), its columns
+//                                                    from n0, a multiple of TILE
 //   stage_a(z, m0, k, index) -> vec4<f32>            A[z, m0 + 4·(index % 32) + {0..3}, k]
 //   stage_b(z, n0, k, index) -> vec4<f32>            B[z, k, n0 + 4·(index % 32) + {0..3}]
 //                                                    (both zero outside the matrices; k = NO_K
@@ -21,19 +22,6 @@
 
 const TILE: u32 = 128u;
 const SLICE: u32 = 8u;
-
-// Where a workgroup's tile of C lies: rows from workgroup_id.y · TILE, columns from n0, summed
-// over z in [batches.x, batches.y) and k in [ks.x, ks.y), written to grid slice `slice` (a
-// split reduction's chunk, or a batch index).
-struct Tile {
-    n0: u32,
-    batches: vec2<u32>,
-    ks: vec2<u32>,
-    slice: u32,
-}
-
-// A reduction index past every K: A and B read zero there.
-const NO_K: u32 = 0xffffffffu;
 
 // a_tile[buffer · 256 + kk · 32 + r] = A[m0 + 4r .. 4r + 3, k0 + kk];
 // b_tile[buffer · 256 + kk · 32 + q] = B[k0 + kk, n0 + 4q .. 4q + 3].

@@ -68,17 +68,7 @@ fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
         let taps = params.kernel_h * params.kernel_w;
         tap = vec3<u32>(k / taps, (k % taps) / params.kernel_w, k % params.kernel_w);
     } else {
-        // kw advances by k − staged_k, carried into kh, then ci.
-        var kw = tap.z + (k - staged_k);
-        while kw >= params.kernel_w {
-            kw -= params.kernel_w;
-            tap.y += 1u;
-            if tap.y == params.kernel_h {
-                tap.y = 0u;
-                tap.x += 1u;
-            }
-        }
-        tap.z = kw;
+        tap = carry(tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
     }
     staged_k = k;
     let plane = params.in_height * params.in_width;

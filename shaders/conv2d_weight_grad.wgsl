@@ -37,18 +37,8 @@ fn step_pixel(k: u32) -> bool {
     if staged_k == OUTSIDE {
         let p = k % out_pixels;
         pixel = vec3<u32>(k / out_pixels, p / params.out_width, p % params.out_width);
-    } else if k != staged_k {
-        // ow advances by k − staged_k, carried into oh, then b.
-        var ow = pixel.z + (k - staged_k);
-        while ow >= params.out_width {
-            ow -= params.out_width;
-            pixel.y += 1u;
-            if pixel.y == params.out_height {
-                pixel.y = 0u;
-                pixel.x += 1u;
-            }
-        }
-        pixel.z = ow;
+    } else {
+        pixel = carry(pixel, k - staged_k, vec2<u32>(params.out_height, params.out_width));
     }
     staged_k = k;
     return true;

@@ -42,6 +42,7 @@ macro_rules! prelude {
 prelude!(LEN, "prelude_len", []);
 prelude!(PLANES, "prelude_planes", []);
 prelude!(CONV2D, "prelude_conv2d", []);
+prelude!(GEMM_TILES, "prelude_tile", []);
 prelude!(CONV2D_FORWARD, "prelude_conv2d_forward", [CONV2D]);
 prelude!(CONV2D_INPUT_GRAD, "prelude_conv2d_input_grad", [CONV2D]);
 prelude!(CONV2D_WEIGHT_GRAD, "prelude_conv2d_weight_grad", [CONV2D]);
@@ -57,6 +58,7 @@ impl Prelude {
         LEN,
         PLANES,
         CONV2D,
+        GEMM_TILES,
         CONV2D_FORWARD,
         CONV2D_INPUT_GRAD,
         CONV2D_WEIGHT_GRAD,
@@ -183,24 +185,24 @@ macro_rules! kernels {
 }
 
 kernels! {
-    (Conv2dForward, "conv2d_forward", false, [CONV2D, CONV2D_FORWARD], [GEMM_TILE], [act]),
+    (Conv2dForward, "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_TILE], [act]),
     (Conv2dForwardSubgroup, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act]),
     (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act], wide),
-    (Conv2dForwardTiled, "conv2d_forward_tiled" <= "conv2d_forward", false, [CONV2D, CONV2D_FORWARD], [GEMM_TILED], [act]),
-    (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
+    (Conv2dForwardTiled, "conv2d_forward_tiled" <= "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_TILED], [act]),
+    (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
     (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], []),
     (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
-    (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_TILED, STAGE_PLAIN], []),
-    (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
+    (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILED, STAGE_PLAIN], []),
+    (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
     (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
-    (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act]),
-    (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
+    (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act]),
+    (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (SplitKSum, "split_k_sum", false, [], [FLAT], []),
-    (Matmul, "matmul", false, [MATMUL], [GEMM_TILE], [a_elem, b_elem, c_elem]),
+    (Matmul, "matmul", false, [MATMUL, GEMM_TILES], [GEMM_TILE], [a_elem, b_elem, c_elem]),
     (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem]),
     (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem], wide),
-    (MatmulTiled, "matmul_tiled" <= "matmul", false, [MATMUL], [GEMM_TILED, STAGE_PLAIN], [a_elem, b_elem, c_elem]),
+    (MatmulTiled, "matmul_tiled" <= "matmul", false, [MATMUL, GEMM_TILES], [GEMM_TILED, STAGE_PLAIN], [a_elem, b_elem, c_elem]),
     (BiasGrad, "bias_grad", false, [], [], []),
     (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM], [BATCH_NORM_TRAIN], [act]),
     (BatchNormInferenceForward, "batch_norm_inference_forward", false, [BATCH_NORM], [FLAT], [act]),
