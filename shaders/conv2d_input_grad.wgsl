@@ -48,3 +48,85 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     }
     return dy[((image * params.out_channels + co) * params.out_height + oh) * params.out_width + ow];
 }
+
+// The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable body does not call
+// them). An invocation stages the same 4 rows (input channels) of A and 4 columns (input
+// pixels) of B at k = (co, kh, kw) rising by SLICE: it decodes its pixels and the first tap on
+// its first call only, and after that steps the tap forward by carries. Only a strided layer
+// still divides, by its stride, to find which output pixel a tap reaches.
+var<private> staged_k: u32 = OUTSIDE; // the k of `tap`; OUTSIDE before the first call
+var<private> tap: vec3<u32>; // (co, kh, kw) of staged_k
+var<private> pixels_decoded: bool = false;
+var<private> pixel_base: vec4<u32>; // offset of dy[b, 0, 0, 0] per pixel; OUTSIDE past B·H·W
+var<private> pixel_h: vec4<u32>; // ih + ph per pixel
+var<private> pixel_w: vec4<u32>; // iw + pw
+
+// Moves `tap` to reduction index k (k ≥ staged_k, or the first k) and returns whether k is
+// below K = Cout·KH·KW. Both staging hooks call it with the same k: the second call keeps it.
+fn step_tap(k: u32) -> bool {
+    let window = params.kernel_h * params.kernel_w;
+    if k >= params.out_channels * window {
+        return false;
+    }
+    if staged_k == OUTSIDE {
+        tap = vec3<u32>(k / window, (k % window) / params.kernel_w, k % params.kernel_w);
+    } else {
+        tap = carry(tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
+    }
+    staged_k = k;
+    return true;
+}
+
+// A: w[co, ci, kh, kw] of 4 input channels at tap k.
+fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
+    var values = vec4<f32>(0.0);
+    if !step_tap(k) {
+        return values;
+    }
+    let window = params.kernel_h * params.kernel_w;
+    let at = tap.y * params.kernel_w + tap.z;
+    for (var j = 0u; j < 4u; j++) {
+        let ci = m0 + (index % 32u) * 4u + j;
+        if ci < params.in_channels {
+            values[j] = w[(tap.x * params.in_channels + ci) * window + at];
+        }
+    }
+    return values;
+}
+
+// B: dy at the output pixel that tap k of each of 4 input pixels reaches, zero where none does.
+fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
+    var values = vec4<f32>(0.0);
+    if !pixels_decoded {
+        let plane = params.in_height * params.in_width;
+        let dy_image = params.out_channels * params.out_height * params.out_width;
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + (index % 32u) * 4u + j;
+            let in_image = n % plane;
+            pixel_base[j] = select(OUTSIDE, (n / plane) * dy_image, n < params.batch * plane);
+            pixel_h[j] = in_image / params.in_width + params.pad_h;
+            pixel_w[j] = in_image % params.in_width + params.pad_w;
+        }
+        pixels_decoded = true;
+    }
+    if !step_tap(k) {
+        return values;
+    }
+    let channel = tap.x * params.out_height * params.out_width;
+    let strided = params.stride_h != 1u || params.stride_w != 1u;
+    for (var j = 0u; j < 4u; j++) {
+        // Unsigned wrap-around makes negative coordinates compare as out of range.
+        var th = pixel_h[j] - tap.y;
+        var tw = pixel_w[j] - tap.z;
+        var reached = true;
+        if strided {
+            reached = th % params.stride_h == 0u && tw % params.stride_w == 0u;
+            th = th / params.stride_h;
+            tw = tw / params.stride_w;
+        }
+        if reached && pixel_base[j] != OUTSIDE && th < params.out_height && tw < params.out_width {
+            values[j] = dy[pixel_base[j] + channel + th * params.out_width + tw];
+        }
+    }
+    return values;
+}

@@ -192,7 +192,7 @@ kernels! {
     (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
     (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], []),
     (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
-    (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILED, STAGE_PLAIN], []),
+    (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILED], []),
     (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
     (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
