@@ -68,7 +68,7 @@ fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
         let taps = params.kernel_h * params.kernel_w;
         tap = vec3<u32>(k / taps, (k % taps) / params.kernel_w, k % params.kernel_w);
     } else {
-        tap = carry(tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
+        carry(&tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
     }
     staged_k = k;
     let plane = params.in_height * params.in_width;

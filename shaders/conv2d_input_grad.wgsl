@@ -71,7 +71,7 @@ fn step_tap(k: u32) -> bool {
     if staged_k == OUTSIDE {
         tap = vec3<u32>(k / window, (k % window) / params.kernel_w, k % params.kernel_w);
     } else {
-        tap = carry(tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
+        carry(&tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
     }
     staged_k = k;
     return true;

@@ -38,7 +38,7 @@ fn step_pixel(k: u32) -> bool {
         let p = k % out_pixels;
         pixel = vec3<u32>(k / out_pixels, p / params.out_width, p % params.out_width);
     } else {
-        pixel = carry(pixel, k - staged_k, vec2<u32>(params.out_height, params.out_width));
+        carry(&pixel, k - staged_k, vec2<u32>(params.out_height, params.out_width));
     }
     staged_k = k;
     return true;

@@ -59,19 +59,19 @@ fn input_offset(tap: u32, pixel: u32) -> u32 {
     return ((image * params.in_channels + ci) * params.in_height + ih) * params.in_width + iw;
 }
 
-// (outer, middle, inner) advanced by `delta` steps of the inner coordinate, which wraps at
-// sizes.y into the middle one, which wraps at sizes.x into the outer one: a position in a
-// row-major [·, sizes.x, sizes.y] index space stepped forward without a division (the tiled
-// kernels' staging walks taps (ci, kh, kw) or output pixels (b, oh, ow) this way).
-fn carry(position: vec3<u32>, delta: u32, sizes: vec2<u32>) -> vec3<u32> {
-    var p = vec3<u32>(position.x, position.y, position.z + delta);
-    while p.z >= sizes.y {
-        p.z -= sizes.y;
-        p.y += 1u;
-        if p.y == sizes.x {
-            p.y = 0u;
-            p.x += 1u;
+// Advances (outer, middle, inner) in place by `delta` steps of the inner coordinate, which
+// wraps at sizes.y into the middle one, which wraps at sizes.x into the outer one: a position
+// in a row-major [·, sizes.x, sizes.y] index space stepped forward without a division (the
+// tiled kernels' staging walks taps (ci, kh, kw) or output pixels (b, oh, ow) this way).
+fn carry(position: ptr<private, vec3<u32>>, delta: u32, sizes: vec2<u32>) {
+    var inner = (*position).z + delta;
+    while inner >= sizes.y {
+        inner -= sizes.y;
+        (*position).y += 1u;
+        if (*position).y == sizes.x {
+            (*position).y = 0u;
+            (*position).x += 1u;
         }
     }
-    return p;
+    (*position).z = inner;
 }
