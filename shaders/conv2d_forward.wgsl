@@ -41,11 +41,8 @@ fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
     return vec4<f32>(load_a(z, co, k), load_a(z, co + 1u, k), load_a(z, co + 2u, k), load_a(z, co + 3u, k));
 }
 
-// B: x at tap k of 4 output pixels. An invocation stages the same 4 pixels at k rising by
-// SLICE, so it decodes their coordinates and the first tap on its first call only; after
-// that the tap (ci, kh, kw) steps forward by carries, with no division per value.
-var<private> staged_k: u32 = OUTSIDE; // the k of `tap`; OUTSIDE before the first call
-var<private> tap: vec3<u32>; // (ci, kh, kw) of staged_k
+// B: x at tap k of 4 output pixels. An invocation decodes its pixels on its first call only,
+// and walks the tap (ci, kh, kw) forward (walk_to in prelude_conv2d.wgsl).
 var<private> pixel_base: vec4<u32>; // offset of x[b, 0, 0, 0] per pixel; OUTSIDE past B·OH·OW
 var<private> pixel_h: vec4<u32>; // oh·sh − ph per pixel (wrapping below zero, so that padding
 var<private> pixel_w: vec4<u32>; // compares as out of range); ow·sw − pw
@@ -55,7 +52,7 @@ fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
     if k >= k_total {
         return vec4<f32>(0.0);
     }
-    if staged_k == OUTSIDE {
+    if walked_k == OUTSIDE {
         let out_pixels = params.out_height * params.out_width;
         let image_len = params.in_channels * params.in_height * params.in_width;
         for (var j = 0u; j < 4u; j++) {
@@ -65,12 +62,9 @@ fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
             pixel_h[j] = (in_image / params.out_width) * params.stride_h - params.pad_h;
             pixel_w[j] = (in_image % params.out_width) * params.stride_w - params.pad_w;
         }
-        let taps = params.kernel_h * params.kernel_w;
-        tap = vec3<u32>(k / taps, (k % taps) / params.kernel_w, k % params.kernel_w);
-    } else {
-        carry(&tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
     }
-    staged_k = k;
+    walk_to(k, vec2<u32>(params.kernel_h, params.kernel_w));
+    let tap = walk_at;
     let plane = params.in_height * params.in_width;
     var values = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {

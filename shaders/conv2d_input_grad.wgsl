@@ -52,28 +52,20 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
 // The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable body does not call
 // them). An invocation stages the same 4 rows (input channels) of A and 4 columns (input
 // pixels) of B at k = (co, kh, kw) rising by SLICE: it decodes its pixels and the first tap on
-// its first call only, and after that steps the tap forward by carries. Only a strided layer
+// its first call only, and after that walks the tap forward. Only a strided layer
 // still divides, by its stride, to find which output pixel a tap reaches.
-var<private> staged_k: u32 = OUTSIDE; // the k of `tap`; OUTSIDE before the first call
-var<private> tap: vec3<u32>; // (co, kh, kw) of staged_k
 var<private> pixels_decoded: bool = false;
 var<private> pixel_base: vec4<u32>; // offset of dy[b, 0, 0, 0] per pixel; OUTSIDE past B·H·W
 var<private> pixel_h: vec4<u32>; // ih + ph per pixel
 var<private> pixel_w: vec4<u32>; // iw + pw
 
-// Moves `tap` to reduction index k (k ≥ staged_k, or the first k) and returns whether k is
-// below K = Cout·KH·KW. Both staging hooks call it with the same k: the second call keeps it.
+// Walks the tap (co, kh, kw) to reduction index k (walk_to in prelude_conv2d.wgsl) and
+// returns whether k is below K = Cout·KH·KW. Both staging hooks call it with the same k.
 fn step_tap(k: u32) -> bool {
-    let window = params.kernel_h * params.kernel_w;
-    if k >= params.out_channels * window {
+    if k >= params.out_channels * params.kernel_h * params.kernel_w {
         return false;
     }
-    if staged_k == OUTSIDE {
-        tap = vec3<u32>(k / window, (k % window) / params.kernel_w, k % params.kernel_w);
-    } else {
-        carry(&tap, k - staged_k, vec2<u32>(params.kernel_h, params.kernel_w));
-    }
-    staged_k = k;
+    walk_to(k, vec2<u32>(params.kernel_h, params.kernel_w));
     return true;
 }
 
@@ -84,6 +76,7 @@ fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
         return values;
     }
     let window = params.kernel_h * params.kernel_w;
+    let tap = walk_at;
     let at = tap.y * params.kernel_w + tap.z;
     for (var j = 0u; j < 4u; j++) {
         let ci = m0 + (index % 32u) * 4u + j;
@@ -112,6 +105,7 @@ fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
     if !step_tap(k) {
         return values;
     }
+    let tap = walk_at;
     let channel = tap.x * params.out_height * params.out_width;
     let strided = params.stride_h != 1u || params.stride_w != 1u;
     for (var j = 0u; j < 4u; j++) {

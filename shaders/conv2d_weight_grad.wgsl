@@ -21,26 +21,17 @@ fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
 // them). An invocation stages the same 4 rows (output channels) of A and 4 columns (taps) of B
 // at k = (b, oh, ow) rising by SLICE: it decodes its taps and the first pixel on its first
 // call only, and after that steps the pixel forward by carries, with no division per value.
-var<private> staged_k: u32 = OUTSIDE; // the k of `pixel`; OUTSIDE before the first call
-var<private> pixel: vec3<u32>; // (b, oh, ow) of staged_k
 var<private> taps_decoded: bool = false;
 var<private> taps: array<vec3<u32>, 4>; // (ci, kh, kw) per column
 var<private> tap_live: vec4<bool>; // whether the column is below Cin·KH·KW
 
-// Moves `pixel` to reduction index k (k ≥ staged_k, or the first k) and returns whether k is
-// below K = B·OH·OW. Both staging hooks call it with the same k: the second call keeps it.
+// Walks the output pixel (b, oh, ow) to reduction index k (walk_to in prelude_conv2d.wgsl)
+// and returns whether k is below K = B·OH·OW. Both staging hooks call it with the same k.
 fn step_pixel(k: u32) -> bool {
-    let out_pixels = params.out_height * params.out_width;
-    if k >= params.batch * out_pixels {
+    if k >= params.batch * params.out_height * params.out_width {
         return false;
     }
-    if staged_k == OUTSIDE {
-        let p = k % out_pixels;
-        pixel = vec3<u32>(k / out_pixels, p / params.out_width, p % params.out_width);
-    } else {
-        carry(&pixel, k - staged_k, vec2<u32>(params.out_height, params.out_width));
-    }
-    staged_k = k;
+    walk_to(k, vec2<u32>(params.out_height, params.out_width));
     return true;
 }
 
@@ -51,6 +42,7 @@ fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
         return values;
     }
     let out_pixels = params.out_height * params.out_width;
+    let pixel = walk_at;
     let at = pixel.y * params.out_width + pixel.z;
     for (var j = 0u; j < 4u; j++) {
         let co = m0 + (index % 32u) * 4u + j;
@@ -76,6 +68,7 @@ fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
     if !step_pixel(k) {
         return values;
     }
+    let pixel = walk_at;
     let oh = pixel.y * params.stride_h - params.pad_h;
     let ow = pixel.z * params.stride_w - params.pad_w;
     for (var j = 0u; j < 4u; j++) {

@@ -59,19 +59,31 @@ fn input_offset(tap: u32, pixel: u32) -> u32 {
     return ((image * params.in_channels + ci) * params.in_height + ih) * params.in_width + iw;
 }
 
-// Advances (outer, middle, inner) in place by `delta` steps of the inner coordinate, which
-// wraps at sizes.y into the middle one, which wraps at sizes.x into the outer one: a position
-// in a row-major [·, sizes.x, sizes.y] index space stepped forward without a division (the
-// tiled kernels' staging walks taps (ci, kh, kw) or output pixels (b, oh, ow) this way).
-fn carry(position: ptr<private, vec3<u32>>, delta: u32, sizes: vec2<u32>) {
-    var inner = (*position).z + delta;
-    while inner >= sizes.y {
-        inner -= sizes.y;
-        (*position).y += 1u;
-        if (*position).y == sizes.x {
-            (*position).y = 0u;
-            (*position).x += 1u;
+// The tiled kernels' walk along their reduction: each invocation stages the same rows and
+// columns at k rising by SLICE, so it keeps the position of the k it last staged, a point
+// (outer, middle, inner) of a row-major [·, sizes.x, sizes.y] index space: taps (c, kh, kw)
+// or output pixels (b, oh, ow).
+var<private> walked_k: u32 = OUTSIDE; // OUTSIDE before the first step
+var<private> walk_at: vec3<u32>;
+
+// Moves the walk to reduction index k ≥ walked_k: decoded with divisions on the first step
+// only, after that advanced by carries (inner wraps at sizes.y into middle, which wraps at
+// sizes.x into outer), with no division per value.
+fn walk_to(k: u32, sizes: vec2<u32>) {
+    if walked_k == OUTSIDE {
+        let plane = sizes.x * sizes.y;
+        walk_at = vec3<u32>(k / plane, (k % plane) / sizes.y, k % sizes.y);
+    } else {
+        var inner = walk_at.z + (k - walked_k);
+        while inner >= sizes.y {
+            inner -= sizes.y;
+            walk_at.y += 1u;
+            if walk_at.y == sizes.x {
+                walk_at.y = 0u;
+                walk_at.x += 1u;
+            }
         }
+        walk_at.z = inner;
     }
-    (*position).z = inner;
+    walked_k = k;
 }
