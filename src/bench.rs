@@ -229,6 +229,10 @@ pub fn known_peak(adapter: &str) -> Option<(&'static str, Peak)> {
 pub struct StepTiming {
     /// Median seconds of one step.
     pub seconds: f64,
+    /// Seconds of the first step, which builds what the adapter builds at a pipeline's first
+    /// use, and of building the network (its buffers and pipelines) before it.
+    pub first_step_seconds: f64,
+    pub build_seconds: f64,
     /// Training FLOPs (3× the forward's) per second.
     pub gflops: f64,
     pub memory: crate::schedule::MemoryReport,
@@ -291,11 +295,16 @@ pub fn time_training_step(
         |_, _| {},
     ))
     .expect("kernel timing");
+    let built = Instant::now();
     let net = Network::from_plan(ctx, plan, &params, sgd)?;
+    ctx.run_blocking("network built", &[]);
+    let build_seconds = built.elapsed().as_secs_f64();
     let images = rng.uniform_vec(batch * 3 * 32 * 32, 0.0, 1.0);
     let labels: Vec<u32> = (0..batch).map(|_| rng.below(model.classes) as u32).collect();
     let step = || pollster::block_on(net.train_step(ctx, &images, &labels)).expect("training step");
+    let first = Instant::now();
     step();
+    let first_step_seconds = first.elapsed().as_secs_f64();
     let start = Instant::now();
     let mut runs = Vec::new();
     while runs.len() < 2 || start.elapsed().as_secs_f64() < min_seconds {
@@ -309,7 +318,8 @@ pub fn time_training_step(
         pollster::block_on(net.layer_norms(ctx)).expect("layer norms");
     });
     let launches: Vec<&Launch> = net.step_launches().collect();
-    let gpu_times = gpu_launch_times(ctx, &launches);
+    let gpu_times = pollster::block_on(crate::gpu::launch_times(ctx, &[], &launches))
+        .expect("reading the launches' timestamps");
     let mut by_kernel: Vec<KernelTime> = Vec::new();
     for (i, launch) in launches.iter().enumerate() {
         let t = match &gpu_times {
@@ -340,6 +350,8 @@ pub fn time_training_step(
     by_kernel.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     Ok(StepTiming {
         seconds,
+        first_step_seconds,
+        build_seconds,
         gflops: 3.0 * model.forward_flops_per_image() * batch as f64 / seconds / 1e9,
         memory: net.plan.memory,
         by_kernel,
@@ -360,64 +372,4 @@ fn median_seconds(runs: usize, mut work: impl FnMut()) -> f64 {
         .collect();
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
-}
-
-/// GPU seconds of each launch, run in order in one submission with a compute pass per launch
-/// whose beginning and end write timestamps; `None` where the adapter has no timestamp
-/// queries.
-pub fn gpu_launch_times(ctx: &GpuContext, launches: &[&Launch]) -> Option<Vec<f64>> {
-    if !ctx.features.timestamp_query || launches.is_empty() {
-        return None;
-    }
-    // A query set holds at most 4,096 timestamps: measure in chunks.
-    let mut seconds = Vec::with_capacity(launches.len());
-    for chunk in launches.chunks(2048) {
-        let count = 2 * chunk.len() as u32;
-        let size = count as u64 * 8;
-        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("launch timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count,
-        });
-        let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("resolved timestamps"),
-            size,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamp read-back"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("timed launches"),
-            });
-        for (i, launch) in chunk.iter().enumerate() {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(launch.kernel.name()),
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set: &set,
-                    beginning_of_pass_write_index: Some(2 * i as u32),
-                    end_of_pass_write_index: Some(2 * i as u32 + 1),
-                }),
-            });
-            launch.record(&mut pass);
-        }
-        encoder.resolve_query_set(&set, 0..count, &resolved, 0);
-        encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, size);
-        ctx.queue.submit([encoder.finish()]);
-        staging.map_async(wgpu::MapMode::Read, .., |_| {});
-        ctx.device.poll(wgpu::PollType::wait_indefinitely()).ok()?;
-        let ticks: Vec<u64> = {
-            let view = staging.get_mapped_range(..).ok()?;
-            bytemuck::cast_slice::<u8, u64>(&view).to_vec()
-        };
-        let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
-        seconds.extend(ticks.chunks(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period));
-    }
-    Some(seconds)
 }

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen]
 pub async fn start(canvas_id: String) -> Result<(), JsValue> {
     use wasm_bindgen::JsCast;
-    eframe::WebLogger::init(log::LevelFilter::Warn).ok();
+    eframe::WebLogger::init(log::LevelFilter::Info).ok();
     let has_webgpu = web_sys::window()
         .map(|w| js_sys::Reflect::has(&w.navigator(), &"gpu".into()).unwrap_or(false))
         .unwrap_or(false);

@@ -2,15 +2,18 @@
 //! applies to it; the choices are cached per adapter, so a second plan times nothing; a cache
 //! that is damaged or from another adapter is ignored, with a note; a forced policy times
 //! nothing and is obeyed; reporting without measuring shows the cache's choices and the
-//! defaults elsewhere; and a network built on measured choices still trains like the CPU
-//! reference says (see tests/network.rs for the step itself).
+//! defaults elsewhere; both clocks (the GPU's timestamps, the CPU's) keep a variant they timed
+//! and leave launches too small to matter at the default; and a network built on measured
+//! choices still trains like the CPU reference says (see tests/network.rs for the step itself).
 
 mod common;
 use common::*;
 use resnet_wgpu::gpu::GpuContext;
 use resnet_wgpu::gpu::{KernelPolicy, Variant};
 use resnet_wgpu::model::{Model, Stem, Variant as ModelVariant};
-use resnet_wgpu::schedule::{KernelCache, MemoryMode, Network, Plan, TuneReport, Tuning, choose_kernels};
+use resnet_wgpu::schedule::{
+    Clock, KernelCache, MemoryMode, Network, Plan, TuneReport, Tuning, choose_kernels,
+};
 
 fn small_model() -> Model {
     let mut config = ModelVariant::ResNet18.config();
@@ -294,4 +297,75 @@ fn the_timed_launches_are_the_ones_the_network_records() {
     }
     // The forward and weight-gradient launches bind activations: their f16 keys are others.
     assert!(keys[0] != keys[1] && !keys[1].is_subset(&keys[0]), "{keys:?}");
+}
+
+/// A device whose kernel choice times on `clock`: lavapipe has timestamp queries; without them
+/// (as the test makes it) a device times on the CPU clock.
+fn gpu_on(clock: Clock) -> GpuContext {
+    let mut ctx = gpu();
+    assert!(
+        ctx.features.timestamp_query,
+        "lavapipe offers timestamp queries: {}",
+        ctx.describe()
+    );
+    ctx.features.timestamp_query = clock == Clock::GpuTimestamps;
+    ctx
+}
+
+#[test]
+fn both_clocks_keep_a_variant_they_timed_and_leave_tiny_launches_at_the_default() {
+    for clock in [Clock::GpuTimestamps, Clock::CpuWall] {
+        let ctx = gpu_on(clock);
+        let (file, cache) = cache_in(&format!("clock-{}", clock.name().replace(' ', "-")));
+        let report = choose_on(&ctx, KernelPolicy::Auto, &cache, Tuning::Measure);
+        assert_eq!(report.clock, clock, "{report}");
+        assert!(report.measured > 0 && file.is_file(), "{report}");
+        for launch in report.launches.iter().filter(|l| !l.timings.is_empty()) {
+            assert!(launch.timings.len() >= 2, "one candidate timed: {report}");
+            let (_, chosen) = launch
+                .timings
+                .iter()
+                .find(|(v, _)| *v == launch.variant)
+                .unwrap_or_else(|| panic!("{}: the chosen variant has no timing: {report}", launch.key));
+            assert!(chosen.is_finite() && *chosen >= 0.0, "{report}");
+            // Noise aside, nothing timed was faster than the variant kept.
+            assert!(
+                launch.timings.iter().all(|(_, ms)| 2.0 * ms >= *chosen),
+                "{}: a variant timed clearly faster than the one kept: {report}",
+                launch.key
+            );
+        }
+        // The linear layer's launches (16 × 10 × 16 multiply-adds) are too small to time.
+        let fc: Vec<_> = report.launches.iter().filter(|l| l.layer == "fc").collect();
+        assert_eq!(fc.len(), 3, "{report}");
+        for launch in fc {
+            assert!(launch.timings.is_empty(), "{} was timed: {report}", launch.key);
+        }
+        assert_no_device_error(&ctx, clock.name());
+    }
+}
+
+#[test]
+fn the_gpu_clock_reads_each_launch_of_one_submission() {
+    use resnet_wgpu::ops::matmul::{self, MatmulParams};
+    let ctx = gpu();
+    let p = MatmulParams::row_major(1, 512, 512, 512);
+    let zeros = |len| resnet_wgpu::gpu::GpuBuffer::zeros(&ctx, "timed", len);
+    let (a, b, c) = (zeros(512 * 512), zeros(512 * 512), zeros(512 * 512));
+    let whole = matmul::launch_with(&ctx, Variant::Portable, &p, &a, &b, None, &c);
+    let mut eighth = matmul::launch_with(&ctx, Variant::Portable, &p, &a, &b, None, &c);
+    let kept = eighth.shrink(1.0 / 8.0);
+    assert!(kept <= 0.125, "{kept}");
+    let times = pollster::block_on(resnet_wgpu::gpu::launch_times(
+        &ctx,
+        &[&whole],
+        &[&whole, &eighth, &whole],
+    ))
+    .expect("read-back")
+    .expect("lavapipe offers timestamp queries");
+    assert_eq!(times.len(), 3);
+    assert_no_device_error(&ctx, "the timed launches");
+    // Each timed launch reads its own time: the eighth takes less than either whole launch.
+    assert!(times.iter().all(|t| *t > 0.0), "{times:?}");
+    assert!(times[1] < times[0] && times[1] < times[2], "{times:?}");
 }

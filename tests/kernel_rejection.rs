@@ -1,12 +1,13 @@
 //! Kernel timing inside error scopes: a variant the device rejects while it is timed is
 //! dropped, never chosen and never cached, and the device's error does not leak out of the
-//! timing; a cached choice that the device later rejects is timed anew.
+//! timing; a cached choice that the device later rejects is timed anew. Both on the GPU's
+//! clock (lavapipe has timestamp queries) and on the CPU's (a device without them).
 
 mod common;
 use common::*;
 use resnet_wgpu::gpu::{Fault, GpuContext, KernelPolicy, Variant};
 use resnet_wgpu::model::Model;
-use resnet_wgpu::schedule::{KernelCache, Network, Plan, TuneReport, Tuning, choose_kernels};
+use resnet_wgpu::schedule::{Clock, KernelCache, Network, Plan, TuneReport, Tuning, choose_kernels};
 
 fn small_model() -> Model {
     small_spec(&[8, 16], &[1, 1]).build()
@@ -62,18 +63,33 @@ fn cached_choices(file: &std::path::Path) -> Vec<(String, String)> {
     out
 }
 
+/// A device whose kernel choice times on `clock` (see tests/kernel_choice.rs).
+fn gpu_on(clock: Clock) -> GpuContext {
+    let mut ctx = gpu();
+    assert!(ctx.features.timestamp_query, "lavapipe offers timestamp queries");
+    ctx.features.timestamp_query = clock == Clock::GpuTimestamps;
+    ctx
+}
+
 #[test]
 fn a_candidate_the_device_rejects_is_dropped_and_never_cached() {
-    let ctx = gpu();
+    for clock in [Clock::GpuTimestamps, Clock::CpuWall] {
+        dropped_and_never_cached(clock);
+    }
+}
+
+fn dropped_and_never_cached(clock: Clock) {
+    let ctx = gpu_on(clock);
     assert!(
         ctx.features.subgroups,
         "lavapipe offers subgroups: {}",
         ctx.describe()
     );
-    let (file, cache) = cache_in("dropped");
+    let (file, cache) = cache_in(&format!("dropped-{}", clock.name().replace(' ', "-")));
     // The first launch shape that times the subgroup variant sees it rejected.
     ctx.arm_fault(Fault::Candidate(Variant::Subgroup));
     let report = plan(&ctx, &cache);
+    assert_eq!(report.clock, clock, "{report}");
     let first = report
         .launches
         .iter()
@@ -108,17 +124,23 @@ fn a_candidate_the_device_rejects_is_dropped_and_never_cached() {
 
 #[test]
 fn a_cached_choice_the_device_rejects_is_timed_anew() {
-    let (_, cache) = cache_in("retime");
-    let first = plan(&gpu(), &cache);
+    for clock in [Clock::GpuTimestamps, Clock::CpuWall] {
+        timed_anew(clock);
+    }
+}
+
+fn timed_anew(clock: Clock) {
+    let (_, cache) = cache_in(&format!("retime-{}", clock.name().replace(' ', "-")));
+    let first = plan(&gpu_on(clock), &cache);
     assert!(first.measured > 0 && first.cached == 0, "{first}");
-    let again = plan(&gpu(), &cache);
+    let again = plan(&gpu_on(clock), &cache);
     assert_eq!(
         again.measured, 0,
         "a second plan takes everything from the cache: {again}"
     );
 
     // On a new device the first cached choice is rejected when it is checked.
-    let ctx = gpu();
+    let ctx = gpu_on(clock);
     let rejected = first
         .launches
         .iter()

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use super::App;
-use super::setup::small_and_fast;
 use super::state::{DeviceState, Tab};
+use crate::train::TrainConfig;
 
 pub struct ScreenshotPlan {
     pub path: PathBuf,
@@ -55,7 +55,7 @@ impl App {
         }
         let (train_steps, started) = (plan.train_steps, plan.started);
         if train_steps > 0 && !started {
-            self.config = small_and_fast();
+            self.config = TrainConfig::small_and_fast();
             self.start_training();
             self.screenshot.as_mut().expect("the plan is there").started = true;
             return;

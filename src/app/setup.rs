@@ -17,7 +17,6 @@ use super::request::Request;
 use super::run::{RunState, RunView, check_start};
 use super::state::{DeviceState, KeptInfo};
 pub use estimate::Estimates;
-pub use first_start::small_and_fast;
 
 /// The setup's own state: the first start's choice, the estimates, a download.
 #[derive(Default)]
@@ -176,7 +175,7 @@ impl SetupPanel {
             );
             app.controls.remember("Small and fast", &r);
             if r.clicked() {
-                *c = small_and_fast();
+                *c = TrainConfig::small_and_fast();
                 c.validation = default_validation(train_images);
             }
         });

@@ -7,6 +7,7 @@ mod buffer;
 pub mod choice;
 mod context;
 mod launch;
+mod timestamps;
 mod usage;
 
 pub use buffer::{
@@ -17,4 +18,5 @@ pub use context::{Fault, GpuContext, GpuError, OptionalFeatures, describe_error}
 pub use launch::{
     Launch, MAX_LOOP_ITERATIONS, MAX_REDUCTION, MAX_WORKGROUPS_PER_DIMENSION, flat_workgroups, grid_2d,
 };
+pub use timestamps::launch_times;
 pub use usage::{DeviceMemory, MemoryUse};

@@ -37,7 +37,7 @@ pub use memory::{MemoryReport, mib};
 pub use norms::{LayerNorms, NORMS_READ_SHARE, group_by_layer};
 pub use parameters::ParameterLayout;
 pub use plan::{DeviceLimits, Plan};
-pub use tune::{TuneReport, TunedLaunch, Tuning, choose_kernels};
+pub use tune::{Clock, TuneReport, TunedLaunch, Tuning, choose_kernels};
 
 use crate::gpu::{Fault, GpuBuffer, GpuContext, GpuError, Launch};
 use crate::model::Model;

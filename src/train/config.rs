@@ -85,6 +85,29 @@ impl TrainConfig {
         }
     }
 
+    /// A configuration that trains in minutes on a CPU adapter: a ResNet-18 with the CIFAR
+    /// stem, one block per stage of widths 16, 32 and 64, batch 32, 5 epochs, cosine schedule.
+    pub fn small_and_fast() -> Self {
+        let mut model = ModelSpec::named(Variant::ResNet18, Stem::Cifar);
+        model.config.widths = vec![16, 32, 64];
+        model.config.blocks = vec![1, 1, 1];
+        model.config.stem_width = 16;
+        TrainConfig {
+            model,
+            batch: 32,
+            epochs: 5,
+            sgd: SgdConfig {
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            },
+            lr_schedule: LrSchedule::Cosine { min_lr: 0.0 },
+            validation: 500,
+            train_metrics: TrainMetrics::Running,
+            ..TrainConfig::reference()
+        }
+    }
+
     /// How batch norm's γ starts in this run.
     pub fn gamma_init(&self) -> GammaInit {
         self.gamma.unwrap_or(self.model.variant.default_gamma())

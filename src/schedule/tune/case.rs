@@ -1,0 +1,160 @@
+//! A launch shape to choose a variant for: its candidates, scratch buffers to run it on, and
+//! the launch in each candidate variant.
+
+use crate::gpu::{GemmKey, GpuBuffer, GpuContext, Launch, Variant};
+use crate::ops::conv2d::{self, Conv2dShape, Direction};
+use crate::ops::matmul::{self, MatmulParams};
+use crate::shaders::Precision;
+
+/// A launch shape to choose for: how to build it in each of its candidate variants.
+pub(super) struct Case {
+    pub layer: String,
+    pub direction: &'static str,
+    pub key: GemmKey,
+    /// The variants that apply, the default first.
+    pub candidates: Vec<Variant>,
+    pub shape: CaseShape,
+    /// How its three tensors are stored (see [`Direction::operands`]).
+    pub operands: [Precision; 3],
+}
+
+pub(super) enum CaseShape {
+    Conv(Direction, Conv2dShape),
+    Matmul(MatmulParams),
+}
+
+impl CaseShape {
+    /// Floating-point operations of the launch (2 per multiply-add).
+    pub fn flops(&self) -> f64 {
+        match self {
+            CaseShape::Conv(_, s) => s.flops(),
+            CaseShape::Matmul(p) => p.flops(),
+        }
+    }
+}
+
+/// Below this many floating-point operations a launch takes microseconds in any variant (a
+/// linear layer over ten classes, say), less than timing it would: it runs the default.
+pub(super) const UNTIMED_FLOPS: f64 = 1e6;
+
+impl Case {
+    /// The candidates worth timing on this adapter: none but the default for a launch under
+    /// [`UNTIMED_FLOPS`]; else all but the wide subgroup kernels where the adapter's subgroups
+    /// are 8 lanes wide (see [`GpuContext::wide_worth_timing`]), and the tiled kernels of a
+    /// convolution that does not run as a GEMM on a CPU adapter (see
+    /// [`GpuContext::tiled_convolutions_worth_timing`]).
+    pub fn worth_timing(&self, ctx: &GpuContext) -> Vec<Variant> {
+        if self.shape.flops() < UNTIMED_FLOPS {
+            return self.candidates[..1].to_vec();
+        }
+        let wide_too = ctx.wide_worth_timing();
+        let tiled_too = match &self.shape {
+            CaseShape::Conv(_, s) => s.runs_as_gemm() || ctx.tiled_convolutions_worth_timing(),
+            CaseShape::Matmul(_) => true,
+        };
+        self.candidates
+            .iter()
+            .copied()
+            .filter(|&v| (v != Variant::SubgroupWide || wide_too) && (v != Variant::Tiled || tiled_too))
+            .collect()
+    }
+}
+
+/// Buffers of one case's launch, and the launch in a given variant.
+pub(super) struct CaseBuffers {
+    a: GpuBuffer<f32>,
+    b: GpuBuffer<f32>,
+    c: GpuBuffer<f32>,
+    bias: Option<GpuBuffer<f32>>,
+}
+
+impl CaseBuffers {
+    /// Bytes of the buffers.
+    pub fn bytes(&self) -> u64 {
+        let buffers = [Some(&self.a), Some(&self.b), Some(&self.c), self.bias.as_ref()];
+        buffers.into_iter().flatten().map(GpuBuffer::size_bytes).sum()
+    }
+
+    pub fn new(ctx: &GpuContext, case: &Case) -> Self {
+        let zeros = |label: &str, len: usize| GpuBuffer::zeros(ctx, label, len.max(1));
+        let [a_at, b_at, c_at] = case.operands;
+        let stored =
+            |label: &str, len: usize, precision| GpuBuffer::zeros_stored(ctx, label, len.max(1), precision);
+        match &case.shape {
+            CaseShape::Conv(d, s) => {
+                let (a, b, c) = match d {
+                    Direction::Forward => (s.input_len(), s.weight_len(), s.output_len()),
+                    Direction::InputGrad => (s.output_len(), s.weight_len(), s.input_len()),
+                    Direction::WeightGrad => (s.output_len(), s.input_len(), s.weight_len()),
+                };
+                Self {
+                    a: stored("tuning input", a, a_at),
+                    b: stored("tuning operand", b, b_at),
+                    c: stored("tuning output", c, c_at),
+                    bias: None,
+                }
+            }
+            CaseShape::Matmul(p) => Self {
+                a: stored("tuning A", p.a_len(), a_at),
+                b: stored("tuning B", p.b_len(), b_at),
+                c: stored("tuning C", p.c_len(), c_at),
+                bias: (p.bias_mode != 0).then(|| zeros("tuning bias", p.m.max(p.n) as usize)),
+            },
+        }
+    }
+
+    pub fn launch(&self, ctx: &GpuContext, shape: &CaseShape, variant: Variant) -> Launch {
+        match shape {
+            CaseShape::Conv(Direction::Forward, s) => {
+                conv2d::forward_with(ctx, variant, s, &self.a, &self.b, None, &self.c)
+            }
+            CaseShape::Conv(Direction::InputGrad, s) => {
+                conv2d::input_grad_with(ctx, variant, s, &self.a, &self.b, &self.c, false)
+            }
+            CaseShape::Conv(Direction::WeightGrad, s) => {
+                conv2d::weight_grad_with(ctx, variant, s, &self.a, &self.b, &self.c, false)
+            }
+            CaseShape::Matmul(p) => {
+                matmul::launch_with(ctx, variant, p, &self.a, &self.b, self.bias.as_ref(), &self.c)
+            }
+        }
+    }
+
+    /// The launch of `variant` shrunk to about `fraction` of its workgroups (see
+    /// [`sample_fraction`]), and the fraction of its work kept.
+    pub fn sample(
+        &self,
+        ctx: &GpuContext,
+        shape: &CaseShape,
+        variant: Variant,
+        fraction: f64,
+    ) -> (Launch, f64) {
+        let mut launch = self.launch(ctx, shape, variant);
+        let kept = launch.shrink(sample_fraction(&launch, fraction));
+        (launch, kept)
+    }
+}
+
+/// The fewest workgroups a sample keeps, so that it still spreads over a CPU adapter's threads
+/// (GPUs, whose launches are short, are not sampled).
+const MIN_SAMPLE_WORKGROUPS: f64 = 4.0;
+
+/// `fraction` of a launch's workgroups, or more to keep [`MIN_SAMPLE_WORKGROUPS`].
+fn sample_fraction(launch: &Launch, fraction: f64) -> f64 {
+    fraction
+        .max(MIN_SAMPLE_WORKGROUPS / launch.workgroups() as f64)
+        .min(1.0)
+}
+
+/// How long a sampled launch should run at the fastest rate seen so far.
+pub const SAMPLE_SECONDS: f64 = 0.005;
+
+/// A challenger clearly slower than the best so far (by this factor) is dropped after a probe.
+pub(super) const CLEARLY_SLOWER: f64 = 1.5;
+
+/// What timing one launch shape found: the variant chosen, and the milliseconds of each
+/// variant timed (of the whole launch, estimated from a sample where one was timed).
+pub(super) struct Timed {
+    pub chosen: Variant,
+    pub timings: Vec<(Variant, f64)>,
+}
