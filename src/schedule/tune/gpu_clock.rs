@@ -90,11 +90,17 @@ async fn time_batch(
 ) -> Result<Vec<Timed>, GpuError> {
     // 1. Warm-ups, and the device's speed where it is not known yet.
     let (accepted, warm_ups) = accepted_candidates(ctx, batch, warmed).await?;
+    // The device's speed, from the smallest of the candidates' samples of a sixty-fourth
+    // (each at least a few workgroups: a launch of one workgroup runs whole).
     let rate_sample = (*fastest_rate == 0.0).then(|| {
-        let (c, variant) = &accepted[0];
-        let (case, _, buffers) = &batch[*c];
-        let (launch, kept) = buffers.sample(ctx, &case.shape, *variant, 1.0 / 64.0);
-        (launch, kept * case.shape.flops())
+        let samples = accepted.iter().map(|&(c, variant)| {
+            let (case, _, buffers) = &batch[c];
+            let (launch, kept) = buffers.sample(ctx, &case.shape, variant, 1.0 / 64.0);
+            (launch, kept * case.shape.flops())
+        });
+        samples
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("a candidate was accepted")
     });
     let untimed: Vec<&Launch> = warm_ups.iter().collect();
     let timed: Vec<&Launch> = rate_sample.iter().map(|(l, _)| l).collect();
@@ -230,21 +236,28 @@ async fn accepted_candidates(
         }
     }
     let mut accepted = Vec::new();
-    let mut warm_ups = Vec::new();
+    let mut candidates = Vec::new();
     for (c, variant, warm_up, popped) in pending {
         match popped.await {
             None => {
                 accepted.push((c, variant));
-                let shaders = warm_up.shaders();
-                if shaders.iter().any(|s| !warmed.contains(s)) {
-                    warmed.extend(shaders);
-                    warm_ups.push(warm_up);
-                }
+                let work = batch[c].0.shape.flops() / warm_up.workgroups() as f64;
+                candidates.push((work, warm_up));
             }
             Some(error) => {
                 let key = &batch[c].0.key;
                 drop_rejected(ctx, key, variant, &warm_up.shaders(), &error, "which is dropped");
             }
+        }
+    }
+    // Each kernel warms up on the launch whose workgroup does the least work.
+    candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut warm_ups = Vec::new();
+    for (_, warm_up) in candidates {
+        let shaders = warm_up.shaders();
+        if shaders.iter().any(|s| !warmed.contains(s)) {
+            warmed.extend(shaders);
+            warm_ups.push(warm_up);
         }
     }
     match accepted.is_empty() {
