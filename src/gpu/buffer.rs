@@ -249,26 +249,9 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
             })
             .collect();
         ctx.queue.submit([encoder.finish()]);
-        let receivers: Vec<_> = stagings
-            .iter()
-            .map(|staging| {
-                let (sender, receiver) = futures_channel::oneshot::channel();
-                staging.map_async(wgpu::MapMode::Read, .., move |result| {
-                    let _ = sender.send(result);
-                });
-                receiver
-            })
-            .collect();
-        #[cfg(not(target_arch = "wasm32"))]
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        map_for_reading(ctx, &stagings).await?;
         let mut values = vec![Vec::new(); buffers.len()];
-        for ((staging, receiver), (_, members)) in stagings.iter().zip(receivers).zip(&groups) {
-            receiver
-                .await
-                .map_err(|_| GpuError::ReadBack("the device was lost before the copy finished".into()))?
-                .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        for (staging, (_, members)) in stagings.iter().zip(&groups) {
             {
                 let view = staging
                     .get_mapped_range(..)
@@ -301,4 +284,32 @@ impl<T: bytemuck::Pod> GpuBuffer<T> {
         }
         values
     }
+}
+
+/// Maps `stagings` for reading once the work submitted so far has copied into them (natively
+/// by polling, in the browser by awaiting the device), all requested at once.
+pub(super) async fn map_for_reading(ctx: &GpuContext, stagings: &[wgpu::Buffer]) -> Result<(), GpuError> {
+    let receivers: Vec<_> = stagings
+        .iter()
+        .map(|staging| {
+            let (sender, receiver) = futures_channel::oneshot::channel();
+            staging.map_async(wgpu::MapMode::Read, .., move |result| {
+                let _ = sender.send(result);
+            });
+            receiver
+        })
+        .collect();
+    #[cfg(not(target_arch = "wasm32"))]
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+    #[cfg(target_arch = "wasm32")]
+    let _ = ctx; // the browser maps as the device finishes, without polling
+    for receiver in receivers {
+        receiver
+            .await
+            .map_err(|_| GpuError::ReadBack("the device was lost before the copy finished".into()))?
+            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+    }
+    Ok(())
 }

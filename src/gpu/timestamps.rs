@@ -71,27 +71,10 @@ pub async fn launch_times(
         stagings.push(staging);
     }
     ctx.queue.submit([encoder.finish()]);
-    let receivers: Vec<_> = stagings
-        .iter()
-        .map(|staging| {
-            let (sender, receiver) = futures_channel::oneshot::channel();
-            staging.map_async(wgpu::MapMode::Read, .., move |result| {
-                let _ = sender.send(result);
-            });
-            receiver
-        })
-        .collect();
-    #[cfg(not(target_arch = "wasm32"))]
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+    super::buffer::map_for_reading(ctx, &stagings).await?;
     let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
     let mut seconds = Vec::with_capacity(timed.len());
-    for (staging, receiver) in stagings.iter().zip(receivers) {
-        receiver
-            .await
-            .map_err(|_| GpuError::ReadBack("the device was lost before the timestamps were read".into()))?
-            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
+    for staging in &stagings {
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| GpuError::ReadBack(e.to_string()))?;
