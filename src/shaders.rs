@@ -92,6 +92,7 @@ body!(FLAT, "body_flat");
 body!(GEMM_TILE, "body_gemm_tile");
 body!(GEMM_SUBGROUP, "body_gemm_subgroup");
 body!(GEMM_TILED, "body_gemm_tiled");
+body!(GEMM_NARROW, "body_gemm_narrow");
 body!(STAGE_PLAIN, "body_stage_plain");
 body!(BATCH_NORM_TRAIN, "body_batch_norm_train");
 body!(BATCH_NORM_BACKWARD, "body_batch_norm_backward");
@@ -102,6 +103,7 @@ impl Body {
         GEMM_TILE,
         GEMM_SUBGROUP,
         GEMM_TILED,
+        GEMM_NARROW,
         STAGE_PLAIN,
         BATCH_NORM_TRAIN,
         BATCH_NORM_BACKWARD,
@@ -189,10 +191,12 @@ kernels! {
     (Conv2dForwardSubgroup, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act]),
     (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act], wide),
     (Conv2dForwardTiled, "conv2d_forward_tiled" <= "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_TILED], [act]),
+    (Conv2dForwardNarrow, "conv2d_forward_narrow" <= "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_NARROW], [act]),
     (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
     (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], []),
     (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
     (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILED], []),
+    (Conv2dInputGradNarrow, "conv2d_input_grad_narrow" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_NARROW], []),
     (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
     (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
@@ -203,6 +207,7 @@ kernels! {
     (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem]),
     (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem], wide),
     (MatmulTiled, "matmul_tiled" <= "matmul", false, [MATMUL, GEMM_TILES], [GEMM_TILED, STAGE_PLAIN], [a_elem, b_elem, c_elem]),
+    (MatmulNarrow, "matmul_narrow" <= "matmul", false, [MATMUL, GEMM_TILES], [GEMM_NARROW], [a_elem, b_elem, c_elem]),
     (BiasGrad, "bias_grad", false, [], [], []),
     (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM], [BATCH_NORM_TRAIN], [act]),
     (BatchNormInferenceForward, "batch_norm_inference_forward", false, [BATCH_NORM], [FLAT], [act]),

@@ -167,10 +167,12 @@ fn twin_of(kernel: Kernel) -> RustTwin {
         | Conv2dForwardSubgroup
         | Conv2dForwardSubgroupWide
         | Conv2dForwardTiled
+        | Conv2dForwardNarrow
         | Conv2dInputGrad
         | Conv2dInputGradSubgroup
         | Conv2dInputGradSubgroupWide
         | Conv2dInputGradTiled
+        | Conv2dInputGradNarrow
         | Conv2dWeightGrad
         | Conv2dWeightGradSubgroup
         | Conv2dWeightGradSubgroupWide
@@ -202,7 +204,7 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             chunks,
             accumulate
         }),
-        Matmul | MatmulSubgroup | MatmulSubgroupWide | MatmulTiled => twin!(MatmulParams {
+        Matmul | MatmulSubgroup | MatmulSubgroupWide | MatmulTiled | MatmulNarrow => twin!(MatmulParams {
             m,
             n,
             k,

@@ -28,17 +28,22 @@ pub enum Variant {
     /// 256 invocations, 128×128 tiles double-buffered in workgroup memory, 8×8 outputs per
     /// invocation: for wide GPUs.
     Tiled,
+    /// 64×4 invocations, 16×256 tiles in workgroup memory, 4×4 outputs per invocation: for
+    /// outputs of few rows (16 or 32 output channels), which a 64-row tile leaves mostly
+    /// empty. Convolution forward and input gradient, and GEMMs.
+    Narrow,
     /// The reduction split into chunks whose partial sums a second launch adds in a fixed
     /// order: for small outputs with long reductions (weight gradients).
     SplitK,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::Portable,
         Variant::Subgroup,
         Variant::SubgroupWide,
         Variant::Tiled,
+        Variant::Narrow,
         Variant::SplitK,
     ];
 
@@ -48,6 +53,7 @@ impl Variant {
             Variant::Subgroup => "subgroup",
             Variant::SubgroupWide => "subgroup-wide",
             Variant::Tiled => "tiled",
+            Variant::Narrow => "narrow",
             Variant::SplitK => "split-k",
         }
     }

@@ -165,6 +165,7 @@ pub fn variants(p: &MatmulParams, bound: Option<usize>) -> Vec<Variant> {
         Variant::Subgroup,
         Variant::SubgroupWide,
         Variant::Tiled,
+        Variant::Narrow,
     ];
     if split {
         all.push(Variant::SplitK);
@@ -255,6 +256,7 @@ pub fn launch_with(
         Variant::Subgroup => (Kernel::MatmulSubgroup, 16, 32),
         Variant::SubgroupWide => (Kernel::MatmulSubgroupWide, 16, 4 * ctx.wide_lanes),
         Variant::Tiled => (Kernel::MatmulTiled, 128, 128),
+        Variant::Narrow => (Kernel::MatmulNarrow, 16, 256),
         Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
     };
     let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());

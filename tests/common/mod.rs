@@ -27,7 +27,12 @@ pub fn gpu() -> GpuContext {
 /// does not apply to a launch, the launch takes its default). The subgroup variants must exist
 /// where the adapter offers subgroups (lavapipe does).
 pub fn kernel_policies(ctx: &GpuContext) -> Vec<KernelPolicy> {
-    let mut variants = vec![Variant::Portable, Variant::Tiled, Variant::SplitK];
+    let mut variants = vec![
+        Variant::Portable,
+        Variant::Tiled,
+        Variant::Narrow,
+        Variant::SplitK,
+    ];
     if ctx.features.subgroups {
         variants.extend([Variant::Subgroup, Variant::SubgroupWide]);
     } else if std::env::var_os("RESNET_WGPU_ALLOW_NO_SUBGROUPS").is_none() {
@@ -80,7 +85,7 @@ pub fn assert_no_device_error(ctx: &GpuContext, what: &str) {
 /// kernel that variant's (the body of its tile loop, its subgroup width; split-K adds its
 /// partial sums in a second dispatch).
 pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &str) {
-    use resnet_wgpu::shaders::{GEMM_TILE, GEMM_TILED};
+    use resnet_wgpu::shaders::{GEMM_NARROW, GEMM_TILE, GEMM_TILED};
     assert_eq!(
         launch.variant,
         Some(variant),
@@ -93,6 +98,7 @@ pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &st
         Variant::Subgroup => first.uses_subgroups() && !first.is_wide(),
         Variant::SubgroupWide => first.is_wide(),
         Variant::Tiled => first.bodies().first() == Some(&GEMM_TILED),
+        Variant::Narrow => first.bodies().first() == Some(&GEMM_NARROW),
         Variant::SplitK => shaders.len() == 2,
     };
     assert!(runs, "{what}: {variant} launched {}", first.name());

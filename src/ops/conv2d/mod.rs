@@ -294,6 +294,7 @@ pub fn forward_with(
         ),
         Variant::Portable => Kernel::Conv2dForward,
         Variant::Tiled => Kernel::Conv2dForwardTiled,
+        Variant::Narrow => Kernel::Conv2dForwardNarrow,
         Variant::SplitK => unreachable!("checked above: split-K runs weight gradients only"),
     };
     let grid = implicit_gemm_grid(
@@ -362,6 +363,10 @@ pub fn input_grad_with(
         ),
         Variant::Tiled => (
             Kernel::Conv2dInputGradTiled,
+            implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
+        ),
+        Variant::Narrow => (
+            Kernel::Conv2dInputGradNarrow,
             implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
         ),
         Variant::SplitK => unreachable!("checked above: split-K runs weight gradients only"),
@@ -449,6 +454,7 @@ pub fn weight_grad_with(
         Variant::Subgroup | Variant::SubgroupWide | Variant::SplitK => {
             unreachable!("launched above")
         }
+        Variant::Narrow => unreachable!("not a weight-gradient variant: refused above"),
     };
     Launch::new(
         ctx,

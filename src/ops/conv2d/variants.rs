@@ -87,6 +87,7 @@ pub fn variants(direction: Direction, shape: &Conv2dShape, bound: Option<usize>)
             Variant::Subgroup,
             Variant::SubgroupWide,
             Variant::Tiled,
+            Variant::Narrow,
         ];
     }
     let mut all = Vec::new();
@@ -177,6 +178,7 @@ pub(super) fn tile(ctx: &GpuContext, variant: Variant) -> (usize, usize) {
         Variant::Subgroup => (16, 32),
         Variant::SubgroupWide => (16, 4 * ctx.wide_lanes as usize),
         Variant::Tiled => (128, 128),
+        Variant::Narrow => (16, 256),
         Variant::Portable | Variant::SplitK => (64, 64),
     }
 }
