@@ -149,6 +149,9 @@ fn sample_fraction(launch: &Launch, fraction: f64) -> f64 {
 /// How long a sampled launch should run at the fastest rate seen so far.
 pub const SAMPLE_SECONDS: f64 = 0.005;
 
+/// Past this much time a sample runs once: a run that long is timed well enough.
+pub(super) const LONG_RUN_SECONDS: f64 = 0.06;
+
 /// A challenger clearly slower than the best so far (by this factor) is dropped after a probe.
 pub(super) const CLEARLY_SLOWER: f64 = 1.5;
 

@@ -2,11 +2,12 @@
 //! one submission, each in a pass that writes a timestamp at its beginning and end, and are
 //! read back at once. On the CPU clock each run is a round trip to the device, which in a
 //! browser costs tens of milliseconds, more than most sampled launches; here a batch of shapes
-//! costs three round trips in all.
+//! costs four round trips in all (its error scopes, and three read-backs).
 //!
-//! A batch holds the shapes whose scratch buffers fit [`FLUSH_BYTES`] (at least one), and runs
-//! in three submissions:
-//! 1. warm-ups: one workgroup of the first candidate to run each kernel, untimed (adapters
+//! A batch takes shapes until their scratch buffers pass [`FLUSH_BYTES`] (at least one), and
+//! runs in three submissions:
+//! 1. warm-ups: the first candidate to run each kernel, cut to one workgroup along its longest
+//!    axis, untimed (adapters
 //!    such as lavapipe build a pipeline at its first dispatch), and, before the first batch, a
 //!    sample that measures how fast this device is;
 //! 2. probes, where launches are sampled: a sixteenth of the sample of every candidate, once;
@@ -17,16 +18,13 @@
 
 use std::collections::HashSet;
 
-use super::case::{CLEARLY_SLOWER, Case, CaseBuffers, SAMPLE_SECONDS, Timed};
+use super::case::{CLEARLY_SLOWER, Case, CaseBuffers, LONG_RUN_SECONDS, SAMPLE_SECONDS, Timed};
 use super::checks::{FLUSH_BYTES, all_rejected, drop_rejected};
 use crate::gpu::{Fault, GpuContext, GpuError, Launch, Variant, launch_times};
 use crate::shaders::Shader;
 
 /// Runs of each candidate's timed sample; the median counts.
 const RUNS: usize = 3;
-
-/// Past this much time a sample is timed once: a run that long is timed well enough.
-const LONG_RUN_SECONDS: f64 = 0.06;
 
 /// A candidate variant of one shape of the batch.
 struct Trial {
@@ -155,12 +153,18 @@ async fn time_batch(
         best_probe[t.case] = best_probe[t.case].min(t.probe);
     }
     for t in &mut trials {
-        t.timed = t.probe <= CLEARLY_SLOWER * best_probe[t.case] || t.probe == f64::INFINITY;
+        // A best probe of 0 (shorter than the clock's resolution) says nothing of the others.
+        let best = best_probe[t.case];
+        t.timed = best == 0.0 || t.probe <= CLEARLY_SLOWER * best || t.probe == f64::INFINITY;
     }
 
     // 3. The timing: the remaining candidates' samples in rounds, RUNS runs in all each (one
-    // where a run takes LONG_RUN_SECONDS).
-    let wanted = |t: &Trial| match t.probe * t.sample.1 > LONG_RUN_SECONDS {
+    // where a run takes LONG_RUN_SECONDS: as its probe said, or, unprobed, at the fastest rate).
+    let run_seconds = |t: &Trial| match t.probe.is_finite() {
+        true => t.probe * t.sample.1,
+        false => batch[t.case].0.shape.flops() * t.sample.1 / *fastest_rate,
+    };
+    let wanted = |t: &Trial| match run_seconds(t) > LONG_RUN_SECONDS {
         true => 1,
         false => RUNS,
     };
@@ -215,9 +219,10 @@ fn rate(flops: f64, seconds: f64) -> f64 {
 }
 
 /// The candidates of the batch that the device accepts (each its shape's index and variant),
-/// and warm-ups for the kernels they run that are not in `warmed` yet: one workgroup of each
-/// dispatch of the first launch to run a kernel (adapters such as lavapipe build a pipeline at
-/// its first dispatch; a kernel's pipeline serves every shape). Each candidate is built in an
+/// and warm-ups for the kernels they run that are not in `warmed` yet: the launch whose warm-up
+/// does least among those running a kernel, cut to one workgroup along each dispatch's longest
+/// axis (adapters such as lavapipe build a pipeline at its first dispatch; a kernel's pipeline
+/// serves every shape). Each candidate is built in an
 /// error scope of its own, and the scopes are awaited together; a rejected variant is dropped
 /// (with its pipelines).
 async fn accepted_candidates(
@@ -230,19 +235,18 @@ async fn accepted_candidates(
         for &variant in variants.iter() {
             let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let mut warm_up = buffers.launch(ctx, &case.shape, variant);
-            warm_up.shrink(0.0);
+            let kept = warm_up.shrink(0.0);
             ctx.fault_point(Fault::Candidate(variant));
-            pending.push((c, variant, warm_up, scope.pop()));
+            pending.push((c, variant, warm_up, kept, scope.pop()));
         }
     }
     let mut accepted = Vec::new();
     let mut candidates = Vec::new();
-    for (c, variant, warm_up, popped) in pending {
+    for (c, variant, warm_up, kept, popped) in pending {
         match popped.await {
             None => {
                 accepted.push((c, variant));
-                let work = batch[c].0.shape.flops() / warm_up.workgroups() as f64;
-                candidates.push((work, warm_up));
+                candidates.push((batch[c].0.shape.flops() * kept, warm_up));
             }
             Some(error) => {
                 let key = &batch[c].0.key;
@@ -250,7 +254,7 @@ async fn accepted_candidates(
             }
         }
     }
-    // Each kernel warms up on the launch whose workgroup does the least work.
+    // Each kernel warms up on the launch whose warm-up does the least work.
     candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut warm_ups = Vec::new();
     for (_, warm_up) in candidates {

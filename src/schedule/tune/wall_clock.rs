@@ -11,13 +11,10 @@ use std::collections::HashSet;
 
 use web_time::Instant;
 
-use super::case::{CLEARLY_SLOWER, Case, CaseBuffers, CaseShape, SAMPLE_SECONDS, Timed};
+use super::case::{CLEARLY_SLOWER, Case, CaseBuffers, CaseShape, LONG_RUN_SECONDS, SAMPLE_SECONDS, Timed};
 use super::checks::{all_rejected, drop_rejected};
 use crate::gpu::{Fault, GemmKey, GpuContext, GpuError, Launch, Variant};
 use crate::shaders::Shader;
-
-/// Past this much time a candidate's timing stops: a run that long is timed well enough once.
-const LONG_RUN_SECONDS: f64 = 0.06;
 
 /// Times `variants` of `case` one after the other and keeps the fastest. `fastest_rate`
 /// (FLOP/s of the fastest launch timed so far, 0 before the first) sizes the samples and
@@ -104,8 +101,9 @@ async fn time_candidate(
     warmed: &mut HashSet<Shader>,
 ) -> Result<((f64, bool), Vec<Shader>), GpuError> {
     let flops = shape.flops();
-    // Some adapters (lavapipe) build a pipeline at its first dispatch: one workgroup of each
-    // dispatch of the first launch to run a kernel, untimed, keeps that out of the timing.
+    // Some adapters (lavapipe) build a pipeline at its first dispatch: the first launch to run
+    // a kernel, cut to one workgroup along each dispatch's longest axis and untimed, keeps
+    // that out of the timing.
     let mut warm_up = buffers.launch(ctx, shape, variant);
     if warm_up.shaders().iter().any(|s| !warmed.contains(s)) {
         warmed.extend(warm_up.shaders());
