@@ -1,10 +1,14 @@
 // The entry point of the narrow GEMM kernels (no subgroups): the tile loop of
 //   C[m, n] = Σ_z Σ_k A[z, m, k] · B[z, k, n]
 // for a C of few rows (a convolution with 16 or 32 output channels, whose rows a 64-row tile
-// would mostly leave empty). A workgroup of 64×4 invocations computes a 16×256 tile of C; each
-// invocation a 4×4 block. Tiles of A (16×8) and B (8×256) are staged in workgroup memory 8
-// values of k at a time (8.5 KiB), consecutive invocations loading consecutive columns of B,
-// and every result is summed by one invocation in a fixed order: z, then k.
+// would mostly leave empty). A workgroup of 256 invocations computes a 16×256 tile of C; each
+// invocation one column of it (16 results). A is staged in workgroup memory 32 values of k at a
+// time (2 KiB); B is read straight from memory, each value once per workgroup, consecutive
+// invocations reading consecutive columns. Every result is summed by one invocation in a fixed
+// order: z, then k.
+//
+// Workgroup memory is small on purpose: browsers zero it at the start of every workgroup, which
+// on CPU adapters costs time in proportion to its size (and so does building the pipeline).
 //
 // The kernel joined before this file supplies the hooks of body_gemm_tile.wgsl:
 //   place_tile(tile, grid) -> Tile                   its columns from n0, a multiple of TILE
@@ -15,53 +19,51 @@
 // height is 16.
 const TILE: u32 = 256u;
 
-// a_tile[kk * 16 + mm] = A[z, m0 + mm, k0 + kk]; b_tile[kk * 256 + nn] = B[z, k0 + kk, n0 + nn].
-var<workgroup> a_tile: array<f32, 128>;
-var<workgroup> b_tile: array<f32, 2048>;
+// Values of k staged at a time.
+const K_SLICE: u32 = 32u;
 
-@compute @workgroup_size(64, 4)
+// a_tile[kk * 4 + q] = A[z, m0 + 4q .. m0 + 4q + 3, k0 + kk]: rows 4q to 4q + 3 at one k.
+var<workgroup> a_tile: array<vec4<f32>, 128>;
+
+// A column index past every N: store_row leaves it alone.
+const NO_COLUMN: u32 = 0xffffffffu;
+
+@compute @workgroup_size(256)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
     @builtin(num_workgroups) grid: vec3<u32>,
-    @builtin(local_invocation_id) local: vec3<u32>,
     @builtin(local_invocation_index) index: u32,
 ) {
     let place = place_tile(tile, grid);
     let m0 = tile.y * 16u;
-    let n0 = place.n0;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    let n = place.n0 + index;
+    // acc[q][r] = C[m0 + 4q + r, n].
+    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     for (var z = place.batches.x; z < place.batches.y; z++) {
-        for (var k0 = place.ks.x; k0 < place.ks.y; k0 += 8u) {
-            // Past the end of the range k reads as zero.
+        for (var k0 = place.ks.x; k0 < place.ks.y; k0 += K_SLICE) {
+            // Invocations 0 to 127 stage 4 rows at one k each; past the range k reads as zero.
             if index < 128u {
-                let k = select(NO_K, k0 + index / 16u, k0 + index / 16u < place.ks.y);
-                a_tile[index] = load_a(z, m0 + index % 16u, k);
-            }
-            for (var i = 0u; i < 8u; i++) {
-                let k = select(NO_K, k0 + i, k0 + i < place.ks.y);
-                b_tile[i * 256u + index] = load_b(z, k, n0 + index);
+                let q = index % 4u;
+                let k = select(NO_K, k0 + index / 4u, k0 + index / 4u < place.ks.y);
+                let m = m0 + q * 4u;
+                a_tile[index] = vec4<f32>(load_a(z, m, k), load_a(z, m + 1u, k), load_a(z, m + 2u, k), load_a(z, m + 3u, k));
             }
             workgroupBarrier();
-            for (var kk = 0u; kk < 8u; kk++) {
-                let ra = kk * 16u + local.y * 4u;
-                let rb = kk * 256u + local.x * 4u;
-                let av = vec4<f32>(a_tile[ra], a_tile[ra + 1u], a_tile[ra + 2u], a_tile[ra + 3u]);
-                let bv = vec4<f32>(b_tile[rb], b_tile[rb + 1u], b_tile[rb + 2u], b_tile[rb + 3u]);
-                acc0 += av.x * bv;
-                acc1 += av.y * bv;
-                acc2 += av.z * bv;
-                acc3 += av.w * bv;
+            let k_end = min(K_SLICE, place.ks.y - k0);
+            for (var kk = 0u; kk < k_end; kk++) {
+                let b = load_b(z, k0 + kk, n);
+                acc[0] += a_tile[kk * 4u] * b;
+                acc[1] += a_tile[kk * 4u + 1u] * b;
+                acc[2] += a_tile[kk * 4u + 2u] * b;
+                acc[3] += a_tile[kk * 4u + 3u] * b;
             }
             workgroupBarrier();
         }
     }
-    let row = m0 + local.y * 4u;
-    let columns = n0 + local.x * 4u + vec4<u32>(0u, 1u, 2u, 3u);
-    store_row(place.slice, row, columns, acc0);
-    store_row(place.slice, row + 1u, columns, acc1);
-    store_row(place.slice, row + 2u, columns, acc2);
-    store_row(place.slice, row + 3u, columns, acc3);
+    let columns = vec4<u32>(n, NO_COLUMN, NO_COLUMN, NO_COLUMN);
+    for (var q = 0u; q < 4u; q++) {
+        for (var r = 0u; r < 4u; r++) {
+            store_row(place.slice, m0 + q * 4u + r, columns, vec4<f32>(acc[q][r], 0.0, 0.0, 0.0));
+        }
+    }
 }

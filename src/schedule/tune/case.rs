@@ -120,8 +120,10 @@ impl CaseBuffers {
         }
     }
 
-    /// The launch of `variant` shrunk to about `fraction` of its workgroups (see
-    /// [`sample_fraction`]), and the fraction of its work kept.
+    /// The launch of `variant` shrunk to about `fraction` of its work, and the fraction kept:
+    /// fewer workgroups (see [`sample_fraction`]), or, for a weight gradient of too few
+    /// workgroups to cut (one per 64 output channels in the portable kernel), every workgroup
+    /// summing over fewer images (see [`fewer_images`]).
     pub fn sample(
         &self,
         ctx: &GpuContext,
@@ -130,8 +132,43 @@ impl CaseBuffers {
         fraction: f64,
     ) -> (Launch, f64) {
         let mut launch = self.launch(ctx, shape, variant);
+        if let CaseShape::Conv(Direction::WeightGrad, s) = shape
+            && let Some(cut) = self.fewer_images(ctx, s, &launch, variant, fraction)
+        {
+            return cut;
+        }
         let kept = launch.shrink(sample_fraction(&launch, fraction));
         (launch, kept)
+    }
+
+    /// A weight gradient's launch `whole` on `fraction` of the batch (at least one image), and
+    /// the fraction kept: where `whole` has too few workgroups to cut and the smaller launch has
+    /// as many, each doing less of the same reduction. `None` where the workgroups can be cut,
+    /// or where fewer images would change them or the variant (split-K's chunks follow the
+    /// reduction).
+    fn fewer_images(
+        &self,
+        ctx: &GpuContext,
+        s: &Conv2dShape,
+        whole: &Launch,
+        variant: Variant,
+        fraction: f64,
+    ) -> Option<(Launch, f64)> {
+        let workgroups = whole.workgroups() as f64;
+        if workgroups * fraction >= MIN_SAMPLE_WORKGROUPS || fraction >= 1.0 {
+            return None;
+        }
+        let images = ((s.batch as f64 * fraction).ceil() as usize).clamp(1, s.batch);
+        let fewer = Conv2dShape { batch: images, ..*s };
+        if images == s.batch || !conv2d::applies(ctx, Direction::WeightGrad, &fewer, variant) {
+            return None;
+        }
+        let (dy, x) = (
+            self.a.prefix(fewer.output_len()),
+            self.b.prefix(fewer.input_len()),
+        );
+        let launch = conv2d::weight_grad_with(ctx, variant, &fewer, &dy, &x, &self.c, false);
+        (launch.workgroups() == whole.workgroups()).then(|| (launch, images as f64 / s.batch as f64))
     }
 }
 
@@ -160,4 +197,63 @@ pub(super) const CLEARLY_SLOWER: f64 = 1.5;
 pub(super) struct Timed {
     pub chosen: Variant,
     pub timings: Vec<(Variant, f64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::launch_times;
+
+    /// A 3×3 convolution of 16 channels on 32×32 images, batch 32: its portable weight
+    /// gradient is 3 workgroups (16 × 144 outputs in 64×64 tiles), each summing 32 × 1024 terms.
+    fn case(direction: Direction) -> Case {
+        let shape = Conv2dShape {
+            batch: 32,
+            in_channels: 16,
+            in_height: 32,
+            in_width: 32,
+            out_channels: 16,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        let operands = [Precision::F32; 3];
+        Case {
+            layer: "conv".into(),
+            direction: direction.name(),
+            key: conv2d::launch_key(direction, &shape, operands),
+            candidates: vec![Variant::Portable],
+            shape: CaseShape::Conv(direction, shape),
+            operands,
+        }
+    }
+
+    #[test]
+    fn a_weight_gradient_of_too_few_workgroups_to_cut_is_sampled_on_fewer_images() {
+        let ctx = GpuContext::new_blocking().expect("a WebGPU adapter (lavapipe: mesa-vulkan-drivers)");
+        let weight_grad = case(Direction::WeightGrad);
+        let buffers = CaseBuffers::new(&ctx, &weight_grad);
+        let whole = buffers.launch(&ctx, &weight_grad.shape, Variant::Portable);
+        let (sample, kept) = buffers.sample(&ctx, &weight_grad.shape, Variant::Portable, 1.0 / 16.0);
+        assert!(whole.workgroups() < MIN_SAMPLE_WORKGROUPS as u64);
+        assert_eq!(sample.workgroups(), whole.workgroups(), "every workgroup is kept");
+        assert_eq!(kept, 2.0 / 32.0, "two images of 32");
+        // The sample takes about the fraction of the time that it keeps of the work.
+        let times = pollster::block_on(launch_times(&ctx, &[&whole], &[&whole, &sample, &whole]))
+            .expect("read-back")
+            .expect("lavapipe offers timestamp queries");
+        let whole_seconds = times[0].min(times[2]);
+        assert!(times[1] < 0.25 * whole_seconds, "{times:?}");
+
+        // A launch of many workgroups is cut by workgroups, on the whole batch.
+        let forward = case(Direction::Forward);
+        let buffers = CaseBuffers::new(&ctx, &forward);
+        let whole = buffers.launch(&ctx, &forward.shape, Variant::Portable);
+        let (sample, kept) = buffers.sample(&ctx, &forward.shape, Variant::Portable, 1.0 / 16.0);
+        assert_eq!(kept, 1.0 / 16.0);
+        assert_eq!(sample.workgroups() * 16, whole.workgroups());
+        if let Some(error) = ctx.take_error() {
+            panic!("the device reported an error: {error}");
+        }
+    }
 }

@@ -14,7 +14,8 @@
 //!    a candidate clearly slower than the best probe of its shape goes no further;
 //! 3. the timing: the sample (or the whole launch) of every remaining candidate, three times
 //!    over, in rounds; the median counts, and the fastest is chosen (the default on a tie, as
-//!    where launches are shorter than the clock's resolution).
+//!    where launches are shorter than the clock's resolution). A shape that its probes left
+//!    one candidate is not timed again: that one is chosen.
 
 use std::collections::HashSet;
 
@@ -42,8 +43,12 @@ struct Trial {
 }
 
 impl Trial {
-    /// The median of its runs.
+    /// The median of its runs, or its probe where it had none (the last of its shape after the
+    /// probes).
     fn seconds(&self) -> f64 {
+        if self.runs.is_empty() {
+            return self.probe;
+        }
         let mut runs = self.runs.clone();
         runs.sort_by(f64::total_cmp);
         runs.get((runs.len().max(1) - 1) / 2)
@@ -159,14 +164,20 @@ async fn time_batch(
     }
 
     // 3. The timing: the remaining candidates' samples in rounds, RUNS runs in all each (one
-    // where a run takes LONG_RUN_SECONDS: as its probe said, or, unprobed, at the fastest rate).
+    // where a run takes LONG_RUN_SECONDS: as its probe said, or, unprobed, at the fastest rate;
+    // none where its probes left a shape one candidate, which is chosen on its probe).
+    let mut remaining = vec![0; batch.len()];
+    for t in trials.iter().filter(|t| t.timed) {
+        remaining[t.case] += 1;
+    }
     let run_seconds = |t: &Trial| match t.probe.is_finite() {
         true => t.probe * t.sample.1,
         false => batch[t.case].0.shape.flops() * t.sample.1 / *fastest_rate,
     };
-    let wanted = |t: &Trial| match run_seconds(t) > LONG_RUN_SECONDS {
-        true => 1,
-        false => RUNS,
+    let wanted = |t: &Trial| match (remaining[t.case], run_seconds(t) > LONG_RUN_SECONDS) {
+        (1, _) => 0,
+        (_, true) => 1,
+        (_, false) => RUNS,
     };
     let rounds: Vec<Vec<usize>> = (0..RUNS)
         .map(|r| {
