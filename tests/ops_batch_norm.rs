@@ -8,13 +8,14 @@ use common::*;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext};
 use resnet_wgpu::ops::batch_norm::{
     self, BackwardBuffers, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, InferenceForwardBuffers, Relu,
-    SAVED_PER_CHANNEL, StepStatistics, TrainForwardBuffers,
+    StepStatistics, TrainForwardBuffers,
 };
 use resnet_wgpu::ops::bias_grad;
 use resnet_wgpu::ops::finite_check::{self, NonFinite, STATUS_LEN};
 
 /// Shapes `[N, C, H·W]` for the per-channel kernels: batch 1, 1×1 spatial, sizes that are not
-/// multiples of 256, more than 256 channels, a channel of more than 70,000 values, and more
+/// multiples of 256, more than 256 channels, channels in parts (one value past a part's 8,192,
+/// and more than 70,000 values: 9 parts), and more
 /// than 65,535 channels (a 2-D grid of workgroups). That last one has 4 values per channel,
 /// not 2: among 66,000 random pairs some are nearly equal, where `invstd` approaches
 /// `1/sqrt(eps)` ≈ 316 and amplifies f32 rounding of `x − mean` beyond any fixed tolerance
@@ -25,6 +26,7 @@ const BN_SHAPES: &[(usize, usize, usize)] = &[
     (1, 4, 1),
     (3, 4, 97),
     (2, 300, 7),
+    (1, 2, 8_193),
     (2, 3, 35_003),
     (2, 66_000, 2),
 ];
@@ -79,7 +81,7 @@ impl BnLayer {
             gamma: upload(ctx, "gamma", &d.gamma),
             beta: upload(ctx, "beta", &d.beta),
             y: zeros(ctx, "y", shape.len()),
-            saved: zeros(ctx, "saved statistics", SAVED_PER_CHANNEL * shape.channels),
+            saved: zeros(ctx, "saved statistics", shape.saved_len()),
             running_mean: upload(ctx, "running_mean", &d.running_mean),
             running_var: upload(ctx, "running_var", &d.running_var),
             dy: upload(ctx, "dy", &d.dy),
@@ -550,6 +552,38 @@ fn batch_norm_fused_with_relu_matches_reference() {
             1e-5,
         );
     }
+}
+
+#[test]
+fn a_channel_of_many_values_runs_in_parts_over_two_dispatches() {
+    let ctx = gpu();
+    for (n, c, s, parts) in [
+        (2usize, 3usize, 4_096usize, 1usize),
+        (1, 2, 8_193, 2),
+        (2, 3, 35_003, 9),
+    ] {
+        let shape = BnShape::new(n, c, s);
+        assert_eq!(shape.parts(), parts, "{n}x{c}x{s}");
+        let d = bn_data(shape, 70, 0.0);
+        let layer = BnLayer::new(&ctx, shape, &d);
+        for launch in [
+            layer.train_forward_step(&ctx, Relu::None, StepStatistics::Start),
+            layer.backward(&ctx),
+        ] {
+            let grids = launch.grids();
+            let workgroups: Vec<u32> = grids.iter().map(|g| g.iter().product()).collect();
+            match parts {
+                1 => assert_eq!(workgroups, [c as u32], "{n}x{c}x{s}: a workgroup per channel"),
+                _ => assert_eq!(
+                    workgroups,
+                    [(c * parts) as u32; 2],
+                    "{n}x{c}x{s}: every part, twice"
+                ),
+            }
+        }
+        assert_eq!(layer.saved.len(), (5 + 3 * (parts > 1) as usize * parts) * c);
+    }
+    assert_no_device_error(&ctx, "batch norm in parts");
 }
 
 #[test]

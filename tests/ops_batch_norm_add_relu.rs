@@ -6,20 +6,19 @@
 mod common;
 use common::*;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext, Launch};
-use resnet_wgpu::ops::batch_norm::{
-    self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, SAVED_PER_CHANNEL, StepStatistics,
-};
+use resnet_wgpu::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, StepStatistics};
 use resnet_wgpu::ops::batch_norm_add_relu as op;
 use resnet_wgpu::ops::{add, relu};
 
 /// Shapes `[N, C, H·W]`: batch 1, 1×1 spatial, sizes that are not multiples of 256, more than
-/// 256 channels, a channel of more than 70,000 values, and more than 65,535 channels (a 2-D
-/// grid of workgroups).
+/// 256 channels, channels in parts (one value past a part, and more than 70,000 values), and
+/// more than 65,535 channels (a 2-D grid of workgroups).
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 3, 37),
     (4, 5, 1),
     (3, 4, 97),
     (2, 300, 7),
+    (1, 2, 8_193),
     (2, 3, 35_003),
     (2, 66_000, 2),
 ];
@@ -54,7 +53,7 @@ impl Block {
             running_mean: upload(ctx, "running_mean", &rng.uniform_vec(c, -0.2, 0.2)),
             running_var: upload(ctx, "running_var", &rng.uniform_vec(c, 0.5, 2.0)),
             y: poisoned(ctx, "y", len),
-            saved: zeros(ctx, "saved", SAVED_PER_CHANNEL * c),
+            saved: zeros(ctx, "saved", shape.saved_len()),
             dy: upload(ctx, "dy", &rng.uniform_vec(len, -1.0, 1.0)),
             dx: poisoned(ctx, "dx", len),
             dgamma: poisoned(ctx, "dgamma", c),

@@ -7,9 +7,7 @@
 mod common;
 use common::*;
 use resnet_wgpu::gpu::{GpuBuffer, GpuContext, Launch, from_f16_bits, to_f16_bits};
-use resnet_wgpu::ops::batch_norm::{
-    self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, SAVED_PER_CHANNEL, StepStatistics,
-};
+use resnet_wgpu::ops::batch_norm::{self, BnShape, DEFAULT_EPS, DEFAULT_MOMENTUM, Relu, StepStatistics};
 use resnet_wgpu::ops::conv2d::{self, Conv2dShape, Direction};
 use resnet_wgpu::ops::finite_check::STATUS_LEN;
 use resnet_wgpu::ops::max_pool::{self, MaxPoolShape};
@@ -84,7 +82,7 @@ impl Outputs {
         Self {
             y: half_poisoned(ctx, "y", len),
             y_inference: half_poisoned(ctx, "y inference", len),
-            saved: zeros(ctx, "saved", SAVED_PER_CHANNEL * c),
+            saved: zeros(ctx, "saved", shape.saved_len()),
             dyb: upload(ctx, "dy", dy),
             dx: poisoned(ctx, "dx", len),
             dgamma: poisoned(ctx, "dγ", c),

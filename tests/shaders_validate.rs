@@ -244,7 +244,10 @@ fn twin_of(kernel: Kernel) -> RustTwin {
                 accumulate,
                 relu,
                 lanes,
-                step_stats
+                step_stats,
+                parts,
+                phase,
+                part_len
             })
         }
         ReluForward | ReluBackward => twin!(LenParams { len }),

@@ -23,14 +23,16 @@
 //! recomputed `γ·xhat + β` is not positive, so the normalized tensor is never stored.
 //!
 //! The reductions run a power-of-two number of lanes per channel (up to a workgroup of 256;
-//! several channels share a workgroup when they hold few values) with fixed tree reductions, so results
-//! are identical run to run. Gradients are overwritten, not accumulated.
+//! several channels share a workgroup when they hold few values) with fixed tree reductions. A
+//! channel of more than [`PART_VALUES`] values runs in parts, a workgroup each, over two
+//! dispatches: each part's partial results (kept in `saved`), then each part's output from the
+//! channel's results merged over its parts in order. Results are identical run to run.
 
 use super::finite_check::STATUS_LEN;
 use crate::gpu::{
     GpuBuffer, GpuContext, Launch, MAX_LOOP_ITERATIONS, assert_f32, flat_workgroups, same_precision,
 };
-use crate::shaders::Kernel;
+use crate::shaders::{Kernel, Shader};
 
 /// Weight of the new batch statistic in the running averages (PyTorch's default), the one
 /// value the trainer and the CPU reference use.
@@ -55,10 +57,15 @@ pub struct BnShape {
     pub spatial: usize,
 }
 
-/// The most values per channel the training kernels take: each of a channel's 256 lanes walks
-/// its values twice (statistics, then output or gradient), and llvmpipe ends an invocation's
-/// loops after [`MAX_LOOP_ITERATIONS`] in all (the merge tree's 8 levels take the rest).
-pub const MAX_PER_CHANNEL: usize = 256 * ((MAX_LOOP_ITERATIONS - 8) / 2);
+/// Values of a channel that one workgroup of the training kernels takes: a channel with more
+/// runs in parts, several workgroups each (see [`BnShape::parts`]), so that a layer of few
+/// channels and many values still spreads over a GPU's cores.
+pub const PART_VALUES: usize = 256 * VALUES_PER_LANE;
+
+/// The most values per channel the training kernels take: lane 0 of every workgroup merges its
+/// channel's parts in a loop, and llvmpipe ends an invocation's loops after
+/// [`MAX_LOOP_ITERATIONS`] in all (the part's own values and the merge tree take the rest).
+pub const MAX_PER_CHANNEL: usize = PART_VALUES * (MAX_LOOP_ITERATIONS / 2);
 
 impl BnShape {
     pub fn new(batch: usize, channels: usize, spatial: usize) -> Self {
@@ -98,14 +105,36 @@ impl BnShape {
             .min(256)
     }
 
-    /// Workgroups of the training kernels.
-    pub(crate) fn channel_groups(&self) -> u32 {
-        self.channels.div_ceil(256 / self.lanes()) as u32
+    /// Parts of each channel in the training kernels: one where a channel holds at most
+    /// [`PART_VALUES`] values (a workgroup holds whole channels), else one workgroup per
+    /// [`PART_VALUES`] (the last one shorter). Several parts take two dispatches: each part's
+    /// partial results, then the output from the channel's results merged in a fixed order.
+    pub fn parts(&self) -> usize {
+        self.per_channel().div_ceil(PART_VALUES)
+    }
+
+    /// Workgroups of each dispatch of the training kernels.
+    fn training_workgroups(&self) -> u32 {
+        match self.parts() {
+            1 => self.channels.div_ceil(256 / self.lanes()) as u32,
+            parts => (self.channels * parts) as u32,
+        }
+    }
+
+    /// Floats of the `saved` buffer: per channel the batch's mean and invstd for the backward,
+    /// the step's count, mean and M2 over its micro-batches ([`SAVED_PER_CHANNEL`] in all),
+    /// then, where channels run in parts, three partial results per part.
+    pub fn saved_len(&self) -> usize {
+        let partials = match self.parts() {
+            1 => 0,
+            parts => 3 * parts,
+        };
+        (SAVED_PER_CHANNEL + partials) * self.channels
     }
 }
 
-/// Floats per channel of the `saved` buffer: the batch's mean and invstd for the backward,
-/// then the step's count, mean and M2 over its micro-batches.
+/// Floats per channel of the `saved` buffer's first region: the batch's mean and invstd for the
+/// backward, then the step's count, mean and M2 over its micro-batches.
 pub const SAVED_PER_CHANNEL: usize = 5;
 
 /// What a training forward does with the running statistics.
@@ -138,9 +167,11 @@ pub struct BatchNormParams {
     pub lanes: u32,
     /// Training forward: a [`StepStatistics`] as 0 or 1.
     pub step_stats: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+    /// Training kernels: parts per channel ([`BnShape::parts`]), the dispatch's phase (0:
+    /// partial results, 1: output; 0 with one part) and the values of a part.
+    pub parts: u32,
+    pub phase: u32,
+    pub part_len: u32,
 }
 
 /// Whether a batch-norm launch includes the ReLU that follows it in the network.
@@ -167,9 +198,9 @@ impl BatchNormParams {
             relu: 0,
             lanes: shape.lanes() as u32,
             step_stats: 0,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
+            parts: shape.parts() as u32,
+            phase: 0,
+            part_len: PART_VALUES as u32,
         }
     }
 
@@ -241,9 +272,34 @@ pub(crate) fn check_lengths(
 pub(crate) fn check_saved(shape: BnShape, saved: &GpuBuffer<f32>) {
     assert_eq!(
         saved.len(),
-        SAVED_PER_CHANNEL * shape.channels,
-        "batch norm: saved holds [5C]"
+        shape.saved_len(),
+        "batch norm: saved holds BnShape::saved_len values"
     );
+}
+
+/// A training kernel's launch over `shape` (bindings from 1 in order): one dispatch where a
+/// workgroup holds whole channels, else phase 0 then phase 1 over every part of every channel
+/// (see [`BnShape::parts`]).
+pub(crate) fn training_launch(
+    ctx: &GpuContext,
+    shader: Shader,
+    params: BatchNormParams,
+    buffers: &[wgpu::BufferBinding<'_>],
+    shape: BnShape,
+) -> Launch {
+    let workgroups = shape.training_workgroups();
+    let first = Launch::linear(ctx, shader, &params, buffers, workgroups);
+    match shape.parts() {
+        1 => first,
+        _ => {
+            // Compulsory traffic is that of one dispatch: the second reads what the first did.
+            let bytes = first.bytes;
+            let second = BatchNormParams { phase: 1, ..params };
+            let mut both = first.then(Launch::linear(ctx, shader, &second, buffers, workgroups));
+            both.bytes = bytes;
+            both
+        }
+    }
 }
 
 /// Training forward: batch statistics, `y`, and the saved statistics, the step's started or
@@ -259,10 +315,10 @@ pub fn train_forward(
 ) -> Launch {
     check_lengths("batch norm train forward", shape, &[b.x, b.y], &[b.gamma, b.beta]);
     check_saved(shape, b.saved);
-    Launch::linear(
+    training_launch(
         ctx,
         Kernel::BatchNormTrainForward.stored(&[same_precision(&[b.x, b.y])]),
-        &BatchNormParams {
+        BatchNormParams {
             step_stats: step as u32,
             ..BatchNormParams::new(shape, momentum, eps).with_relu(relu)
         },
@@ -273,7 +329,7 @@ pub fn train_forward(
             b.y.bind(),
             b.saved.bind(),
         ],
-        shape.channel_groups(),
+        shape,
     )
 }
 
@@ -372,10 +428,10 @@ pub fn backward(
     );
     check_saved(shape, b.saved);
     assert_f32(&[b.dy, b.dx]);
-    Launch::linear(
+    training_launch(
         ctx,
         Kernel::BatchNormBackward.stored(&[b.x.precision()]),
-        &BatchNormParams {
+        BatchNormParams {
             accumulate: accumulate as u32,
             ..BatchNormParams::new(shape, 0.0, 0.0).with_relu(relu)
         },
@@ -389,7 +445,7 @@ pub fn backward(
             b.dgamma.bind(),
             b.dbeta.bind(),
         ],
-        shape.channel_groups(),
+        shape,
     )
 }
 

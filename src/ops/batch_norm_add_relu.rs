@@ -13,7 +13,7 @@
 //! is stored, and two element-wise passes forward and one backward are saved. The kernels share
 //! the batch norm's bodies, so the arithmetic is the same operations in the same order.
 
-use super::batch_norm::{self, BatchNormParams, BnShape, check_lengths, check_saved};
+use super::batch_norm::{self, BatchNormParams, BnShape, check_lengths, check_saved, training_launch};
 use super::{add, relu};
 use crate::gpu::{GpuBuffer, GpuContext, Launch, assert_f32, flat_workgroups, same_precision};
 use crate::shaders::Kernel;
@@ -66,10 +66,10 @@ pub fn train_forward(
         &[b.gamma, b.beta],
     );
     check_saved(shape, b.saved);
-    Launch::linear(
+    training_launch(
         ctx,
         Kernel::BatchNormAddReluTrainForward.stored(&[same_precision(&[b.x, b.shortcut, b.y])]),
-        &BatchNormParams {
+        BatchNormParams {
             step_stats: step as u32,
             ..BatchNormParams::new(shape, momentum, eps)
         },
@@ -81,7 +81,7 @@ pub fn train_forward(
             b.saved.bind(),
             b.shortcut.bind(),
         ],
-        shape.channel_groups(),
+        shape,
     )
 }
 
@@ -120,10 +120,10 @@ pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers, accumulat
     );
     check_saved(shape, b.saved);
     assert_f32(&[b.dy, b.dx]);
-    Launch::linear(
+    training_launch(
         ctx,
         Kernel::BatchNormAddReluBackward.stored(&[same_precision(&[b.x, b.y])]),
-        &BatchNormParams {
+        BatchNormParams {
             accumulate: accumulate as u32,
             ..BatchNormParams::new(shape, 0.0, 0.0)
         },
@@ -138,7 +138,7 @@ pub fn backward(ctx: &GpuContext, shape: BnShape, b: &BackwardBuffers, accumulat
             b.dbeta.bind(),
             b.y.bind(),
         ],
-        shape.channel_groups(),
+        shape,
     )
 }
 

@@ -6,7 +6,6 @@ use super::record::{self, Launches};
 use super::{DeviceLimits, Network, Plan, ScheduleError, Storage};
 use crate::gpu::{GpuBuffer, GpuContext, KernelPolicy};
 use crate::model::{Model, Shape};
-use crate::ops::batch_norm;
 use crate::ops::sgd::SgdConfig;
 
 /// Every buffer of a network.
@@ -178,12 +177,8 @@ impl Buffers {
         let mut saved = Vec::new();
         let mut argmax = Vec::new();
         for (i, description) in model.describe(plan.micro_batch).into_iter().enumerate() {
-            if let Some((_, channels)) = description.statistics {
-                saved.push(GpuBuffer::zeros(
-                    ctx,
-                    &format!("layer {i} saved statistics"),
-                    batch_norm::SAVED_PER_CHANNEL * channels,
-                ));
+            if let Some(len) = description.saved_len() {
+                saved.push(GpuBuffer::zeros(ctx, &format!("layer {i} saved statistics"), len));
             }
             if let Some(len) = description.argmax {
                 argmax.push(GpuBuffer::<u32>::zeros(ctx, &format!("layer {i} argmax"), len));

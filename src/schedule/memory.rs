@@ -5,7 +5,6 @@ use std::fmt;
 use super::activations::{ActivationPlan, MemoryMode, Storage};
 use super::{GradientPlan, ParameterLayout};
 use crate::model::{Model, Shape};
-use crate::ops::batch_norm::SAVED_PER_CHANNEL;
 use crate::schedule::DeviceLimits;
 
 const F32: u64 = 4;
@@ -92,8 +91,8 @@ impl MemoryReport {
         let mut other =
             bytes(micro_batch) + bytes(2) + bytes(2 * params.len() * crate::ops::sum_of_squares::PARTIALS);
         for description in &layers {
-            if let Some((_, channels)) = description.statistics {
-                other += SAVED_PER_CHANNEL as u64 * bytes(channels);
+            if let Some(len) = description.saved_len() {
+                other += bytes(len);
             }
             if let Some(len) = description.argmax {
                 other += bytes(len);

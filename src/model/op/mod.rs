@@ -28,7 +28,7 @@ pub use upsample::Upsample;
 
 use super::{GammaInit, ParamSpec, Shape};
 use crate::gpu::{GpuBuffer, GpuContext, KernelChoices, Launch};
-use crate::ops::batch_norm::StepStatistics;
+use crate::ops::batch_norm::{BnShape, StepStatistics};
 use crate::ops::conv2d::{Conv2dShape, Direction};
 use crate::ops::matmul::MatmulParams;
 
@@ -137,7 +137,7 @@ pub struct LayerDescription {
     /// Parameters it owns: weight (or γ) first, then bias (or β).
     pub params: Vec<ParamSpec>,
     /// A batch norm's name and channels: it keeps running statistics (2 × C) and the step's
-    /// saved statistics (`SAVED_PER_CHANNEL` × C).
+    /// saved statistics (`BnShape::saved_len` of its normalization).
     pub statistics: Option<(String, usize)>,
     /// Elements of the argmax indices a max pool keeps for its backward (one per output).
     pub argmax: Option<usize>,
@@ -154,6 +154,18 @@ pub struct LayerDescription {
 }
 
 impl LayerDescription {
+    /// Floats of a batch norm's saved statistics at this description's batch (its output has
+    /// the normalized shape); `None` for other layers.
+    pub fn saved_len(&self) -> Option<usize> {
+        let [batch, channels, h, w] = self.output;
+        let shape = BnShape {
+            batch,
+            channels,
+            spatial: h * w,
+        };
+        self.statistics.as_ref().map(|_| shape.saved_len())
+    }
+
     /// A layer whose output has the shape of its input and that owns nothing.
     pub fn same_shape(input: Shape) -> Self {
         Self {
