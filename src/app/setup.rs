@@ -277,7 +277,9 @@ impl SetupPanel {
             self.estimate_line(app, ui);
         }
         match (app.run.preparing, app.run.starting) {
-            (Some((done, total)), _) => {
+            // The estimate's kernel choice shows in the estimate's line.
+            (Some(_), None) => {}
+            (Some((done, total)), Some(_)) => {
                 ui.add(
                     egui::ProgressBar::new(done as f32 / total.max(1) as f32).text(format!(
                         "choosing kernels: {done} of {total} launch shapes timed on this device"
@@ -343,8 +345,17 @@ impl SetupPanel {
             Some(Err(e)) => {
                 ui.label(egui::RichText::new(format!("No estimate: {e}")).weak());
             }
+            // One bar from the kernel choice to the step's end: the panel keeps its height, so
+            // the controls below and above stay where a person aims.
             None if self.estimates.is_timing() => {
-                ui.label("timing a step of this network on this device…");
+                let (fraction, text) = match app.run.preparing {
+                    Some((done, total)) => (
+                        done as f32 / total.max(1) as f32,
+                        format!("timing a step on this device: kernels {done} of {total}"),
+                    ),
+                    None => (1.0, "timing a step of this network on this device…".to_string()),
+                };
+                ui.add(egui::ProgressBar::new(fraction).text(text));
             }
             None => {}
         }
