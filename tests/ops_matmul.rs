@@ -178,9 +178,10 @@ fn matmul_is_deterministic() {
 
 /// Batch-summed GEMMs (pointwise weight gradients) split over the batch: partial results per
 /// chunk of images, summed in chunk order. A 1×1 weight gradient over 8 images of 112 × 112
-/// loops over 100,352 values per output, more than a kernel may loop, so only split-K applies
-/// there; a smaller one splits when split-K is asked for. Results also accumulate, and repeat
-/// exactly.
+/// loops over 100,352 values per output, more than a kernel may loop on a CPU adapter, so only
+/// the variants that split apply there: split-K (partial sums on the portable kernel) and the
+/// subgroup kernels in chunks; a smaller one splits when split-K is asked for. Results also
+/// accumulate, and repeat exactly.
 #[test]
 fn matmul_split_k_over_the_batch_matches_reference() {
     let ctx = gpu();
@@ -200,13 +201,24 @@ fn matmul_split_k_over_the_batch_matches_reference() {
             free.contains(&Variant::Portable) && free.contains(&Variant::SplitK),
             "{free:?}"
         );
-        assert_eq!(
-            matmul::candidates(&ctx, &p) == [Variant::SplitK],
-            batch * pixels > resnet_wgpu::gpu::MAX_REDUCTION
-        );
+        let candidates = matmul::candidates(&ctx, &p);
+        let past = batch * pixels > resnet_wgpu::gpu::MAX_REDUCTION;
+        let splitting = [Variant::Subgroup, Variant::SubgroupWide, Variant::SplitK];
+        match past {
+            true => assert_eq!(candidates, ctx.applicable(&splitting)),
+            false => assert!(candidates.contains(&Variant::Portable), "{candidates:?}"),
+        }
         let (a_len, b_len) = (batch * cout * pixels, batch * cin * pixels);
         let name = format!("split-K weight gradient {batch}x{cout}x{cin}x{pixels}");
         let split = Variant::SplitK;
+        for variant in candidates.iter().filter(|_| past) {
+            let name = format!("{name} on {variant}");
+            assert!(check(&ctx, &name, p, a_len, b_len, Bias::None, 6, *variant));
+            let c = zeros(&ctx, "c", p.c_len());
+            let (a, b) = (zeros(&ctx, "a", a_len), zeros(&ctx, "b", b_len));
+            let launch = matmul::launch_with(&ctx, *variant, &p, &a, &b, None, &c);
+            assert_eq!(launch.grids().len(), 2, "{name}: partial results and their sum");
+        }
         assert!(check(&ctx, &name, p, a_len, b_len, Bias::None, 7, split));
         assert!(check(
             &ctx,
@@ -233,8 +245,9 @@ fn matmul_split_k_over_the_batch_matches_reference() {
 }
 
 /// A GEMM whose reduction is just within the loop bound of the software adapters runs on every
-/// variant and sums every value; one just past it is offered only split-K where that applies,
-/// and nothing where it does not (its launch is refused rather than cut short).
+/// variant and sums every value; one just past it is offered only the variants that split
+/// (split-K, and the subgroup kernels in chunks) where splitting applies, and nothing where it
+/// does not (its launch is refused rather than cut short).
 #[test]
 fn gemms_on_both_sides_of_the_loop_bound() {
     use resnet_wgpu::gpu::MAX_REDUCTION;
@@ -268,7 +281,7 @@ fn gemms_on_both_sides_of_the_loop_bound() {
         matmul::candidates(&ctx, &past).is_empty(),
         "nothing may loop past the bound"
     );
-    // Batch-summed, just past the bound: split-K alone, and it sums every value.
+    // Batch-summed, just past the bound: the variants that split, and each sums every value.
     let (batch, cout, cin, pixels) = (2, 4, 3, MAX_REDUCTION / 2 + 64);
     let mut summed = MatmulParams::row_major(batch, cout, cin, pixels).summed_over_batch();
     summed.a_batch = (cout * pixels) as u32;
@@ -277,18 +290,13 @@ fn gemms_on_both_sides_of_the_loop_bound() {
     summed.b_batch = (cin * pixels) as u32;
     summed.b_k = 1;
     summed.b_col = pixels as u32;
-    assert_eq!(matmul::candidates(&ctx, &summed), [Variant::SplitK]);
+    let splitting = [Variant::Subgroup, Variant::SubgroupWide, Variant::SplitK];
+    assert_eq!(matmul::candidates(&ctx, &summed), ctx.applicable(&splitting));
     let (a_len, b_len) = (batch * cout * pixels, batch * cin * pixels);
-    assert!(check(
-        &ctx,
-        "summed past the bound",
-        summed,
-        a_len,
-        b_len,
-        Bias::None,
-        22,
-        Variant::SplitK
-    ));
+    for variant in matmul::candidates(&ctx, &summed) {
+        let name = format!("summed past the bound on {variant}");
+        assert!(check(&ctx, &name, summed, a_len, b_len, Bias::None, 22, variant));
+    }
 }
 
 #[test]

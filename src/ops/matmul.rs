@@ -151,14 +151,18 @@ fn loop_iterations(p: &MatmulParams, images: usize) -> usize {
 }
 
 /// The variants of the GEMM, whatever the adapter offers: all, except where one invocation
-/// would loop past the adapter's reduction `bound` ([`GpuContext::reduction_bound`]), where
-/// only split-K does (and none where split-K does not apply either: such a GEMM cannot be
-/// launched, see [`launch`]).
+/// would loop past the adapter's reduction `bound` ([`GpuContext::reduction_bound`]). There
+/// the batch is cut into chunks whose partial sums a second launch adds ([`must_split`]), and
+/// the partial sums run on the portable kernel (split-K) or on either subgroup kernel, chosen
+/// by measurement like any variant; none applies where split-K does not either (such a GEMM
+/// cannot be launched, see [`launch`]).
 pub fn variants(p: &MatmulParams, bound: Option<usize>) -> Vec<Variant> {
-    let summed = if p.reduce_batch == 1 { p.batch as usize } else { 1 };
     let split = split_k_chunks(p, bound).is_some();
-    if loop_iterations(p, summed) > bound.unwrap_or(usize::MAX) {
-        return if split { vec![Variant::SplitK] } else { Vec::new() };
+    if must_split(p, bound) {
+        return match split {
+            true => vec![Variant::Subgroup, Variant::SubgroupWide, Variant::SplitK],
+            false => Vec::new(),
+        };
     }
     let mut all = vec![
         Variant::Portable,
@@ -182,6 +186,13 @@ pub fn candidates(ctx: &GpuContext, p: &MatmulParams) -> Vec<Variant> {
 /// Whether `variant` can run the GEMM on this adapter.
 pub fn applies(ctx: &GpuContext, p: &MatmulParams, variant: Variant) -> bool {
     ctx.runs(variant) && variants(p, ctx.reduction_bound()).contains(&variant)
+}
+
+/// Whether one invocation would loop past the reduction `bound` over the whole batch of a
+/// batch-summed GEMM: then every variant sums it in chunks (see [`variants`]).
+fn must_split(p: &MatmulParams, bound: Option<usize>) -> bool {
+    let summed = if p.reduce_batch == 1 { p.batch as usize } else { 1 };
+    loop_iterations(p, summed) > bound.unwrap_or(usize::MAX)
 }
 
 /// How many chunks a batch-summed GEMM with contiguous rows of C splits its batch into: enough
@@ -248,9 +259,6 @@ pub fn launch_with(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if variant == Variant::SplitK {
-        return split_k(ctx, params, a, b, bias, c).ran(variant);
-    }
     let z = if params.reduce_batch == 1 { 1 } else { params.batch };
     let (kernel, tile_m, tile_n) = match variant {
         Variant::Subgroup => (Kernel::MatmulSubgroup, 16, 32),
@@ -259,6 +267,10 @@ pub fn launch_with(
         Variant::Narrow => (Kernel::MatmulNarrow, 16, 256),
         Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
     };
+    if variant == Variant::SplitK || must_split(params, ctx.reduction_bound()) {
+        let split = split_k(ctx, params, (kernel, tile_m, tile_n), a, b, bias, c);
+        return split.ran(variant);
+    }
     let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());
     Launch::new(
         ctx,
@@ -271,11 +283,12 @@ pub fn launch_with(
 }
 
 /// Split-K over the batch of a batch-summed GEMM: each z slice sums its chunk of images into
-/// its own partial C in a scratch buffer, then the partials are added in chunk order (with the
-/// bias and the old C as asked).
+/// its own partial C in a scratch buffer, on `kernel` (tiles of `tile_m` × `tile_n`), then the
+/// partials are added in chunk order (with the bias and the old C as asked).
 fn split_k(
     ctx: &GpuContext,
     params: &MatmulParams,
+    (kernel, tile_m, tile_n): (Kernel, u32, u32),
     a: &GpuBuffer<f32>,
     b: &GpuBuffer<f32>,
     bias: Option<&GpuBuffer<f32>>,
@@ -290,12 +303,6 @@ fn split_k(
     p.z_chunk = params.batch.div_ceil(chunks as u32);
     p.c_batch = len as u32;
     p.accumulate = 0;
-    // The partial sums run on the default kernel of this adapter.
-    let (kernel, tile_m, tile_n) = if ctx.features.subgroups {
-        (Kernel::MatmulSubgroup, 16, 32)
-    } else {
-        (Kernel::Matmul, 64, 64)
-    };
     let partials = Launch::new(
         ctx,
         kernel.stored(&[a.precision(), b.precision(), partial.precision()]),
