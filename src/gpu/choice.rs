@@ -28,9 +28,9 @@ pub enum Variant {
     /// 256 invocations, 128×128 tiles double-buffered in workgroup memory, 8×8 outputs per
     /// invocation: for wide GPUs.
     Tiled,
-    /// 64×4 invocations, 16×256 tiles in workgroup memory, 4×4 outputs per invocation: for
-    /// outputs of few rows (16 or 32 output channels), which a 64-row tile leaves mostly
-    /// empty. Convolution forward and input gradient, and GEMMs.
+    /// 256 invocations, 16×256 tiles, one column of 16 outputs per invocation, only A staged
+    /// in workgroup memory: for outputs of few rows (16 or 32 output channels), which a
+    /// 64-row tile leaves mostly empty. Convolution forward and input gradient, and GEMMs.
     Narrow,
     /// The reduction split into chunks whose partial sums a second launch adds in a fixed
     /// order: for small outputs with long reductions (weight gradients).
