@@ -10,15 +10,22 @@
 //
 // The kernel joined before this file supplies the hooks of body_gemm_tile.wgsl, which it may
 // share with that body (whose entry point never calls the stage_* hooks):
-//   place_tile(tile, grid) -> Tile                   where a workgroup's tile lies (Tile and
-//                                                    NO_K: prelude_tile.wgsl), its columns
-//                                                    from n0, a multiple of TILE
-//   stage_a(z, m0, k, index) -> vec4<f32>            A[z, m0 + 4·(index % 32) + {0..3}, k]
-//   stage_b(z, n0, k, index) -> vec4<f32>            B[z, k, n0 + 4·(index % 32) + {0..3}]
-//                                                    (both zero outside the matrices; k = NO_K
-//                                                    is outside; an invocation stages the same
-//                                                    rows and columns at k rising by SLICE)
-//   store_row(slice, m, columns, values)              stores 4 results of row m
+//   place_tile(tile, grid) -> Tile     where a workgroup's tile lies (Tile and NO_K:
+//                                      prelude_tile.wgsl), its columns from n0, a multiple
+//                                      of TILE
+//   a_along_k() -> bool                whether A lies in memory along k (true) or along m
+//   b_along_k() -> bool                whether B lies in memory along k (true) or along n
+//   stage_a(z, m, k) -> vec4<f32>      A[z, m + 32·{0..3}, k]
+//   stage_b(z, n, k) -> vec4<f32>      B[z, k, n + 32·{0..3}]
+//                                      (both zero outside the matrices; k = NO_K is
+//                                      outside; an invocation stages the same rows or
+//                                      columns at k rising by SLICE)
+//   store_row(slice, m, columns, values)  stores 4 results of row m
+//
+// Staging reads memory in order: consecutive invocations stage consecutive rows (columns) of
+// one k where the operand lies along m (n), and consecutive k of one row (column) where it lies
+// along k, 8 k (a slice) per row, so that a 32-lane SIMD unit reads 32 consecutive values, or
+// 4 runs of 8, per load. Either way an invocation stages 4 rows (columns) 32 apart at one k.
 
 const TILE: u32 = 128u;
 const SLICE: u32 = 8u;
@@ -28,11 +35,36 @@ const SLICE: u32 = 8u;
 var<workgroup> a_tile: array<vec4<f32>, 512>;
 var<workgroup> b_tile: array<vec4<f32>, 512>;
 
-// The k that invocation `index` stages in slice `s` of the range `ks`: row index / 32 of the
-// slice, NO_K past the range's end.
-fn slice_k(ks: vec2<u32>, s: u32, index: u32) -> u32 {
-    let k = ks.x + s * SLICE + index / 32u;
+// What invocation `index` stages of each slice of an operand: (the k within the slice, its
+// first row or column within the tile, < 32).
+fn staging(index: u32, along_k: bool) -> vec2<u32> {
+    if along_k {
+        return vec2<u32>(index % SLICE, index / SLICE);
+    }
+    return vec2<u32>(index / 32u, index % 32u);
+}
+
+// The k that an invocation staging `at` stages in slice `s` of the range `ks`: NO_K past the
+// range's end.
+fn slice_k(ks: vec2<u32>, s: u32, at: vec2<u32>) -> u32 {
+    let k = ks.x + s * SLICE + at.x;
     return select(NO_K, k, k < ks.y);
+}
+
+// Writes the 4 values that an invocation staging `at` holds into buffer `buffer` of a tile:
+// rows (columns) at.y + 32·j at k at.x.
+fn put_a(buffer: u32, at: vec2<u32>, values: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        let row = at.y + 32u * j;
+        a_tile[buffer * 256u + at.x * 32u + row / 4u][row % 4u] = values[j];
+    }
+}
+
+fn put_b(buffer: u32, at: vec2<u32>, values: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        let column = at.y + 32u * j;
+        b_tile[buffer * 256u + at.x * 32u + column / 4u][column % 4u] = values[j];
+    }
 }
 
 @compute @workgroup_size(16, 16)
@@ -53,18 +85,19 @@ fn main(
     }
 
     let slices = (max(place.ks.y, place.ks.x) - place.ks.x + SLICE - 1u) / SLICE;
+    let at_a = staging(index, a_along_k());
+    let at_b = staging(index, b_along_k());
     var buffer = 0u;
     for (var z = place.batches.x; z < place.batches.y; z++) {
-        var next_a = stage_a(z, m0, slice_k(place.ks, 0u, index), index);
-        var next_b = stage_b(z, n0, slice_k(place.ks, 0u, index), index);
+        var next_a = stage_a(z, m0 + at_a.y, slice_k(place.ks, 0u, at_a));
+        var next_b = stage_b(z, n0 + at_b.y, slice_k(place.ks, 0u, at_b));
         for (var s = 0u; s < slices; s++) {
-            a_tile[buffer * 256u + index] = next_a;
-            b_tile[buffer * 256u + index] = next_b;
+            put_a(buffer, at_a, next_a);
+            put_b(buffer, at_b, next_b);
             workgroupBarrier();
             if s + 1u < slices {
-                let k = slice_k(place.ks, s + 1u, index);
-                next_a = stage_a(z, m0, k, index);
-                next_b = stage_b(z, n0, k, index);
+                next_a = stage_a(z, m0 + at_a.y, slice_k(place.ks, s + 1u, at_a));
+                next_b = stage_b(z, n0 + at_b.y, slice_k(place.ks, s + 1u, at_b));
             }
             for (var kk = 0u; kk < SLICE; kk++) {
                 let base = buffer * 256u + kk * 32u;
@@ -85,11 +118,14 @@ fn main(
 
     let low = n0 + local.x * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     let high = low + vec4<u32>(64u);
-    for (var i = 0u; i < 4u; i++) {
-        let row = m0 + local.y * 4u + i;
-        store_row(place.slice, row, low, acc[2u * i]);
-        store_row(place.slice, row, high, acc[2u * i + 1u]);
-        store_row(place.slice, row + 64u, low, acc[8u + 2u * i]);
-        store_row(place.slice, row + 64u, high, acc[8u + 2u * i + 1u]);
+    // All the rows of one set of columns, then of the other (a kernel's store_row may decode
+    // a set of columns once for all its rows).
+    for (var h = 0u; h < 2u; h++) {
+        let columns = select(low, high, h == 1u);
+        for (var i = 0u; i < 4u; i++) {
+            let row = m0 + local.y * 4u + i;
+            store_row(place.slice, row, columns, acc[2u * i + h]);
+            store_row(place.slice, row + 64u, columns, acc[8u + 2u * i + h]);
+        }
     }
 }

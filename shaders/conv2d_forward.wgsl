@@ -34,37 +34,45 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     return f32(x[at]);
 }
 
-// The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable body does not call
-// them). A: 4 rows of w at tap k.
-fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
-    let co = m0 + (index % 32u) * 4u;
-    return vec4<f32>(load_a(z, co, k), load_a(z, co + 1u, k), load_a(z, co + 2u, k), load_a(z, co + 3u, k));
+// The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable and narrow bodies
+// do not call them). w lies along k (row-major [Cout, K]); x along the output pixels.
+fn a_along_k() -> bool {
+    return true;
 }
 
-// B: x at tap k of 4 output pixels. An invocation decodes its pixels on its first call only,
-// and walks the tap (ci, kh, kw) forward (walk_to in prelude_conv2d.wgsl).
+fn b_along_k() -> bool {
+    return false;
+}
+
+// A: rows co + 32·{0..3} of w at tap k.
+fn stage_a(z: u32, co: u32, k: u32) -> vec4<f32> {
+    return vec4<f32>(load_a(z, co, k), load_a(z, co + 32u, k), load_a(z, co + 64u, k), load_a(z, co + 96u, k));
+}
+
+// B: x at tap k of output pixels n + 32·{0..3}. An invocation decodes its pixels on its first
+// call only, and walks the tap (ci, kh, kw) forward (walk_to in prelude_conv2d.wgsl).
+var<private> tap_walk: Walk = NOT_WALKED;
 var<private> pixel_base: vec4<u32>; // offset of x[b, 0, 0, 0] per pixel; OUTSIDE past B·OH·OW
 var<private> pixel_h: vec4<u32>; // oh·sh − ph per pixel (wrapping below zero, so that padding
 var<private> pixel_w: vec4<u32>; // compares as out of range); ow·sw − pw
 
-fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
+fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
     let k_total = params.in_channels * params.kernel_h * params.kernel_w;
     if k >= k_total {
         return vec4<f32>(0.0);
     }
-    if walked_k == OUTSIDE {
+    if tap_walk.k == OUTSIDE {
         let out_pixels = params.out_height * params.out_width;
         let image_len = params.in_channels * params.in_height * params.in_width;
         for (var j = 0u; j < 4u; j++) {
-            let n = n0 + (index % 32u) * 4u + j;
-            let in_image = n % out_pixels;
-            pixel_base[j] = select(OUTSIDE, (n / out_pixels) * image_len, n < params.batch * out_pixels);
+            let pixel = n + 32u * j;
+            let in_image = pixel % out_pixels;
+            pixel_base[j] = select(OUTSIDE, (pixel / out_pixels) * image_len, pixel < params.batch * out_pixels);
             pixel_h[j] = (in_image / params.out_width) * params.stride_h - params.pad_h;
             pixel_w[j] = (in_image % params.out_width) * params.stride_w - params.pad_w;
         }
     }
-    walk_to(k, vec2<u32>(params.kernel_h, params.kernel_w));
-    let tap = walk_at;
+    let tap = walk_to(&tap_walk, k, vec2<u32>(params.kernel_h, params.kernel_w));
     let plane = params.in_height * params.in_width;
     var values = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {

@@ -1,125 +1,130 @@
-// 2-D convolution input gradient as an implicit GEMM, portable and tiled variants (no
+// 2-D convolution input gradient as an implicit GEMM, portable, tiled and narrow variants (no
 // subgroups):
 //   dx[b, ci, ih, iw] = Σ_{co, kh, kw} w[co, ci, kh, kw] · dy[b, co, oh, ow]
 //   over the (kh, kw) with oh = (ih + ph − kh) / sh and ow = (iw + pw − kw) / sw exact and in range.
 // dy [B, Cout, OH, OW], w [Cout, Cin, KH, KW], dx [B, Cin, H, W].
-// GEMM view: A = w read as [M = Cin, K = Cout·KH·KW], B = dy gathered as [K, N = B·H·W], with
-// no im2col buffer. Grid: tiles of N on x (wrapping onto z past 65,535), tiles of M on y.
+// GEMM view, per stride phase (prelude_conv2d_input_grad.wgsl): A = w read as [M = Cin,
+// K = Cout·TH·TW], B = dy gathered as [K, N = B·U·V], with no im2col buffer. Grid: tiles of N
+// on x, tiles of M on y, the phases on z (times the wraps of x past 65,535 tiles).
 //
 // Joined after prelude_conv2d.wgsl and prelude_conv2d_input_grad.wgsl (params, bindings,
-// store_row) and before body_gemm_tile.wgsl or body_gemm_tiled.wgsl (the entry point and tile
-// loop of the 64×64 portable or the 128×128 tiled variant, which call the functions below).
+// phases, store_row) and before body_gemm_tile.wgsl, body_gemm_tiled.wgsl or
+// body_gemm_narrow.wgsl (the entry point and tile loop of the 64×64 portable, the 128×128
+// tiled or the 16×256 narrow variant, which call the functions below).
 
-// One GEMM (z = 0), summed over the whole of K.
+// One GEMM (z = 0) per phase, summed over the phase's whole K.
 fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
-    let k_total = params.out_channels * params.kernel_h * params.kernel_w;
-    return Tile((tile.x + tile.z * grid.x) * TILE, vec2<u32>(0u, 1u), vec2<u32>(0u, k_total), 0u);
+    enter_phase(tile.z);
+    let n0 = (tile.x + (tile.z / phase_count()) * grid.x) * TILE;
+    return Tile(n0, vec2<u32>(0u, 1u), vec2<u32>(0u, phase_reduction()), 0u);
 }
 
-// A[ci, k] = w[co, ci, kh, kw] for k = (co, kh, kw), zero outside.
+// The tap (co, kh, kw) of the phase's reduction index k = (co, a, c), and the output row and
+// column it reads for the phase's first pixel: (co, kh, kw, oh_first − a, ow_first − c).
+fn phase_tap(co: u32, a: u32, c: u32) -> array<u32, 5> {
+    return array<u32, 5>(
+        co,
+        phase.kh_first + a * params.stride_h,
+        phase.kw_first + c * params.stride_w,
+        phase.oh_first - a,
+        phase.ow_first - c,
+    );
+}
+
+// A[ci, k] = w[co, ci, kh, kw] for k = (co, a, c), zero outside.
 fn load_a(z: u32, ci: u32, k: u32) -> f32 {
-    let taps = params.kernel_h * params.kernel_w;
-    if ci >= params.in_channels || k >= params.out_channels * taps {
+    let taps = phase.taps_h * phase.taps_w;
+    if ci >= params.in_channels || k >= phase_reduction() {
         return 0.0;
     }
-    let co = k / taps;
-    return w[(co * params.in_channels + ci) * taps + k % taps];
+    let tap = phase_tap(k / taps, (k % taps) / phase.taps_w, k % phase.taps_w);
+    return w[((tap[0] * params.in_channels + ci) * params.kernel_h + tap[1]) * params.kernel_w + tap[2]];
 }
 
-// B[k, n] = dy[b, co, oh, ow] for k = (co, kh, kw) and n = (b, ih, iw) where tap (kh, kw) of
-// output pixel (oh, ow) reads input pixel (ih, iw); zero where none does, and outside.
+// B[k, n] = dy[b, co, oh, ow] for k = (co, a, c) and n = (b, u, v): the output pixel that tap
+// (a, c) of the phase's pixel (u, v) reaches; zero where it is out of range, and outside.
 fn load_b(z: u32, k: u32, n: u32) -> f32 {
-    let taps = params.kernel_h * params.kernel_w;
-    let plane = params.in_height * params.in_width;
-    if k >= params.out_channels * taps || n >= params.batch * plane {
+    let taps = phase.taps_h * phase.taps_w;
+    let phase_pixels = phase.rows * phase.cols;
+    if k >= phase_reduction() || n >= phase_columns() {
         return 0.0;
     }
-    let co = k / taps;
-    let kh = (k % taps) / params.kernel_w;
-    let kw = k % params.kernel_w;
-    let image = n / plane;
+    let tap = phase_tap(k / taps, (k % taps) / phase.taps_w, k % phase.taps_w);
+    let in_phase = n % phase_pixels;
     // Unsigned wrap-around makes negative coordinates compare as out of range.
-    let th = (n % plane) / params.in_width + params.pad_h - kh;
-    let tw = n % params.in_width + params.pad_w - kw;
-    let oh = th / params.stride_h;
-    let ow = tw / params.stride_w;
-    if th % params.stride_h != 0u || tw % params.stride_w != 0u || oh >= params.out_height || ow >= params.out_width {
+    let oh = tap[3] + in_phase / phase.cols;
+    let ow = tap[4] + in_phase % phase.cols;
+    if oh >= params.out_height || ow >= params.out_width {
         return 0.0;
     }
-    return dy[((image * params.out_channels + co) * params.out_height + oh) * params.out_width + ow];
+    return dy[(((n / phase_pixels) * params.out_channels + tap[0]) * params.out_height + oh) * params.out_width + ow];
 }
 
-// The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable body does not call
-// them). An invocation stages the same 4 rows (input channels) of A and 4 columns (input
-// pixels) of B at k = (co, kh, kw) rising by SLICE: it decodes its pixels and the first tap on
-// its first call only, and after that walks the tap forward. Only a strided layer
-// still divides, by its stride, to find which output pixel a tap reaches.
-var<private> pixels_decoded: bool = false;
-var<private> pixel_base: vec4<u32>; // offset of dy[b, 0, 0, 0] per pixel; OUTSIDE past B·H·W
-var<private> pixel_h: vec4<u32>; // ih + ph per pixel
-var<private> pixel_w: vec4<u32>; // iw + pw
-
-// Walks the tap (co, kh, kw) to reduction index k (walk_to in prelude_conv2d.wgsl) and
-// returns whether k is below K = Cout·KH·KW. Both staging hooks call it with the same k.
-fn step_tap(k: u32) -> bool {
-    if k >= params.out_channels * params.kernel_h * params.kernel_w {
-        return false;
-    }
-    walk_to(k, vec2<u32>(params.kernel_h, params.kernel_w));
+// The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the other bodies do not call
+// them). w lies along k (a tap's (kh, kw) are adjacent); dy along the phase's pixels. An
+// invocation stages the same 4 rows (input channels) of A and 4 columns (pixels of the phase)
+// of B at k = (co, a, c) rising by SLICE: each walks its tap forward with no division, and B
+// decodes its pixels on its first call only.
+fn a_along_k() -> bool {
     return true;
 }
 
-// A: w[co, ci, kh, kw] of 4 input channels at tap k.
-fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
+fn b_along_k() -> bool {
+    return false;
+}
+
+var<private> a_walk: Walk = NOT_WALKED;
+var<private> b_walk: Walk = NOT_WALKED;
+var<private> pixel_base: vec4<u32>; // offset of dy[b, 0, 0, 0] per pixel; OUTSIDE past N
+var<private> pixel_h: vec4<u32>; // u per pixel
+var<private> pixel_w: vec4<u32>; // v per pixel
+
+// A: w[co, ci, kh, kw] of input channels ci + 32·{0..3} at tap k.
+fn stage_a(z: u32, ci: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
-    if !step_tap(k) {
+    if k >= phase_reduction() {
         return values;
     }
+    let walked = walk_to(&a_walk, k, vec2<u32>(phase.taps_h, phase.taps_w));
+    let tap = phase_tap(walked.x, walked.y, walked.z);
     let window = params.kernel_h * params.kernel_w;
-    let tap = walk_at;
-    let at = tap.y * params.kernel_w + tap.z;
+    let at = tap[1] * params.kernel_w + tap[2];
     for (var j = 0u; j < 4u; j++) {
-        let ci = m0 + (index % 32u) * 4u + j;
-        if ci < params.in_channels {
-            values[j] = w[(tap.x * params.in_channels + ci) * window + at];
+        let channel = ci + 32u * j;
+        if channel < params.in_channels {
+            values[j] = w[(tap[0] * params.in_channels + channel) * window + at];
         }
     }
     return values;
 }
 
-// B: dy at the output pixel that tap k of each of 4 input pixels reaches, zero where none does.
-fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
+// B: dy at the output pixel that tap k of pixels n + 32·{0..3} of the phase reaches, zero
+// where it is out of range.
+fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
-    if !pixels_decoded {
-        let plane = params.in_height * params.in_width;
-        let dy_image = params.out_channels * params.out_height * params.out_width;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + (index % 32u) * 4u + j;
-            let in_image = n % plane;
-            pixel_base[j] = select(OUTSIDE, (n / plane) * dy_image, n < params.batch * plane);
-            pixel_h[j] = in_image / params.in_width + params.pad_h;
-            pixel_w[j] = in_image % params.in_width + params.pad_w;
-        }
-        pixels_decoded = true;
-    }
-    if !step_tap(k) {
+    if k >= phase_reduction() {
         return values;
     }
-    let tap = walk_at;
-    let channel = tap.x * params.out_height * params.out_width;
-    let strided = params.stride_h != 1u || params.stride_w != 1u;
+    if b_walk.k == OUTSIDE {
+        let phase_pixels = phase.rows * phase.cols;
+        let dy_image = params.out_channels * params.out_height * params.out_width;
+        for (var j = 0u; j < 4u; j++) {
+            let pixel = n + 32u * j;
+            let in_phase = pixel % phase_pixels;
+            pixel_base[j] = select(OUTSIDE, (pixel / phase_pixels) * dy_image, pixel < phase_columns());
+            pixel_h[j] = in_phase / phase.cols;
+            pixel_w[j] = in_phase % phase.cols;
+        }
+    }
+    let walked = walk_to(&b_walk, k, vec2<u32>(phase.taps_h, phase.taps_w));
+    let tap = phase_tap(walked.x, walked.y, walked.z);
+    let channel = tap[0] * params.out_height * params.out_width;
     for (var j = 0u; j < 4u; j++) {
         // Unsigned wrap-around makes negative coordinates compare as out of range.
-        var th = pixel_h[j] - tap.y;
-        var tw = pixel_w[j] - tap.z;
-        var reached = true;
-        if strided {
-            reached = th % params.stride_h == 0u && tw % params.stride_w == 0u;
-            th = th / params.stride_h;
-            tw = tw / params.stride_w;
-        }
-        if reached && pixel_base[j] != OUTSIDE && th < params.out_height && tw < params.out_width {
-            values[j] = dy[pixel_base[j] + channel + th * params.out_width + tw];
+        let oh = tap[3] + pixel_h[j];
+        let ow = tap[4] + pixel_w[j];
+        if pixel_base[j] != OUTSIDE && oh < params.out_height && ow < params.out_width {
+            values[j] = dy[pixel_base[j] + channel + oh * params.out_width + ow];
         }
     }
     return values;

@@ -18,57 +18,56 @@ fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
 }
 
 // The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the portable body does not call
-// them). An invocation stages the same 4 rows (output channels) of A and 4 columns (taps) of B
-// at k = (b, oh, ow) rising by SLICE: it decodes its taps and the first pixel on its first
-// call only, and after that steps the pixel forward by carries, with no division per value.
-var<private> taps_decoded: bool = false;
-var<private> taps: array<vec3<u32>, 4>; // (ci, kh, kw) per column
-var<private> tap_live: vec4<bool>; // whether the column is below Cin·KH·KW
-
-// Walks the output pixel (b, oh, ow) to reduction index k (walk_to in prelude_conv2d.wgsl)
-// and returns whether k is below K = B·OH·OW. Both staging hooks call it with the same k.
-fn step_pixel(k: u32) -> bool {
-    if k >= params.batch * params.out_height * params.out_width {
-        return false;
-    }
-    walk_to(k, vec2<u32>(params.out_height, params.out_width));
+// them). Both operands lie along k, the output pixels (b, oh, ow): an invocation stages the
+// same 4 rows (output channels) of A and 4 columns (taps) of B at k rising by SLICE, walking
+// the pixel forward by carries with no division per value; B decodes its taps on its first
+// call only.
+fn a_along_k() -> bool {
     return true;
 }
 
-// A: dy[b, co, oh, ow] of 4 output channels at pixel k.
-fn stage_a(z: u32, m0: u32, k: u32, index: u32) -> vec4<f32> {
+fn b_along_k() -> bool {
+    return true;
+}
+
+var<private> a_walk: Walk = NOT_WALKED;
+var<private> b_walk: Walk = NOT_WALKED;
+var<private> taps: array<vec3<u32>, 4>; // (ci, kh, kw) per column
+var<private> tap_live: vec4<bool>; // whether the column is below Cin·KH·KW
+
+// A: dy[b, co, oh, ow] of output channels co + 32·{0..3} at pixel k.
+fn stage_a(z: u32, co: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
-    if !step_pixel(k) {
+    if k >= params.batch * params.out_height * params.out_width {
         return values;
     }
+    let pixel = walk_to(&a_walk, k, vec2<u32>(params.out_height, params.out_width));
     let out_pixels = params.out_height * params.out_width;
-    let pixel = walk_at;
     let at = pixel.y * params.out_width + pixel.z;
     for (var j = 0u; j < 4u; j++) {
-        let co = m0 + (index % 32u) * 4u + j;
-        if co < params.out_channels {
-            values[j] = dy[(pixel.x * params.out_channels + co) * out_pixels + at];
+        let channel = co + 32u * j;
+        if channel < params.out_channels {
+            values[j] = dy[(pixel.x * params.out_channels + channel) * out_pixels + at];
         }
     }
     return values;
 }
 
-// B: x at 4 taps of pixel k, zero in the padding.
-fn stage_b(z: u32, n0: u32, k: u32, index: u32) -> vec4<f32> {
+// B: x at taps n + 32·{0..3} of pixel k, zero in the padding.
+fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
-    if !taps_decoded {
-        let window = params.kernel_h * params.kernel_w;
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + (index % 32u) * 4u + j;
-            tap_live[j] = n < params.in_channels * window;
-            taps[j] = vec3<u32>(n / window, (n % window) / params.kernel_w, n % params.kernel_w);
-        }
-        taps_decoded = true;
-    }
-    if !step_pixel(k) {
+    if k >= params.batch * params.out_height * params.out_width {
         return values;
     }
-    let pixel = walk_at;
+    if b_walk.k == OUTSIDE {
+        let window = params.kernel_h * params.kernel_w;
+        for (var j = 0u; j < 4u; j++) {
+            let column = n + 32u * j;
+            tap_live[j] = column < params.in_channels * window;
+            taps[j] = vec3<u32>(column / window, (column % window) / params.kernel_w, column % params.kernel_w);
+        }
+    }
+    let pixel = walk_to(&b_walk, k, vec2<u32>(params.out_height, params.out_width));
     let oh = pixel.y * params.stride_h - params.pad_h;
     let ow = pixel.z * params.stride_w - params.pad_w;
     for (var j = 0u; j < 4u; j++) {

@@ -60,30 +60,38 @@ fn input_offset(tap: u32, pixel: u32) -> u32 {
 }
 
 // The tiled kernels' walk along their reduction: each invocation stages the same rows and
-// columns at k rising by SLICE, so it keeps the position of the k it last staged, a point
-// (outer, middle, inner) of a row-major [·, sizes.x, sizes.y] index space: taps (c, kh, kw)
-// or output pixels (b, oh, ow).
-var<private> walked_k: u32 = OUTSIDE; // OUTSIDE before the first step
-var<private> walk_at: vec3<u32>;
+// columns at k rising by SLICE, so it keeps, per operand it stages, the position of the k it
+// last staged: a point (outer, middle, inner) of a row-major [·, sizes.x, sizes.y] index space,
+// taps (c, kh, kw) or output pixels (b, oh, ow).
+struct Walk {
+    k: u32, // OUTSIDE before the first step
+    at: vec3<u32>,
+}
 
-// Moves the walk to reduction index k ≥ walked_k: decoded with divisions on the first step
-// only, after that advanced by carries (inner wraps at sizes.y into middle, which wraps at
-// sizes.x into outer), with no division per value.
-fn walk_to(k: u32, sizes: vec2<u32>) {
-    if walked_k == OUTSIDE {
+// A walk that has not started.
+const NOT_WALKED = Walk(OUTSIDE, vec3<u32>(0u));
+
+// Moves `walk` to reduction index k ≥ its last one and returns the position: decoded with
+// divisions on the first step only, after that advanced by carries (inner wraps at sizes.y
+// into middle, which wraps at sizes.x into outer), with no division per value.
+fn walk_to(walk: ptr<private, Walk>, k: u32, sizes: vec2<u32>) -> vec3<u32> {
+    if (*walk).k == OUTSIDE {
         let plane = sizes.x * sizes.y;
-        walk_at = vec3<u32>(k / plane, (k % plane) / sizes.y, k % sizes.y);
+        (*walk).at = vec3<u32>(k / plane, (k % plane) / sizes.y, k % sizes.y);
     } else {
-        var inner = walk_at.z + (k - walked_k);
+        var at = (*walk).at;
+        var inner = at.z + (k - (*walk).k);
         while inner >= sizes.y {
             inner -= sizes.y;
-            walk_at.y += 1u;
-            if walk_at.y == sizes.x {
-                walk_at.y = 0u;
-                walk_at.x += 1u;
+            at.y += 1u;
+            if at.y == sizes.x {
+                at.y = 0u;
+                at.x += 1u;
             }
         }
-        walk_at.z = inner;
+        at.z = inner;
+        (*walk).at = at;
     }
-    walked_k = k;
+    (*walk).k = k;
+    return (*walk).at;
 }

@@ -176,6 +176,13 @@ fn conv_awkward_shapes_match_reference() {
         shape(2, 3, 1, 5, 4, [3, 3], [1, 1], [1, 1]),
         shape(1, 2, 2, 3, 5, [7, 7], [2, 2], [3, 3]),
         shape(1, 1, 1, 1, 1, [1, 1], [4, 4], [1, 1]),
+        // Stride phases of the input gradient: phases with no taps (a 1×1 kernel of stride 3,
+        // whose other 8 phases only store zeros), a phase with no pixels (stride 4 on 3 rows),
+        // strides that differ by axis with padding past the stride, and more phases than rows.
+        shape(2, 4, 7, 8, 6, [1, 1], [3, 3], [0, 0]),
+        shape(1, 3, 3, 9, 5, [3, 3], [4, 2], [1, 1]),
+        shape(2, 5, 10, 9, 7, [5, 3], [3, 2], [4, 2]),
+        shape(1, 2, 2, 2, 3, [2, 2], [3, 3], [1, 1]),
     ];
     for variant in kernel_variants(&ctx) {
         let checked: usize = shapes
@@ -184,6 +191,72 @@ fn conv_awkward_shapes_match_reference() {
             .map(|(i, s)| check_all(&ctx, s, i as u64, variant))
             .sum();
         assert!(checked > 0, "{variant} ran on none of the shapes");
+    }
+}
+
+/// A strided input gradient sums each input pixel over the taps that reach it alone (stride
+/// phases): with one weight tap infinite, the pixels that tap never reaches stay finite and
+/// match the reference. A kernel that multiplied the zeros of a masked gather by every tap
+/// would give them 0 · ∞ = NaN.
+#[test]
+fn strided_input_gradients_never_touch_the_taps_a_pixel_does_not_reach() {
+    let ctx = gpu();
+    let shapes = [
+        shape(2, 3, 9, 8, 20, [3, 3], [2, 2], [1, 1]),
+        shape(1, 4, 7, 11, 6, [1, 1], [2, 3], [0, 0]),
+        shape(1, 3, 11, 11, 5, [7, 7], [2, 2], [3, 3]),
+    ];
+    for variant in kernel_variants(&ctx) {
+        for (i, s) in shapes.into_iter().enumerate() {
+            if !conv2d::applies(&ctx, Direction::InputGrad, &s, variant) {
+                continue;
+            }
+            let mut rng = Rng::new(300 + i as u64);
+            let dy = rng.uniform_vec(s.output_len(), -1.0, 1.0);
+            let mut w = rng.uniform_vec(s.weight_len(), -1.0, 1.0);
+            // Tap (0, 0) of output channel 1, every input channel, is infinite; it reaches
+            // input rows and columns ≡ −padding (mod stride).
+            let taps = s.kernel[0] * s.kernel[1];
+            for ci in 0..s.in_channels {
+                w[(s.in_channels + ci) * taps] = f32::INFINITY;
+            }
+            let dx = zeros(&ctx, "dx", s.input_len());
+            let launch = conv2d::input_grad_with(
+                &ctx,
+                variant,
+                &s,
+                &upload(&ctx, "dy", &dy),
+                &upload(&ctx, "w", &w),
+                &dx,
+                false,
+            );
+            let name = format!("{s:?} kernels {variant}");
+            assert_ran(&launch, variant, &name);
+            ctx.run_blocking("strided input grad", &[&launch]);
+            assert_no_device_error(&ctx, &name);
+            // The pixels away from the infinite tap's phase do not depend on it: the reference
+            // with it zero holds for them.
+            let finite_w: Vec<f64> = w
+                .iter()
+                .map(|&v| if v.is_finite() { v as f64 } else { 0.0 })
+                .collect();
+            let reference = conv2d::input_grad_cpu(&s, &to_f64(&dy), &finite_w);
+            let reached = |i: usize, pad: usize, stride: usize| (i + pad).is_multiple_of(stride);
+            let (mut gpu, mut expected) = (Vec::new(), Vec::new());
+            for (at, (&got, &want)) in dx.read_blocking(&ctx).iter().zip(&reference).enumerate() {
+                let (ih, iw) = ((at / s.in_width) % s.in_height, at % s.in_width);
+                if !(reached(ih, s.padding[0], s.stride[0]) && reached(iw, s.padding[1], s.stride[1])) {
+                    gpu.push(got);
+                    expected.push(want);
+                }
+            }
+            assert!(
+                !gpu.is_empty(),
+                "{name}: every pixel is in the infinite tap's phase"
+            );
+            let fan_out = s.out_channels * taps;
+            assert_close(&name, &gpu, &expected, 1e-5 * (fan_out as f64).sqrt(), 1e-4);
+        }
     }
 }
 
@@ -378,8 +451,8 @@ fn pointwise_convolutions_take_the_gemm_path_only_with_enough_pixels() {
 /// still be computed. One channel on two 1,500 × 1,500 images gives 4.5 million output columns
 /// (over 70,000 tiles of 64, over 140,000 of 32) for the forward and the input gradient;
 /// 4,250,000 input channels of a 1 × 1 kernel on a 1 × 1 image give as many weight-gradient
-/// columns. A stride-2 input gradient of two 3,000 × 3,000 images runs its subgroup kernels by
-/// stride phase, each phase over more than 65,535 tiles of 64 columns. (Their other directions are not wide,
+/// columns. A stride-2 input gradient of two 3,000 × 3,000 images runs by stride phase, each
+/// phase over more than 65,535 tiles of 64 columns. (Their other directions are not wide,
 /// and reduce over millions of values: not what this test is about.)
 #[test]
 fn conv_grids_beyond_65535_tiles_cover_every_output() {
@@ -404,12 +477,10 @@ fn conv_grids_beyond_65535_tiles_cover_every_output() {
             check_directions(&ctx, many_weights, 201, &[Direction::WeightGrad], variant),
             1
         );
-        if variant.uses_subgroups() {
-            assert_eq!(
-                check_directions(&ctx, strided, 202, &[Direction::InputGrad], variant),
-                1
-            );
-        }
+        assert_eq!(
+            check_directions(&ctx, strided, 202, &[Direction::InputGrad], variant),
+            1
+        );
     }
 }
 

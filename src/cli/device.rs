@@ -2,6 +2,7 @@
 
 use resnet_wgpu::bench;
 use resnet_wgpu::gpu::{GpuContext, KernelPolicy};
+use resnet_wgpu::ops::conv2d::Direction;
 use resnet_wgpu::schedule::MemoryMode;
 
 pub fn print_info(ctx: &GpuContext) {
@@ -99,6 +100,16 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
                 );
             }
             println!();
+            if !layer.is_empty() {
+                // Few layers: every variant of each direction, fastest first.
+                for (direction, times) in Direction::ALL.iter().zip(&t.variants) {
+                    let all: Vec<String> = times
+                        .iter()
+                        .map(|(v, seconds)| format!("{v} {:.2}", shape.flops() / seconds / 1e9))
+                        .collect();
+                    println!("    {:<11} GFLOP/s: {}", direction.name(), all.join(", "));
+                }
+            }
         }
         println!();
     }

@@ -343,34 +343,23 @@ pub fn input_grad_with(
         return matmul::launch_with(ctx, variant, &input_grad_gemm(shape, accumulate), w, dy, None, dx);
     }
     let params = shape.params(false, accumulate);
-    let (kernel, grid) = match variant {
-        Variant::Subgroup | Variant::SubgroupWide => {
-            // One z slice per stride phase (see the shader), each over that phase's pixels.
-            let [sh, sw] = shape.stride;
-            let phase_pixels = shape.in_height.div_ceil(sh) * shape.in_width.div_ceil(sw);
-            let [x, y, wraps] =
-                implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * phase_pixels);
-            let kernel = subgroup_kernel(
-                variant,
-                Kernel::Conv2dInputGradSubgroup,
-                Kernel::Conv2dInputGradSubgroupWide,
-            );
-            (kernel, [x, y, wraps * (sh * sw) as u32])
-        }
-        Variant::Portable => (
-            Kernel::Conv2dInputGrad,
-            implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
+    let kernel = match variant {
+        Variant::Subgroup | Variant::SubgroupWide => subgroup_kernel(
+            variant,
+            Kernel::Conv2dInputGradSubgroup,
+            Kernel::Conv2dInputGradSubgroupWide,
         ),
-        Variant::Tiled => (
-            Kernel::Conv2dInputGradTiled,
-            implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
-        ),
-        Variant::Narrow => (
-            Kernel::Conv2dInputGradNarrow,
-            implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * shape.pixels()),
-        ),
+        Variant::Portable => Kernel::Conv2dInputGrad,
+        Variant::Tiled => Kernel::Conv2dInputGradTiled,
+        Variant::Narrow => Kernel::Conv2dInputGradNarrow,
         Variant::SplitK => unreachable!("checked above: split-K runs weight gradients only"),
     };
+    // One z slice per stride phase (prelude_conv2d_input_grad.wgsl), each as wide as the
+    // largest phase, ⌈H/sh⌉·⌈W/sw⌉ pixels an image.
+    let [sh, sw] = shape.stride;
+    let phase_pixels = shape.in_height.div_ceil(sh) * shape.in_width.div_ceil(sw);
+    let [x, y, wraps] = implicit_gemm_grid(ctx, variant, shape.in_channels, shape.batch * phase_pixels);
+    let grid = [x, y, wraps * (sh * sw) as u32];
     assert_f32(&[dy, dx]);
     Launch::new(
         ctx,
