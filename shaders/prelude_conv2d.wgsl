@@ -19,8 +19,8 @@ struct Params {
     pad_w: u32,
     has_bias: u32,
     accumulate: u32,
-    // Weight gradients, split-K and subgroup variants: values of the reduction (K = B·OH·OW)
-    // summed by each chunk.
+    // Weight gradients: values of the reduction (K = B·OH·OW) summed by each chunk; 0 where
+    // the portable and tiled kernels sum it whole.
     k_chunk: u32,
     // The kernel rows [live_h_start, live_h_end) and columns [live_w_start, live_w_end) that
     // read the input for some output position; the others read only padding (a 3×3 kernel on

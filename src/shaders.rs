@@ -201,7 +201,6 @@ kernels! {
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
     (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
     (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act]),
-    (Conv2dWeightGradSplit, "conv2d_weight_grad_split", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (SplitKSum, "split_k_sum", false, [], [FLAT], []),
     (Matmul, "matmul", false, [MATMUL, GEMM_TILES], [GEMM_TILE], [a_elem, b_elem, c_elem]),
     (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem]),

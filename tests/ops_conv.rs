@@ -497,30 +497,51 @@ fn conv_split_k_weight_gradients_match_reference_and_repeat_exactly() {
         Conv2dShape::square(16, 3, 32, 64, 3, 1, 1),
     ];
     for (i, s) in shapes.into_iter().enumerate() {
-        assert!(
-            conv2d::split_k_chunks(&s, ctx.reduction_bound()).is_some(),
-            "{s:?} should split"
-        );
-        assert_eq!(
-            check_all(&ctx, s, 300 + i as u64, Variant::SplitK),
-            1,
-            "split-K: weight gradients only"
-        );
-        let mut rng = Rng::new(310 + i as u64);
-        let x = upload(&ctx, "x", &rng.uniform_vec(s.input_len(), -1.0, 1.0));
-        let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
-        let dw = zeros(&ctx, "dw", s.weight_len());
-        let launch = conv2d::weight_grad_with(&ctx, Variant::SplitK, &s, &dy, &x, &dw, false);
-        assert_eq!(
-            launch.grids().len(),
-            2,
-            "split-K runs as partial sums and their sum"
-        );
-        ctx.run_blocking("first", &[&launch]);
-        let first = dw.read_blocking(&ctx);
-        ctx.run_blocking("second", &[&launch]);
-        assert!(first == dw.read_blocking(&ctx), "{s:?}: two split-K runs differ");
+        for variant in [Variant::SplitK, Variant::SplitKTiled] {
+            let tile = variant.split_tile().expect("split-K");
+            assert!(
+                conv2d::split_k_chunks(&s, ctx.reduction_bound(), tile).is_some(),
+                "{s:?} should split on {variant}"
+            );
+            assert_eq!(
+                check_all(&ctx, s, 300 + i as u64, variant),
+                1,
+                "{variant}: weight gradients only"
+            );
+            let mut rng = Rng::new(310 + i as u64);
+            let x = upload(&ctx, "x", &rng.uniform_vec(s.input_len(), -1.0, 1.0));
+            let dy = upload(&ctx, "dy", &rng.uniform_vec(s.output_len(), -1.0, 1.0));
+            let dw = zeros(&ctx, "dw", s.weight_len());
+            let launch = conv2d::weight_grad_with(&ctx, variant, &s, &dy, &x, &dw, false);
+            assert_eq!(
+                launch.grids().len(),
+                2,
+                "{variant} runs as partial sums and their sum"
+            );
+            ctx.run_blocking("first", &[&launch]);
+            let first = dw.read_blocking(&ctx);
+            ctx.run_blocking("second", &[&launch]);
+            assert!(
+                first == dw.read_blocking(&ctx),
+                "{s:?}: two {variant} runs differ"
+            );
+        }
     }
+}
+
+/// On a GPU (no reduction bound) the weight gradient of a late ResNet-50 layer at batch 128
+/// (3×3, 512 channels, 7×7 planes) has enough 64×64 tiles to fill it, but only 144 of 128×128:
+/// split-K is offered on the tiled partial pass alone, in 4 chunks.
+#[test]
+fn a_late_layer_splits_its_weight_gradient_only_on_the_tiled_kernel() {
+    let late = Conv2dShape::square(128, 512, 7, 512, 3, 1, 1);
+    assert_eq!(conv2d::split_k_chunks(&late, None, 64), None);
+    assert_eq!(conv2d::split_k_chunks(&late, None, 128), Some(4));
+    let offered = conv2d::variants(Direction::WeightGrad, &late, None);
+    assert!(
+        offered.contains(&Variant::SplitKTiled) && !offered.contains(&Variant::SplitK),
+        "{offered:?}"
+    );
 }
 
 /// Weight gradients whose reduction nears llvmpipe's loop limit (65,535 iterations of all the
@@ -617,16 +638,17 @@ fn the_reduction_bound_splits_only_where_the_adapter_has_one() {
         Variant::Subgroup,
         Variant::Tiled,
         Variant::SplitK,
+        Variant::SplitKTiled,
     ] {
         assert!(free.contains(&variant), "{variant} without a bound: {free:?}");
     }
     assert_eq!(conv2d::subgroup_weight_grad_chunks(&long, None), Some(1));
-    let by_bound = conv2d::split_k_chunks(&long, Some(MAX_REDUCTION)).expect("split");
+    let by_bound = conv2d::split_k_chunks(&long, Some(MAX_REDUCTION), 64).expect("split");
     assert!(
         by_bound * 32_768 >= 60 * 64 * 64,
         "chunks of at most 32,768 values"
     );
-    let by_work = conv2d::split_k_chunks(&long, None).expect("split by work");
+    let by_work = conv2d::split_k_chunks(&long, None, 64).expect("split by work");
     assert!(by_work <= by_bound.max(64), "{by_work} chunks");
     // Forward and input gradient reductions are short: the bound changes nothing there.
     for direction in [Direction::Forward, Direction::InputGrad] {

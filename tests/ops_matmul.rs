@@ -108,7 +108,10 @@ fn matmul_matches_reference_on_awkward_shapes() {
             }
         }
         // Split-K applies only to batch-summed GEMMs (below).
-        assert!(ran > 0 || variant == Variant::SplitK, "{variant} ran on no shape");
+        assert!(
+            ran > 0 || variant.split_tile().is_some(),
+            "{variant} ran on no shape"
+        );
     }
 }
 
@@ -193,7 +196,7 @@ fn matmul_split_k_over_the_batch_matches_reference() {
         p.b_batch = (cin * pixels) as u32;
         p.b_k = 1;
         p.b_col = pixels as u32;
-        assert!(matmul::split_k_chunks(&p, ctx.reduction_bound()).is_some());
+        assert!(matmul::split_k_chunks(&p, ctx.reduction_bound(), 64).is_some());
         // Without a loop bound (a GPU) the GEMM runs whole in every variant, split-K one of
         // them.
         let free = matmul::variants(&p, None);
@@ -220,6 +223,30 @@ fn matmul_split_k_over_the_batch_matches_reference() {
             assert_eq!(launch.grids().len(), 2, "{name}: partial results and their sum");
         }
         assert!(check(&ctx, &name, p, a_len, b_len, Bias::None, 7, split));
+        // The tiled partial pass, where no bound forces the subgroup or portable one.
+        if matmul::applies(&ctx, &p, Variant::SplitKTiled) {
+            let tiled = format!("{name} on split-k-tiled");
+            assert!(check(
+                &ctx,
+                &tiled,
+                p,
+                a_len,
+                b_len,
+                Bias::None,
+                8,
+                Variant::SplitKTiled
+            ));
+            assert!(check(
+                &ctx,
+                &tiled,
+                p.accumulating(true),
+                a_len,
+                b_len,
+                Bias::None,
+                9,
+                Variant::SplitKTiled
+            ));
+        }
         assert!(check(
             &ctx,
             &format!("{name} accumulate"),
@@ -272,10 +299,14 @@ fn gemms_on_both_sides_of_the_loop_bound() {
             "{variant} applies past the bound"
         );
     }
+    let splits = kernel_variants(&ctx)
+        .iter()
+        .filter(|v| v.split_tile().is_some())
+        .count();
     assert_eq!(
         ran,
-        kernel_variants(&ctx).len() - 1,
-        "every variant but split-K ran within the bound"
+        kernel_variants(&ctx).len() - splits,
+        "every variant but the split-K ones (no batch to split) ran within the bound"
     );
     assert!(
         matmul::candidates(&ctx, &past).is_empty(),

@@ -176,8 +176,7 @@ fn twin_of(kernel: Kernel) -> RustTwin {
         | Conv2dWeightGrad
         | Conv2dWeightGradSubgroup
         | Conv2dWeightGradSubgroupWide
-        | Conv2dWeightGradTiled
-        | Conv2dWeightGradSplit => twin!(Conv2dParams {
+        | Conv2dWeightGradTiled => twin!(Conv2dParams {
             batch,
             in_channels,
             in_height,

@@ -32,19 +32,24 @@ pub enum Variant {
     /// in workgroup memory: for outputs of few rows (16 or 32 output channels), which a
     /// 64-row tile leaves mostly empty. Convolution forward and input gradient, and GEMMs.
     Narrow,
-    /// The reduction split into chunks whose partial sums a second launch adds in a fixed
-    /// order: for small outputs with long reductions (weight gradients).
+    /// The reduction split into chunks whose partial sums, made on the portable kernel, a
+    /// second launch adds in a fixed order: for small outputs with long reductions (weight
+    /// gradients).
     SplitK,
+    /// Split-K with its partial sums made on the tiled kernel: for the weight gradients of late
+    /// layers on GPUs, whose few 128×128 tiles would leave most of a wide GPU idle.
+    SplitKTiled,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 6] = [
+    pub const ALL: [Variant; 7] = [
         Variant::Portable,
         Variant::Subgroup,
         Variant::SubgroupWide,
         Variant::Tiled,
         Variant::Narrow,
         Variant::SplitK,
+        Variant::SplitKTiled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +60,21 @@ impl Variant {
             Variant::Tiled => "tiled",
             Variant::Narrow => "narrow",
             Variant::SplitK => "split-k",
+            Variant::SplitKTiled => "split-k-tiled",
+        }
+    }
+
+    /// Whether the variant cuts the reduction into chunks whose partial sums a second launch
+    /// adds: the side of the partial pass's square tile where it does.
+    pub fn split_tile(self) -> Option<usize> {
+        match self {
+            Variant::SplitK => Some(64),
+            Variant::SplitKTiled => Some(128),
+            Variant::Portable
+            | Variant::Subgroup
+            | Variant::SubgroupWide
+            | Variant::Tiled
+            | Variant::Narrow => None,
         }
     }
 

@@ -155,11 +155,15 @@ fn loop_iterations(p: &MatmulParams, images: usize) -> usize {
 /// the batch is cut into chunks whose partial sums a second launch adds ([`must_split`]), and
 /// the partial sums run on the portable kernel (split-K) or on either subgroup kernel, chosen
 /// by measurement like any variant; none applies where split-K does not either (such a GEMM
-/// cannot be launched, see [`launch`]).
+/// cannot be launched, see [`launch`]). The tiled partial pass (split-K tiled) is for GPUs,
+/// which have no bound.
 pub fn variants(p: &MatmulParams, bound: Option<usize>) -> Vec<Variant> {
-    let split = split_k_chunks(p, bound).is_some();
+    let splits = |variant: Variant| {
+        let tile = variant.split_tile().expect("a split-K variant");
+        split_k_chunks(p, bound, tile).is_some()
+    };
     if must_split(p, bound) {
-        return match split {
+        return match splits(Variant::SplitK) {
             true => vec![Variant::Subgroup, Variant::SubgroupWide, Variant::SplitK],
             false => Vec::new(),
         };
@@ -171,9 +175,11 @@ pub fn variants(p: &MatmulParams, bound: Option<usize>) -> Vec<Variant> {
         Variant::Tiled,
         Variant::Narrow,
     ];
-    if split {
-        all.push(Variant::SplitK);
-    }
+    all.extend(
+        [Variant::SplitK, Variant::SplitKTiled]
+            .into_iter()
+            .filter(|&v| splits(v)),
+    );
     all
 }
 
@@ -195,18 +201,18 @@ fn must_split(p: &MatmulParams, bound: Option<usize>) -> bool {
     loop_iterations(p, summed) > bound.unwrap_or(usize::MAX)
 }
 
-/// How many chunks a batch-summed GEMM with contiguous rows of C splits its batch into: enough
-/// that no invocation loops past the reduction `bound` where the adapter has one, and
-/// otherwise enough for about 512 workgroups in all, at most 64; partial results of at most
-/// 64 M floats. `None` where it does not apply.
-pub fn split_k_chunks(p: &MatmulParams, bound: Option<usize>) -> Option<usize> {
+/// How many chunks a batch-summed GEMM with contiguous rows of C splits its batch into, where
+/// its partial pass has square tiles of side `tile`: enough that no invocation loops past the
+/// reduction `bound` where the adapter has one, and otherwise enough for about 512 workgroups in
+/// all, at most 64; partial results of at most 64 M floats. `None` where it does not apply.
+pub fn split_k_chunks(p: &MatmulParams, bound: Option<usize>, tile: usize) -> Option<usize> {
     let batch = p.batch as usize;
     let per_image = loop_iterations(p, 1);
     if p.reduce_batch != 1 || batch < 2 || p.c_row != p.n || per_image > bound.unwrap_or(usize::MAX) {
         return None;
     }
     let needed = bound.map_or(1, |b| batch.div_ceil(b / per_image));
-    let tiles = (p.m as usize).div_ceil(64) * (p.n as usize).div_ceil(64);
+    let tiles = (p.m as usize).div_ceil(tile) * (p.n as usize).div_ceil(tile);
     let by_work = 512usize.div_ceil(tiles).min(64);
     let chunks = needed.max(by_work).min(batch);
     // Equal chunks of whole images: the count that z_chunk = ceil(batch / chunks) gives.
@@ -263,12 +269,16 @@ pub fn launch_with(
     let (kernel, tile_m, tile_n) = match variant {
         Variant::Subgroup => (Kernel::MatmulSubgroup, 16, 32),
         Variant::SubgroupWide => (Kernel::MatmulSubgroupWide, 16, 4 * ctx.wide_lanes),
-        Variant::Tiled => (Kernel::MatmulTiled, 128, 128),
+        Variant::Tiled | Variant::SplitKTiled => (Kernel::MatmulTiled, 128, 128),
         Variant::Narrow => (Kernel::MatmulNarrow, 16, 256),
         Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
     };
-    if variant == Variant::SplitK || must_split(params, ctx.reduction_bound()) {
-        let split = split_k(ctx, params, (kernel, tile_m, tile_n), a, b, bias, c);
+    if variant.split_tile().is_some() || must_split(params, ctx.reduction_bound()) {
+        // The subgroup kernels split where they must as split-K does.
+        let chunks_tile = variant.split_tile().unwrap_or(64);
+        let chunks =
+            split_k_chunks(params, ctx.reduction_bound(), chunks_tile).expect("split-K applies to this GEMM");
+        let split = split_k(ctx, params, chunks, (kernel, tile_m, tile_n), a, b, bias, c);
         return split.ran(variant);
     }
     let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());
@@ -282,12 +292,14 @@ pub fn launch_with(
     .ran(variant)
 }
 
-/// Split-K over the batch of a batch-summed GEMM: each z slice sums its chunk of images into
-/// its own partial C in a scratch buffer, on `kernel` (tiles of `tile_m` × `tile_n`), then the
-/// partials are added in chunk order (with the bias and the old C as asked).
+/// Split-K over the batch of a batch-summed GEMM: each of `chunks` z slices sums its chunk of
+/// images into its own partial C in a scratch buffer, on `kernel` (tiles of `tile_m` ×
+/// `tile_n`), then the partials are added in chunk order (with the bias and the old C as asked).
+#[allow(clippy::too_many_arguments)]
 fn split_k(
     ctx: &GpuContext,
     params: &MatmulParams,
+    chunks: usize,
     (kernel, tile_m, tile_n): (Kernel, u32, u32),
     a: &GpuBuffer<f32>,
     b: &GpuBuffer<f32>,
@@ -296,7 +308,6 @@ fn split_k(
 ) -> Launch {
     assert!(bias.is_none(), "split-K GEMMs take no bias");
     assert_f32(&[c]);
-    let chunks = split_k_chunks(params, ctx.reduction_bound()).expect("split-K applies to this GEMM");
     let len = params.c_len();
     let partial = ctx.scratch(chunks * len);
     let mut p = *params;

@@ -32,6 +32,7 @@ pub fn kernel_policies(ctx: &GpuContext) -> Vec<KernelPolicy> {
         Variant::Tiled,
         Variant::Narrow,
         Variant::SplitK,
+        Variant::SplitKTiled,
     ];
     if ctx.features.subgroups {
         variants.extend([Variant::Subgroup, Variant::SubgroupWide]);
@@ -83,7 +84,7 @@ pub fn assert_no_device_error(ctx: &GpuContext, what: &str) {
 
 /// Asserts that `launch` runs `variant`, as its launcher was asked: marked so, and its first
 /// kernel that variant's (the body of its tile loop, its subgroup width; split-K sums its
-/// partial sums, made on the portable kernel, in a second dispatch).
+/// partial sums, made on the portable or tiled kernel, in a second dispatch).
 pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &str) {
     use resnet_wgpu::shaders::{GEMM_NARROW, GEMM_TILE, GEMM_TILED};
     assert_eq!(
@@ -99,8 +100,9 @@ pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &st
         Variant::SubgroupWide => first.is_wide(),
         Variant::Tiled => first.bodies().first() == Some(&GEMM_TILED),
         Variant::Narrow => first.bodies().first() == Some(&GEMM_NARROW),
-        // The partial sums on the portable tile loop, then their sum.
+        // The partial sums on the portable or tiled tile loop, then their sum.
         Variant::SplitK => shaders.len() == 2 && first.bodies().first() == Some(&GEMM_TILE),
+        Variant::SplitKTiled => shaders.len() == 2 && first.bodies().first() == Some(&GEMM_TILED),
     };
     assert!(runs, "{what}: {variant} launched {}", first.name());
 }

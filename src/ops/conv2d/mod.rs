@@ -58,7 +58,8 @@ pub struct Conv2dParams {
     pub pad_w: u32,
     pub has_bias: u32,
     pub accumulate: u32,
-    /// Split-K only: values of the reduction summed by each chunk.
+    /// Weight gradients: values of the reduction summed by each chunk; 0 where the portable
+    /// and tiled kernels sum it whole.
     pub k_chunk: u32,
     /// The kernel rows `[live_h_start, live_h_end)` and columns `[live_w_start, live_w_end)`
     /// that reach the input ([`Conv2dShape::live_taps`]); the subgroup kernels skip the others.
@@ -295,7 +296,9 @@ pub fn forward_with(
         Variant::Portable => Kernel::Conv2dForward,
         Variant::Tiled => Kernel::Conv2dForwardTiled,
         Variant::Narrow => Kernel::Conv2dForwardNarrow,
-        Variant::SplitK => unreachable!("checked above: split-K runs weight gradients only"),
+        Variant::SplitK | Variant::SplitKTiled => {
+            unreachable!("checked above: split-K runs weight gradients only")
+        }
     };
     let grid = implicit_gemm_grid(
         ctx,
@@ -352,7 +355,9 @@ pub fn input_grad_with(
         Variant::Portable => Kernel::Conv2dInputGrad,
         Variant::Tiled => Kernel::Conv2dInputGradTiled,
         Variant::Narrow => Kernel::Conv2dInputGradNarrow,
-        Variant::SplitK => unreachable!("checked above: split-K runs weight gradients only"),
+        Variant::SplitK | Variant::SplitKTiled => {
+            unreachable!("checked above: split-K runs weight gradients only")
+        }
     };
     // One z slice per stride phase (prelude_conv2d_input_grad.wgsl), each as wide as the
     // largest phase, ⌈H/sh⌉·⌈W/sw⌉ pixels an image.
@@ -415,20 +420,20 @@ pub fn weight_grad_with(
         );
     }
     let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
-    if variant == Variant::SplitK {
-        let chunks =
-            split_k_chunks(shape, ctx.reduction_bound()).expect("split-K applies to this weight gradient");
+    if let Some(tile) = variant.split_tile() {
+        let chunks = split_k_chunks(shape, ctx.reduction_bound(), tile)
+            .expect("split-K applies to this weight gradient");
         let k_total = shape.batch * shape.out_height() * shape.out_width();
         // The partial pass writes its sums whole (the shared store adds the old value only
         // where `accumulate` is set); the second pass adds into dw where asked.
         let mut params = shape.params(false, false);
         params.k_chunk = k_total.div_ceil(chunks) as u32;
         let grid = [
-            columns.div_ceil(64) as u32,
-            shape.out_channels.div_ceil(64) as u32,
+            columns.div_ceil(tile) as u32,
+            shape.out_channels.div_ceil(tile) as u32,
             chunks as u32,
         ];
-        let kernel = Kernel::Conv2dWeightGradSplit;
+        let kernel = tile_loop_weight_grad(variant);
         return weight_grad_in_chunks(ctx, kernel, &params, grid, chunks, shape, dy, x, dw, accumulate)
             .ran(variant);
     }
@@ -437,22 +442,25 @@ pub fn weight_grad_with(
     }
     let params = shape.params(false, accumulate);
     let grid = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
-    let kernel = match variant {
-        Variant::Portable => Kernel::Conv2dWeightGrad,
-        Variant::Tiled => Kernel::Conv2dWeightGradTiled,
-        Variant::Subgroup | Variant::SubgroupWide | Variant::SplitK => {
-            unreachable!("launched above")
-        }
-        Variant::Narrow => unreachable!("not a weight-gradient variant: refused above"),
-    };
     Launch::new(
         ctx,
-        kernel.stored(&[x.precision()]),
+        tile_loop_weight_grad(variant).stored(&[x.precision()]),
         &params,
         &[dy.bind(), x.bind(), dw.bind()],
         grid,
     )
     .ran(variant)
+}
+
+/// The weight-gradient kernel of a variant that runs a tile loop (portable or tiled, whole or
+/// split-K).
+fn tile_loop_weight_grad(variant: Variant) -> Kernel {
+    match variant {
+        Variant::Portable | Variant::SplitK => Kernel::Conv2dWeightGrad,
+        Variant::Tiled | Variant::SplitKTiled => Kernel::Conv2dWeightGradTiled,
+        Variant::Subgroup | Variant::SubgroupWide => unreachable!("the subgroup kernels run no tile loop"),
+        Variant::Narrow => unreachable!("not a weight-gradient variant: refused by assert_applies"),
+    }
 }
 
 /// The subgroup weight gradient: in one launch where the batch fits one invocation's loops,

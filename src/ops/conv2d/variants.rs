@@ -97,8 +97,11 @@ pub fn variants(direction: Direction, shape: &Conv2dShape, bound: Option<usize>)
     if subgroup_weight_grad_chunks(shape, bound).is_some() {
         all.extend([Variant::Subgroup, Variant::SubgroupWide]);
     }
-    if split_k_chunks(shape, bound).is_some() {
-        all.push(Variant::SplitK);
+    for split in [Variant::SplitK, Variant::SplitKTiled] {
+        let tile = split.split_tile().expect("a split-K variant");
+        if split_k_chunks(shape, bound, tile).is_some() {
+            all.push(split);
+        }
     }
     all
 }
@@ -177,7 +180,7 @@ pub(super) fn tile(ctx: &GpuContext, variant: Variant) -> (usize, usize) {
     match variant {
         Variant::Subgroup => (16, 32),
         Variant::SubgroupWide => (16, 4 * ctx.wide_lanes as usize),
-        Variant::Tiled => (128, 128),
+        Variant::Tiled | Variant::SplitKTiled => (128, 128),
         Variant::Narrow => (16, 256),
         Variant::Portable | Variant::SplitK => (64, 64),
     }
@@ -202,18 +205,19 @@ pub(super) fn implicit_gemm_grid(ctx: &GpuContext, variant: Variant, m: usize, n
     [n_tiles.div_ceil(wraps), m.div_ceil(tile_m) as u32, wraps]
 }
 
-/// How many chunks a split-K weight gradient cuts its reduction (K = B·OH·OW) into: where the
-/// adapter has a reduction `bound`, enough that no chunk is longer than 32,768 values (within
-/// [`MAX_REDUCTION`](crate::gpu::MAX_REDUCTION)); and otherwise enough for about 512 workgroups in all with chunks of at
-/// least 1,024 values, at most 64 chunks; partial sums of at most 64 M floats. `None` where
-/// splitting does not apply (one chunk, or more than 65,535 column tiles).
-pub fn split_k_chunks(shape: &Conv2dShape, bound: Option<usize>) -> Option<usize> {
+/// How many chunks a split-K weight gradient whose partial pass has square tiles of side `tile`
+/// cuts its reduction (K = B·OH·OW) into: where the adapter has a reduction `bound`, enough that
+/// no chunk is longer than 32,768 values (within [`MAX_REDUCTION`](crate::gpu::MAX_REDUCTION));
+/// and otherwise enough for about 512 workgroups in all with chunks of at least 1,024 values, at
+/// most 64 chunks; partial sums of at most 64 M floats. `None` where splitting does not apply
+/// (one chunk, or more than 65,535 column tiles).
+pub fn split_k_chunks(shape: &Conv2dShape, bound: Option<usize>, tile: usize) -> Option<usize> {
     let k_total = weight_grad_reduction(shape);
     let columns = shape.in_channels * shape.kernel[0] * shape.kernel[1];
-    if columns.div_ceil(64) > 65_535 {
+    if columns.div_ceil(tile) > 65_535 {
         return None;
     }
-    let tiles = columns.div_ceil(64) * shape.out_channels.div_ceil(64);
+    let tiles = columns.div_ceil(tile) * shape.out_channels.div_ceil(tile);
     let needed = bound.map_or(1, |_| k_total.div_ceil(MAX_SPLIT_CHUNK));
     let by_work = 512usize.div_ceil(tiles).min(k_total / 1024).min(64);
     let chunks = needed.max(by_work);

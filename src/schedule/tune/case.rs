@@ -40,9 +40,10 @@ pub(super) const UNTIMED_FLOPS: f64 = 1e6;
 impl Case {
     /// The candidates worth timing on this adapter: none but the default for a launch under
     /// [`UNTIMED_FLOPS`]; else all but the wide subgroup kernels where the adapter's subgroups
-    /// are 8 lanes wide (see [`GpuContext::wide_worth_timing`]), and the tiled kernels of a
+    /// are 8 lanes wide (see [`GpuContext::wide_worth_timing`]), the tiled kernels of a
     /// convolution that does not run as a GEMM on a CPU adapter (see
-    /// [`GpuContext::tiled_convolutions_worth_timing`]).
+    /// [`GpuContext::tiled_convolutions_worth_timing`]), and split-K's tiled partial pass on a
+    /// CPU adapter.
     pub fn worth_timing(&self, ctx: &GpuContext) -> Vec<Variant> {
         if self.shape.flops() < UNTIMED_FLOPS {
             return self.candidates[..1].to_vec();
@@ -52,10 +53,17 @@ impl Case {
             CaseShape::Conv(_, s) => s.runs_as_gemm() || ctx.tiled_convolutions_worth_timing(),
             CaseShape::Matmul(_) => true,
         };
+        // The tiled partial pass of split-K is for GPUs alone, as the tiled convolutions are.
+        let split_tiled_too = ctx.tiled_convolutions_worth_timing();
         self.candidates
             .iter()
             .copied()
-            .filter(|&v| (v != Variant::SubgroupWide || wide_too) && (v != Variant::Tiled || tiled_too))
+            .filter(|&v| match v {
+                Variant::SubgroupWide => wide_too,
+                Variant::Tiled => tiled_too,
+                Variant::SplitKTiled => split_tiled_too,
+                Variant::Portable | Variant::Subgroup | Variant::Narrow | Variant::SplitK => true,
+            })
             .collect()
     }
 }
