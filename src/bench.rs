@@ -91,6 +91,46 @@ pub fn time_conv(ctx: &GpuContext, shape: Conv2dShape, min_seconds: f64) -> Conv
     ConvTiming { shape, variants }
 }
 
+/// The three GEMMs of a 1×1, stride-1 convolution with activations stored channels-last
+/// (NHWC: x [B·P, Cin], y and dy [B·P, Cout], pixels P = H·W), each one GEMM over every pixel
+/// of the batch: forward y = x · wᵀ [B·P, Cout], input gradient dx = dy · w [B·P, Cin], weight
+/// gradient dw = dyᵀ · x [Cout, Cin] (summed over the B·P pixels). w is [Cout, Cin] either way.
+pub fn channels_last_gemms(shape: &Conv2dShape) -> [MatmulParams; 3] {
+    assert!(
+        shape.is_pointwise(),
+        "channels-last GEMMs of a pointwise convolution"
+    );
+    let pixels = shape.batch * shape.in_height * shape.in_width;
+    let (cin, cout) = (shape.in_channels as u32, shape.out_channels as u32);
+    // Forward: A = x [B·P, Cin] row-major, B[ci, co] = w[co, ci].
+    let mut forward = MatmulParams::row_major(1, pixels, shape.out_channels, shape.in_channels);
+    forward.b_k = 1;
+    forward.b_col = cin;
+    // Input gradient: A = dy [B·P, Cout] row-major, B = w [Cout, Cin] row-major.
+    let input_grad = MatmulParams::row_major(1, pixels, shape.in_channels, shape.out_channels);
+    // Weight gradient: A[co, n] = dy[n, co], B[n, ci] = x[n, ci] row-major.
+    let mut weight_grad = MatmulParams::row_major(1, shape.out_channels, shape.in_channels, pixels);
+    weight_grad.a_row = 1;
+    weight_grad.a_k = cout;
+    [forward, input_grad, weight_grad]
+}
+
+/// Seconds of the fastest variant of a GEMM that applies on this adapter, and its name.
+pub fn time_gemm(ctx: &GpuContext, params: &MatmulParams, min_seconds: f64) -> Option<(Variant, f64)> {
+    let mut rng = Rng::new(3);
+    let (m, n, k) = (params.m as usize, params.n as usize, params.k as usize);
+    let a = random_buffer(ctx, "A", m * k, &mut rng);
+    let b = random_buffer(ctx, "B", k * n, &mut rng);
+    let c = GpuBuffer::zeros(ctx, "C", params.c_len());
+    matmul::candidates(ctx, params)
+        .into_iter()
+        .map(|v| {
+            let launch = matmul::launch_with(ctx, v, params, &a, &b, None, &c);
+            (v, time_launches(ctx, &[&launch], min_seconds))
+        })
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+}
+
 /// The distinct convolution shapes of ResNet-50 at a given input size and batch: with the
 /// ImageNet stem (7×7/2 conv, 2× pooling) or the CIFAR stem (3×3/1 conv, no pooling).
 /// Each entry names the first layer that has the shape.

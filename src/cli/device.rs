@@ -35,16 +35,9 @@ pub fn print_info(ctx: &GpuContext) {
     );
 }
 
-pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, layer: &str) {
-    println!("adapter: {}", ctx.describe());
-    println!("every variant that applies is timed; the table shows the fastest and its name");
-    let yardsticks = bench::gemm_yardstick(ctx, gemm_size, min_seconds);
-    let all: Vec<String> = yardsticks.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
-    let yardstick = yardsticks[0].1;
-    println!(
-        "yardstick: {gemm_size}x{gemm_size}x{gemm_size} GEMM {yardstick:.2} GFLOP/s ({})\n",
-        all.join(", ")
-    );
+/// The networks whose convolution shapes the layer benchmarks time: ResNet-50 on 32-pixel
+/// images at batch 32, and (unless `quick`) at 224 px, batch 8.
+fn bench_networks(quick: bool) -> Vec<(&'static str, Vec<(String, resnet_wgpu::ops::conv2d::Conv2dShape)>)> {
     let mut networks = vec![(
         "ResNet-50, CIFAR stem, 32x32, batch 32",
         bench::resnet50_conv_shapes(32, 32, true),
@@ -58,7 +51,20 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
             ),
         );
     }
-    for (title, shapes) in networks {
+    networks
+}
+
+pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, layer: &str) {
+    println!("adapter: {}", ctx.describe());
+    println!("every variant that applies is timed; the table shows the fastest and its name");
+    let yardsticks = bench::gemm_yardstick(ctx, gemm_size, min_seconds);
+    let all: Vec<String> = yardsticks.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
+    let yardstick = yardsticks[0].1;
+    println!(
+        "yardstick: {gemm_size}x{gemm_size}x{gemm_size} GEMM {yardstick:.2} GFLOP/s ({})\n",
+        all.join(", ")
+    );
+    for (title, shapes) in bench_networks(quick) {
         println!("{title}");
         println!(
             "{:<18} {:>5} {:>5} {:>4} {:>5} {:>6} | {:>8} {:>8} {:>5} | {:>8} {:>8} {:>5} | {:>8} {:>8} {:>5}",
@@ -112,6 +118,56 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
             }
         }
         println!();
+    }
+}
+
+/// The activation layout measured: every pointwise (1×1, stride-1) convolution of ResNet-50,
+/// each direction on its fastest variant, with activations channels-first (NCHW, as the network
+/// stores them: per-image GEMMs, or the implicit-GEMM kernels on small planes) and
+/// channels-last (NHWC: one GEMM over every pixel of the batch), and the ratio of their rates.
+pub fn run_layout_bench(ctx: &GpuContext, min_seconds: f64, quick: bool, layer: &str) {
+    println!("adapter: {}", ctx.describe());
+    println!(
+        "pointwise convolutions, each direction on its fastest variant: NCHW (the network's layout) against NHWC"
+    );
+    for (title, shapes) in bench_networks(quick) {
+        println!("\n{title}");
+        println!(
+            "{:<18} {:>5} {:>5} {:>4} | {:>30} | {:>30} | {:>30}",
+            "layer",
+            "Cin",
+            "Cout",
+            "HxW",
+            "fwd NCHW / NHWC GFLOP/s",
+            "dgrad NCHW / NHWC",
+            "wgrad NCHW / NHWC"
+        );
+        for (name, shape) in shapes
+            .into_iter()
+            .filter(|(name, s)| name.contains(layer) && s.is_pointwise())
+        {
+            let nchw = bench::time_conv(ctx, shape, min_seconds);
+            let nhwc = bench::channels_last_gemms(&shape).map(|p| bench::time_gemm(ctx, &p, min_seconds));
+            print!(
+                "{:<18} {:>5} {:>5} {:>4}",
+                name, shape.in_channels, shape.out_channels, shape.in_height
+            );
+            for (direction, last) in nhwc.iter().enumerate() {
+                let (first_variant, first) = nchw.best(direction);
+                let cell = match last {
+                    Some((variant, seconds)) => {
+                        let gflops = shape.flops() / seconds / 1e9;
+                        format!(
+                            "{first:.1} {first_variant} / {gflops:.1} {variant} {:.2}x",
+                            gflops / first
+                        )
+                    }
+                    None => format!("{first:.1} {first_variant} / none applies"),
+                };
+                print!(" | {cell:>30}");
+            }
+            println!();
+        }
     }
 }
 

@@ -115,6 +115,10 @@ pub enum Command {
         /// per-kernel breakdown of one step.
         #[arg(long)]
         steps: bool,
+        /// Instead of the layer table: each pointwise convolution's three GEMMs with
+        /// activations channels-first (NCHW, the network's layout) and channels-last (NHWC).
+        #[arg(long, conflicts_with = "steps")]
+        layout: bool,
         /// With --steps: only the configurations whose title contains this text (e.g. "32 px").
         #[arg(long, default_value = "")]
         config: String,
@@ -328,6 +332,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             quick,
             layer,
             steps,
+            layout,
             config,
             peak_gflops,
             peak_gbs,
@@ -338,6 +343,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .zip(peak_gbs)
                     .map(|(gflops, gbs)| resnet_wgpu::bench::Peak { gflops, gbs });
                 device::run_step_bench(&ctx, min_seconds, &config, kernels, device.memory_mode, given)?;
+            } else if layout {
+                device::run_layout_bench(&ctx, min_seconds, quick, &layer);
             } else {
                 device::run_bench(&ctx, gemm_size, min_seconds, quick, &layer);
             }
