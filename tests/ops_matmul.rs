@@ -226,26 +226,19 @@ fn matmul_split_k_over_the_batch_matches_reference() {
         // The tiled partial pass, where no bound forces the subgroup or portable one.
         if matmul::applies(&ctx, &p, Variant::SplitKTiled) {
             let tiled = format!("{name} on split-k-tiled");
-            assert!(check(
-                &ctx,
-                &tiled,
-                p,
-                a_len,
-                b_len,
-                Bias::None,
-                8,
-                Variant::SplitKTiled
-            ));
-            assert!(check(
-                &ctx,
-                &tiled,
-                p.accumulating(true),
-                a_len,
-                b_len,
-                Bias::None,
-                9,
-                Variant::SplitKTiled
-            ));
+            for (params, seed) in [(p, 8), (p.accumulating(true), 9)] {
+                let tiled_split = Variant::SplitKTiled;
+                assert!(check(
+                    &ctx,
+                    &tiled,
+                    params,
+                    a_len,
+                    b_len,
+                    Bias::None,
+                    seed,
+                    tiled_split
+                ));
+            }
         }
         assert!(check(
             &ctx,
