@@ -1,9 +1,12 @@
 // Bias gradient: db[c] = Σ_{n, p} dy[n, c, p] for dy of shape [N, C, P] (P = H·W for a
 // convolution; P = 1 for a linear layer, whose dy is [N, C]).
 //
-// One workgroup per channel (linear index id.x + id.y · num_workgroups.x, a 2-D grid when
-// C > 65,535) loops over the channel's N·P elements, then a fixed tree reduction in workgroup
-// memory: no atomics, the same result every run. db is overwritten, or added to when
+// A channel's N·P values are summed in parts of part_len values, a workgroup each (linear
+// workgroup index w = c·parts + part, w = id.x + id.y · num_workgroups.x, a 2-D grid past
+// 65,535), with a fixed tree reduction in workgroup memory. With one part a channel's workgroup
+// writes db[c]. With several, two dispatches of this kernel: phase 0 writes each part's sum to
+// partial[c·parts + part], and phase 1, a workgroup per channel, sums those in the same fixed
+// way into db[c]. No atomics: the same result every run. db is overwritten, or added to when
 // `accumulate` is 1 (gradient accumulation over micro-batches).
 
 struct Params {
@@ -11,15 +14,41 @@ struct Params {
     channels: u32,
     spatial: u32,
     accumulate: u32,
+    // Parts per channel, values per part (the last part may hold fewer), and the dispatch's
+    // phase (0: the parts; 1: their sum, only where parts > 1).
+    parts: u32,
+    part_len: u32,
+    phase: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
+// [C, parts]: each part's sum, where parts > 1 (else a placeholder).
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
 
 const WORKGROUP: u32 = 256u;
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> lanes: array<f32, 256>;
+
+// The sum of every lane's `value`, in a fixed tree; every lane of the workgroup calls it.
+fn workgroup_sum(lane: u32, value: f32) -> f32 {
+    lanes[lane] = value;
+    workgroupBarrier();
+    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
+        if lane < stride {
+            lanes[lane] += lanes[lane + stride];
+        }
+        workgroupBarrier();
+    }
+    return lanes[0];
+}
+
+// Writes the channel's sum to db[c], adding the old value when accumulating.
+fn store(c: u32, total: f32) {
+    db[c] = select(0.0, db[c], params.accumulate != 0u) + total;
+}
 
 @compute @workgroup_size(256)
 fn main(
@@ -27,26 +56,41 @@ fn main(
     @builtin(num_workgroups) grid: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let c = workgroup.x + workgroup.y * grid.x;
+    let w = workgroup.x + workgroup.y * grid.x;
+    if params.phase == 1u {
+        let c = w;
+        if c >= params.channels {
+            return;
+        }
+        var sum = 0.0;
+        for (var part = lane; part < params.parts; part += WORKGROUP) {
+            sum += partial[c * params.parts + part];
+        }
+        let total = workgroup_sum(lane, sum);
+        if lane == 0u {
+            store(c, total);
+        }
+        return;
+    }
+    let c = w / params.parts;
+    let part = w % params.parts;
     if c >= params.channels {
         return;
     }
-    let count = params.batch * params.spatial;
+    let first = part * params.part_len;
+    let end = min(first + params.part_len, params.batch * params.spatial);
     var sum = 0.0;
-    for (var i = lane; i < count; i += WORKGROUP) {
+    for (var i = first + lane; i < end; i += WORKGROUP) {
         let n = i / params.spatial;
         let p = i - n * params.spatial;
         sum += dy[(n * params.channels + c) * params.spatial + p];
     }
-    partial[lane] = sum;
-    workgroupBarrier();
-    for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
-        if lane < stride {
-            partial[lane] += partial[lane + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lane, sum);
     if lane == 0u {
-        db[c] = select(0.0, db[c], params.accumulate != 0u) + partial[0];
+        if params.parts == 1u {
+            store(c, total);
+        } else {
+            partial[c * params.parts + part] = total;
+        }
     }
 }

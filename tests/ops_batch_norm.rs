@@ -661,6 +661,9 @@ const BIAS_SHAPES: &[(usize, usize, usize)] = &[
     (2, 300, 49),
     (3, 2, 70_001),
     (2, 66_000, 1),
+    // One value past a part; a first-stage layer of the seed network at 224 px (2 parts).
+    (1, 3, 8_193),
+    (4, 64, 3_136),
 ];
 
 #[test]
@@ -671,7 +674,22 @@ fn bias_grad_matches_reference_and_is_deterministic() {
         let dy = Rng::new(70 + k as u64).uniform_vec(n * c * p, -1.0, 1.0);
         let (dyb, db) = (upload(&ctx, "dy", &dy), zeros(&ctx, "db", c));
         let launch = bias_grad::backward(&ctx, (n, c, p), &dyb, &db, false);
+        // A channel of more than PART_VALUES values: its parts' sums, then their sum.
+        let parts = (n * p).div_ceil(bias_grad::PART_VALUES);
+        let workgroups: Vec<u64> = launch
+            .grids()
+            .iter()
+            .map(|g| g.iter().map(|&v| v as u64).product())
+            .collect();
+        match parts > 1 {
+            true => assert!(
+                workgroups.len() == 2 && workgroups[0] >= (c * parts) as u64 && workgroups[1] >= c as u64,
+                "{name}: {parts} parts a channel, {workgroups:?} workgroups"
+            ),
+            false => assert_eq!(workgroups.len(), 1, "{name}: one dispatch"),
+        }
         ctx.run_blocking("bias grad", &[&launch]);
+        assert_no_device_error(&ctx, &name);
         let first = db.read_blocking(&ctx);
         let reference = bias_grad::backward_cpu(&to_f64(&dy), n, c, p);
         assert_close(&name, &first, &reference, sum_atol(n * p), 1e-4);

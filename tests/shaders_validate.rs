@@ -225,7 +225,11 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             batch,
             channels,
             spatial,
-            accumulate
+            accumulate,
+            parts,
+            part_len,
+            phase,
+            pad
         }),
         BatchNormTrainForward
         | BatchNormInferenceForward
