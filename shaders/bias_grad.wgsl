@@ -79,11 +79,21 @@ fn main(
     }
     let first = part * params.part_len;
     let end = min(first + params.part_len, params.batch * params.spatial);
+    // Value i = n·P + p of the channel; each lane steps i by WORKGROUP, carrying p into n, with
+    // no division per value.
+    let step_n = WORKGROUP / params.spatial;
+    let step_p = WORKGROUP % params.spatial;
+    var n = (first + lane) / params.spatial;
+    var p = (first + lane) % params.spatial;
     var sum = 0.0;
     for (var i = first + lane; i < end; i += WORKGROUP) {
-        let n = i / params.spatial;
-        let p = i - n * params.spatial;
         sum += dy[(n * params.channels + c) * params.spatial + p];
+        n += step_n;
+        p += step_p;
+        if p >= params.spatial {
+            p -= params.spatial;
+            n += 1u;
+        }
     }
     let total = workgroup_sum(lane, sum);
     if lane == 0u {

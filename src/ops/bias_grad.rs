@@ -11,7 +11,7 @@ use crate::gpu::{GpuBuffer, GpuContext, Launch};
 use crate::shaders::Kernel;
 
 /// Values of a channel that one workgroup sums (32 per lane).
-pub const PART_VALUES: usize = 8192;
+pub const PART_VALUES: usize = 32_768;
 
 /// The kernel's uniform (32 bytes).
 #[repr(C)]
@@ -78,7 +78,7 @@ pub fn backward(
         return Launch::linear(ctx, Kernel::BiasGrad.plain(), &params, &buffers, channels as u32);
     }
     // Each part's sum in the shared scratch buffer, then their sum per channel.
-    let partial = ctx.scratch(channels * parts);
+    let partial = ctx.scratch(channels * parts).prefix(channels * parts);
     let buffers = [dy.bind(), db.bind(), partial.bind()];
     let workgroups = (channels * parts) as u32;
     let sums = Launch::linear(ctx, Kernel::BiasGrad.plain(), &params, &buffers, workgroups);

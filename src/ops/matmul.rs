@@ -309,7 +309,7 @@ fn split_k(
     assert!(bias.is_none(), "split-K GEMMs take no bias");
     assert_f32(&[c]);
     let len = params.c_len();
-    let partial = ctx.scratch(chunks * len);
+    let partial = ctx.scratch(chunks * len).prefix(chunks * len);
     let mut p = *params;
     p.z_chunk = params.batch.div_ceil(chunks as u32);
     p.c_batch = len as u32;

@@ -511,7 +511,9 @@ fn weight_grad_in_chunks(
     dw: &GpuBuffer<f32>,
     accumulate: bool,
 ) -> Launch {
-    let partial = ctx.scratch(chunks * shape.weight_len());
+    let partial = ctx
+        .scratch(chunks * shape.weight_len())
+        .prefix(chunks * shape.weight_len());
     let buffers = [dy.bind(), x.bind(), partial.bind()];
     let partials = Launch::new(ctx, kernel.stored(&[x.precision()]), params, &buffers, grid);
     partials.then(split_k::sum(
