@@ -661,9 +661,9 @@ const BIAS_SHAPES: &[(usize, usize, usize)] = &[
     (2, 300, 49),
     (3, 2, 70_001),
     (2, 66_000, 1),
-    // One value past a part; a first-stage layer of the seed network at 224 px (2 parts).
-    (1, 3, 8_193),
-    (4, 64, 3_136),
+    // One value past a part; the seed network's stem at 224 px and batch 8 (2 parts).
+    (1, 3, 65_537),
+    (8, 4, 12_544),
 ];
 
 #[test]

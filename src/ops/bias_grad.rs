@@ -10,8 +10,13 @@
 use crate::gpu::{GpuBuffer, GpuContext, Launch};
 use crate::shaders::Kernel;
 
-/// Values of a channel that one workgroup sums (32 per lane).
-pub const PART_VALUES: usize = 32_768;
+/// Values of a channel that one workgroup sums (256 per lane). At the batches a GPU trains
+/// that still spreads a layer of few channels (a 224-pixel network at batch 128: 25 parts a
+/// channel in the stem, 7 in the first stage), and on lavapipe each part's tree of barriers
+/// costs time: parts of 8,192 made the seed network's bias gradients 1.3× slower there, parts
+/// of 65,536 were within run-to-run noise of one workgroup per channel (`bench --steps --quick
+/// --config seed`, per-kernel breakdown, alternating runs).
+pub const PART_VALUES: usize = 65_536;
 
 /// The kernel's uniform (32 bytes).
 #[repr(C)]
