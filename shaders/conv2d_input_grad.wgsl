@@ -14,9 +14,9 @@
 
 // One GEMM (z = 0) per phase, summed over the phase's whole K.
 fn place_tile(tile: vec3<u32>, grid: vec3<u32>) -> Tile {
-    enter_phase(tile.z);
+    let entered = enter_phase(tile.z);
     let n0 = (tile.x + (tile.z / phase_count()) * grid.x) * TILE;
-    return Tile(n0, vec2<u32>(0u, 1u), vec2<u32>(0u, phase_reduction()), 0u);
+    return Tile(n0, vec2<u32>(0u, 1u), vec2<u32>(0u, phase_reduction(entered)), 0u);
 }
 
 // The tap (co, kh, kw) of the phase's reduction index k = (co, a, c), and the output row and
@@ -34,7 +34,7 @@ fn phase_tap(co: u32, a: u32, c: u32) -> array<u32, 5> {
 // A[ci, k] = w[co, ci, kh, kw] for k = (co, a, c), zero outside.
 fn load_a(z: u32, ci: u32, k: u32) -> f32 {
     let taps = phase.taps_h * phase.taps_w;
-    if ci >= params.in_channels || k >= phase_reduction() {
+    if ci >= params.in_channels || k >= phase_reduction(phase) {
         return 0.0;
     }
     let tap = phase_tap(k / taps, (k % taps) / phase.taps_w, k % phase.taps_w);
@@ -46,7 +46,7 @@ fn load_a(z: u32, ci: u32, k: u32) -> f32 {
 fn load_b(z: u32, k: u32, n: u32) -> f32 {
     let taps = phase.taps_h * phase.taps_w;
     let phase_pixels = phase.rows * phase.cols;
-    if k >= phase_reduction() || n >= phase_columns() {
+    if k >= phase_reduction(phase) || n >= phase_columns(phase) {
         return 0.0;
     }
     let tap = phase_tap(k / taps, (k % taps) / phase.taps_w, k % phase.taps_w);
@@ -61,7 +61,7 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
 }
 
 // The staging hooks of the tiled variant (body_gemm_tiled.wgsl; the other bodies do not call
-// them). w lies along k (a tap's (kh, kw) are adjacent); dy along the phase's pixels. An
+// them). w lies along k (the taps of one (co, ci) are adjacent); dy along the phase's pixels. An
 // invocation stages the same 4 rows (input channels) of A and 4 columns (pixels of the phase)
 // of B at k = (co, a, c) rising by SLICE: each walks its tap forward with no division, and B
 // decodes its pixels on its first call only.
@@ -82,7 +82,7 @@ var<private> pixel_w: vec4<u32>; // v per pixel
 // A: w[co, ci, kh, kw] of input channels ci + 32·{0..3} at tap k.
 fn stage_a(z: u32, ci: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
-    if k >= phase_reduction() {
+    if k >= phase_reduction(phase) {
         return values;
     }
     let walked = walk_to(&a_walk, k, vec2<u32>(phase.taps_h, phase.taps_w));
@@ -102,7 +102,7 @@ fn stage_a(z: u32, ci: u32, k: u32) -> vec4<f32> {
 // where it is out of range.
 fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
-    if k >= phase_reduction() {
+    if k >= phase_reduction(phase) {
         return values;
     }
     if b_walk.k == OUTSIDE {
@@ -111,7 +111,7 @@ fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
         for (var j = 0u; j < 4u; j++) {
             let pixel = n + 32u * j;
             let in_phase = pixel % phase_pixels;
-            pixel_base[j] = select(OUTSIDE, (pixel / phase_pixels) * dy_image, pixel < phase_columns());
+            pixel_base[j] = select(OUTSIDE, (pixel / phase_pixels) * dy_image, pixel < phase_columns(phase));
             pixel_h[j] = in_phase / phase.cols;
             pixel_w[j] = in_phase % phase.cols;
         }

@@ -19,21 +19,23 @@
 // accumulators, which call sum_block below).
 
 fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
-    enter_phase(tile.z);
+    // The phase as a value: the loop below runs subgroup operations, so its bounds must be
+    // uniform (see prelude_conv2d_input_grad.wgsl).
+    let current = enter_phase(tile.z);
     let out_pixels = params.out_height * params.out_width;
     let taps = params.kernel_h * params.kernel_w;
-    let n_total = phase_columns();
+    let n_total = phase_columns(current);
     if n_total == 0u {
         return Block(0u, 0u, vec4<u32>(NO_COLUMN));
     }
-    let phase_pixels = phase.rows * phase.cols;
+    let phase_pixels = current.rows * current.cols;
     let m0 = tile.y * 16u;
     let n0 = (tile.x + (tile.z / phase_count()) * grid.x) * (4u * LANES);
     let columns = n0 + local + vec4<u32>(0u, 1u, 2u, 3u) * LANES;
     let safe = min(columns, vec4<u32>(n_total - 1u));
     let image = safe / phase_pixels;
-    let u = (safe % phase_pixels) / phase.cols;
-    let v = safe % phase.cols;
+    let u = (safe % phase_pixels) / current.cols;
+    let v = safe % current.cols;
     var dy_plane = image * (params.out_channels * out_pixels);
     var w_lo = min(m0 + lane % 8u, params.in_channels - 1u) * taps;
     var w_hi = min(m0 + 8u + lane % 8u, params.in_channels - 1u) * taps;
@@ -42,14 +44,14 @@ fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
     // One flat loop over (co, a, c) for the live taps of this phase, stepping the gather
     // position as it advances: on CPU adapters nested-loop bookkeeping costs more than these
     // few adds. Tap (a, c) is (kh_first + a·sh, kw_first + c·sw).
-    let steps = phase_reduction();
-    let kh_stop = phase.kh_first + phase.taps_h * params.stride_h;
-    let kw_stop = phase.kw_first + phase.taps_w * params.stride_w;
-    var kh = phase.kh_first;
-    var kw = phase.kw_first;
+    let steps = phase_reduction(current);
+    let kh_stop = current.kh_first + current.taps_h * params.stride_h;
+    let kw_stop = current.kw_first + current.taps_w * params.stride_w;
+    var kh = current.kh_first;
+    var kw = current.kw_first;
     // oh and ow wrap past zero to huge values, which fail the range tests.
-    var oh = u + phase.oh_first;
-    var ow = v + phase.ow_first;
+    var oh = u + current.oh_first;
+    var ow = v + current.ow_first;
     var row_ok = oh < vec4<u32>(params.out_height);
     var row_at = dy_plane + oh * params.out_width;
     for (var step = 0u; step < steps; step++) {
@@ -61,13 +63,13 @@ fn sum_block(tile: vec3<u32>, grid: vec3<u32>, local: u32, lane: u32) -> Block {
         kw += params.stride_w;
         ow -= vec4<u32>(1u);
         if kw >= kw_stop {
-            kw = phase.kw_first;
-            ow = v + phase.ow_first;
+            kw = current.kw_first;
+            ow = v + current.ow_first;
             kh += params.stride_h;
             oh -= vec4<u32>(1u);
             if kh >= kh_stop {
-                kh = phase.kh_first;
-                oh = u + phase.oh_first;
+                kh = current.kh_first;
+                oh = u + current.oh_first;
                 dy_plane += vec4<u32>(out_pixels);
                 w_lo += w_channel_step;
                 w_hi += w_channel_step;

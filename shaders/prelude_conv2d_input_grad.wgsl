@@ -39,7 +39,10 @@ struct Phase {
     ow_first: u32,
 }
 
-// The phase of the running workgroup, set by enter_phase before anything else.
+// The phase of the running workgroup, set by enter_phase before anything else, for the hooks
+// that the bodies call (load_a, load_b, stage_a, stage_b, store_row). Control flow around
+// barriers and subgroup operations must not depend on it: a read of a private variable counts
+// as non-uniform, so the tile's bounds come from enter_phase's returned value instead.
 var<private> phase: Phase;
 
 // How many stride phases the grid's z dimension runs: sh·sw.
@@ -62,22 +65,24 @@ fn phase_axis(r: u32, s: u32, pad: u32, size: u32, live_start: u32, live_end: u3
     return array<u32, 5>(first, count, r + j_first * s, j_end - j_first, base - j_first);
 }
 
-// Sets `phase` to the phase that grid slice z runs (z mod sh·sw).
-fn enter_phase(z: u32) {
+// Sets `phase` to the phase that grid slice z runs (z mod sh·sw), and returns it.
+fn enter_phase(z: u32) -> Phase {
     let index = z % phase_count();
     let h = phase_axis(index / params.stride_w, params.stride_h, params.pad_h, params.in_height, params.live_h_start, params.live_h_end);
     let v = phase_axis(index % params.stride_w, params.stride_w, params.pad_w, params.in_width, params.live_w_start, params.live_w_end);
-    phase = Phase(h[0], v[0], h[1], v[1], h[2], v[2], h[3], v[3], h[4], v[4]);
+    let entered = Phase(h[0], v[0], h[1], v[1], h[2], v[2], h[3], v[3], h[4], v[4]);
+    phase = entered;
+    return entered;
 }
 
-// N of the phase's GEMM: its input pixels over the batch.
-fn phase_columns() -> u32 {
-    return params.batch * phase.rows * phase.cols;
+// N of a phase's GEMM: its input pixels over the batch.
+fn phase_columns(p: Phase) -> u32 {
+    return params.batch * p.rows * p.cols;
 }
 
-// K of the phase's GEMM: output channels times its live taps.
-fn phase_reduction() -> u32 {
-    return params.out_channels * phase.taps_h * phase.taps_w;
+// K of a phase's GEMM: output channels times its live taps.
+fn phase_reduction(p: Phase) -> u32 {
+    return params.out_channels * p.taps_h * p.taps_w;
 }
 
 // The columns that store_row last decoded, and the offset of dx[b, 0, ih, iw] for each (where
@@ -97,7 +102,7 @@ fn store_row(slice: u32, ci: u32, columns: vec4<u32>, sums: vec4<f32>) {
         let phase_pixels = phase.rows * phase.cols;
         for (var j = 0u; j < 4u; j++) {
             let n = columns[j];
-            if n < phase_columns() {
+            if n < phase_columns(phase) {
                 let image = n / phase_pixels;
                 let in_phase = n - image * phase_pixels;
                 let u = in_phase / phase.cols;
@@ -109,7 +114,7 @@ fn store_row(slice: u32, ci: u32, columns: vec4<u32>, sums: vec4<f32>) {
         decoded_columns = columns;
     }
     for (var j = 0u; j < 4u; j++) {
-        if columns[j] < phase_columns() {
+        if columns[j] < phase_columns(phase) {
             let at = decoded_at[j] + ci * plane;
             var value = sums[j];
             if params.accumulate == 1u {
