@@ -75,3 +75,20 @@ fn fonts() -> egui::FontDefinitions {
 pub fn resnet_status() -> String {
     crate::app::status::latest()
 }
+
+/// Every kernel at every precision of its tensors, each as `[label, text]` with the text exactly
+/// as the browser's device receives it (JSON), for the test that compiles them all in the
+/// browser, whose shader compiler checks more than naga does (uniformity, for one).
+#[wasm_bindgen(js_name = resnetShaderSources)]
+pub fn resnet_shader_sources() -> String {
+    let all: Vec<(String, String)> = crate::shaders::Kernel::ALL
+        .iter()
+        .flat_map(|kernel| kernel.every_shader())
+        .map(|shader| {
+            let precisions: Vec<&str> = shader.precisions().iter().map(|p| p.wgsl()).collect();
+            let label = format!("{} [{}]", shader.kernel.name(), precisions.join(", "));
+            (label, shader.source_for_device())
+        })
+        .collect();
+    serde_json::to_string(&all).expect("strings serialize")
+}
