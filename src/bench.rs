@@ -29,22 +29,29 @@ fn random_buffer(ctx: &GpuContext, label: &str, len: usize, rng: &mut Rng) -> Gp
 
 /// GFLOP/s of a square `size`³ GEMM in each variant that applies, fastest first.
 pub fn gemm_yardstick(ctx: &GpuContext, size: usize, min_seconds: f64) -> Vec<(Variant, f64)> {
-    let mut rng = Rng::new(1);
-    let a = random_buffer(ctx, "yardstick A", size * size, &mut rng);
-    let b = random_buffer(ctx, "yardstick B", size * size, &mut rng);
-    let c = GpuBuffer::zeros(ctx, "yardstick C", size * size);
     let params = MatmulParams::row_major(1, size, size, size);
-    let mut out: Vec<(Variant, f64)> = matmul::candidates(ctx, &params)
+    time_gemm(ctx, &params, min_seconds)
+        .into_iter()
+        .map(|(v, seconds)| (v, params.flops() / seconds / 1e9))
+        .collect()
+}
+
+/// Seconds of one run of a GEMM (one batch slice of operands, as its strides lay them out) in
+/// each variant that applies on this adapter, fastest first.
+pub fn time_gemm(ctx: &GpuContext, params: &MatmulParams, min_seconds: f64) -> Vec<(Variant, f64)> {
+    let mut rng = Rng::new(1);
+    let (m, n, k) = (params.m as usize, params.n as usize, params.k as usize);
+    let a = random_buffer(ctx, "A", m * k, &mut rng);
+    let b = random_buffer(ctx, "B", k * n, &mut rng);
+    let c = GpuBuffer::zeros(ctx, "C", params.c_len());
+    let mut out: Vec<(Variant, f64)> = matmul::candidates(ctx, params)
         .into_iter()
         .map(|v| {
-            let launch = matmul::launch_with(ctx, v, &params, &a, &b, None, &c);
-            (
-                v,
-                params.flops() / time_launches(ctx, &[&launch], min_seconds) / 1e9,
-            )
+            let launch = matmul::launch_with(ctx, v, params, &a, &b, None, &c);
+            (v, time_launches(ctx, &[&launch], min_seconds))
         })
         .collect();
-    out.sort_by(|x, y| y.1.total_cmp(&x.1));
+    out.sort_by(|x, y| x.1.total_cmp(&y.1));
     out
 }
 
@@ -113,22 +120,6 @@ pub fn channels_last_gemms(shape: &Conv2dShape) -> [MatmulParams; 3] {
     weight_grad.a_row = 1;
     weight_grad.a_k = cout;
     [forward, input_grad, weight_grad]
-}
-
-/// Seconds of the fastest variant of a GEMM that applies on this adapter, and its name.
-pub fn time_gemm(ctx: &GpuContext, params: &MatmulParams, min_seconds: f64) -> Option<(Variant, f64)> {
-    let mut rng = Rng::new(3);
-    let (m, n, k) = (params.m as usize, params.n as usize, params.k as usize);
-    let a = random_buffer(ctx, "A", m * k, &mut rng);
-    let b = random_buffer(ctx, "B", k * n, &mut rng);
-    let c = GpuBuffer::zeros(ctx, "C", params.c_len());
-    matmul::candidates(ctx, params)
-        .into_iter()
-        .map(|v| {
-            let launch = matmul::launch_with(ctx, v, params, &a, &b, None, &c);
-            (v, time_launches(ctx, &[&launch], min_seconds))
-        })
-        .min_by(|x, y| x.1.total_cmp(&y.1))
 }
 
 /// The distinct convolution shapes of ResNet-50 at a given input size and batch: with the

@@ -147,7 +147,8 @@ pub fn run_layout_bench(ctx: &GpuContext, min_seconds: f64, quick: bool, layer: 
             .filter(|(name, s)| name.contains(layer) && s.is_pointwise())
         {
             let nchw = bench::time_conv(ctx, shape, min_seconds);
-            let nhwc = bench::channels_last_gemms(&shape).map(|p| bench::time_gemm(ctx, &p, min_seconds));
+            let nhwc = bench::channels_last_gemms(&shape)
+                .map(|p| bench::time_gemm(ctx, &p, min_seconds).first().copied());
             print!(
                 "{:<18} {:>5} {:>5} {:>4}",
                 name, shape.in_channels, shape.out_channels, shape.in_height

@@ -274,8 +274,11 @@ pub fn launch_with(
         Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
     };
     if variant.split_tile().is_some() || must_split(params, ctx.reduction_bound()) {
-        // The subgroup kernels split where they must as split-K does.
-        let chunks_tile = variant.split_tile().unwrap_or(64);
+        // The subgroup kernels split where they must into split-K's chunks.
+        let chunks_tile = variant
+            .split_tile()
+            .or(Variant::SplitK.split_tile())
+            .expect("split-K's tile");
         let chunks =
             split_k_chunks(params, ctx.reduction_bound(), chunks_tile).expect("split-K applies to this GEMM");
         let split = split_k(ctx, params, chunks, (kernel, tile_m, tile_n), a, b, bias, c);
