@@ -1,12 +1,14 @@
-// The entry point of the GPU-class GEMM kernels ("tiled"): the tile loop of
+// The entry point of the GPU-class GEMM kernels ("tiled" and "tiled-64"): the tile loop of
 //   C[m, n] = Σ_z Σ_k A[z, m, k] · B[z, k, n]
-// for wide GPUs. A workgroup of 16×16 = 256 invocations computes a 128×128 tile of C; each
-// invocation an 8×8 block: rows 4·ty + {0..3} and 64 + 4·ty + {0..3}, columns 4·tx + {0..3}
-// and 64 + 4·tx + {0..3} of the tile, so its operands are read from workgroup memory as vec4s.
-// Tiles of A (128×8) and B (8×128) are staged in workgroup memory, double-buffered: while the
-// invocations multiply one k-slice, they have already loaded the next one into registers, and
-// one barrier per slice separates writing the other buffer from reading it (16 KiB of
-// workgroup memory). Every result is summed by one invocation in a fixed order: z, then k.
+// for wide GPUs. A workgroup of SIDE×SIDE invocations computes a TILE×TILE tile of C, TILE
+// being 128 (16×16 invocations) or 64 (8×8), the override a kernel's pipeline sets. Each
+// invocation computes an 8×8 block: rows 4·ty + {0..3} and TILE/2 + 4·ty + {0..3}, columns
+// 4·tx + {0..3} and TILE/2 + 4·tx + {0..3} of the tile, so its operands are read from
+// workgroup memory as vec4s, 64 multiply-adds for 4 vec4 reads. Tiles of A (TILE×SLICE) and B
+// (SLICE×TILE) are staged in workgroup memory, double-buffered: while the invocations multiply
+// one k-slice, they have already loaded the next one into registers, and one barrier per slice
+// separates writing the other buffer from reading it (16 KiB of workgroup memory on 128×128
+// tiles, 4 KiB on 64×64). Every result is summed by one invocation in a fixed order: z, then k.
 //
 // The kernel joined before this file supplies the hooks of body_gemm_tile.wgsl, which it may
 // share with that body (whose entry point never calls the stage_* hooks):
@@ -15,33 +17,40 @@
 //                                      of TILE
 //   a_along_k() -> bool                whether A lies in memory along k (true) or along m
 //   b_along_k() -> bool                whether B lies in memory along k (true) or along n
-//   stage_a(z, m, k) -> vec4<f32>      A[z, m + 32·{0..3}, k]
-//   stage_b(z, n, k) -> vec4<f32>      B[z, k, n + 32·{0..3}]
+//   stage_a(z, m, step, k) -> vec4<f32>   A[z, m + step·{0..3}, k]
+//   stage_b(z, n, step, k) -> vec4<f32>   B[z, k, n + step·{0..3}]
 //                                      (both zero outside the matrices; k = NO_K is
 //                                      outside; an invocation stages the same rows or
-//                                      columns at k rising by SLICE)
+//                                      columns at k rising by SLICE; step = STEP)
 //   store_row(slice, m, columns, values)  stores 4 results of row m
 //
 // Staging reads memory in order: consecutive invocations stage consecutive rows (columns) of
 // one k where the operand lies along m (n), and consecutive k of one row (column) where it lies
-// along k, 8 k (a slice) per row, so that a 32-lane SIMD unit reads 32 consecutive values, or
-// 4 runs of 8, per load. Either way an invocation stages 4 rows (columns) 32 apart at one k.
+// along k, SLICE k per row, so that a 32-lane SIMD unit reads 32 consecutive values, or runs of
+// SLICE, per load. Either way an invocation stages 4 rows (columns) STEP apart at one k.
 
-const TILE: u32 = 128u;
-const SLICE: u32 = 8u;
+override TILE: u32 = 128u;
+// Invocations along each side of the workgroup, 8 outputs each.
+override SIDE: u32 = TILE / 8u;
+// k per slice: 4 values of each operand per invocation, SIDE² invocations, TILE rows.
+override SLICE: u32 = TILE / 16u;
+// Rows (columns) between those an invocation stages; vec4s of one k of a tile.
+override STEP: u32 = TILE / 4u;
+// vec4s of one buffer of a tile: 256 on 128×128 tiles, 64 on 64×64.
+override BUFFER: u32 = SLICE * STEP;
 
-// a_tile[buffer · 256 + kk · 32 + r] = A[m0 + 4r .. 4r + 3, k0 + kk];
-// b_tile[buffer · 256 + kk · 32 + q] = B[k0 + kk, n0 + 4q .. 4q + 3].
-var<workgroup> a_tile: array<vec4<f32>, 512>;
-var<workgroup> b_tile: array<vec4<f32>, 512>;
+// a_tile[buffer · BUFFER + kk · STEP + r] = A[m0 + 4r .. 4r + 3, k0 + kk];
+// b_tile[buffer · BUFFER + kk · STEP + q] = B[k0 + kk, n0 + 4q .. 4q + 3].
+var<workgroup> a_tile: array<vec4<f32>, 2u * BUFFER>;
+var<workgroup> b_tile: array<vec4<f32>, 2u * BUFFER>;
 
 // What invocation `index` stages of each slice of an operand: (the k within the slice, its
-// first row or column within the tile, < 32).
+// first row or column within the tile, < STEP).
 fn staging(index: u32, along_k: bool) -> vec2<u32> {
     if along_k {
         return vec2<u32>(index % SLICE, index / SLICE);
     }
-    return vec2<u32>(index / 32u, index % 32u);
+    return vec2<u32>(index / STEP, index % STEP);
 }
 
 // The k that an invocation staging `at` stages in slice `s` of the range `ks`: NO_K past the
@@ -52,22 +61,22 @@ fn slice_k(ks: vec2<u32>, s: u32, at: vec2<u32>) -> u32 {
 }
 
 // Writes the 4 values that an invocation staging `at` holds into buffer `buffer` of a tile:
-// rows (columns) at.y + 32·j at k at.x.
+// rows (columns) at.y + STEP·j at k at.x.
 fn put_a(buffer: u32, at: vec2<u32>, values: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
-        let row = at.y + 32u * j;
-        a_tile[buffer * 256u + at.x * 32u + row / 4u][row % 4u] = values[j];
+        let row = at.y + STEP * j;
+        a_tile[buffer * BUFFER + at.x * STEP + row / 4u][row % 4u] = values[j];
     }
 }
 
 fn put_b(buffer: u32, at: vec2<u32>, values: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
-        let column = at.y + 32u * j;
-        b_tile[buffer * 256u + at.x * 32u + column / 4u][column % 4u] = values[j];
+        let column = at.y + STEP * j;
+        b_tile[buffer * BUFFER + at.x * STEP + column / 4u][column % 4u] = values[j];
     }
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(SIDE, SIDE)
 fn main(
     @builtin(workgroup_id) tile: vec3<u32>,
     @builtin(num_workgroups) grid: vec3<u32>,
@@ -78,7 +87,7 @@ fn main(
     let m0 = tile.y * TILE;
     let n0 = place.n0;
     // acc[2i + h] holds row (4·ty + i) of the upper half (h = 0: columns 4·tx.., h = 1:
-    // columns 64 + 4·tx..); acc[8 + 2i + h] the same for rows 64 + 4·ty + i.
+    // columns TILE/2 + 4·tx..); acc[8 + 2i + h] the same for rows TILE/2 + 4·ty + i.
     var acc: array<vec4<f32>, 16>;
     for (var i = 0u; i < 16u; i++) {
         acc[i] = vec4<f32>(0.0);
@@ -89,22 +98,22 @@ fn main(
     let at_b = staging(index, b_along_k());
     var buffer = 0u;
     for (var z = place.batches.x; z < place.batches.y; z++) {
-        var next_a = stage_a(z, m0 + at_a.y, slice_k(place.ks, 0u, at_a));
-        var next_b = stage_b(z, n0 + at_b.y, slice_k(place.ks, 0u, at_b));
+        var next_a = stage_a(z, m0 + at_a.y, STEP, slice_k(place.ks, 0u, at_a));
+        var next_b = stage_b(z, n0 + at_b.y, STEP, slice_k(place.ks, 0u, at_b));
         for (var s = 0u; s < slices; s++) {
             put_a(buffer, at_a, next_a);
             put_b(buffer, at_b, next_b);
             workgroupBarrier();
             if s + 1u < slices {
-                next_a = stage_a(z, m0 + at_a.y, slice_k(place.ks, s + 1u, at_a));
-                next_b = stage_b(z, n0 + at_b.y, slice_k(place.ks, s + 1u, at_b));
+                next_a = stage_a(z, m0 + at_a.y, STEP, slice_k(place.ks, s + 1u, at_a));
+                next_b = stage_b(z, n0 + at_b.y, STEP, slice_k(place.ks, s + 1u, at_b));
             }
             for (var kk = 0u; kk < SLICE; kk++) {
-                let base = buffer * 256u + kk * 32u;
+                let base = buffer * BUFFER + kk * STEP;
                 let a_low = a_tile[base + local.y];
-                let a_high = a_tile[base + 16u + local.y];
+                let a_high = a_tile[base + SIDE + local.y];
                 let b_low = b_tile[base + local.x];
-                let b_high = b_tile[base + 16u + local.x];
+                let b_high = b_tile[base + SIDE + local.x];
                 for (var i = 0u; i < 4u; i++) {
                     acc[2u * i] += a_low[i] * b_low;
                     acc[2u * i + 1u] += a_low[i] * b_high;
@@ -117,7 +126,7 @@ fn main(
     }
 
     let low = n0 + local.x * 4u + vec4<u32>(0u, 1u, 2u, 3u);
-    let high = low + vec4<u32>(64u);
+    let high = low + vec4<u32>(TILE / 2u);
     // All the rows of one set of columns, then of the other (a kernel's store_row may decode
     // a set of columns once for all its rows).
     for (var h = 0u; h < 2u; h++) {
@@ -125,7 +134,7 @@ fn main(
         for (var i = 0u; i < 4u; i++) {
             let row = m0 + local.y * 4u + i;
             store_row(place.slice, row, columns, acc[2u * i + h]);
-            store_row(place.slice, row + 64u, columns, acc[8u + 2u * i + h]);
+            store_row(place.slice, row + TILE / 2u, columns, acc[8u + 2u * i + h]);
         }
     }
 }

@@ -44,19 +44,19 @@ fn b_along_k() -> bool {
     return false;
 }
 
-// A: rows co + 32·{0..3} of w at tap k.
-fn stage_a(z: u32, co: u32, k: u32) -> vec4<f32> {
-    return vec4<f32>(load_a(z, co, k), load_a(z, co + 32u, k), load_a(z, co + 64u, k), load_a(z, co + 96u, k));
+// A: rows co + step·{0..3} of w at tap k.
+fn stage_a(z: u32, co: u32, step: u32, k: u32) -> vec4<f32> {
+    return vec4<f32>(load_a(z, co, k), load_a(z, co + step, k), load_a(z, co + 2u * step, k), load_a(z, co + 3u * step, k));
 }
 
-// B: x at tap k of output pixels n + 32·{0..3}. An invocation decodes its pixels on its first
+// B: x at tap k of output pixels n + step·{0..3}. An invocation decodes its pixels on its first
 // call only, and walks the tap (ci, kh, kw) forward (walk_to in prelude_conv2d.wgsl).
 var<private> tap_walk: Walk = NOT_WALKED;
 var<private> pixel_base: vec4<u32>; // offset of x[b, 0, 0, 0] per pixel; OUTSIDE past B·OH·OW
 var<private> pixel_h: vec4<u32>; // oh·sh − ph per pixel (wrapping below zero, so that padding
 var<private> pixel_w: vec4<u32>; // compares as out of range); ow·sw − pw
 
-fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
+fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
     let k_total = params.in_channels * params.kernel_h * params.kernel_w;
     if k >= k_total {
         return vec4<f32>(0.0);
@@ -65,7 +65,7 @@ fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
         let out_pixels = params.out_height * params.out_width;
         let image_len = params.in_channels * params.in_height * params.in_width;
         for (var j = 0u; j < 4u; j++) {
-            let pixel = n + 32u * j;
+            let pixel = n + step * j;
             let in_image = pixel % out_pixels;
             pixel_base[j] = select(OUTSIDE, (pixel / out_pixels) * image_len, pixel < params.batch * out_pixels);
             pixel_h[j] = (in_image / params.out_width) * params.stride_h - params.pad_h;

@@ -79,8 +79,8 @@ var<private> pixel_base: vec4<u32>; // offset of dy[b, 0, 0, 0] per pixel; OUTSI
 var<private> pixel_h: vec4<u32>; // u per pixel
 var<private> pixel_w: vec4<u32>; // v per pixel
 
-// A: w[co, ci, kh, kw] of input channels ci + 32·{0..3} at tap k.
-fn stage_a(z: u32, ci: u32, k: u32) -> vec4<f32> {
+// A: w[co, ci, kh, kw] of input channels ci + step·{0..3} at tap k.
+fn stage_a(z: u32, ci: u32, step: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= phase_reduction(phase) {
         return values;
@@ -90,7 +90,7 @@ fn stage_a(z: u32, ci: u32, k: u32) -> vec4<f32> {
     let window = params.kernel_h * params.kernel_w;
     let at = tap[1] * params.kernel_w + tap[2];
     for (var j = 0u; j < 4u; j++) {
-        let channel = ci + 32u * j;
+        let channel = ci + step * j;
         if channel < params.in_channels {
             values[j] = w[(tap[0] * params.in_channels + channel) * window + at];
         }
@@ -98,9 +98,9 @@ fn stage_a(z: u32, ci: u32, k: u32) -> vec4<f32> {
     return values;
 }
 
-// B: dy at the output pixel that tap k of pixels n + 32·{0..3} of the phase reaches, zero
+// B: dy at the output pixel that tap k of pixels n + step·{0..3} of the phase reaches, zero
 // where it is out of range.
-fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
+fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= phase_reduction(phase) {
         return values;
@@ -109,7 +109,7 @@ fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
         let phase_pixels = phase.rows * phase.cols;
         let dy_image = params.out_channels * params.out_height * params.out_width;
         for (var j = 0u; j < 4u; j++) {
-            let pixel = n + 32u * j;
+            let pixel = n + step * j;
             let in_phase = pixel % phase_pixels;
             pixel_base[j] = select(OUTSIDE, (pixel / phase_pixels) * dy_image, pixel < phase_columns(phase));
             pixel_h[j] = in_phase / phase.cols;

@@ -44,8 +44,8 @@ var<private> b_walk: Walk = NOT_WALKED;
 var<private> taps: array<vec3<u32>, 4>; // (ci, kh, kw) per column
 var<private> tap_live: vec4<bool>; // whether the column is below Cin·KH·KW
 
-// A: dy[b, co, oh, ow] of output channels co + 32·{0..3} at pixel k.
-fn stage_a(z: u32, co: u32, k: u32) -> vec4<f32> {
+// A: dy[b, co, oh, ow] of output channels co + step·{0..3} at pixel k.
+fn stage_a(z: u32, co: u32, step: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= params.batch * params.out_height * params.out_width {
         return values;
@@ -54,7 +54,7 @@ fn stage_a(z: u32, co: u32, k: u32) -> vec4<f32> {
     let out_pixels = params.out_height * params.out_width;
     let at = pixel.y * params.out_width + pixel.z;
     for (var j = 0u; j < 4u; j++) {
-        let channel = co + 32u * j;
+        let channel = co + step * j;
         if channel < params.out_channels {
             values[j] = dy[(pixel.x * params.out_channels + channel) * out_pixels + at];
         }
@@ -62,8 +62,8 @@ fn stage_a(z: u32, co: u32, k: u32) -> vec4<f32> {
     return values;
 }
 
-// B: x at taps n + 32·{0..3} of pixel k, zero in the padding.
-fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
+// B: x at taps n + step·{0..3} of pixel k, zero in the padding.
+fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= params.batch * params.out_height * params.out_width {
         return values;
@@ -71,7 +71,7 @@ fn stage_b(z: u32, n: u32, k: u32) -> vec4<f32> {
     if b_walk.k == OUTSIDE {
         let window = params.kernel_h * params.kernel_w;
         for (var j = 0u; j < 4u; j++) {
-            let column = n + 32u * j;
+            let column = n + step * j;
             tap_live[j] = column < params.in_channels * window;
             taps[j] = vec3<u32>(column / window, (column % window) / params.kernel_w, column % params.kernel_w);
         }

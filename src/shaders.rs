@@ -121,15 +121,51 @@ macro_rules! file_of {
     };
 }
 
+/// The values a kernel sets for its text's `override` constants when its pipeline is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Overrides {
+    /// The text's defaults.
+    Defaults,
+    /// `LANES` = the device's widest subgroup ([`crate::gpu::GpuContext::wide_lanes`]): the
+    /// subgroup kernels with every lane of a 32- or 64-lane SIMD unit busy.
+    WideLanes,
+    /// `TILE` = 64: the tiled body on 64×64 tiles (its default is 128).
+    Tile64,
+}
+
+impl Overrides {
+    /// The constants of a pipeline on a device whose widest subgroup is `wide_lanes`.
+    pub fn constants(self, wide_lanes: u32) -> Vec<(&'static str, f64)> {
+        match self {
+            Overrides::Defaults => Vec::new(),
+            Overrides::WideLanes => vec![("LANES", f64::from(wide_lanes))],
+            Overrides::Tile64 => vec![("TILE", 64.0)],
+        }
+    }
+}
+
+/// The [`Overrides`] of a kernel table entry's marker: none, `wide` or `tile_64`.
+macro_rules! overrides_of {
+    () => {
+        Overrides::Defaults
+    };
+    (wide) => {
+        Overrides::WideLanes
+    };
+    (tile_64) => {
+        Overrides::Tile64
+    };
+}
+
 /// Declares the `Kernel` enum and its source table from
 /// `(Variant, "name", subgroups, [preludes], [body], [element aliases])`, where the kernel's
 /// text is `shaders/<name>.wgsl`, or `"name" <= "file stem"` for a kernel whose text another
-/// kernel shares (joined with another body); `(…, wide)` for a kernel that
-/// runs a file's text with its `LANES` override set to the device's subgroup width
-/// ([`crate::gpu::GpuContext::wide_lanes`]); such a kernel's name is the file stem + `_wide`.
-/// `[body]` is empty for a kernel whose own file declares its entry point.
+/// kernel shares (joined with another body, or with other [`Overrides`]); `(…, marker)` for a
+/// kernel that sets its text's overrides (`wide`: [`Overrides::WideLanes`], `tile_64`:
+/// [`Overrides::Tile64`]). `[body]` is empty for a kernel whose own file declares its entry
+/// point.
 macro_rules! kernels {
-    ($(($variant:ident, $file:literal $(<= $shared:literal)?, $subgroups:literal, [$($prelude:ident),*], [$($body:ident),*], [$($alias:ident),*] $(, $wide:ident)?)),* $(,)?) => {
+    ($(($variant:ident, $file:literal $(<= $shared:literal)?, $subgroups:literal, [$($prelude:ident),*], [$($body:ident),*], [$($alias:ident),*] $(, $marker:ident)?)),* $(,)?) => {
         /// A compute kernel: one `.wgsl` file in `shaders/` with a `main` entry point (its own
         /// or its body's).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -138,15 +174,14 @@ macro_rules! kernels {
         impl Kernel {
             pub const ALL: &'static [Kernel] = &[$(Kernel::$variant),*];
 
-            /// The file stem (`_wide` added for a wide kernel), also the label of the kernel's
-            /// wgpu objects.
+            /// The kernel's name, also the label of its wgpu objects.
             pub const fn name(self) -> &'static str {
-                match self { $(Kernel::$variant => concat!($file $(, "_", stringify!($wide))?)),* }
+                match self { $(Kernel::$variant => $file),* }
             }
 
-            /// Whether the kernel sets its `LANES` override to the device's subgroup width.
-            pub const fn is_wide(self) -> bool {
-                match self { $(Kernel::$variant => false $(|| stringify!($wide).len() > 0)?),* }
+            /// The values it sets for its text's overrides.
+            pub const fn overrides(self) -> Overrides {
+                match self { $(Kernel::$variant => overrides_of!($($marker)?)),* }
             }
 
             /// The kernel's own WGSL text exactly as it is on disk (without its preludes and
@@ -189,23 +224,27 @@ macro_rules! kernels {
 kernels! {
     (Conv2dForward, "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_TILE], [act]),
     (Conv2dForwardSubgroup, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act]),
-    (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act], wide),
+    (Conv2dForwardSubgroupWide, "conv2d_forward_subgroup_wide" <= "conv2d_forward_subgroup", true, [CONV2D, CONV2D_FORWARD], [GEMM_SUBGROUP], [act], wide),
     (Conv2dForwardTiled, "conv2d_forward_tiled" <= "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_TILED], [act]),
+    (Conv2dForwardTiled64, "conv2d_forward_tiled_64" <= "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_TILED], [act], tile_64),
     (Conv2dForwardNarrow, "conv2d_forward_narrow" <= "conv2d_forward", false, [CONV2D, GEMM_TILES, CONV2D_FORWARD], [GEMM_NARROW], [act]),
     (Conv2dInputGrad, "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILE], []),
     (Conv2dInputGradSubgroup, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], []),
-    (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
+    (Conv2dInputGradSubgroupWide, "conv2d_input_grad_subgroup_wide" <= "conv2d_input_grad_subgroup", true, [CONV2D, CONV2D_INPUT_GRAD], [GEMM_SUBGROUP], [], wide),
     (Conv2dInputGradTiled, "conv2d_input_grad_tiled" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILED], []),
+    (Conv2dInputGradTiled64, "conv2d_input_grad_tiled_64" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_TILED], [], tile_64),
     (Conv2dInputGradNarrow, "conv2d_input_grad_narrow" <= "conv2d_input_grad", false, [CONV2D, GEMM_TILES, CONV2D_INPUT_GRAD], [GEMM_NARROW], []),
     (Conv2dWeightGrad, "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILE], [act]),
     (Conv2dWeightGradSubgroup, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act]),
-    (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
+    (Conv2dWeightGradSubgroupWide, "conv2d_weight_grad_subgroup_wide" <= "conv2d_weight_grad_subgroup", true, [CONV2D, CONV2D_WEIGHT_GRAD], [GEMM_SUBGROUP], [act], wide),
     (Conv2dWeightGradTiled, "conv2d_weight_grad_tiled" <= "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act]),
+    (Conv2dWeightGradTiled64, "conv2d_weight_grad_tiled_64" <= "conv2d_weight_grad", false, [CONV2D, GEMM_TILES, CONV2D_WEIGHT_GRAD], [GEMM_TILED], [act], tile_64),
     (SplitKSum, "split_k_sum", false, [], [FLAT], []),
     (Matmul, "matmul", false, [MATMUL, GEMM_TILES], [GEMM_TILE], [a_elem, b_elem, c_elem]),
     (MatmulSubgroup, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem]),
-    (MatmulSubgroupWide, "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem], wide),
+    (MatmulSubgroupWide, "matmul_subgroup_wide" <= "matmul_subgroup", true, [MATMUL], [GEMM_SUBGROUP], [a_elem, b_elem, c_elem], wide),
     (MatmulTiled, "matmul_tiled" <= "matmul", false, [MATMUL, GEMM_TILES], [GEMM_TILED, STAGE_PLAIN], [a_elem, b_elem, c_elem]),
+    (MatmulTiled64, "matmul_tiled_64" <= "matmul", false, [MATMUL, GEMM_TILES], [GEMM_TILED, STAGE_PLAIN], [a_elem, b_elem, c_elem], tile_64),
     (MatmulNarrow, "matmul_narrow" <= "matmul", false, [MATMUL, GEMM_TILES], [GEMM_NARROW], [a_elem, b_elem, c_elem]),
     (BiasGrad, "bias_grad", false, [], [], []),
     (BatchNormTrainForward, "batch_norm_train_forward", false, [BATCH_NORM], [BATCH_NORM_TRAIN], [act]),

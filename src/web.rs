@@ -76,18 +76,29 @@ pub fn resnet_status() -> String {
     crate::app::status::latest()
 }
 
-/// Every kernel at every precision of its tensors, each as `[label, text]` with the text exactly
-/// as the browser's device receives it (JSON), for the test that compiles them all in the
-/// browser, whose shader compiler checks more than naga does (uniformity, for one).
+/// Every kernel at every precision of its tensors, each as `[label, text, constants]` with the
+/// text exactly as the browser's device receives it and the values its pipeline sets for the
+/// text's overrides on an adapter whose largest subgroup is `subgroup_max_size` lanes (JSON), for
+/// the test that
+/// compiles them all in the browser, whose shader compiler checks more than naga does
+/// (uniformity, for one).
 #[wasm_bindgen(js_name = resnetShaderSources)]
-pub fn resnet_shader_sources() -> String {
-    let all: Vec<(String, String)> = crate::shaders::Kernel::ALL
+pub fn resnet_shader_sources(subgroup_max_size: u32) -> String {
+    let wide_lanes = crate::gpu::wide_lanes(subgroup_max_size);
+    type Constants = std::collections::BTreeMap<&'static str, f64>;
+    let all: Vec<(String, String, Constants)> = crate::shaders::Kernel::ALL
         .iter()
         .flat_map(|kernel| kernel.every_shader())
         .map(|shader| {
             let precisions: Vec<&str> = shader.precisions().iter().map(|p| p.wgsl()).collect();
             let label = format!("{} [{}]", shader.kernel.name(), precisions.join(", "));
-            (label, shader.source_for_device())
+            let constants = shader
+                .kernel
+                .overrides()
+                .constants(wide_lanes)
+                .into_iter()
+                .collect();
+            (label, shader.source_for_device(), constants)
         })
         .collect();
     serde_json::to_string(&all).expect("strings serialize")

@@ -1,4 +1,4 @@
-//! The GEMM kernels (portable, subgroup, subgroup-wide, tiled and split-K), each asked for by
+//! The GEMM kernels (portable, subgroup, subgroup-wide, tiled, tiled-64, narrow and split-K), each asked for by
 //! name where it applies, against the CPU reference; on both sides of the loop bound of the
 //! software adapters. The three GEMMs of the linear layer against the layer's CPU references,
 //! and those references against the layer's formulas.

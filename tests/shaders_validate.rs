@@ -36,6 +36,39 @@ fn validate(name: &str, text: &str, subgroups: bool) -> Result<naga::Module, Str
     Ok(module)
 }
 
+/// Sets a validated module's overrides as its kernel's pipeline does (the widest subgroups a
+/// device may have, 64 lanes, for a wide kernel) and validates the result: every override
+/// expression evaluates, and the workgroup sizes and loops it shapes are valid.
+fn specialize(module: &naga::Module, text: &str, kernel: Kernel) -> Result<(), String> {
+    let capabilities = naga::valid::Capabilities::all();
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .validate(module)
+        .map_err(|e| e.emit_to_string(text))?;
+    let constants: naga::back::PipelineConstants = kernel
+        .overrides()
+        .constants(64)
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    for name in constants.keys() {
+        if !module
+            .overrides
+            .iter()
+            .any(|(_, o)| o.name.as_deref() == Some(name))
+        {
+            return Err(format!("sets `{name}`, which its text does not declare"));
+        }
+    }
+    naga::back::pipeline_constants::process_overrides(
+        module,
+        &info,
+        Some((naga::ShaderStage::Compute, "main")),
+        &constants,
+    )
+    .map(|_| ())
+    .map_err(|e| format!("with its overrides {constants:?}: {e}"))
+}
+
 #[test]
 fn every_prelude_validates_after_what_it_needs() {
     let failures: Vec<String> = Prelude::ALL
@@ -97,6 +130,9 @@ fn every_kernel_validates_as_the_device_receives_it() {
             );
             match validate(&name, &text, kernel.uses_subgroups()) {
                 Ok(module) => {
+                    if let Err(e) = specialize(&module, &text, kernel) {
+                        failures.push(format!("{name}: {e}"));
+                    }
                     if !module.entry_points.iter().any(|ep| ep.name == "main") {
                         failures.push(format!("{name}: no `main` entry point"));
                     }
@@ -167,16 +203,19 @@ fn twin_of(kernel: Kernel) -> RustTwin {
         | Conv2dForwardSubgroup
         | Conv2dForwardSubgroupWide
         | Conv2dForwardTiled
+        | Conv2dForwardTiled64
         | Conv2dForwardNarrow
         | Conv2dInputGrad
         | Conv2dInputGradSubgroup
         | Conv2dInputGradSubgroupWide
         | Conv2dInputGradTiled
+        | Conv2dInputGradTiled64
         | Conv2dInputGradNarrow
         | Conv2dWeightGrad
         | Conv2dWeightGradSubgroup
         | Conv2dWeightGradSubgroupWide
-        | Conv2dWeightGradTiled => twin!(Conv2dParams {
+        | Conv2dWeightGradTiled
+        | Conv2dWeightGradTiled64 => twin!(Conv2dParams {
             batch,
             in_channels,
             in_height,
@@ -203,24 +242,26 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             chunks,
             accumulate
         }),
-        Matmul | MatmulSubgroup | MatmulSubgroupWide | MatmulTiled | MatmulNarrow => twin!(MatmulParams {
-            m,
-            n,
-            k,
-            batch,
-            a_batch,
-            a_row,
-            a_k,
-            b_batch,
-            b_k,
-            b_col,
-            c_batch,
-            c_row,
-            bias_mode,
-            accumulate,
-            reduce_batch,
-            z_chunk
-        }),
+        Matmul | MatmulSubgroup | MatmulSubgroupWide | MatmulTiled | MatmulTiled64 | MatmulNarrow => {
+            twin!(MatmulParams {
+                m,
+                n,
+                k,
+                batch,
+                a_batch,
+                a_row,
+                a_k,
+                b_batch,
+                b_k,
+                b_col,
+                c_batch,
+                c_row,
+                bias_mode,
+                accumulate,
+                reduce_batch,
+                z_chunk
+            })
+        }
         BiasGrad => twin!(BiasGradParams {
             batch,
             channels,

@@ -25,7 +25,7 @@ pub struct Cli {
     pub command: Option<Command>,
     /// Kernel variant of the convolutions and GEMMs: `auto` times the variants that apply on
     /// this device for each launch shape and keeps the fastest (cached per adapter), or one of
-    /// portable, subgroup, subgroup-wide, tiled, narrow, split-k, split-k-tiled wherever it
+    /// portable, subgroup, subgroup-wide, tiled, tiled-64, narrow, split-k, split-k-tiled wherever it
     /// applies.
     #[arg(long, global = true, default_value = "auto", value_parser = KernelPolicy::parse)]
     pub kernels: KernelPolicy,

@@ -28,6 +28,9 @@ pub enum Variant {
     /// 256 invocations, 128×128 tiles double-buffered in workgroup memory, 8×8 outputs per
     /// invocation: for wide GPUs.
     Tiled,
+    /// The tiled kernels on 64×64 tiles: 8×8 invocations, 8×8 outputs each, 4 k per slice. For
+    /// GPUs, where a launch has too few 128×128 tiles to fill the device.
+    Tiled64,
     /// 256 invocations, 16×256 tiles, one column of 16 outputs per invocation, only A staged
     /// in workgroup memory: for outputs of few rows (16 or 32 output channels), which a
     /// 64-row tile leaves mostly empty. Convolution forward and input gradient, and GEMMs.
@@ -42,11 +45,12 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 8] = [
         Variant::Portable,
         Variant::Subgroup,
         Variant::SubgroupWide,
         Variant::Tiled,
+        Variant::Tiled64,
         Variant::Narrow,
         Variant::SplitK,
         Variant::SplitKTiled,
@@ -58,6 +62,7 @@ impl Variant {
             Variant::Subgroup => "subgroup",
             Variant::SubgroupWide => "subgroup-wide",
             Variant::Tiled => "tiled",
+            Variant::Tiled64 => "tiled-64",
             Variant::Narrow => "narrow",
             Variant::SplitK => "split-k",
             Variant::SplitKTiled => "split-k-tiled",
@@ -74,7 +79,21 @@ impl Variant {
             | Variant::Subgroup
             | Variant::SubgroupWide
             | Variant::Tiled
+            | Variant::Tiled64
             | Variant::Narrow => None,
+        }
+    }
+
+    /// The output tile (rows, columns) one workgroup of the variant computes, on a device whose
+    /// widest subgroup is `wide_lanes` lanes (`GpuContext::wide_lanes`): 4 columns per lane on
+    /// the subgroup kernels.
+    pub fn tile(self, wide_lanes: u32) -> (u32, u32) {
+        match self {
+            Variant::Subgroup => (16, 32),
+            Variant::SubgroupWide => (16, 4 * wide_lanes),
+            Variant::Tiled | Variant::SplitKTiled => (128, 128),
+            Variant::Narrow => (16, 256),
+            Variant::Portable | Variant::Tiled64 | Variant::SplitK => (64, 64),
         }
     }
 

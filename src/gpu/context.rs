@@ -57,14 +57,20 @@ pub struct OptionalFeatures {
 }
 
 /// An open device with its queue, what the adapter is, and the pipelines built so far.
+/// Invocations per workgroup of the wide subgroup kernels on an adapter whose largest subgroup
+/// is `subgroup_max_size` lanes: that size, at least 16 and at most 64 (a whole number of
+/// subgroups of any size it runs).
+pub fn wide_lanes(subgroup_max_size: u32) -> u32 {
+    subgroup_max_size.next_power_of_two().clamp(16, 64)
+}
+
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub adapter_info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: OptionalFeatures,
-    /// Invocations per workgroup of the wide subgroup kernels: the adapter's largest subgroup
-    /// size, at least 16 and at most 64 (a whole number of subgroups of any size it runs).
+    /// Invocations per workgroup of the wide subgroup kernels ([`wide_lanes`]).
     pub wide_lanes: u32,
     /// Bytes that a network's buffers may take in all (see [`GpuContext::memory_budget`]).
     memory_budget: std::sync::atomic::AtomicU64,
@@ -229,7 +235,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let wide_lanes = info.subgroup_max_size.next_power_of_two().clamp(16, 64);
+        let wide_lanes = wide_lanes(info.subgroup_max_size);
         let memory_budget = default_memory_budget(info.device_type).into();
         Ok(Self {
             memory_budget,
@@ -384,8 +390,7 @@ impl GpuContext {
                     label: Some(&label),
                     source: wgpu::ShaderSource::Wgsl(shader.source_for_device().into()),
                 });
-                let lanes = [("LANES", f64::from(self.wide_lanes))];
-                let constants: &[(&str, f64)] = if kernel.is_wide() { &lanes } else { &[] };
+                let constants = kernel.overrides().constants(self.wide_lanes);
                 Arc::new(
                     self.device
                         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -394,7 +399,7 @@ impl GpuContext {
                             module: &module,
                             entry_point: Some("main"),
                             compilation_options: wgpu::PipelineCompilationOptions {
-                                constants,
+                                constants: &constants,
                                 ..Default::default()
                             },
                             cache: None,

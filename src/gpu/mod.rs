@@ -14,7 +14,7 @@ pub use buffer::{
     BINDING_ALIGNMENT_BYTES, GpuBuffer, assert_f32, from_f16_bits, same_precision, to_f16_bits,
 };
 pub use choice::{GemmKey, GemmOp, KernelChoices, KernelPolicy, Variant};
-pub use context::{Fault, GpuContext, GpuError, OptionalFeatures, describe_error};
+pub use context::{Fault, GpuContext, GpuError, OptionalFeatures, describe_error, wide_lanes};
 pub use launch::{
     Launch, MAX_LOOP_ITERATIONS, MAX_REDUCTION, MAX_WORKGROUPS_PER_DIMENSION, flat_workgroups, grid_2d,
 };

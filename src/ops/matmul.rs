@@ -173,6 +173,7 @@ pub fn variants(p: &MatmulParams, bound: Option<usize>) -> Vec<Variant> {
         Variant::Subgroup,
         Variant::SubgroupWide,
         Variant::Tiled,
+        Variant::Tiled64,
         Variant::Narrow,
     ];
     all.extend(
@@ -266,13 +267,15 @@ pub fn launch_with(
             .join(", ")
     );
     let z = if params.reduce_batch == 1 { 1 } else { params.batch };
-    let (kernel, tile_m, tile_n) = match variant {
-        Variant::Subgroup => (Kernel::MatmulSubgroup, 16, 32),
-        Variant::SubgroupWide => (Kernel::MatmulSubgroupWide, 16, 4 * ctx.wide_lanes),
-        Variant::Tiled | Variant::SplitKTiled => (Kernel::MatmulTiled, 128, 128),
-        Variant::Narrow => (Kernel::MatmulNarrow, 16, 256),
-        Variant::Portable | Variant::SplitK => (Kernel::Matmul, 64, 64),
+    let kernel = match variant {
+        Variant::Subgroup => Kernel::MatmulSubgroup,
+        Variant::SubgroupWide => Kernel::MatmulSubgroupWide,
+        Variant::Tiled | Variant::SplitKTiled => Kernel::MatmulTiled,
+        Variant::Tiled64 => Kernel::MatmulTiled64,
+        Variant::Narrow => Kernel::MatmulNarrow,
+        Variant::Portable | Variant::SplitK => Kernel::Matmul,
     };
+    let (tile_m, tile_n) = variant.tile(ctx.wide_lanes);
     if variant.split_tile().is_some() || must_split(params, ctx.reduction_bound()) {
         // The subgroup kernels split where they must into split-K's chunks.
         let chunks_tile = variant

@@ -30,6 +30,7 @@ pub fn kernel_policies(ctx: &GpuContext) -> Vec<KernelPolicy> {
     let mut variants = vec![
         Variant::Portable,
         Variant::Tiled,
+        Variant::Tiled64,
         Variant::Narrow,
         Variant::SplitK,
         Variant::SplitKTiled,
@@ -86,7 +87,7 @@ pub fn assert_no_device_error(ctx: &GpuContext, what: &str) {
 /// kernel that variant's (the body of its tile loop, its subgroup width; split-K sums its
 /// partial sums, made on the portable or tiled kernel, in a second dispatch).
 pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &str) {
-    use resnet_wgpu::shaders::{GEMM_NARROW, GEMM_TILE, GEMM_TILED};
+    use resnet_wgpu::shaders::{GEMM_NARROW, GEMM_TILE, GEMM_TILED, Overrides};
     assert_eq!(
         launch.variant,
         Some(variant),
@@ -96,13 +97,22 @@ pub fn assert_ran(launch: &resnet_wgpu::gpu::Launch, variant: Variant, what: &st
     let first = shaders[0].kernel;
     let runs = match variant {
         Variant::Portable => first.bodies().first() == Some(&GEMM_TILE),
-        Variant::Subgroup => first.uses_subgroups() && !first.is_wide(),
-        Variant::SubgroupWide => first.is_wide(),
-        Variant::Tiled => first.bodies().first() == Some(&GEMM_TILED),
+        Variant::Subgroup => first.uses_subgroups() && first.overrides() == Overrides::Defaults,
+        Variant::SubgroupWide => first.overrides() == Overrides::WideLanes,
+        Variant::Tiled => {
+            first.bodies().first() == Some(&GEMM_TILED) && first.overrides() == Overrides::Defaults
+        }
+        Variant::Tiled64 => {
+            first.bodies().first() == Some(&GEMM_TILED) && first.overrides() == Overrides::Tile64
+        }
         Variant::Narrow => first.bodies().first() == Some(&GEMM_NARROW),
         // The partial sums on the portable or tiled tile loop, then their sum.
         Variant::SplitK => shaders.len() == 2 && first.bodies().first() == Some(&GEMM_TILE),
-        Variant::SplitKTiled => shaders.len() == 2 && first.bodies().first() == Some(&GEMM_TILED),
+        Variant::SplitKTiled => {
+            shaders.len() == 2
+                && first.bodies().first() == Some(&GEMM_TILED)
+                && first.overrides() == Overrides::Defaults
+        }
     };
     assert!(runs, "{what}: {variant} launched {}", first.name());
 }

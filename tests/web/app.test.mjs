@@ -294,7 +294,7 @@ test("every kernel compiles in the browser", { timeout: 300_000 }, async () => {
       const skipped = [];
       const compiled = new Set();
       const kernels = new Set();
-      for (const [label, code] of window.resnetShaderSources()) {
+      for (const [label, code, constants] of window.resnetShaderSources(adapter.info.subgroupMaxSize ?? 0)) {
         const kernel = label.split(" [")[0];
         kernels.add(kernel);
         const needs = [["enable f16;", "shader-f16"], ["enable subgroups;", "subgroups"]]
@@ -308,6 +308,17 @@ test("every kernel compiles in the browser", { timeout: 300_000 }, async () => {
         const errors = info.messages.filter((m) => m.type === "error");
         if (errors.length > 0) {
           failures.push(`${label}: ${errors.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join("; ")}`);
+          continue;
+        }
+        // A kernel that sets overrides gets its pipeline built with them, as the app does:
+        // only then are the override expressions evaluated (tile sides, workgroup sizes).
+        if (Object.keys(constants).length > 0) {
+          try {
+            await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main", constants } });
+          } catch (error) {
+            failures.push(`${label} with ${JSON.stringify(constants)}: ${error.message}`);
+            continue;
+          }
         }
         compiled.add(kernel);
       }

@@ -295,6 +295,7 @@ pub fn forward_with(
         ),
         Variant::Portable => Kernel::Conv2dForward,
         Variant::Tiled => Kernel::Conv2dForwardTiled,
+        Variant::Tiled64 => Kernel::Conv2dForwardTiled64,
         Variant::Narrow => Kernel::Conv2dForwardNarrow,
         Variant::SplitK | Variant::SplitKTiled => {
             unreachable!("checked above: split-K runs weight gradients only")
@@ -354,6 +355,7 @@ pub fn input_grad_with(
         ),
         Variant::Portable => Kernel::Conv2dInputGrad,
         Variant::Tiled => Kernel::Conv2dInputGradTiled,
+        Variant::Tiled64 => Kernel::Conv2dInputGradTiled64,
         Variant::Narrow => Kernel::Conv2dInputGradNarrow,
         Variant::SplitK | Variant::SplitKTiled => {
             unreachable!("checked above: split-K runs weight gradients only")
@@ -458,6 +460,7 @@ fn tile_loop_weight_grad(variant: Variant) -> Kernel {
     match variant {
         Variant::Portable | Variant::SplitK => Kernel::Conv2dWeightGrad,
         Variant::Tiled | Variant::SplitKTiled => Kernel::Conv2dWeightGradTiled,
+        Variant::Tiled64 => Kernel::Conv2dWeightGradTiled64,
         Variant::Subgroup | Variant::SubgroupWide => unreachable!("the subgroup kernels run no tile loop"),
         Variant::Narrow => unreachable!("not a weight-gradient variant: refused by assert_applies"),
     }

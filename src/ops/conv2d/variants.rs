@@ -87,12 +87,13 @@ pub fn variants(direction: Direction, shape: &Conv2dShape, bound: Option<usize>)
             Variant::Subgroup,
             Variant::SubgroupWide,
             Variant::Tiled,
+            Variant::Tiled64,
             Variant::Narrow,
         ];
     }
     let mut all = Vec::new();
     if weight_grad_reduction(shape) <= bound.unwrap_or(usize::MAX) {
-        all.extend([Variant::Portable, Variant::Tiled]);
+        all.extend([Variant::Portable, Variant::Tiled, Variant::Tiled64]);
     }
     if subgroup_weight_grad_chunks(shape, bound).is_some() {
         all.extend([Variant::Subgroup, Variant::SubgroupWide]);
@@ -174,18 +175,6 @@ pub(super) fn choose(
     (key, variant)
 }
 
-/// Tile sizes (M, N) of the implicit-GEMM kernels of a variant: 4 columns per lane on the
-/// subgroup kernels.
-pub(super) fn tile(ctx: &GpuContext, variant: Variant) -> (usize, usize) {
-    match variant {
-        Variant::Subgroup => (16, 32),
-        Variant::SubgroupWide => (16, 4 * ctx.wide_lanes as usize),
-        Variant::Tiled | Variant::SplitKTiled => (128, 128),
-        Variant::Narrow => (16, 256),
-        Variant::Portable | Variant::SplitK => (64, 64),
-    }
-}
-
 /// The kernel of a subgroup variant: the 8-lane one, or the wide one.
 pub(super) fn subgroup_kernel(variant: Variant, eight_lanes: Kernel, wide: Kernel) -> Kernel {
     match variant {
@@ -199,10 +188,10 @@ pub(super) fn subgroup_kernel(variant: Variant, eight_lanes: Kernel, wide: Kerne
 /// kernels read tile `x + z · num_workgroups.x`; spare tiles past N store nothing), tiles of M
 /// on y.
 pub(super) fn implicit_gemm_grid(ctx: &GpuContext, variant: Variant, m: usize, n: usize) -> [u32; 3] {
-    let (tile_m, tile_n) = tile(ctx, variant);
-    let n_tiles = n.div_ceil(tile_n) as u32;
+    let (tile_m, tile_n) = variant.tile(ctx.wide_lanes);
+    let n_tiles = n.div_ceil(tile_n as usize) as u32;
     let wraps = n_tiles.div_ceil(65_535);
-    [n_tiles.div_ceil(wraps), m.div_ceil(tile_m) as u32, wraps]
+    [n_tiles.div_ceil(wraps), m.div_ceil(tile_m as usize) as u32, wraps]
 }
 
 /// How many chunks a split-K weight gradient whose partial pass has square tiles of side `tile`

@@ -60,7 +60,7 @@ impl Case {
             .copied()
             .filter(|&v| match v {
                 Variant::SubgroupWide => wide_too,
-                Variant::Tiled => tiled_too,
+                Variant::Tiled | Variant::Tiled64 => tiled_too,
                 Variant::SplitKTiled => split_tiled_too,
                 Variant::Portable | Variant::Subgroup | Variant::Narrow | Variant::SplitK => true,
             })
