@@ -17,17 +17,25 @@
 //                                      of TILE
 //   a_along_k() -> bool                whether A lies in memory along k (true) or along m
 //   b_along_k() -> bool                whether B lies in memory along k (true) or along n
-//   stage_a(z, m, step, k) -> vec4<f32>   A[z, m + step·{0..3}, k]
-//   stage_b(z, n, step, k) -> vec4<f32>   B[z, k, n + step·{0..3}]
-//                                      (both zero outside the matrices; k = NO_K is
-//                                      outside; an invocation stages the same rows or
-//                                      columns at k rising by SLICE; step = STEP)
+//   a_quads() -> bool                  whether A is staged in quads: 4 values consecutive in
+//   b_quads() -> bool                  its memory order, at a k (or row) that is a multiple
+//                                      of 4, so that a kernel may load them as one vec4
+//   stage_a(z, m, k, spread) -> vec4<f32>   A[z, m + spread.x·j, k + spread.y·j], j < 4
+//   stage_b(z, n, k, spread) -> vec4<f32>   B[z, k + spread.y·j, n + spread.x·j], j < 4
+//                                      (zero outside the matrices; k = NO_K is outside;
+//                                      spread = (STEP, 0), or in quads (0, 1) along k and
+//                                      (1, 0) along the rows; an invocation stages the
+//                                      same rows or columns at k rising by SLICE; a k
+//                                      range staged in quads along k ends at K or at a
+//                                      multiple of 4)
 //   store_row(slice, m, columns, values)  stores 4 results of row m
 //
 // Staging reads memory in order: consecutive invocations stage consecutive rows (columns) of
 // one k where the operand lies along m (n), and consecutive k of one row (column) where it lies
 // along k, SLICE k per row, so that a 32-lane SIMD unit reads 32 consecutive values, or runs of
-// SLICE, per load. Either way an invocation stages 4 rows (columns) STEP apart at one k.
+// SLICE, per load. An invocation stages 4 rows (columns) STEP apart at one k, or where the
+// operand's kernel reads it in quads, 4 consecutive values: rows 4r..4r+3 of one k (one vec4
+// of the tile) or k..k+3 of one row.
 
 override TILE: u32 = 128u;
 // Invocations along each side of the workgroup, 8 outputs each.
@@ -39,40 +47,51 @@ override STEP: u32 = TILE / 4u;
 // vec4s of one buffer of a tile: 256 on 128×128 tiles, 64 on 64×64.
 override BUFFER: u32 = SLICE * STEP;
 
-// a_tile[buffer · BUFFER + kk · STEP + r] = A[m0 + 4r .. 4r + 3, k0 + kk];
-// b_tile[buffer · BUFFER + kk · STEP + q] = B[k0 + kk, n0 + 4q .. 4q + 3].
-var<workgroup> a_tile: array<vec4<f32>, 2u * BUFFER>;
-var<workgroup> b_tile: array<vec4<f32>, 2u * BUFFER>;
+// tiles[operand · 2·BUFFER + buffer · BUFFER + kk · STEP + r] holds, for operand 0,
+// A[m0 + 4r .. 4r + 3, k0 + kk], and for operand 1, B[k0 + kk, n0 + 4r .. 4r + 3].
+var<workgroup> tiles: array<vec4<f32>, 4u * BUFFER>;
 
-// What invocation `index` stages of each slice of an operand: (the k within the slice, its
-// first row or column within the tile, < STEP).
-fn staging(index: u32, along_k: bool) -> vec2<u32> {
-    if along_k {
-        return vec2<u32>(index % SLICE, index / SLICE);
-    }
-    return vec2<u32>(index / STEP, index % STEP);
+// What an invocation stages of each slice of an operand: 4 values, the first at k `kk` of the
+// slice and row (column) `first` of the tile, each next one `spread` = (rows, k) further.
+struct Staging {
+    kk: u32,
+    first: u32,
+    spread: vec2<u32>,
 }
 
-// The k that an invocation staging `at` stages in slice `s` of the range `ks`: NO_K past the
-// range's end.
-fn slice_k(ks: vec2<u32>, s: u32, at: vec2<u32>) -> u32 {
-    let k = ks.x + s * SLICE + at.x;
+// The staging of invocation `index` for an operand lying along k (`along_k`) or along its rows
+// (columns), in quads (4 consecutive values in memory order) or in rows STEP apart at one k.
+fn staging(index: u32, along_k: bool, quads: bool) -> Staging {
+    if quads && along_k {
+        let per_row = SLICE / 4u;
+        return Staging(4u * (index % per_row), index / per_row, vec2<u32>(0u, 1u));
+    }
+    if quads {
+        return Staging(index / STEP, 4u * (index % STEP), vec2<u32>(1u, 0u));
+    }
+    if along_k {
+        return Staging(index % SLICE, index / SLICE, vec2<u32>(STEP, 0u));
+    }
+    return Staging(index / STEP, index % STEP, vec2<u32>(STEP, 0u));
+}
+
+// The first k that an invocation staging `at` stages in slice `s` of the range `ks`: NO_K
+// past the range's end.
+fn slice_k(ks: vec2<u32>, s: u32, at: Staging) -> u32 {
+    let k = ks.x + s * SLICE + at.kk;
     return select(NO_K, k, k < ks.y);
 }
 
-// Writes the 4 values that an invocation staging `at` holds into buffer `buffer` of a tile:
-// rows (columns) at.y + STEP·j at k at.x.
-fn put_a(buffer: u32, at: vec2<u32>, values: vec4<f32>) {
-    for (var j = 0u; j < 4u; j++) {
-        let row = at.y + STEP * j;
-        a_tile[buffer * BUFFER + at.x * STEP + row / 4u][row % 4u] = values[j];
+// Writes the 4 values that an invocation staging `at` holds into the tiles at `base`
+// (an operand's buffer): a quad along the rows is one vec4 of the tile.
+fn put(base: u32, at: Staging, values: vec4<f32>) {
+    if at.spread.x == 1u {
+        tiles[base + at.kk * STEP + at.first / 4u] = values;
+        return;
     }
-}
-
-fn put_b(buffer: u32, at: vec2<u32>, values: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
-        let column = at.y + STEP * j;
-        b_tile[buffer * BUFFER + at.x * STEP + column / 4u][column % 4u] = values[j];
+        let row = at.first + at.spread.x * j;
+        tiles[base + (at.kk + at.spread.y * j) * STEP + row / 4u][row % 4u] = values[j];
     }
 }
 
@@ -94,26 +113,27 @@ fn main(
     }
 
     let slices = (max(place.ks.y, place.ks.x) - place.ks.x + SLICE - 1u) / SLICE;
-    let at_a = staging(index, a_along_k());
-    let at_b = staging(index, b_along_k());
+    let at_a = staging(index, a_along_k(), a_quads());
+    let at_b = staging(index, b_along_k(), b_quads());
     var buffer = 0u;
     for (var z = place.batches.x; z < place.batches.y; z++) {
-        var next_a = stage_a(z, m0 + at_a.y, STEP, slice_k(place.ks, 0u, at_a));
-        var next_b = stage_b(z, n0 + at_b.y, STEP, slice_k(place.ks, 0u, at_b));
+        var next_a = stage_a(z, m0 + at_a.first, slice_k(place.ks, 0u, at_a), at_a.spread);
+        var next_b = stage_b(z, n0 + at_b.first, slice_k(place.ks, 0u, at_b), at_b.spread);
         for (var s = 0u; s < slices; s++) {
-            put_a(buffer, at_a, next_a);
-            put_b(buffer, at_b, next_b);
+            put(buffer * BUFFER, at_a, next_a);
+            put((2u + buffer) * BUFFER, at_b, next_b);
             workgroupBarrier();
             if s + 1u < slices {
-                next_a = stage_a(z, m0 + at_a.y, STEP, slice_k(place.ks, s + 1u, at_a));
-                next_b = stage_b(z, n0 + at_b.y, STEP, slice_k(place.ks, s + 1u, at_b));
+                next_a = stage_a(z, m0 + at_a.first, slice_k(place.ks, s + 1u, at_a), at_a.spread);
+                next_b = stage_b(z, n0 + at_b.first, slice_k(place.ks, s + 1u, at_b), at_b.spread);
             }
             for (var kk = 0u; kk < SLICE; kk++) {
-                let base = buffer * BUFFER + kk * STEP;
-                let a_low = a_tile[base + local.y];
-                let a_high = a_tile[base + SIDE + local.y];
-                let b_low = b_tile[base + local.x];
-                let b_high = b_tile[base + SIDE + local.x];
+                let a_base = buffer * BUFFER + kk * STEP;
+                let b_base = (2u + buffer) * BUFFER + kk * STEP;
+                let a_low = tiles[a_base + local.y];
+                let a_high = tiles[a_base + SIDE + local.y];
+                let b_low = tiles[b_base + local.x];
+                let b_high = tiles[b_base + SIDE + local.x];
                 for (var i = 0u; i < 4u; i++) {
                     acc[2u * i] += a_low[i] * b_low;
                     acc[2u * i + 1u] += a_low[i] * b_high;

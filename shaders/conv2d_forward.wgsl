@@ -44,19 +44,39 @@ fn b_along_k() -> bool {
     return false;
 }
 
-// A: rows co + step·{0..3} of w at tap k.
-fn stage_a(z: u32, co: u32, step: u32, k: u32) -> vec4<f32> {
-    return vec4<f32>(load_a(z, co, k), load_a(z, co + step, k), load_a(z, co + 2u * step, k), load_a(z, co + 3u * step, k));
+// w in quads where K is a multiple of 4 (params.quads), through a vec4 view of it; the gather
+// of x value by value.
+@group(0) @binding(5) var<storage, read> w_quad: array<vec4<f32>>;
+
+fn a_quads() -> bool {
+    return params.quads == 1u;
 }
 
-// B: x at tap k of output pixels n + step·{0..3}. An invocation decodes its pixels on its first
+fn b_quads() -> bool {
+    return false;
+}
+
+// A: rows co + spread.x·{0..3} of w at tap k, or in quads w[co, k .. k + 3] (k a multiple of
+// 4, and so K).
+fn stage_a(z: u32, co: u32, k: u32, spread: vec2<u32>) -> vec4<f32> {
+    if a_quads() {
+        let k_total = params.in_channels * params.kernel_h * params.kernel_w;
+        if co >= params.out_channels || k >= k_total {
+            return vec4<f32>(0.0);
+        }
+        return w_quad[(co * k_total + k) / 4u];
+    }
+    return vec4<f32>(load_a(z, co, k), load_a(z, co + spread.x, k), load_a(z, co + 2u * spread.x, k), load_a(z, co + 3u * spread.x, k));
+}
+
+// B: x at tap k of output pixels n + spread.x·{0..3}. An invocation decodes its pixels on its first
 // call only, and walks the tap (ci, kh, kw) forward (walk_to in prelude_conv2d.wgsl).
 var<private> tap_walk: Walk = NOT_WALKED;
 var<private> pixel_base: vec4<u32>; // offset of x[b, 0, 0, 0] per pixel; OUTSIDE past B·OH·OW
 var<private> pixel_h: vec4<u32>; // oh·sh − ph per pixel (wrapping below zero, so that padding
 var<private> pixel_w: vec4<u32>; // compares as out of range); ow·sw − pw
 
-fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
+fn stage_b(z: u32, n: u32, k: u32, spread: vec2<u32>) -> vec4<f32> {
     let k_total = params.in_channels * params.kernel_h * params.kernel_w;
     if k >= k_total {
         return vec4<f32>(0.0);
@@ -65,7 +85,7 @@ fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
         let out_pixels = params.out_height * params.out_width;
         let image_len = params.in_channels * params.in_height * params.in_width;
         for (var j = 0u; j < 4u; j++) {
-            let pixel = n + step * j;
+            let pixel = n + spread.x * j;
             let in_image = pixel % out_pixels;
             pixel_base[j] = select(OUTSIDE, (pixel / out_pixels) * image_len, pixel < params.batch * out_pixels);
             pixel_h[j] = (in_image / params.out_width) * params.stride_h - params.pad_h;

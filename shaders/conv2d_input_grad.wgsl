@@ -73,14 +73,23 @@ fn b_along_k() -> bool {
     return false;
 }
 
+// The gathers read value by value.
+fn a_quads() -> bool {
+    return false;
+}
+
+fn b_quads() -> bool {
+    return false;
+}
+
 var<private> a_walk: Walk = NOT_WALKED;
 var<private> b_walk: Walk = NOT_WALKED;
 var<private> pixel_base: vec4<u32>; // offset of dy[b, 0, 0, 0] per pixel; OUTSIDE past N
 var<private> pixel_h: vec4<u32>; // u per pixel
 var<private> pixel_w: vec4<u32>; // v per pixel
 
-// A: w[co, ci, kh, kw] of input channels ci + step·{0..3} at tap k.
-fn stage_a(z: u32, ci: u32, step: u32, k: u32) -> vec4<f32> {
+// A: w[co, ci, kh, kw] of input channels ci + spread.x·{0..3} at tap k.
+fn stage_a(z: u32, ci: u32, k: u32, spread: vec2<u32>) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= phase_reduction(phase) {
         return values;
@@ -90,7 +99,7 @@ fn stage_a(z: u32, ci: u32, step: u32, k: u32) -> vec4<f32> {
     let window = params.kernel_h * params.kernel_w;
     let at = tap[1] * params.kernel_w + tap[2];
     for (var j = 0u; j < 4u; j++) {
-        let channel = ci + step * j;
+        let channel = ci + spread.x * j;
         if channel < params.in_channels {
             values[j] = w[(tap[0] * params.in_channels + channel) * window + at];
         }
@@ -98,9 +107,9 @@ fn stage_a(z: u32, ci: u32, step: u32, k: u32) -> vec4<f32> {
     return values;
 }
 
-// B: dy at the output pixel that tap k of pixels n + step·{0..3} of the phase reaches, zero
+// B: dy at the output pixel that tap k of pixels n + spread.x·{0..3} of the phase reaches, zero
 // where it is out of range.
-fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
+fn stage_b(z: u32, n: u32, k: u32, spread: vec2<u32>) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= phase_reduction(phase) {
         return values;
@@ -109,7 +118,7 @@ fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
         let phase_pixels = phase.rows * phase.cols;
         let dy_image = params.out_channels * params.out_height * params.out_width;
         for (var j = 0u; j < 4u; j++) {
-            let pixel = n + step * j;
+            let pixel = n + spread.x * j;
             let in_phase = pixel % phase_pixels;
             pixel_base[j] = select(OUTSIDE, (pixel / phase_pixels) * dy_image, pixel < phase_columns(phase));
             pixel_h[j] = in_phase / phase.cols;

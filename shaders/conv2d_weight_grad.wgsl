@@ -39,13 +39,26 @@ fn b_along_k() -> bool {
     return true;
 }
 
+// dy in quads of 4 output pixels where the planes and the chunks are multiples of 4 pixels
+// (params.quads), through a vec4 view of it; the gather of x value by value.
+@group(0) @binding(4) var<storage, read> dy_quad: array<vec4<f32>>;
+
+fn a_quads() -> bool {
+    return params.quads == 1u;
+}
+
+fn b_quads() -> bool {
+    return false;
+}
+
 var<private> a_walk: Walk = NOT_WALKED;
 var<private> b_walk: Walk = NOT_WALKED;
 var<private> taps: array<vec3<u32>, 4>; // (ci, kh, kw) per column
 var<private> tap_live: vec4<bool>; // whether the column is below Cin·KH·KW
 
-// A: dy[b, co, oh, ow] of output channels co + step·{0..3} at pixel k.
-fn stage_a(z: u32, co: u32, step: u32, k: u32) -> vec4<f32> {
+// A: dy[b, co, oh, ow] of output channels co + spread.x·{0..3} at pixel k, or in quads of
+// channel co at pixels k .. k + 3 (k a multiple of 4, and so OH·OW: one image).
+fn stage_a(z: u32, co: u32, k: u32, spread: vec2<u32>) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= params.batch * params.out_height * params.out_width {
         return values;
@@ -53,8 +66,14 @@ fn stage_a(z: u32, co: u32, step: u32, k: u32) -> vec4<f32> {
     let pixel = walk_to(&a_walk, k, vec2<u32>(params.out_height, params.out_width));
     let out_pixels = params.out_height * params.out_width;
     let at = pixel.y * params.out_width + pixel.z;
+    if a_quads() {
+        if co < params.out_channels {
+            values = dy_quad[((pixel.x * params.out_channels + co) * out_pixels + at) / 4u];
+        }
+        return values;
+    }
     for (var j = 0u; j < 4u; j++) {
-        let channel = co + step * j;
+        let channel = co + spread.x * j;
         if channel < params.out_channels {
             values[j] = dy[(pixel.x * params.out_channels + channel) * out_pixels + at];
         }
@@ -62,8 +81,8 @@ fn stage_a(z: u32, co: u32, step: u32, k: u32) -> vec4<f32> {
     return values;
 }
 
-// B: x at taps n + step·{0..3} of pixel k, zero in the padding.
-fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
+// B: x at taps n + spread.x·{0..3} of pixel k, zero in the padding.
+fn stage_b(z: u32, n: u32, k: u32, spread: vec2<u32>) -> vec4<f32> {
     var values = vec4<f32>(0.0);
     if k >= params.batch * params.out_height * params.out_width {
         return values;
@@ -71,7 +90,7 @@ fn stage_b(z: u32, n: u32, step: u32, k: u32) -> vec4<f32> {
     if b_walk.k == OUTSIDE {
         let window = params.kernel_h * params.kernel_w;
         for (var j = 0u; j < 4u; j++) {
-            let column = n + step * j;
+            let column = n + spread.x * j;
             tap_live[j] = column < params.in_channels * window;
             taps[j] = vec3<u32>(column / window, (column % window) / params.kernel_w, column % params.kernel_w);
         }

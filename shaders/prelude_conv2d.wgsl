@@ -29,6 +29,9 @@ struct Params {
     live_h_end: u32,
     live_w_start: u32,
     live_w_end: u32,
+    // The tiled kernels: whether A (the forward's w, the weight gradient's dy) is read 4 values
+    // at a time as one vec4, its rows (planes) and chunks being multiples of 4 values.
+    quads: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

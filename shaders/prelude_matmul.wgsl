@@ -26,6 +26,10 @@ struct Params {
     // With `reduce_batch`: images summed by each z slice of the grid (split-K over the batch
     // writes one partial C per slice, at c_batch · slice).
     z_chunk: u32,
+    // Whether the tiled kernels may read A (B) 4 values at a time as one vec4: along its axis
+    // of stride 1, every other stride a multiple of 4.
+    a_quads: u32,
+    b_quads: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

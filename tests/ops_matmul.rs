@@ -157,6 +157,40 @@ fn matmul_transposed_and_batch_summed() {
     }
 }
 
+/// Operands whose staged axis has stride 1 and whose other strides are multiples of 4 are read
+/// in quads (one vec4 per 4 values) by the tiled kernels: along k (a row-major A, a transposed
+/// B) and along the rows or columns (a transposed A, a row-major B), with quads that straddle
+/// the matrix's edge (70 rows with a stride of 72) read value by value. Every variant runs each
+/// layout against the reference; one stride not a multiple of 4 turns quads off.
+#[test]
+fn aligned_operands_are_read_in_quads() {
+    let ctx = gpu();
+    let (batch, m, n, k) = (2, 70, 132, 36);
+    let row_major = MatmulParams::row_major(batch, m, n, k);
+    let mut transposed = row_major;
+    // A[z, m, k] at z·a_batch + k·72 + m; B[z, k, n] at z·b_batch + n·40 + k.
+    transposed.a_row = 1;
+    transposed.a_k = 72;
+    transposed.a_batch = 72 * k as u32;
+    transposed.b_k = 1;
+    transposed.b_col = 40;
+    transposed.b_batch = 40 * n as u32;
+    let mut unaligned = row_major;
+    unaligned.a_row = 37;
+    unaligned.a_batch = 37 * m as u32;
+    let layouts = [
+        ("row-major", row_major, [true, true]),
+        ("transposed, padded", transposed, [true, true]),
+        ("A rows 37 apart", unaligned, [false, true]),
+    ];
+    for (name, p, quads) in layouts {
+        assert_eq!(p.quads(), quads, "{name}: which operands are read in quads");
+        for variant in kernel_variants(&ctx) {
+            check(&ctx, name, p, p.a_len(), p.b_len(), Bias::PerRow, 7, variant);
+        }
+    }
+}
+
 #[test]
 fn matmul_is_deterministic() {
     let ctx = gpu();

@@ -235,7 +235,8 @@ fn twin_of(kernel: Kernel) -> RustTwin {
             live_h_start,
             live_h_end,
             live_w_start,
-            live_w_end
+            live_w_end,
+            quads
         }),
         SplitKSum => twin!(SplitKSumParams {
             len,
@@ -259,7 +260,9 @@ fn twin_of(kernel: Kernel) -> RustTwin {
                 bias_mode,
                 accumulate,
                 reduce_batch,
-                z_chunk
+                z_chunk,
+                a_quads,
+                b_quads
             })
         }
         BiasGrad => twin!(BiasGradParams {

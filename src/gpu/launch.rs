@@ -104,7 +104,17 @@ impl Launch {
                 resource: wgpu::BindingResource::Buffer(buffer.clone()),
             });
         }
-        let bytes = buffers
+        // Each range once: a kernel may bind one range twice (a scalar and a vec4 view).
+        let mut ranges: Vec<&wgpu::BufferBinding<'_>> = Vec::new();
+        for binding in buffers {
+            let seen = ranges
+                .iter()
+                .any(|r| r.buffer == binding.buffer && r.offset == binding.offset && r.size == binding.size);
+            if !seen {
+                ranges.push(binding);
+            }
+        }
+        let bytes = ranges
             .iter()
             .map(|b| b.size.map_or(b.buffer.size() - b.offset, |s| s.get()) as f64)
             .sum();

@@ -6,7 +6,7 @@
 //! `reduce_batch` the batch index is summed too (weight gradients over a minibatch).
 
 use crate::gpu::{GemmKey, GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, Variant, assert_f32};
-use crate::shaders::{Kernel, Precision};
+use crate::shaders::{Kernel, Precision, STAGE_PLAIN};
 
 /// Where a bias is added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,10 @@ pub struct MatmulParams {
     /// With `reduce_batch`: images summed by each z slice of the grid (the whole batch, or a
     /// chunk of it for split-K).
     pub z_chunk: u32,
+    /// Whether the tiled kernels read A (B) 4 values at a time as one vec4 ([`Self::quads`]);
+    /// set by the launcher.
+    pub a_quads: u32,
+    pub b_quads: u32,
 }
 
 impl MatmulParams {
@@ -63,6 +67,8 @@ impl MatmulParams {
             accumulate: 0,
             reduce_batch: 0,
             z_chunk: 0,
+            a_quads: 0,
+            b_quads: 0,
         }
     }
 
@@ -104,6 +110,38 @@ impl MatmulParams {
     pub fn b_len(&self) -> usize {
         let last = |count: u32, stride: u32| (count as usize - 1) * stride as usize;
         last(self.batch, self.b_batch) + last(self.k, self.b_k) + last(self.n, self.b_col) + 1
+    }
+
+    /// Whether A and B can be read in quads, 4 values consecutive in memory loaded as one
+    /// vec4: an operand whose stride is 1 along the axis the tiled kernels stage it along (k
+    /// where its k stride is 1, else its rows or columns), and whose other strides are
+    /// multiples of 4, so that every quad starting at a multiple of 4 along that axis starts
+    /// at a multiple of 4 in memory (bound ranges start at multiples of 256 bytes).
+    pub fn quads(&self) -> [bool; 2] {
+        let aligned = |other: u32, batch_stride: u32| {
+            other.is_multiple_of(4) && (self.batch == 1 || batch_stride.is_multiple_of(4))
+        };
+        // Staged along k where its k stride is 1, else along its rows (columns), which must
+        // then have stride 1.
+        let a = match (self.a_k, self.a_row) {
+            (1, row) => aligned(row, self.a_batch),
+            (k, 1) => aligned(k, self.a_batch),
+            _ => false,
+        };
+        let b = match (self.b_k, self.b_col) {
+            (1, col) => aligned(col, self.b_batch),
+            (k, 1) => aligned(k, self.b_batch),
+            _ => false,
+        };
+        [a, b]
+    }
+
+    /// The parameters with [`Self::quads`] set.
+    fn reading_quads(mut self) -> Self {
+        let [a, b] = self.quads();
+        self.a_quads = a as u32;
+        self.b_quads = b as u32;
+        self
     }
 
     /// Multiply-adds × 2.
@@ -266,6 +304,7 @@ pub fn launch_with(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let params = &params.reading_quads();
     let z = if params.reduce_batch == 1 { 1 } else { params.batch };
     let kernel = match variant {
         Variant::Subgroup => Kernel::MatmulSubgroup,
@@ -292,10 +331,26 @@ pub fn launch_with(
         ctx,
         kernel.stored(&[a.precision(), b.precision(), c.precision()]),
         params,
-        &[a.bind(), b.bind(), bias, c.bind()],
+        &bindings(kernel, a, b, bias, c.bind()),
         [params.n.div_ceil(tile_n), params.m.div_ceil(tile_m), z],
     )
     .ran(variant)
+}
+
+/// The buffers a GEMM kernel binds: A, B, the bias and C, and on the tiled kernels vec4 views
+/// of A and B, from which they read quads (body_stage_plain.wgsl).
+fn bindings<'a>(
+    kernel: Kernel,
+    a: &'a GpuBuffer<f32>,
+    b: &'a GpuBuffer<f32>,
+    bias: wgpu::BufferBinding<'a>,
+    c: wgpu::BufferBinding<'a>,
+) -> Vec<wgpu::BufferBinding<'a>> {
+    let mut all = vec![a.bind(), b.bind(), bias, c];
+    if kernel.bodies().contains(&STAGE_PLAIN) {
+        all.extend([a.bind(), b.bind()]);
+    }
+    all
 }
 
 /// Split-K over the batch of a batch-summed GEMM: each of `chunks` z slices sums its chunk of
@@ -324,12 +379,13 @@ fn split_k(
         ctx,
         kernel.stored(&[a.precision(), b.precision(), partial.precision()]),
         &p,
-        &[
-            a.bind(),
-            b.bind(),
+        &bindings(
+            kernel,
+            a,
+            b,
             ctx.placeholder().as_entire_buffer_binding(),
             partial.bind(),
-        ],
+        ),
         [p.n.div_ceil(tile_n), p.m.div_ceil(tile_m), chunks as u32],
     );
     let total = crate::ops::split_k::sum(ctx, &partial, chunks, len, c, params.accumulate == 1);

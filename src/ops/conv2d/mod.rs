@@ -16,7 +16,7 @@ use std::ops::Range;
 use crate::gpu::{GemmOp, GpuBuffer, GpuContext, KernelChoices, Launch, Variant, assert_f32, same_precision};
 use crate::ops::matmul;
 use crate::ops::split_k;
-use crate::shaders::{Kernel, Precision};
+use crate::shaders::{GEMM_TILED, Kernel, Precision};
 
 mod variants;
 
@@ -67,6 +67,9 @@ pub struct Conv2dParams {
     pub live_h_end: u32,
     pub live_w_start: u32,
     pub live_w_end: u32,
+    /// Whether the tiled kernels read A 4 values at a time as one vec4 ([`reads_quads`]); set
+    /// by the launcher.
+    pub quads: u32,
 }
 
 impl Conv2dShape {
@@ -165,6 +168,7 @@ impl Conv2dShape {
             live_h_end: u(live_h.end),
             live_w_start: u(live_w.start),
             live_w_end: u(live_w.end),
+            quads: 0,
         }
     }
 
@@ -286,7 +290,7 @@ pub fn forward_with(
     if shape.runs_as_gemm() {
         return matmul::launch_with(ctx, variant, &forward_gemm(shape, bias.is_some()), w, x, bias, y);
     }
-    let params = shape.params(bias.is_some(), false);
+    let mut params = shape.params(bias.is_some(), false);
     let kernel = match variant {
         Variant::Subgroup | Variant::SubgroupWide => subgroup_kernel(
             variant,
@@ -307,9 +311,45 @@ pub fn forward_with(
         shape.out_channels,
         shape.batch * shape.out_height() * shape.out_width(),
     );
+    params.quads = reads_quads(kernel, Direction::Forward, shape, 0) as u32;
     let bias = bias.map_or(ctx.placeholder().as_entire_buffer_binding(), |b| b.bind());
+    let buffers = with_quad_view(kernel, vec![x.bind(), w.bind(), bias, y.bind()], w);
     let kernel = kernel.stored(&[same_precision(&[x, y])]);
-    Launch::new(ctx, kernel, &params, &[x.bind(), w.bind(), bias, y.bind()], grid).ran(variant)
+    Launch::new(ctx, kernel, &params, &buffers, grid).ran(variant)
+}
+
+/// Whether a kernel reads A of this direction in quads, 4 values as one vec4
+/// ([`Conv2dParams::quads`]): the tiled kernels, where the forward's rows of w (K = Cin·KH·KW
+/// values), or the weight gradient's planes of dy (OH·OW values) and its chunks of the
+/// reduction (`k_chunk` values, 0 for whole), are multiples of 4. The input gradient reads its
+/// weights transposed, and every other operand is gathered: value by value.
+fn reads_quads(kernel: Kernel, direction: Direction, shape: &Conv2dShape, k_chunk: u32) -> bool {
+    let four = |n: usize| n.is_multiple_of(4);
+    has_quad_view(kernel)
+        && match direction {
+            Direction::Forward => four(shape.in_channels * shape.kernel[0] * shape.kernel[1]),
+            Direction::WeightGrad => four(shape.out_height() * shape.out_width()) && four(k_chunk as usize),
+            Direction::InputGrad => false,
+        }
+}
+
+/// Whether a forward or weight-gradient kernel binds a vec4 view of its A (conv2d_forward.wgsl,
+/// conv2d_weight_grad.wgsl): the tiled ones.
+fn has_quad_view(kernel: Kernel) -> bool {
+    kernel.bodies().contains(&GEMM_TILED)
+}
+
+/// A forward or weight-gradient kernel's `buffers`, and after them, where it has one
+/// ([`has_quad_view`]), the vec4 view of `a`.
+fn with_quad_view<'a>(
+    kernel: Kernel,
+    mut buffers: Vec<wgpu::BufferBinding<'a>>,
+    a: &'a GpuBuffer<f32>,
+) -> Vec<wgpu::BufferBinding<'a>> {
+    if has_quad_view(kernel) {
+        buffers.push(a.bind());
+    }
+    buffers
 }
 
 /// `dx (+)= ∂L/∂x` from `dy`; with `accumulate` the result is added to what `dx` holds (a
@@ -428,8 +468,9 @@ pub fn weight_grad_with(
         let k_total = shape.batch * shape.out_height() * shape.out_width();
         // The partial pass writes its sums whole (the shared store adds the old value only
         // where `accumulate` is set); the second pass adds into dw where asked.
+        // Chunks of a multiple of 4 values, which the tiled kernels may read in quads.
         let mut params = shape.params(false, false);
-        params.k_chunk = k_total.div_ceil(chunks) as u32;
+        params.k_chunk = k_total.div_ceil(chunks).next_multiple_of(4) as u32;
         let grid = [
             columns.div_ceil(tile) as u32,
             shape.out_channels.div_ceil(tile) as u32,
@@ -442,16 +483,12 @@ pub fn weight_grad_with(
     if variant.uses_subgroups() {
         return subgroup_weight_grad(ctx, variant, shape, dy, x, dw, accumulate).ran(variant);
     }
-    let params = shape.params(false, accumulate);
+    let kernel = tile_loop_weight_grad(variant);
+    let mut params = shape.params(false, accumulate);
+    params.quads = reads_quads(kernel, Direction::WeightGrad, shape, 0) as u32;
     let grid = implicit_gemm_grid(ctx, variant, shape.out_channels, columns);
-    Launch::new(
-        ctx,
-        tile_loop_weight_grad(variant).stored(&[x.precision()]),
-        &params,
-        &[dy.bind(), x.bind(), dw.bind()],
-        grid,
-    )
-    .ran(variant)
+    let buffers = with_quad_view(kernel, vec![dy.bind(), x.bind(), dw.bind()], dy);
+    Launch::new(ctx, kernel.stored(&[x.precision()]), &params, &buffers, grid).ran(variant)
 }
 
 /// The weight-gradient kernel of a variant that runs a tile loop (portable or tiled, whole or
@@ -517,8 +554,10 @@ fn weight_grad_in_chunks(
     let partial = ctx
         .scratch(chunks * shape.weight_len())
         .prefix(chunks * shape.weight_len());
-    let buffers = [dy.bind(), x.bind(), partial.bind()];
-    let partials = Launch::new(ctx, kernel.stored(&[x.precision()]), params, &buffers, grid);
+    let mut params = *params;
+    params.quads = reads_quads(kernel, Direction::WeightGrad, shape, params.k_chunk) as u32;
+    let buffers = with_quad_view(kernel, vec![dy.bind(), x.bind(), partial.bind()], dy);
+    let partials = Launch::new(ctx, kernel.stored(&[x.precision()]), &params, &buffers, grid);
     partials.then(split_k::sum(
         ctx,
         &partial,
