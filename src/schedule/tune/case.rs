@@ -42,8 +42,8 @@ impl Case {
     /// [`UNTIMED_FLOPS`]; else all but the wide subgroup kernels where the adapter's subgroups
     /// are 8 lanes wide (see [`GpuContext::wide_worth_timing`]), the tiled kernels of a
     /// convolution that does not run as a GEMM on a CPU adapter (see
-    /// [`GpuContext::tiled_convolutions_worth_timing`]), and split-K's tiled partial pass on a
-    /// CPU adapter.
+    /// [`GpuContext::tiled_convolutions_worth_timing`]), and the 64×64 tiled kernels and
+    /// split-K's tiled partial pass on a CPU adapter.
     pub fn worth_timing(&self, ctx: &GpuContext) -> Vec<Variant> {
         if self.shape.flops() < UNTIMED_FLOPS {
             return self.candidates[..1].to_vec();
@@ -53,15 +53,17 @@ impl Case {
             CaseShape::Conv(_, s) => s.runs_as_gemm() || ctx.tiled_convolutions_worth_timing(),
             CaseShape::Matmul(_) => true,
         };
-        // The tiled partial pass of split-K is for GPUs alone, as the tiled convolutions are.
-        let split_tiled_too = ctx.tiled_convolutions_worth_timing();
+        // The 64×64 tiled kernels and the tiled partial pass of split-K are for GPUs alone, as
+        // the tiled convolutions are (on lavapipe the 64×64 tiled GEMM reaches 0.3× the
+        // subgroup GEMM's rate).
+        let gpu_only_too = ctx.tiled_convolutions_worth_timing();
         self.candidates
             .iter()
             .copied()
             .filter(|&v| match v {
                 Variant::SubgroupWide => wide_too,
-                Variant::Tiled | Variant::Tiled64 => tiled_too,
-                Variant::SplitKTiled => split_tiled_too,
+                Variant::Tiled => tiled_too,
+                Variant::Tiled64 | Variant::SplitKTiled => gpu_only_too,
                 Variant::Portable | Variant::Subgroup | Variant::Narrow | Variant::SplitK => true,
             })
             .collect()
