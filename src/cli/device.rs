@@ -56,7 +56,9 @@ fn bench_networks(quick: bool) -> Vec<(&'static str, Vec<(String, resnet_wgpu::o
 
 pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bool, layer: &str) {
     println!("adapter: {}", ctx.describe());
-    println!("every variant that applies is timed; the table shows the fastest and its name");
+    println!(
+        "every variant that applies is timed; each layer's row shows the fastest and its name, and the lines under it every variant's rate"
+    );
     let yardsticks = bench::gemm_yardstick(ctx, gemm_size, min_seconds);
     let all: Vec<String> = yardsticks.iter().map(|(v, g)| format!("{v} {g:.2}")).collect();
     let yardstick = yardsticks[0].1;
@@ -106,15 +108,13 @@ pub fn run_bench(ctx: &GpuContext, gemm_size: usize, min_seconds: f64, quick: bo
                 );
             }
             println!();
-            if !layer.is_empty() {
-                // Few layers: every variant of each direction, fastest first.
-                for (direction, times) in Direction::ALL.iter().zip(&t.variants) {
-                    let all: Vec<String> = times
-                        .iter()
-                        .map(|(v, seconds)| format!("{v} {:.2}", shape.flops() / seconds / 1e9))
-                        .collect();
-                    println!("    {:<11} GFLOP/s: {}", direction.name(), all.join(", "));
-                }
+            // Every variant of each direction, fastest first: which wins where.
+            for (direction, times) in Direction::ALL.iter().zip(&t.variants) {
+                let all: Vec<String> = times
+                    .iter()
+                    .map(|(v, seconds)| format!("{v} {:.2}", shape.flops() / seconds / 1e9))
+                    .collect();
+                println!("    {:<11} GFLOP/s: {}", direction.name(), all.join(", "));
             }
         }
         println!();

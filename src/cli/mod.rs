@@ -108,7 +108,7 @@ pub enum Command {
         /// Only the yardstick GEMM and the 32×32 CIFAR-stem network (faster).
         #[arg(long)]
         quick: bool,
-        /// Only the layers whose name contains this text, each with every variant's GFLOP/s.
+        /// Only the layers whose name contains this text.
         #[arg(long, default_value = "")]
         layer: String,
         /// Also time whole training steps of the three reference configurations, with a
