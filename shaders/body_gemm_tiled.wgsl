@@ -47,9 +47,19 @@ override STEP: u32 = TILE / 4u;
 // vec4s of one buffer of a tile: 256 on 128×128 tiles, 64 on 64×64.
 override BUFFER: u32 = SLICE * STEP;
 
-// tiles[operand · 2·BUFFER + buffer · BUFFER + kk · STEP + r] holds, for operand 0,
+// tiles[operand · 2·BUFFER + buffer · BUFFER + slot(kk, r)] holds, for operand 0,
 // A[m0 + 4r .. 4r + 3, k0 + kk], and for operand 1, B[k0 + kk, n0 + 4r .. 4r + 3].
 var<workgroup> tiles: array<vec4<f32>, 4u * BUFFER>;
+
+// Where the vec4 of rows (columns) 4r .. 4r + 3 at k kk of a slice lies in a buffer: in the row
+// of kk, with the low 3 bits of r XORed with kk · 8 / SLICE. Staging along k, a 32-lane SIMD
+// unit writes SLICE k of 32 / SLICE rows at once (word 4·STEP·kk + row, STEP·4 being a multiple
+// of 32): the swizzle puts those 32 values in 32 different 4-byte banks of workgroup memory
+// (as on NVIDIA and AMD GPUs), where the plain layout puts them in 32 / SLICE, at no cost in
+// memory. r ^ swizzle stays in r's aligned block of 8, below STEP.
+fn slot(kk: u32, r: u32) -> u32 {
+    return kk * STEP + (r ^ ((kk * 8u / SLICE) % 8u));
+}
 
 // What an invocation stages of each slice of an operand: 4 values, the first at k `kk` of the
 // slice and row (column) `first` of the tile, each next one `spread` = (rows, k) further.
@@ -86,12 +96,12 @@ fn slice_k(ks: vec2<u32>, s: u32, at: Staging) -> u32 {
 // (an operand's buffer): a quad along the rows is one vec4 of the tile.
 fn put(base: u32, at: Staging, values: vec4<f32>) {
     if at.spread.x == 1u {
-        tiles[base + at.kk * STEP + at.first / 4u] = values;
+        tiles[base + slot(at.kk, at.first / 4u)] = values;
         return;
     }
     for (var j = 0u; j < 4u; j++) {
         let row = at.first + at.spread.x * j;
-        tiles[base + (at.kk + at.spread.y * j) * STEP + row / 4u][row % 4u] = values[j];
+        tiles[base + slot(at.kk + at.spread.y * j, row / 4u)][row % 4u] = values[j];
     }
 }
 
@@ -128,12 +138,12 @@ fn main(
                 next_b = stage_b(z, n0 + at_b.first, slice_k(place.ks, s + 1u, at_b), at_b.spread);
             }
             for (var kk = 0u; kk < SLICE; kk++) {
-                let a_base = buffer * BUFFER + kk * STEP;
-                let b_base = (2u + buffer) * BUFFER + kk * STEP;
-                let a_low = tiles[a_base + local.y];
-                let a_high = tiles[a_base + SIDE + local.y];
-                let b_low = tiles[b_base + local.x];
-                let b_high = tiles[b_base + SIDE + local.x];
+                let a_base = buffer * BUFFER;
+                let b_base = (2u + buffer) * BUFFER;
+                let a_low = tiles[a_base + slot(kk, local.y)];
+                let a_high = tiles[a_base + slot(kk, SIDE + local.y)];
+                let b_low = tiles[b_base + slot(kk, local.x)];
+                let b_high = tiles[b_base + slot(kk, SIDE + local.x)];
                 for (var i = 0u; i < 4u; i++) {
                     acc[2u * i] += a_low[i] * b_low;
                     acc[2u * i + 1u] += a_low[i] * b_high;

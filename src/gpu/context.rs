@@ -324,7 +324,7 @@ impl GpuContext {
     /// Whether the tiled (128×128, GPU-class) convolution kernels are worth timing: on GPUs,
     /// not on CPU adapters, where each invocation's 8×8 block and the staging in workgroup
     /// memory do not pay. Measured on lavapipe (AVX-512): no ResNet-50 layer shape, in any
-    /// direction, runs fastest on them, and the tiled GEMM reaches 0.64× the subgroup GEMM's
+    /// direction, runs fastest on them, and the tiled GEMM reaches about 0.6× the subgroup GEMM's
     /// rate; they run there only when asked for by name.
     pub fn tiled_convolutions_worth_timing(&self) -> bool {
         self.adapter_info.device_type != wgpu::DeviceType::Cpu

@@ -54,7 +54,7 @@ impl Case {
             CaseShape::Matmul(_) => true,
         };
         // The 64×64 tiled kernels and the tiled partial pass of split-K are for GPUs alone, as
-        // the tiled convolutions are (on lavapipe the 64×64 tiled GEMM reaches 0.3× the
+        // the tiled convolutions are (on lavapipe the 64×64 tiled GEMM reaches about half the
         // subgroup GEMM's rate).
         let gpu_only_too = ctx.tiled_convolutions_worth_timing();
         self.candidates
