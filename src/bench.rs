@@ -36,13 +36,12 @@ pub fn gemm_yardstick(ctx: &GpuContext, size: usize, min_seconds: f64) -> Vec<(V
         .collect()
 }
 
-/// Seconds of one run of a GEMM (one batch slice of operands, as its strides lay them out) in
-/// each variant that applies on this adapter, fastest first.
+/// Seconds of one run of a GEMM (operands as its strides lay them out) in each variant that
+/// applies on this adapter, fastest first.
 pub fn time_gemm(ctx: &GpuContext, params: &MatmulParams, min_seconds: f64) -> Vec<(Variant, f64)> {
     let mut rng = Rng::new(1);
-    let (m, n, k) = (params.m as usize, params.n as usize, params.k as usize);
-    let a = random_buffer(ctx, "A", m * k, &mut rng);
-    let b = random_buffer(ctx, "B", k * n, &mut rng);
+    let a = random_buffer(ctx, "A", params.a_len(), &mut rng);
+    let b = random_buffer(ctx, "B", params.b_len(), &mut rng);
     let c = GpuBuffer::zeros(ctx, "C", params.c_len());
     let mut out: Vec<(Variant, f64)> = matmul::candidates(ctx, params)
         .into_iter()

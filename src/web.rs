@@ -78,10 +78,9 @@ pub fn resnet_status() -> String {
 
 /// Every kernel at every precision of its tensors, each as `[label, text, constants]` with the
 /// text exactly as the browser's device receives it and the values its pipeline sets for the
-/// text's overrides on an adapter whose largest subgroup is `subgroup_max_size` lanes (JSON), for
-/// the test that
-/// compiles them all in the browser, whose shader compiler checks more than naga does
-/// (uniformity, for one).
+/// text's overrides on an adapter whose largest subgroup is `subgroup_max_size` lanes (JSON),
+/// for the test that compiles them all in the browser, whose shader compiler checks more than
+/// naga does (uniformity, for one).
 #[wasm_bindgen(js_name = resnetShaderSources)]
 pub fn resnet_shader_sources(subgroup_max_size: u32) -> String {
     let wide_lanes = crate::gpu::wide_lanes(subgroup_max_size);

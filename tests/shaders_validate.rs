@@ -14,8 +14,13 @@ use resnet_wgpu::ops::{
 };
 use resnet_wgpu::shaders::{Body, ELEMENT_ALIASES, Kernel, Precision, Prelude};
 
-/// Parses and validates WGSL text (with subgroup operations and f16 allowed where asked).
-fn validate(name: &str, text: &str, subgroups: bool) -> Result<naga::Module, String> {
+/// Parses and validates WGSL text (with subgroup operations and f16 allowed where asked): the
+/// module and what validation found of it.
+fn validate(
+    name: &str,
+    text: &str,
+    subgroups: bool,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let module =
         naga::front::wgsl::parse_str(text).map_err(|e| format!("{name}: {}", e.emit_to_string(text)))?;
     let mut capabilities = naga::valid::Capabilities::empty();
@@ -30,20 +35,16 @@ fn validate(name: &str, text: &str, subgroups: bool) -> Result<naga::Module, Str
         validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
         validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
     }
-    validator
+    let info = validator
         .validate(&module)
         .map_err(|e| format!("{name}: {}", e.emit_to_string(text)))?;
-    Ok(module)
+    Ok((module, info))
 }
 
 /// Sets a validated module's overrides as its kernel's pipeline does (the widest subgroups a
 /// device may have, 64 lanes, for a wide kernel) and validates the result: every override
 /// expression evaluates, and the workgroup sizes and loops it shapes are valid.
-fn specialize(module: &naga::Module, text: &str, kernel: Kernel) -> Result<(), String> {
-    let capabilities = naga::valid::Capabilities::all();
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
-        .validate(module)
-        .map_err(|e| e.emit_to_string(text))?;
+fn specialize(module: &naga::Module, info: &naga::valid::ModuleInfo, kernel: Kernel) -> Result<(), String> {
     let constants: naga::back::PipelineConstants = kernel
         .overrides()
         .constants(64)
@@ -61,7 +62,7 @@ fn specialize(module: &naga::Module, text: &str, kernel: Kernel) -> Result<(), S
     }
     naga::back::pipeline_constants::process_overrides(
         module,
-        &info,
+        info,
         Some((naga::ShaderStage::Compute, "main")),
         &constants,
     )
@@ -129,8 +130,8 @@ fn every_kernel_validates_as_the_device_receives_it() {
                 "{name}: the browser's text differs by more than its `enable subgroups;`"
             );
             match validate(&name, &text, kernel.uses_subgroups()) {
-                Ok(module) => {
-                    if let Err(e) = specialize(&module, &text, kernel) {
+                Ok((module, info)) => {
+                    if let Err(e) = specialize(&module, &info, kernel) {
                         failures.push(format!("{name}: {e}"));
                     }
                     if !module.entry_points.iter().any(|ep| ep.name == "main") {
@@ -340,7 +341,7 @@ fn every_parameter_struct_matches_its_rust_twin() {
         let text = kernel
             .stored(&vec![Precision::F32; kernel.aliases().len()])
             .joined_source(false);
-        let module = validate(kernel.name(), &text, kernel.uses_subgroups()).expect("valid kernel");
+        let (module, _) = validate(kernel.name(), &text, kernel.uses_subgroups()).expect("valid kernel");
         let uniform = module
             .global_variables
             .iter()

@@ -73,8 +73,8 @@ impl Variant {
     /// adds: the side of the partial pass's square tile where it does.
     pub fn split_tile(self) -> Option<usize> {
         match self {
-            Variant::SplitK => Some(64),
-            Variant::SplitKTiled => Some(128),
+            // Square tiles, whatever the subgroup width.
+            Variant::SplitK | Variant::SplitKTiled => Some(self.tile(0).0 as usize),
             Variant::Portable
             | Variant::Subgroup
             | Variant::SubgroupWide

@@ -56,7 +56,6 @@ pub struct OptionalFeatures {
     pub timestamp_query: bool,
 }
 
-/// An open device with its queue, what the adapter is, and the pipelines built so far.
 /// Invocations per workgroup of the wide subgroup kernels on an adapter whose largest subgroup
 /// is `subgroup_max_size` lanes: that size, at least 16 and at most 64 (a whole number of
 /// subgroups of any size it runs).
@@ -64,6 +63,7 @@ pub fn wide_lanes(subgroup_max_size: u32) -> u32 {
     subgroup_max_size.next_power_of_two().clamp(16, 64)
 }
 
+/// An open device with its queue, what the adapter is, and the pipelines built so far.
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
